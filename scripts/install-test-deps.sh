@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the tests need from outside npm: the AWS CLI (Debian's awscli), used by the
+# wire tests as a real, independent client. Runs before `npm test` (npm's pretest hook).
+set -euo pipefail
+need=()
+[ -x /usr/bin/aws ] || need+=(awscli)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "npm test needs: ${need[*]} (Debian packages); install them or run as root" >&2; exit 1
+  fi
+else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${need[@]}" >/dev/null

@@ -1,0 +1,102 @@
+import { randomInt } from 'node:crypto';
+import { mkdir, open, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Sealer } from '../crypto/seal.ts';
+import { loadOrCreateRootKeyFile } from '../keystores/root-key-file.ts';
+import { SoftwareKeyStore } from '../keystores/software/software-key-store.ts';
+import { AccessKeyResolver, createAccessKey } from '../service/access-keys.ts';
+import type { ServiceContext } from '../service/context.ts';
+import { SqliteMetadataStore } from '../storage/sqlite/sqlite-store.ts';
+import type { MetadataStore } from '../storage/types.ts';
+
+export interface InstanceOptions {
+  dataDir: string;
+  region: string;
+  now?: () => Date;
+}
+
+export interface Instance {
+  readonly dataDir: string;
+  readonly context: ServiceContext;
+  readonly store: MetadataStore;
+  readonly sealer: Sealer;
+  readonly accessKeys: AccessKeyResolver;
+  close(): Promise<void>;
+}
+
+export const dataDirPaths = (dataDir: string) => ({
+  rootKey: join(dataDir, 'root.key'),
+  database: join(dataDir, 'strongroom.db'),
+  credentials: join(dataDir, 'credentials'),
+  lock: join(dataDir, 'strongroom.lock'),
+});
+
+/** A 12-digit account id, fixed at first start. */
+const newAccountId = (): string => String(randomInt(100_000_000_000, 999_999_999_999));
+
+/** Opens (creating on first start) the embedded default: a key file and SQLite under dataDir. */
+export async function openInstance(options: InstanceOptions): Promise<Instance> {
+  const dataDir = resolve(options.dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const paths = dataDirPaths(dataDir);
+  const { rootKey } = await loadOrCreateRootKeyFile(paths.rootKey);
+  // The sealer owns the root key from here on.
+  const sealer = new Sealer(rootKey);
+  const store = new SqliteMetadataStore(paths.database);
+  const accountId = await store.putSettingIfAbsent('account-id', newAccountId());
+  const context: ServiceContext = {
+    store,
+    keyStore: new SoftwareKeyStore(sealer),
+    accountId,
+    region: options.region,
+    partition: 'aws',
+    now: options.now ?? (() => new Date()),
+  };
+  return {
+    dataDir,
+    context,
+    store,
+    sealer,
+    accessKeys: new AccessKeyResolver(store, sealer),
+    close: () => store.close(),
+  };
+}
+
+export const adminPrincipalArn = (accountId: string): string => `arn:aws:iam::${accountId}:user/admin`;
+
+/**
+ * First start: an administrator principal with one access key, written to <data-dir>/credentials
+ * in the AWS shared-credentials format (profile "default"), created 0600. Returns whether it was
+ * created now.
+ */
+export async function bootstrapAdministrator(instance: Instance): Promise<boolean> {
+  if ((await instance.store.listAccessKeys()).length > 0) return false;
+  const { credentials } = dataDirPaths(instance.dataDir);
+  const accessKey = await createAccessKey(
+    instance.store,
+    instance.sealer,
+    adminPrincipalArn(instance.context.accountId),
+    instance.context.now(),
+  );
+  const handle = await open(credentials, 'w', 0o600);
+  try {
+    await handle.chmod(0o600);
+    await handle.writeFile(
+      '[default]\n' +
+        `aws_access_key_id = ${accessKey.accessKeyId}\n` +
+        `aws_secret_access_key = ${accessKey.secretAccessKey.exposeSecretBytes().toString('utf8')}\n`,
+    );
+    await handle.sync();
+  } finally {
+    await handle.close();
+    accessKey.secretAccessKey.zero();
+  }
+  return true;
+}
+
+export async function credentialsFileExists(dataDir: string): Promise<boolean> {
+  return stat(dataDirPaths(dataDir).credentials).then(
+    () => true,
+    () => false,
+  );
+}

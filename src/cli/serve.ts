@@ -1,0 +1,212 @@
+import cluster from 'node:cluster';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { runDueBackgroundWork } from '../service/background.ts';
+import { createKmsHandler } from '../transports/kms-json/handler.ts';
+import { SigV4Verifier } from '../transports/kms-json/sigv4.ts';
+import { DataDirLockedError, lockDataDir } from './data-dir-lock.ts';
+import { bootstrapAdministrator, dataDirPaths, openInstance, type Instance } from './instance.ts';
+
+export interface ServeOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  region: string;
+  workers: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  schedulerIntervalSeconds: number;
+  logLevel: string;
+}
+
+const WORKER_ENV = 'STRONGROOM_WORKER_OPTIONS';
+
+/** `strongroom serve`: the primary owns the data dir, the scheduler and the workers. */
+export async function serve(options: ServeOptions): Promise<void> {
+  if (cluster.isWorker) return runWorker(JSON.parse(process.env[WORKER_ENV] as string) as ServeOptions);
+
+  const logger = pino({ level: options.logLevel }, pino.destination(2));
+  // Everything this process creates (database, WAL, lock) is for its owner's eyes only.
+  process.umask(0o077);
+  const dataDir = resolve(options.dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  let unlock: () => Promise<void>;
+  try {
+    unlock = await lockDataDir(dataDirPaths(dataDir).lock, dataDir);
+  } catch (error) {
+    if (error instanceof DataDirLockedError) {
+      process.stderr.write(`strongroom: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const instance = await openInstance({ dataDir, region: options.region });
+  const created = await bootstrapAdministrator(instance);
+
+  const listening = options.workers <= 1 ? [await startServer(options, instance, logger)] : await forkWorkers(options, dataDir);
+  const port = listening[0];
+  const scheme = options.tlsCert ? 'https' : 'http';
+  const url = `${scheme}://${formatHost(options.host)}:${port}`;
+  printWelcome({ instance, url, created, region: options.region });
+
+  const scheduler = setInterval(() => {
+    runDueBackgroundWork(instance.context).then(
+      (run) => {
+        if (run.destroyed.length || run.rotated.length) logger.info(run, 'scheduled key work carried out');
+      },
+      (error: unknown) => logger.error({ err: errorSummary(error) }, 'scheduled key work failed; will retry'),
+    );
+  }, options.schedulerIntervalSeconds * 1000);
+  scheduler.unref();
+  // Work that fell due while the server was down is done at start.
+  runDueBackgroundWork(instance.context).catch((error: unknown) =>
+    logger.error({ err: errorSummary(error) }, 'scheduled key work failed; will retry'),
+  );
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(scheduler);
+    await Promise.all([closeServers(), stopWorkers()]);
+    await instance.close();
+    await unlock();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.stdout.write(`listening on ${url}\n`);
+}
+
+let servers: Server[] = [];
+
+async function closeServers(): Promise<void> {
+  await Promise.all(
+    servers.map(
+      (server) =>
+        new Promise<void>((done) => {
+          server.close(() => done());
+          server.closeIdleConnections();
+        }),
+    ),
+  );
+}
+
+async function stopWorkers(): Promise<void> {
+  const workers = Object.values(cluster.workers ?? {});
+  await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise<void>((done) => {
+          if (!worker || worker.isDead()) return done();
+          worker.once('exit', () => done());
+          worker.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+async function startServer(options: ServeOptions, instance: Instance, logger: Logger): Promise<number> {
+  const verifier = new SigV4Verifier({
+    region: options.region,
+    service: 'kms',
+    lookup: async (accessKeyId) => {
+      const resolved = await instance.accessKeys.resolve(accessKeyId);
+      return resolved && { secretAccessKey: resolved.secretAccessKey };
+    },
+  });
+  const kms = createKmsHandler({
+    context: instance.context,
+    verifier,
+    principalFor: async (accessKeyId) => (await instance.accessKeys.resolve(accessKeyId))?.principalArn,
+    logger,
+  });
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'GET' && req.url === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    kms(req, res);
+  };
+  const server = options.tlsCert
+    ? createHttpsServer(
+        { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey as string) },
+        handler,
+      )
+    : createHttpServer(handler);
+  // Bounded waits so a slow or idle client cannot hold a connection's resources forever.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 20_000;
+  server.keepAliveTimeout = 65_000;
+  servers.push(server);
+  await new Promise<void>((done, fail) => {
+    server.once('error', fail);
+    server.listen(options.port, options.host, () => done());
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+async function forkWorkers(options: ServeOptions, dataDir: string): Promise<number[]> {
+  const workerOptions: ServeOptions = { ...options, dataDir };
+  const ports: Promise<number>[] = [];
+  for (let index = 0; index < options.workers; index++) {
+    const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify(workerOptions) });
+    ports.push(
+      new Promise((done, fail) => {
+        worker.once('message', (message: { listening?: number; error?: string }) => {
+          if (message.listening !== undefined) done(message.listening);
+          else fail(new Error(message.error ?? 'worker failed to start'));
+        });
+        worker.once('exit', (code) => fail(new Error(`worker exited with code ${code} during start`)));
+      }),
+    );
+  }
+  cluster.on('exit', (worker, code, signal) => {
+    if (code !== 0 && signal !== 'SIGTERM') {
+      process.stderr.write(`strongroom: worker ${worker.process.pid} died (${signal ?? code}); stopping\n`);
+      process.kill(process.pid, 'SIGTERM');
+    }
+  });
+  return Promise.all(ports);
+}
+
+async function runWorker(options: ServeOptions): Promise<void> {
+  const logger = pino({ level: options.logLevel }, pino.destination(2));
+  try {
+    const instance = await openInstance({ dataDir: options.dataDir, region: options.region });
+    const port = await startServer(options, instance, logger);
+    process.on('SIGTERM', async () => {
+      await closeServers();
+      await instance.close();
+      process.exit(0);
+    });
+    process.send?.({ listening: port });
+  } catch (error) {
+    process.send?.({ error: error instanceof Error ? error.message : String(error) });
+    process.exit(1);
+  }
+}
+
+function printWelcome(args: { instance: Instance; url: string; created: boolean; region: string }): void {
+  const { credentials } = dataDirPaths(args.instance.dataDir);
+  const lines = [
+    `Strongroom: data dir ${args.instance.dataDir}, account ${args.instance.context.accountId}, region ${args.region}`,
+    args.created
+      ? `Created the administrator's access key in ${credentials} (profile "default"; keep it secret).`
+      : `Administrator credentials: ${credentials} (profile "default").`,
+    'Point the AWS CLI and SDKs here with:',
+    `  export AWS_SHARED_CREDENTIALS_FILE=${credentials}`,
+    `  export AWS_REGION=${args.region}`,
+    `  export AWS_ENDPOINT_URL_KMS=${args.url}`,
+    `  (AWS CLI older than 2.13 ignores AWS_ENDPOINT_URL_KMS: pass --endpoint-url ${args.url})`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+const formatHost = (host: string): string => (host.includes(':') ? `[${host}]` : host);
+
+const errorSummary = (error: unknown) => (error instanceof Error ? { name: error.name, stack: error.stack } : String(error));

@@ -1,0 +1,27 @@
+import type { KeyMetadata } from '@aws-sdk/client-kms';
+import type { KeyRecord } from '../storage/types.ts';
+import type { ServiceContext } from './context.ts';
+import { keyArn } from './key-resolution.ts';
+
+/** The KeyMetadata structure DescribeKey and CreateKey answer with, field for field as AWS. */
+export async function keyMetadata(context: ServiceContext, key: KeyRecord): Promise<KeyMetadata> {
+  const current = await context.store.getKeyVersion(key.keyId, key.currentVersion);
+  return {
+    AWSAccountId: context.accountId,
+    KeyId: key.keyId,
+    Arn: keyArn(context, key.keyId),
+    CreationDate: key.createdAt,
+    Enabled: key.state === 'Enabled',
+    Description: key.description,
+    KeyUsage: key.keyUsage as KeyMetadata['KeyUsage'],
+    KeyState: key.state,
+    DeletionDate: key.state === 'PendingDeletion' ? key.deletionDate : undefined,
+    Origin: key.origin as KeyMetadata['Origin'],
+    KeyManager: 'CUSTOMER',
+    CustomerMasterKeySpec: key.keySpec as KeyMetadata['CustomerMasterKeySpec'],
+    KeySpec: key.keySpec as KeyMetadata['KeySpec'],
+    EncryptionAlgorithms: key.keyUsage === 'ENCRYPT_DECRYPT' ? ['SYMMETRIC_DEFAULT'] : undefined,
+    MultiRegion: false,
+    CurrentKeyMaterialId: current?.keyMaterialId,
+  };
+}

@@ -1,0 +1,60 @@
+import type { Caller, ServiceContext } from './context.ts';
+import { createAlias, deleteAlias, listAliases, updateAlias } from './operations/aliases.ts';
+import { createKey } from './operations/create-key.ts';
+import { decrypt } from './operations/decrypt.ts';
+import { describeKey } from './operations/describe-key.ts';
+import { disableKey, enableKey } from './operations/enable-disable-key.ts';
+import { encrypt } from './operations/encrypt.ts';
+import { generateDataKey, generateDataKeyWithoutPlaintext } from './operations/generate-data-key.ts';
+import { generateRandom } from './operations/generate-random.ts';
+import { cancelKeyDeletion, scheduleKeyDeletion } from './operations/key-deletion.ts';
+import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './operations/key-policies.ts';
+import { listKeys } from './operations/list-keys.ts';
+import { reEncrypt } from './operations/re-encrypt.ts';
+import {
+  disableKeyRotation,
+  enableKeyRotation,
+  getKeyRotationStatus,
+  listKeyRotations,
+  rotateKeyOnDemand,
+} from './operations/rotation.ts';
+import { listResourceTags, tagResource, untagResource } from './operations/tags.ts';
+import { updateKeyDescription } from './operations/update-key-description.ts';
+
+// Inputs arrive validated against the KMS model by the transport, so each operation's input is
+// its AWS request type; the table erases that to one signature for dispatch.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyOperation = (context: ServiceContext, input: any, caller: Caller) => Promise<object>;
+
+/** Every operation this service implements, by its AWS name. */
+export const OPERATIONS: ReadonlyMap<string, AnyOperation> = new Map<string, AnyOperation>([
+  ['CancelKeyDeletion', cancelKeyDeletion],
+  ['CreateAlias', createAlias],
+  ['CreateKey', createKey],
+  ['Decrypt', decrypt],
+  ['DeleteAlias', deleteAlias],
+  ['DescribeKey', describeKey],
+  ['DisableKey', disableKey],
+  ['DisableKeyRotation', disableKeyRotation],
+  ['EnableKey', enableKey],
+  ['EnableKeyRotation', enableKeyRotation],
+  ['Encrypt', encrypt],
+  ['GenerateDataKey', generateDataKey],
+  ['GenerateDataKeyWithoutPlaintext', generateDataKeyWithoutPlaintext],
+  ['GenerateRandom', generateRandom],
+  ['GetKeyPolicy', getKeyPolicy],
+  ['GetKeyRotationStatus', getKeyRotationStatus],
+  ['ListAliases', listAliases],
+  ['ListKeyPolicies', listKeyPolicies],
+  ['ListKeyRotations', listKeyRotations],
+  ['ListKeys', listKeys],
+  ['ListResourceTags', listResourceTags],
+  ['PutKeyPolicy', putKeyPolicy],
+  ['ReEncrypt', reEncrypt],
+  ['RotateKeyOnDemand', rotateKeyOnDemand],
+  ['ScheduleKeyDeletion', scheduleKeyDeletion],
+  ['TagResource', tagResource],
+  ['UntagResource', untagResource],
+  ['UpdateAlias', updateAlias],
+  ['UpdateKeyDescription', updateKeyDescription],
+]);

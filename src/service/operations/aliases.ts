@@ -1,0 +1,95 @@
+import type {
+  CreateAliasRequest,
+  DeleteAliasRequest,
+  ListAliasesRequest,
+  ListAliasesResponse,
+  UpdateAliasRequest,
+} from '@aws-sdk/client-kms';
+import { StoreConflictError } from '../../storage/types.ts';
+import type { Operation, ServiceContext } from '../context.ts';
+import { KmsError } from '../errors.ts';
+import { aliasArn, requireAlias, requireManageable, resolveKey } from '../key-resolution.ts';
+import { decodeMarker, encodeMarker, pageLimit } from '../pagination.ts';
+
+/** AWS KMS quota: aliases per KMS key. */
+const MAX_ALIASES_PER_KEY = 50;
+
+function checkAliasName(aliasName: string): void {
+  if (!aliasName.startsWith('alias/')) {
+    throw new KmsError(
+      'ValidationException',
+      'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html',
+    );
+  }
+  if (aliasName.startsWith('alias/aws/')) {
+    throw new KmsError('InvalidAliasNameException', 'Alias names beginning with alias/aws/ are reserved for AWS managed keys.');
+  }
+  if (aliasName === 'alias/') throw new KmsError('InvalidAliasNameException', 'Alias name must not be empty after "alias/".');
+}
+
+async function targetFor(context: ServiceContext, targetKeyId: string) {
+  // TargetKeyId takes a key id or key ARN, never an alias.
+  const key = await resolveKey(context, targetKeyId, { allowAlias: false });
+  requireManageable(context, key);
+  return key;
+}
+
+export const createAlias: Operation<CreateAliasRequest, Record<string, never>> = async (context, input) => {
+  const aliasName = input.AliasName as string;
+  checkAliasName(aliasName);
+  const key = await targetFor(context, input.TargetKeyId as string);
+  if ((await context.store.countAliases(key.keyId)) >= MAX_ALIASES_PER_KEY) {
+    throw new KmsError('LimitExceededException', `A KMS key can have at most ${MAX_ALIASES_PER_KEY} aliases.`);
+  }
+  const now = context.now();
+  try {
+    await context.store.createAlias({ aliasName, targetKeyId: key.keyId, createdAt: now, updatedAt: now });
+  } catch (error) {
+    if (error instanceof StoreConflictError) {
+      throw new KmsError('AlreadyExistsException', `An alias with the name ${aliasArn(context, aliasName)} already exists`);
+    }
+    throw error;
+  }
+  return {};
+};
+
+export const updateAlias: Operation<UpdateAliasRequest, Record<string, never>> = async (context, input) => {
+  const aliasName = input.AliasName as string;
+  checkAliasName(aliasName);
+  const alias = await requireAlias(context, aliasName);
+  const key = await targetFor(context, input.TargetKeyId as string);
+  const current = await context.store.getKey(alias.targetKeyId);
+  if (current && (current.keyUsage !== key.keyUsage || current.keySpec !== key.keySpec)) {
+    throw new KmsError(
+      'ValidationException',
+      'The new target key must have the same key spec and key usage as the key the alias points to now.',
+    );
+  }
+  await context.store.updateAlias(aliasName, key.keyId, context.now());
+  return {};
+};
+
+export const deleteAlias: Operation<DeleteAliasRequest, Record<string, never>> = async (context, input) => {
+  const aliasName = input.AliasName as string;
+  checkAliasName(aliasName);
+  if (!(await context.store.deleteAlias(aliasName))) await requireAlias(context, aliasName);
+  return {};
+};
+
+export const listAliases: Operation<ListAliasesRequest, ListAliasesResponse> = async (context, input) => {
+  const limit = pageLimit(input.Limit, { defaultLimit: 50, max: 100 });
+  const keyId =
+    input.KeyId === undefined ? undefined : (await resolveKey(context, input.KeyId, { allowAlias: false })).keyId;
+  const page = await context.store.listAliases(limit, decodeMarker(input.Marker), keyId);
+  return {
+    Aliases: page.items.map((alias) => ({
+      AliasName: alias.aliasName,
+      AliasArn: aliasArn(context, alias.aliasName),
+      TargetKeyId: alias.targetKeyId,
+      CreationDate: alias.createdAt,
+      LastUpdatedDate: alias.updatedAt,
+    })),
+    Truncated: page.nextAfter !== undefined,
+    NextMarker: page.nextAfter === undefined ? undefined : encodeMarker(page.nextAfter),
+  };
+};

@@ -1,0 +1,70 @@
+import type { CreateKeyRequest, CreateKeyResponse } from '@aws-sdk/client-kms';
+import { checkKeyPolicyDocument, defaultKeyPolicy } from '../../policy/key-policy.ts';
+import type { KeyRecord } from '../../storage/types.ts';
+import type { Operation } from '../context.ts';
+import { KmsError } from '../errors.ts';
+import { keyMetadata } from '../key-metadata.ts';
+import { makeKeyVersion } from '../key-versions.ts';
+import { policyError } from './policy-errors.ts';
+import { checkRequestTags } from '../tags.ts';
+import { randomUUID } from 'node:crypto';
+
+/** Key specs this release can make; the asymmetric and HMAC specs arrive with their key stores. */
+const SUPPORTED_KEY_SPECS = new Set(['SYMMETRIC_DEFAULT']);
+
+export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (context, input) => {
+  if (input.KeySpec !== undefined && input.CustomerMasterKeySpec !== undefined) {
+    throw new KmsError(
+      'ValidationException',
+      'You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.',
+    );
+  }
+  const keySpec = input.KeySpec ?? input.CustomerMasterKeySpec ?? 'SYMMETRIC_DEFAULT';
+  if (input.KeyUsage === undefined && keySpec !== 'SYMMETRIC_DEFAULT') {
+    throw new KmsError(
+      'ValidationException',
+      'You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.',
+    );
+  }
+  const keyUsage = input.KeyUsage ?? 'ENCRYPT_DECRYPT';
+  if (keySpec === 'SYMMETRIC_DEFAULT' && keyUsage !== 'ENCRYPT_DECRYPT') {
+    throw new KmsError('ValidationException', `KeyUsage ${keyUsage} is not compatible with KeySpec ${keySpec}`);
+  }
+  if (!SUPPORTED_KEY_SPECS.has(keySpec)) {
+    throw new KmsError('UnsupportedOperationException', `KeySpec ${keySpec} is not supported by this Strongroom release.`);
+  }
+  const origin = input.Origin ?? 'AWS_KMS';
+  if (origin !== 'AWS_KMS') {
+    throw new KmsError('UnsupportedOperationException', `Origin ${origin} is not supported by this Strongroom release.`);
+  }
+  if (input.CustomKeyStoreId !== undefined) {
+    throw new KmsError('CustomKeyStoreNotFoundException', `Custom key store ${input.CustomKeyStoreId} does not exist.`);
+  }
+  if (input.XksKeyId !== undefined) {
+    throw new KmsError('ValidationException', 'XksKeyId is allowed only with Origin EXTERNAL_KEY_STORE.');
+  }
+  if (input.MultiRegion) {
+    throw new KmsError('UnsupportedOperationException', 'Multi-Region keys are not supported by Strongroom.');
+  }
+  const policy = input.Policy ?? defaultKeyPolicy(context.accountId, context.partition);
+  const problem = input.Policy === undefined ? undefined : checkKeyPolicyDocument(input.Policy);
+  if (problem) throw policyError(problem);
+  const tags = checkRequestTags(input.Tags);
+
+  const key: KeyRecord = {
+    keyId: randomUUID(),
+    createdAt: context.now(),
+    description: input.Description ?? '',
+    keyUsage,
+    keySpec,
+    origin,
+    state: 'Enabled',
+    policy,
+    rotationEnabled: false,
+    currentVersion: 1,
+    onDemandRotationCount: 0,
+  };
+  const firstVersion = await makeKeyVersion(context, key, 1, undefined);
+  await context.store.createKey(key, firstVersion, tags);
+  return { KeyMetadata: await keyMetadata(context, key) };
+};

@@ -1,0 +1,28 @@
+import type { DecryptRequest, DecryptResponse } from '@aws-sdk/client-kms';
+import type { Operation } from '../context.ts';
+import { KmsError } from '../errors.ts';
+import { keyArn, stopIfDryRun } from '../key-resolution.ts';
+import { decryptCiphertext } from '../symmetric-crypto.ts';
+
+export const decrypt: Operation<DecryptRequest, DecryptResponse> = async (context, input) => {
+  if (input.CiphertextBlob === undefined) {
+    throw new KmsError('ValidationException', 'CiphertextBlob is required.');
+  }
+  if (input.Recipient !== undefined) {
+    throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
+  }
+  const { key, version, plaintext } = await decryptCiphertext(context, {
+    ciphertextBlob: input.CiphertextBlob,
+    encryptionContext: input.EncryptionContext,
+    keyIdParameter: input.KeyId,
+    encryptionAlgorithm: input.EncryptionAlgorithm,
+    operation: 'Decrypt',
+    dryRun: () => stopIfDryRun(input.DryRun),
+  });
+  return {
+    KeyId: keyArn(context, key.keyId),
+    Plaintext: plaintext,
+    EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+    KeyMaterialId: version.keyMaterialId,
+  };
+};

@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import type {
+  GenerateDataKeyRequest,
+  GenerateDataKeyResponse,
+  GenerateDataKeyWithoutPlaintextRequest,
+  GenerateDataKeyWithoutPlaintextResponse,
+} from '@aws-sdk/client-kms';
+import type { Operation, ServiceContext } from '../context.ts';
+import { KmsError } from '../errors.ts';
+import { keyArn, stopIfDryRun } from '../key-resolution.ts';
+import { encryptWithCurrentVersion, keyForEncrypt } from '../symmetric-crypto.ts';
+
+const DATA_KEY_BYTES: Record<string, number> = { AES_128: 16, AES_256: 32 };
+
+function dataKeyLength(input: { KeySpec?: string; NumberOfBytes?: number }): number {
+  if ((input.KeySpec === undefined) === (input.NumberOfBytes === undefined)) {
+    throw new KmsError('ValidationException', 'Please specify either number of bytes or key spec.');
+  }
+  return input.NumberOfBytes ?? DATA_KEY_BYTES[input.KeySpec as string];
+}
+
+async function makeDataKey(
+  context: ServiceContext,
+  input: GenerateDataKeyRequest | GenerateDataKeyWithoutPlaintextRequest,
+  operation: string,
+) {
+  const length = dataKeyLength(input);
+  const key = await keyForEncrypt(context, input.KeyId as string, operation, undefined);
+  stopIfDryRun(input.DryRun);
+  const plaintext = randomBytes(length);
+  const { ciphertextBlob, version } = await encryptWithCurrentVersion(context, key, plaintext, input.EncryptionContext);
+  return { plaintext, ciphertextBlob, keyArn: keyArn(context, key.keyId), keyMaterialId: version.keyMaterialId };
+}
+
+export const generateDataKey: Operation<GenerateDataKeyRequest, GenerateDataKeyResponse> = async (context, input) => {
+  if (input.Recipient !== undefined) {
+    throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
+  }
+  const dataKey = await makeDataKey(context, input, 'GenerateDataKey');
+  return {
+    CiphertextBlob: dataKey.ciphertextBlob,
+    Plaintext: dataKey.plaintext,
+    KeyId: dataKey.keyArn,
+    KeyMaterialId: dataKey.keyMaterialId,
+  };
+};
+
+export const generateDataKeyWithoutPlaintext: Operation<
+  GenerateDataKeyWithoutPlaintextRequest,
+  GenerateDataKeyWithoutPlaintextResponse
+> = async (context, input) => {
+  const dataKey = await makeDataKey(context, input, 'GenerateDataKeyWithoutPlaintext');
+  dataKey.plaintext.fill(0);
+  return { CiphertextBlob: dataKey.ciphertextBlob, KeyId: dataKey.keyArn, KeyMaterialId: dataKey.keyMaterialId };
+};

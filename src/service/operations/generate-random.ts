@@ -1,0 +1,15 @@
+import { randomBytes } from 'node:crypto';
+import type { GenerateRandomRequest, GenerateRandomResponse } from '@aws-sdk/client-kms';
+import type { Operation } from '../context.ts';
+import { KmsError } from '../errors.ts';
+
+export const generateRandom: Operation<GenerateRandomRequest, GenerateRandomResponse> = async (_context, input) => {
+  if (input.NumberOfBytes === undefined) throw new KmsError('ValidationException', 'NumberOfBytes is required.');
+  if (input.CustomKeyStoreId !== undefined) {
+    throw new KmsError('CustomKeyStoreNotFoundException', `Custom key store ${input.CustomKeyStoreId} does not exist.`);
+  }
+  if (input.Recipient !== undefined) {
+    throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
+  }
+  return { Plaintext: randomBytes(input.NumberOfBytes) };
+};

@@ -1,0 +1,66 @@
+import type {
+  CancelKeyDeletionRequest,
+  CancelKeyDeletionResponse,
+  ScheduleKeyDeletionRequest,
+  ScheduleKeyDeletionResponse,
+} from '@aws-sdk/client-kms';
+import type { Operation, ServiceContext } from '../context.ts';
+import { KmsError, validationError } from '../errors.ts';
+import { keyArn, requireManageable, resolveKey } from '../key-resolution.ts';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const MIN_WINDOW_DAYS = 7;
+const MAX_WINDOW_DAYS = 30;
+const DEFAULT_WINDOW_DAYS = 30;
+
+export const scheduleKeyDeletion: Operation<ScheduleKeyDeletionRequest, ScheduleKeyDeletionResponse> = async (
+  context,
+  input,
+) => {
+  const windowDays = input.PendingWindowInDays ?? DEFAULT_WINDOW_DAYS;
+  // The model allows 1..365 (the lower bound exists for multi-Region replicas); AWS enforces
+  // 7..30 for a key's own deletion with this message form.
+  if (windowDays < MIN_WINDOW_DAYS || windowDays > MAX_WINDOW_DAYS) {
+    const bound = windowDays < MIN_WINDOW_DAYS ? `greater than or equal to ${MIN_WINDOW_DAYS}` : `less than or equal to ${MAX_WINDOW_DAYS}`;
+    throw validationError([
+      `Value '${windowDays}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value ${bound}`,
+    ]);
+  }
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  requireManageable(context, key);
+  const deletionDate = new Date(context.now().getTime() + windowDays * DAY_MS);
+  await context.store.updateKey(key.keyId, {
+    state: 'PendingDeletion',
+    deletionDate,
+    pendingWindowInDays: windowDays,
+  });
+  return {
+    KeyId: keyArn(context, key.keyId),
+    DeletionDate: deletionDate,
+    KeyState: 'PendingDeletion',
+    PendingWindowInDays: windowDays,
+  };
+};
+
+/** A key whose deletion is cancelled comes back Disabled, as in AWS. */
+export const cancelKeyDeletion: Operation<CancelKeyDeletionRequest, CancelKeyDeletionResponse> = async (
+  context,
+  input,
+) => {
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  if (key.state !== 'PendingDeletion') {
+    throw new KmsError('KMSInvalidStateException', `${keyArn(context, key.keyId)} is not pending deletion.`);
+  }
+  await context.store.updateKey(key.keyId, { state: 'Disabled', deletionDate: null, pendingWindowInDays: null });
+  return { KeyId: keyArn(context, key.keyId) };
+};
+
+/** Carried out by the scheduler: destroys the key's material, aliases and tags for good. */
+export async function destroyDueKeys(context: ServiceContext): Promise<string[]> {
+  const due = await context.store.keysDueForDeletion(context.now());
+  for (const keyId of due) {
+    await context.store.destroyKey(keyId);
+    context.keyStore.forget(keyId);
+  }
+  return due;
+}

@@ -1,0 +1,45 @@
+import type { ReEncryptRequest, ReEncryptResponse } from '@aws-sdk/client-kms';
+import type { Operation } from '../context.ts';
+import { KmsError } from '../errors.ts';
+import { keyArn, stopIfDryRun } from '../key-resolution.ts';
+import { decryptCiphertext, encryptWithCurrentVersion, keyForEncrypt } from '../symmetric-crypto.ts';
+
+/** Decrypts and encrypts again inside the service: the plaintext never leaves it. */
+export const reEncrypt: Operation<ReEncryptRequest, ReEncryptResponse> = async (context, input) => {
+  if (input.CiphertextBlob === undefined) {
+    throw new KmsError('ValidationException', 'CiphertextBlob is required.');
+  }
+  const destination = await keyForEncrypt(
+    context,
+    input.DestinationKeyId as string,
+    'ReEncrypt',
+    input.DestinationEncryptionAlgorithm,
+  );
+  const source = await decryptCiphertext(context, {
+    ciphertextBlob: input.CiphertextBlob,
+    encryptionContext: input.SourceEncryptionContext,
+    keyIdParameter: input.SourceKeyId,
+    encryptionAlgorithm: input.SourceEncryptionAlgorithm,
+    operation: 'ReEncrypt',
+    dryRun: () => stopIfDryRun(input.DryRun),
+  });
+  try {
+    const { ciphertextBlob, version } = await encryptWithCurrentVersion(
+      context,
+      destination,
+      source.plaintext,
+      input.DestinationEncryptionContext,
+    );
+    return {
+      CiphertextBlob: ciphertextBlob,
+      SourceKeyId: keyArn(context, source.key.keyId),
+      KeyId: keyArn(context, destination.keyId),
+      SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      SourceKeyMaterialId: source.version.keyMaterialId,
+      DestinationKeyMaterialId: version.keyMaterialId,
+    };
+  } finally {
+    source.plaintext.fill(0);
+  }
+};

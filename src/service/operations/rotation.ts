@@ -1,0 +1,130 @@
+import type {
+  DisableKeyRotationRequest,
+  EnableKeyRotationRequest,
+  GetKeyRotationStatusRequest,
+  GetKeyRotationStatusResponse,
+  ListKeyRotationsRequest,
+  ListKeyRotationsResponse,
+  RotateKeyOnDemandRequest,
+  RotateKeyOnDemandResponse,
+} from '@aws-sdk/client-kms';
+import type { KeyRecord } from '../../storage/types.ts';
+import type { Operation, ServiceContext } from '../context.ts';
+import { KmsError } from '../errors.ts';
+import { keyArn, keyStateError, requireEnabled, requireManageable, resolveKey } from '../key-resolution.ts';
+import { rotate } from '../key-versions.ts';
+import { decodeMarker, encodeMarker, pageLimit } from '../pagination.ts';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_ROTATION_PERIOD_DAYS = 365;
+/** AWS KMS quota: on-demand rotations per key over its lifetime. */
+const MAX_ON_DEMAND_ROTATIONS = 25;
+
+/** Only symmetric keys whose material KMS generated rotate, as in AWS. */
+function requireRotatable(context: ServiceContext, key: KeyRecord): void {
+  if (key.keySpec !== 'SYMMETRIC_DEFAULT') throw new KmsError('UnsupportedOperationException', '');
+  if (key.origin !== 'AWS_KMS') {
+    throw new KmsError(
+      'UnsupportedOperationException',
+      `${keyArn(context, key.keyId)} origin is ${key.origin} which is not valid for this operation.`,
+    );
+  }
+}
+
+export const enableKeyRotation: Operation<EnableKeyRotationRequest, Record<string, never>> = async (context, input) => {
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  requireEnabled(context, key);
+  requireRotatable(context, key);
+  const periodDays = input.RotationPeriodInDays ?? DEFAULT_ROTATION_PERIOD_DAYS;
+  await context.store.updateKey(key.keyId, {
+    rotationEnabled: true,
+    rotationPeriodInDays: periodDays,
+    nextRotationAt: new Date(context.now().getTime() + periodDays * DAY_MS),
+  });
+  return {};
+};
+
+export const disableKeyRotation: Operation<DisableKeyRotationRequest, Record<string, never>> = async (context, input) => {
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  requireEnabled(context, key);
+  requireRotatable(context, key);
+  await context.store.updateKey(key.keyId, { rotationEnabled: false, nextRotationAt: null });
+  return {};
+};
+
+export const getKeyRotationStatus: Operation<GetKeyRotationStatusRequest, GetKeyRotationStatusResponse> = async (
+  context,
+  input,
+) => {
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  requireManageable(context, key);
+  return {
+    KeyRotationEnabled: key.rotationEnabled,
+    KeyId: keyArn(context, key.keyId),
+    RotationPeriodInDays: key.rotationEnabled ? key.rotationPeriodInDays : undefined,
+    NextRotationDate: key.rotationEnabled ? key.nextRotationAt : undefined,
+  };
+};
+
+/** Rotates now, without touching the automatic schedule (as AWS). */
+export const rotateKeyOnDemand: Operation<RotateKeyOnDemandRequest, RotateKeyOnDemandResponse> = async (
+  context,
+  input,
+) => {
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  requireEnabled(context, key);
+  requireRotatable(context, key);
+  if (key.onDemandRotationCount >= MAX_ON_DEMAND_ROTATIONS) {
+    throw new KmsError(
+      'LimitExceededException',
+      `The on-demand rotations limit has been reached for the given keyId. No more on-demand rotations can be performed for this key: ${keyArn(context, key.keyId)}`,
+    );
+  }
+  await rotate(context, key, 'ON_DEMAND');
+  return { KeyId: keyArn(context, key.keyId) };
+};
+
+export const listKeyRotations: Operation<ListKeyRotationsRequest, ListKeyRotationsResponse> = async (context, input) => {
+  const limit = pageLimit(input.Limit, { defaultLimit: 100, max: 1000 });
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  if (key.state === 'PendingDeletion') throw keyStateError(context, key);
+  requireRotatable(context, key);
+  const includeAll = input.IncludeKeyMaterial === 'ALL_KEY_MATERIAL';
+  const after = Number(decodeMarker(input.Marker) ?? '0');
+  const versions = (await context.store.listKeyVersions(key.keyId)).filter(
+    (version) => version.version > after && (includeAll || version.rotationType !== undefined),
+  );
+  const page = versions.slice(0, limit);
+  const truncated = versions.length > limit;
+  return {
+    Rotations: page.map((version) => ({
+      KeyId: keyArn(context, key.keyId),
+      KeyMaterialId: version.keyMaterialId,
+      KeyMaterialState: version.version === key.currentVersion ? 'CURRENT' : 'NON_CURRENT',
+      RotationDate: version.rotationType === undefined ? undefined : version.createdAt,
+      RotationType: version.rotationType,
+    })),
+    Truncated: truncated,
+    NextMarker: truncated ? encodeMarker(String(page[page.length - 1].version)) : undefined,
+  };
+};
+
+/** Carried out by the scheduler: every key whose automatic rotation is due gets a new version. */
+export async function rotateDueKeys(context: ServiceContext): Promise<string[]> {
+  const rotated: string[] = [];
+  for (const keyId of await context.store.keysDueForRotation(context.now())) {
+    const key = await context.store.getKey(keyId);
+    if (!key || !key.rotationEnabled || !key.nextRotationAt || key.state !== 'Enabled') continue;
+    const periodMs = (key.rotationPeriodInDays ?? DEFAULT_ROTATION_PERIOD_DAYS) * DAY_MS;
+    // The next rotation counts from when this one was due, so the schedule does not drift.
+    let next = key.nextRotationAt.getTime() + periodMs;
+    while (next <= context.now().getTime()) next += periodMs;
+    try {
+      await rotate(context, key, 'AUTOMATIC', new Date(next));
+      rotated.push(keyId);
+    } catch (error) {
+      if (!(error instanceof KmsError && error.errorName === 'ConflictException')) throw error;
+    }
+  }
+  return rotated;
+}

@@ -1,0 +1,45 @@
+import type {
+  ListResourceTagsRequest,
+  ListResourceTagsResponse,
+  TagResourceRequest,
+  UntagResourceRequest,
+} from '@aws-sdk/client-kms';
+import type { Operation } from '../context.ts';
+import { KmsError } from '../errors.ts';
+import { requireManageable, resolveKey } from '../key-resolution.ts';
+import { decodeMarker, encodeMarker, pageLimit } from '../pagination.ts';
+import { MAX_TAGS_PER_KEY, checkRequestTags } from '../tags.ts';
+
+export const tagResource: Operation<TagResourceRequest, Record<string, never>> = async (context, input) => {
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  requireManageable(context, key);
+  const tags = checkRequestTags(input.Tags);
+  const existing = new Set((await context.store.listTags(key.keyId)).map((tag) => tag.tagKey));
+  for (const tag of tags) existing.add(tag.tagKey);
+  if (existing.size > MAX_TAGS_PER_KEY) throw new KmsError('TagException', 'Too many tags');
+  await context.store.putTags(key.keyId, tags);
+  return {};
+};
+
+export const untagResource: Operation<UntagResourceRequest, Record<string, never>> = async (context, input) => {
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  requireManageable(context, key);
+  await context.store.removeTags(key.keyId, input.TagKeys as string[]);
+  return {};
+};
+
+export const listResourceTags: Operation<ListResourceTagsRequest, ListResourceTagsResponse> = async (context, input) => {
+  const limit = pageLimit(input.Limit, { defaultLimit: 50, max: 50 });
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  const after = decodeMarker(input.Marker);
+  const all = await context.store.listTags(key.keyId);
+  const start = after === undefined ? 0 : all.findIndex((tag) => tag.tagKey > after);
+  const rest = start < 0 ? [] : all.slice(start);
+  const items = rest.slice(0, limit);
+  const truncated = rest.length > limit;
+  return {
+    Tags: items.map((tag) => ({ TagKey: tag.tagKey, TagValue: tag.tagValue })),
+    Truncated: truncated,
+    NextMarker: truncated ? encodeMarker(items[items.length - 1].tagKey) : undefined,
+  };
+};

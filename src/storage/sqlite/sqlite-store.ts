@@ -1,0 +1,381 @@
+import Database from 'better-sqlite3';
+import type {
+  AccessKeyRecord,
+  AliasRecord,
+  KeyPatch,
+  KeyRecord,
+  KeyState,
+  KeyVersionRecord,
+  MetadataStore,
+  Page,
+  TagRecord,
+} from '../types.ts';
+import { StoreConflictError } from '../types.ts';
+import { SQLITE_MIGRATIONS } from './schema.ts';
+
+type Row = Record<string, unknown>;
+
+const toDate = (ms: unknown): Date | undefined => (ms == null ? undefined : new Date(Number(ms)));
+const toMs = (date: Date | undefined | null): number | null => (date == null ? null : date.getTime());
+
+function keyFromRow(row: Row): KeyRecord {
+  return {
+    keyId: row.key_id as string,
+    createdAt: new Date(Number(row.created_at)),
+    description: row.description as string,
+    keyUsage: row.key_usage as string,
+    keySpec: row.key_spec as string,
+    origin: row.origin as string,
+    state: row.state as KeyState,
+    deletionDate: toDate(row.deletion_date),
+    pendingWindowInDays: (row.pending_window_days as number | null) ?? undefined,
+    policy: row.policy as string,
+    rotationEnabled: row.rotation_enabled === 1,
+    rotationPeriodInDays: (row.rotation_period_days as number | null) ?? undefined,
+    nextRotationAt: toDate(row.next_rotation_at),
+    currentVersion: row.current_version as number,
+    onDemandRotationCount: row.on_demand_rotation_count as number,
+  };
+}
+
+function versionFromRow(row: Row): KeyVersionRecord {
+  return {
+    keyId: row.key_id as string,
+    version: row.version as number,
+    keyMaterialId: row.key_material_id as string,
+    sealedMaterial: row.sealed_material as Buffer,
+    createdAt: new Date(Number(row.created_at)),
+    rotationType: (row.rotation_type as KeyVersionRecord['rotationType'] | null) ?? undefined,
+  };
+}
+
+function aliasFromRow(row: Row): AliasRecord {
+  return {
+    aliasName: row.alias_name as string,
+    targetKeyId: row.target_key_id as string,
+    createdAt: new Date(Number(row.created_at)),
+    updatedAt: new Date(Number(row.updated_at)),
+  };
+}
+
+const PATCH_COLUMNS: Record<keyof KeyPatch, [column: string, encode: (v: unknown) => unknown]> = {
+  description: ['description', (v) => v],
+  state: ['state', (v) => v],
+  deletionDate: ['deletion_date', (v) => toMs(v as Date | null)],
+  pendingWindowInDays: ['pending_window_days', (v) => v],
+  policy: ['policy', (v) => v],
+  rotationEnabled: ['rotation_enabled', (v) => (v ? 1 : 0)],
+  rotationPeriodInDays: ['rotation_period_days', (v) => v],
+  nextRotationAt: ['next_rotation_at', (v) => toMs(v as Date | null)],
+};
+
+/**
+ * The embedded default store. better-sqlite3 is synchronous; each call here is one short
+ * indexed statement, so wrapping it in a resolved promise keeps the interface async (for the
+ * PostgreSQL backend) without handing work to a thread pool.
+ *
+ * secure_delete overwrites freed pages with zeros, so destroyed key material does not linger
+ * in the database file; WAL lets several server processes read while one writes.
+ */
+export class SqliteMetadataStore implements MetadataStore {
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 10000');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('secure_delete = ON');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const apply = this.db.transaction(() => {
+      const current = this.db.pragma('user_version', { simple: true }) as number;
+      if (current > SQLITE_MIGRATIONS.length) {
+        throw new Error(
+          `database schema version ${current} is newer than this Strongroom understands (${SQLITE_MIGRATIONS.length})`,
+        );
+      }
+      for (let version = current; version < SQLITE_MIGRATIONS.length; version++) {
+        this.db.exec(SQLITE_MIGRATIONS[version]);
+        this.db.pragma(`user_version = ${version + 1}`);
+      }
+    });
+    apply.immediate();
+  }
+
+  private statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  async getSetting(name: string): Promise<string | undefined> {
+    const row = this.statement('SELECT value FROM settings WHERE name = ?').get(name) as Row | undefined;
+    return row?.value as string | undefined;
+  }
+
+  async putSettingIfAbsent(name: string, value: string): Promise<string> {
+    this.statement('INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)').run(name, value);
+    return (await this.getSetting(name)) as string;
+  }
+
+  async createKey(key: KeyRecord, firstVersion: KeyVersionRecord, tags: readonly TagRecord[]): Promise<void> {
+    const insert = this.db.transaction(() => {
+      const seqRow = this.statement('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM keys').get() as Row;
+      this.statement(
+        `INSERT INTO keys (key_id, seq, created_at, description, key_usage, key_spec, origin, state,
+           deletion_date, pending_window_days, policy, rotation_enabled, rotation_period_days,
+           next_rotation_at, current_version, on_demand_rotation_count)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        key.keyId,
+        seqRow.next,
+        key.createdAt.getTime(),
+        key.description,
+        key.keyUsage,
+        key.keySpec,
+        key.origin,
+        key.state,
+        toMs(key.deletionDate),
+        key.pendingWindowInDays ?? null,
+        key.policy,
+        key.rotationEnabled ? 1 : 0,
+        key.rotationPeriodInDays ?? null,
+        toMs(key.nextRotationAt),
+        key.currentVersion,
+        key.onDemandRotationCount,
+      );
+      this.insertVersion(firstVersion);
+      this.upsertTags(key.keyId, tags);
+    });
+    insert.immediate();
+  }
+
+  private insertVersion(version: KeyVersionRecord): void {
+    this.statement(
+      `INSERT INTO key_versions (key_id, version, key_material_id, sealed_material, created_at, rotation_type)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    ).run(
+      version.keyId,
+      version.version,
+      version.keyMaterialId,
+      version.sealedMaterial,
+      version.createdAt.getTime(),
+      version.rotationType ?? null,
+    );
+  }
+
+  async getKey(keyId: string): Promise<KeyRecord | undefined> {
+    const row = this.statement('SELECT * FROM keys WHERE key_id = ?').get(keyId) as Row | undefined;
+    return row ? keyFromRow(row) : undefined;
+  }
+
+  async listKeys(limit: number, after?: string): Promise<Page<KeyRecord>> {
+    const afterSeq = after === undefined ? 0 : Number(after);
+    const rows = this.statement('SELECT * FROM keys WHERE seq > ? ORDER BY seq LIMIT ?').all(
+      Number.isSafeInteger(afterSeq) ? afterSeq : 0,
+      limit + 1,
+    ) as Row[];
+    const more = rows.length > limit;
+    const pageRows = more ? rows.slice(0, limit) : rows;
+    return {
+      items: pageRows.map(keyFromRow),
+      nextAfter: more ? String(pageRows[pageRows.length - 1].seq) : undefined,
+    };
+  }
+
+  async updateKey(keyId: string, patch: { [K in keyof KeyPatch]: KeyPatch[K] | null }): Promise<boolean> {
+    const columns: string[] = [];
+    const values: unknown[] = [];
+    for (const [field, value] of Object.entries(patch)) {
+      if (value === undefined) continue;
+      const [column, encode] = PATCH_COLUMNS[field as keyof KeyPatch];
+      columns.push(`${column} = ?`);
+      values.push(value === null ? null : encode(value));
+    }
+    if (columns.length === 0) return (await this.getKey(keyId)) !== undefined;
+    const result = this.statement(`UPDATE keys SET ${columns.join(', ')} WHERE key_id = ?`).run(...values, keyId);
+    return result.changes === 1;
+  }
+
+  async addKeyVersion(
+    version: KeyVersionRecord,
+    expectedCurrent: number,
+    patch: { nextRotationAt?: Date | null; countOnDemand: boolean },
+  ): Promise<boolean> {
+    const add = this.db.transaction((): boolean => {
+      const result = this.statement(
+        `UPDATE keys SET current_version = ?,
+           next_rotation_at = CASE WHEN ? THEN ? ELSE next_rotation_at END,
+           on_demand_rotation_count = on_demand_rotation_count + ?
+         WHERE key_id = ? AND current_version = ?`,
+      ).run(
+        version.version,
+        patch.nextRotationAt === undefined ? 0 : 1,
+        toMs(patch.nextRotationAt),
+        patch.countOnDemand ? 1 : 0,
+        version.keyId,
+        expectedCurrent,
+      );
+      if (result.changes !== 1) return false;
+      this.insertVersion(version);
+      return true;
+    });
+    return add.immediate();
+  }
+
+  async getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
+    const row = this.statement('SELECT * FROM key_versions WHERE key_id = ? AND version = ?').get(keyId, version) as
+      | Row
+      | undefined;
+    return row ? versionFromRow(row) : undefined;
+  }
+
+  async listKeyVersions(keyId: string): Promise<KeyVersionRecord[]> {
+    const rows = this.statement('SELECT * FROM key_versions WHERE key_id = ? ORDER BY version').all(keyId) as Row[];
+    return rows.map(versionFromRow);
+  }
+
+  async destroyKey(keyId: string): Promise<void> {
+    // ON DELETE CASCADE removes versions (the sealed material), aliases and tags in the same
+    // transaction; secure_delete zeroes the freed pages.
+    this.statement('DELETE FROM keys WHERE key_id = ?').run(keyId);
+  }
+
+  async keysDueForDeletion(now: Date): Promise<string[]> {
+    const rows = this.statement(
+      `SELECT key_id FROM keys WHERE state = 'PendingDeletion' AND deletion_date <= ? ORDER BY deletion_date`,
+    ).all(now.getTime()) as Row[];
+    return rows.map((row) => row.key_id as string);
+  }
+
+  async keysDueForRotation(now: Date): Promise<string[]> {
+    const rows = this.statement(
+      `SELECT key_id FROM keys WHERE rotation_enabled = 1 AND next_rotation_at <= ? ORDER BY next_rotation_at`,
+    ).all(now.getTime()) as Row[];
+    return rows.map((row) => row.key_id as string);
+  }
+
+  async createAlias(alias: AliasRecord): Promise<void> {
+    try {
+      this.statement(
+        'INSERT INTO aliases (alias_name, target_key_id, created_at, updated_at) VALUES (?, ?, ?, ?)',
+      ).run(alias.aliasName, alias.targetKeyId, alias.createdAt.getTime(), alias.updatedAt.getTime());
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new StoreConflictError('alias exists');
+      }
+      throw error;
+    }
+  }
+
+  async getAlias(aliasName: string): Promise<AliasRecord | undefined> {
+    const row = this.statement('SELECT * FROM aliases WHERE alias_name = ?').get(aliasName) as Row | undefined;
+    return row ? aliasFromRow(row) : undefined;
+  }
+
+  async updateAlias(aliasName: string, targetKeyId: string, updatedAt: Date): Promise<boolean> {
+    const result = this.statement('UPDATE aliases SET target_key_id = ?, updated_at = ? WHERE alias_name = ?').run(
+      targetKeyId,
+      updatedAt.getTime(),
+      aliasName,
+    );
+    return result.changes === 1;
+  }
+
+  async deleteAlias(aliasName: string): Promise<boolean> {
+    return this.statement('DELETE FROM aliases WHERE alias_name = ?').run(aliasName).changes === 1;
+  }
+
+  async listAliases(limit: number, after?: string, targetKeyId?: string): Promise<Page<AliasRecord>> {
+    const rows = (
+      targetKeyId === undefined
+        ? this.statement('SELECT * FROM aliases WHERE alias_name > ? ORDER BY alias_name LIMIT ?').all(
+            after ?? '',
+            limit + 1,
+          )
+        : this.statement(
+            'SELECT * FROM aliases WHERE target_key_id = ? AND alias_name > ? ORDER BY alias_name LIMIT ?',
+          ).all(targetKeyId, after ?? '', limit + 1)
+    ) as Row[];
+    const more = rows.length > limit;
+    const items = (more ? rows.slice(0, limit) : rows).map(aliasFromRow);
+    return { items, nextAfter: more ? items[items.length - 1].aliasName : undefined };
+  }
+
+  async countAliases(targetKeyId: string): Promise<number> {
+    const row = this.statement('SELECT COUNT(*) AS n FROM aliases WHERE target_key_id = ?').get(targetKeyId) as Row;
+    return Number(row.n);
+  }
+
+  private upsertTags(keyId: string, tags: readonly TagRecord[]): void {
+    const upsert = this.statement(
+      `INSERT INTO tags (key_id, tag_key, tag_value) VALUES (?, ?, ?)
+       ON CONFLICT (key_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value`,
+    );
+    for (const tag of tags) upsert.run(keyId, tag.tagKey, tag.tagValue);
+  }
+
+  async putTags(keyId: string, tags: readonly TagRecord[]): Promise<void> {
+    this.db.transaction(() => this.upsertTags(keyId, tags)).immediate();
+  }
+
+  async removeTags(keyId: string, tagKeys: readonly string[]): Promise<void> {
+    const remove = this.statement('DELETE FROM tags WHERE key_id = ? AND tag_key = ?');
+    this.db.transaction(() => {
+      for (const tagKey of tagKeys) remove.run(keyId, tagKey);
+    }).immediate();
+  }
+
+  async listTags(keyId: string): Promise<TagRecord[]> {
+    const rows = this.statement('SELECT tag_key, tag_value FROM tags WHERE key_id = ? ORDER BY tag_key').all(
+      keyId,
+    ) as Row[];
+    return rows.map((row) => ({ tagKey: row.tag_key as string, tagValue: row.tag_value as string }));
+  }
+
+  async putAccessKey(accessKey: AccessKeyRecord): Promise<void> {
+    this.statement(
+      `INSERT INTO access_keys (access_key_id, principal_arn, sealed_secret, status, created_at)
+       VALUES (?, ?, ?, ?, ?)`,
+    ).run(
+      accessKey.accessKeyId,
+      accessKey.principalArn,
+      accessKey.sealedSecret,
+      accessKey.status,
+      accessKey.createdAt.getTime(),
+    );
+  }
+
+  async getAccessKey(accessKeyId: string): Promise<AccessKeyRecord | undefined> {
+    const row = this.statement('SELECT * FROM access_keys WHERE access_key_id = ?').get(accessKeyId) as
+      | Row
+      | undefined;
+    return row ? accessKeyFromRow(row) : undefined;
+  }
+
+  async listAccessKeys(): Promise<AccessKeyRecord[]> {
+    return (this.statement('SELECT * FROM access_keys ORDER BY created_at').all() as Row[]).map(accessKeyFromRow);
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+function accessKeyFromRow(row: Row): AccessKeyRecord {
+  return {
+    accessKeyId: row.access_key_id as string,
+    principalArn: row.principal_arn as string,
+    sealedSecret: row.sealed_secret as Buffer,
+    status: row.status as AccessKeyRecord['status'],
+    createdAt: new Date(Number(row.created_at)),
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * The storage layer's narrow interface: metadata, sealed key material and credentials.
+ * Backends (SQLite now, PostgreSQL later) implement MetadataStore; nothing above this layer
+ * knows which one it talks to. Records are plain camelCase domain types; sealed material is
+ * opaque bytes that only a key store can open.
+ */
+
+export type KeyState =
+  | 'Creating'
+  | 'Enabled'
+  | 'Disabled'
+  | 'PendingDeletion'
+  | 'PendingImport'
+  | 'PendingReplicaDeletion'
+  | 'Unavailable'
+  | 'Updating';
+
+export interface KeyRecord {
+  keyId: string;
+  createdAt: Date;
+  description: string;
+  keyUsage: string;
+  keySpec: string;
+  origin: string;
+  state: KeyState;
+  /** When a key pending deletion is destroyed. */
+  deletionDate?: Date;
+  pendingWindowInDays?: number;
+  policy: string;
+  rotationEnabled: boolean;
+  rotationPeriodInDays?: number;
+  nextRotationAt?: Date;
+  /** The version new ciphertexts are made with; versions start at 1. */
+  currentVersion: number;
+  onDemandRotationCount: number;
+}
+
+export type RotationType = 'AUTOMATIC' | 'ON_DEMAND';
+
+export interface KeyVersionRecord {
+  keyId: string;
+  version: number;
+  /** 64 lowercase hex characters, AWS's KeyMaterialId. */
+  keyMaterialId: string;
+  /** Opaque to storage: only the key store that made it can open it. */
+  sealedMaterial: Buffer;
+  createdAt: Date;
+  /** How this version came to be; undefined for the version made at CreateKey. */
+  rotationType?: RotationType;
+}
+
+export interface AliasRecord {
+  aliasName: string;
+  targetKeyId: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface TagRecord {
+  tagKey: string;
+  tagValue: string;
+}
+
+export interface AccessKeyRecord {
+  accessKeyId: string;
+  principalArn: string;
+  /** The secret access key sealed under the root key, bound to the access key id. */
+  sealedSecret: Buffer;
+  status: 'Active' | 'Inactive';
+  createdAt: Date;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Present when more items follow; the caller turns it into an opaque marker. */
+  nextAfter?: string;
+}
+
+export type KeyPatch = Partial<
+  Pick<
+    KeyRecord,
+    | 'description'
+    | 'state'
+    | 'deletionDate'
+    | 'pendingWindowInDays'
+    | 'policy'
+    | 'rotationEnabled'
+    | 'rotationPeriodInDays'
+    | 'nextRotationAt'
+  >
+>;
+
+/** Thrown by a store when a unique name is taken (alias names). */
+export class StoreConflictError extends Error {}
+
+export interface MetadataStore {
+  getSetting(name: string): Promise<string | undefined>;
+  /** Sets the value only when none exists; returns the value in force. */
+  putSettingIfAbsent(name: string, value: string): Promise<string>;
+
+  createKey(key: KeyRecord, firstVersion: KeyVersionRecord, tags: readonly TagRecord[]): Promise<void>;
+  getKey(keyId: string): Promise<KeyRecord | undefined>;
+  listKeys(limit: number, after?: string): Promise<Page<KeyRecord>>;
+  /** Applies the patch; `null` clears a field. Returns false when the key does not exist. */
+  updateKey(keyId: string, patch: { [K in keyof KeyPatch]: KeyPatch[K] | null }): Promise<boolean>;
+  /** Adds a version and makes it current, atomically. Fails if `expectedCurrent` is stale. */
+  addKeyVersion(
+    version: KeyVersionRecord,
+    expectedCurrent: number,
+    patch: { nextRotationAt?: Date | null; countOnDemand: boolean },
+  ): Promise<boolean>;
+  getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined>;
+  listKeyVersions(keyId: string): Promise<KeyVersionRecord[]>;
+  /** Removes the key, every version's sealed material, its aliases and tags. */
+  destroyKey(keyId: string): Promise<void>;
+  keysDueForDeletion(now: Date): Promise<string[]>;
+  keysDueForRotation(now: Date): Promise<string[]>;
+
+  createAlias(alias: AliasRecord): Promise<void>;
+  getAlias(aliasName: string): Promise<AliasRecord | undefined>;
+  updateAlias(aliasName: string, targetKeyId: string, updatedAt: Date): Promise<boolean>;
+  deleteAlias(aliasName: string): Promise<boolean>;
+  listAliases(limit: number, after?: string, targetKeyId?: string): Promise<Page<AliasRecord>>;
+  countAliases(targetKeyId: string): Promise<number>;
+
+  putTags(keyId: string, tags: readonly TagRecord[]): Promise<void>;
+  removeTags(keyId: string, tagKeys: readonly string[]): Promise<void>;
+  listTags(keyId: string): Promise<TagRecord[]>;
+
+  putAccessKey(accessKey: AccessKeyRecord): Promise<void>;
+  getAccessKey(accessKeyId: string): Promise<AccessKeyRecord | undefined>;
+  listAccessKeys(): Promise<AccessKeyRecord[]>;
+
+  close(): Promise<void>;
+}

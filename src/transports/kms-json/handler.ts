@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Caller, ServiceContext } from '../../service/context.ts';
+import { KmsError, isKmsError, type KmsErrorName } from '../../service/errors.ts';
+import { OPERATIONS } from '../../service/operations.ts';
+import type { SigV4Verifier } from './sigv4.ts';
+import { compileRequestParsers } from './validation.ts';
+import { serializeOutput } from './serialize.ts';
+
+/**
+ * Largest request body accepted. The largest legitimate KMS request is a PutKeyPolicy with a
+ * 32 KB policy, JSON-escaped; 1 MiB leaves room without letting a client hold much memory.
+ */
+export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
+const TARGET_PREFIX = 'TrentService.';
+const CONTENT_TYPE = 'application/x-amz-json-1.1';
+
+export interface KmsHandlerOptions {
+  readonly context: ServiceContext;
+  readonly verifier: SigV4Verifier;
+  /** Maps a verified access key id to the principal it belongs to. */
+  readonly principalFor: (accessKeyId: string) => Promise<string | undefined>;
+  readonly logger: Logger;
+}
+
+type Parsers = ReturnType<typeof compileRequestParsers>;
+
+/**
+ * The AWS JSON 1.1 front door: POST / with X-Amz-Target: TrentService.<Operation>. It parses,
+ * authenticates and validates, calls the service, and maps typed errors to AWS's wire form. It
+ * never touches storage or key material itself.
+ */
+export function createKmsHandler(options: KmsHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const parsers: Parsers = compileRequestParsers();
+  return (req, res) => {
+    const requestId = randomUUID();
+    handle(options, parsers, req, res, requestId).catch((error: unknown) => {
+      sendError(res, requestId, internalError(options.logger, error, requestId));
+    });
+  };
+}
+
+async function handle(
+  options: KmsHandlerOptions,
+  parsers: Parsers,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<void> {
+  let operationName = '';
+  try {
+    const body = await readBody(req);
+    const target = req.headers['x-amz-target'];
+    if (req.method !== 'POST' || typeof target !== 'string' || !target.startsWith(TARGET_PREFIX)) {
+      throw new KmsError('UnknownOperationException', '');
+    }
+    operationName = target.slice(TARGET_PREFIX.length);
+    const operation = OPERATIONS.get(operationName);
+    const parse = parsers.get(operationName);
+    if (!operation || !parse) throw new KmsError('UnknownOperationException', '');
+
+    const verified = await options.verifier.verify({ method: req.method, url: req.url ?? '/', rawHeaders: req.rawHeaders, body });
+    if (verified.sessionToken !== undefined) {
+      // Temporary credentials arrive with access control; a token we did not issue is invalid.
+      throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+    }
+    const principalArn = await options.principalFor(verified.accessKeyId);
+    if (principalArn === undefined) {
+      throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+    }
+    const caller: Caller = { principalArn, accessKeyId: verified.accessKeyId, sourceIp: req.socket.remoteAddress };
+
+    const input = parse(parseJsonBody(body, req.headers['content-type']));
+    const output = await operation(options.context, input, caller);
+    const payload = serializeOutput(output);
+    res.writeHead(200, {
+      'Content-Type': CONTENT_TYPE,
+      'Content-Length': Buffer.byteLength(payload),
+      'x-amzn-RequestId': requestId,
+    });
+    res.end(payload);
+  } catch (error) {
+    const kmsError = isKmsError(error) ? error : internalError(options.logger, error, requestId, operationName);
+    if (kmsError.status === 413) res.setHeader('Connection', 'close');
+    sendError(res, requestId, kmsError);
+  }
+}
+
+function parseJsonBody(body: Buffer, contentType: string | undefined): unknown {
+  if (contentType !== undefined && !contentType.includes('json')) {
+    throw new KmsError('SerializationException', 'The request Content-Type must be application/x-amz-json-1.1.');
+  }
+  if (body.length === 0) return {};
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    // JSON.parse's own message quotes the input, which may be plaintext: never pass it on.
+    throw new KmsError('SerializationException', 'The request body is not valid JSON.');
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_REQUEST_BODY_BYTES) {
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > MAX_REQUEST_BODY_BYTES) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, received)));
+    req.on('error', reject);
+  });
+}
+
+const tooLarge = () =>
+  new KmsError('RequestEntityTooLargeException', `The request body exceeds ${MAX_REQUEST_BODY_BYTES} bytes.`);
+
+function internalError(logger: Logger, error: unknown, requestId: string, operation = ''): KmsError {
+  // Our own errors never carry request values; the stack says where it broke.
+  logger.error({ requestId, operation, err: error instanceof Error ? { name: error.name, stack: error.stack } : String(error) }, 'internal error');
+  return new KmsError('KMSInternalException', 'An internal error occurred.');
+}
+
+function sendError(res: ServerResponse, requestId: string, error: KmsError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const payload = JSON.stringify({ __type: error.errorName satisfies KmsErrorName, message: error.message });
+  res.writeHead(error.status, {
+    'Content-Type': CONTENT_TYPE,
+    'Content-Length': Buffer.byteLength(payload),
+    'x-amzn-RequestId': requestId,
+    'x-amzn-ErrorType': error.errorName,
+  });
+  res.end(payload);
+}
