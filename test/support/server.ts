@@ -1,0 +1,100 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { KMSClient } from '@aws-sdk/client-kms';
+
+const repoRoot = resolve(import.meta.dirname, '../..');
+export const STRONGROOM_BIN = join(repoRoot, 'bin/strongroom.mjs');
+
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface RunningServer {
+  endpoint: string;
+  region: string;
+  dataDir: string;
+  credentials: Credentials;
+  process: ChildProcess;
+  output: () => string;
+  kms: (overrides?: Partial<ConstructorParameters<typeof KMSClient>[0]>) => KMSClient;
+  /** SIGTERM and wait for exit (graceful). */
+  stop: () => Promise<void>;
+  /** SIGKILL and wait for exit (a crash). */
+  kill: () => Promise<void>;
+}
+
+export async function makeDataDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'strongroom-test-'));
+}
+
+export async function removeDataDir(dataDir: string): Promise<void> {
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+export function parseCredentialsFile(text: string): Credentials {
+  const accessKeyId = /aws_access_key_id\s*=\s*(\S+)/.exec(text)?.[1];
+  const secretAccessKey = /aws_secret_access_key\s*=\s*(\S+)/.exec(text)?.[1];
+  if (!accessKeyId || !secretAccessKey) throw new Error('credentials file lacks keys');
+  return { accessKeyId, secretAccessKey };
+}
+
+/**
+ * Starts a real `strongroom serve` process on a loopback port picked by the OS and waits for its
+ * "listening on" line. Every test server is a separate process, as a user would run it.
+ */
+export async function startServer(
+  options: { dataDir?: string; region?: string; args?: string[]; timeoutMs?: number } = {},
+): Promise<RunningServer> {
+  const dataDir = options.dataDir ?? (await makeDataDir());
+  const region = options.region ?? 'us-east-1';
+  const child = spawn(
+    process.execPath,
+    [STRONGROOM_BIN, 'serve', '--data-dir', dataDir, '--port', '0', '--region', region, '--log-level', 'warn', ...(options.args ?? [])],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+
+  const endpoint = await new Promise<string>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`server did not start in time:\n${output}`)), options.timeoutMs ?? 20_000);
+    const check = () => {
+      const match = /listening on (https?:\/\/\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        done(match[1]);
+      }
+    };
+    child.stdout.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`server exited with code ${code} before listening:\n${output}`));
+    });
+  });
+  const credentials = parseCredentialsFile(await readFile(join(dataDir, 'credentials'), 'utf8'));
+  const clients: KMSClient[] = [];
+  const stopWith = async (signal: NodeJS.Signals) => {
+    for (const client of clients) client.destroy();
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return {
+    endpoint,
+    region,
+    dataDir,
+    credentials,
+    process: child,
+    output: () => output,
+    kms: (overrides = {}) => {
+      const client = new KMSClient({ endpoint, region, credentials, maxAttempts: 1, ...overrides });
+      clients.push(client);
+      return client;
+    },
+    stop: () => stopWith('SIGTERM'),
+    kill: () => stopWith('SIGKILL'),
+  };
+}
