@@ -1,0 +1,20 @@
+/**
+ * The one error type of the crypto layer.
+ *
+ * Every call site passes a fixed, literal message ("decryption failed", "invalid key length", …).
+ * A message never carries a value from the call: no key bytes, plaintext, associated data or
+ * encryption-context values, and no lengths or offsets that would turn a failed decrypt into an
+ * oracle. Decrypt, unseal and unwrap failures are deliberately one vague message each, whatever
+ * went wrong (wrong key, altered header, altered tag, wrong context), and the underlying node:crypto
+ * error is not attached as `cause`.
+ *
+ * The service layer maps a CryptoError to its catalogue entry (InvalidCiphertextException for a
+ * decrypt) by where it was raised, never by its message text.
+ */
+export class CryptoError extends Error {
+  override readonly name = 'CryptoError';
+
+  constructor(message: string) {
+    super(message);
+  }
+}

@@ -1,0 +1,15 @@
+export { aesGcmDecrypt, aesGcmEncrypt } from './aead.ts';
+export { canonicalEncryptionContext } from './encryption-context.ts';
+export { CryptoError } from './errors.ts';
+export { hkdf, type HkdfHash } from './kdf.ts';
+export { bytesToUuid, randomBytes, randomUuid, uuidToBytes } from './random.ts';
+export { Sealer } from './seal.ts';
+export { SecretBytes, constantTimeEqual } from './secret-bytes.ts';
+export {
+  SYMMETRIC_CIPHERTEXT_OVERHEAD,
+  decryptSymmetric,
+  encryptSymmetric,
+  parseSymmetricCiphertextHeader,
+  type DecryptSymmetricArgs,
+  type EncryptSymmetricArgs,
+} from './symmetric-ciphertext.ts';
