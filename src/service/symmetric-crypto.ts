@@ -8,6 +8,23 @@ import { versionForDecrypt } from './key-versions.ts';
 
 type EncryptionContext = Record<string, string> | undefined;
 
+// With the u flag a surrogate pair is one code point, so this matches unpaired surrogates only.
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+
+/**
+ * JSON's \u escapes can carry a lone surrogate, which has no UTF-8 form of its own (it would
+ * encode like U+FFFD and so alias another context). Refuse it as bad input; the message names
+ * the parameter, never the value.
+ */
+function checkEncryptionContext(context: EncryptionContext, parameter: string): void {
+  if (context === undefined) return;
+  for (const key in context) {
+    if (LONE_SURROGATE.test(key) || LONE_SURROGATE.test(context[key])) {
+      throw new KmsError('ValidationException', `${parameter} must contain only well-formed Unicode strings.`);
+    }
+  }
+}
+
 /**
  * The one path every symmetric encryption takes (Encrypt, GenerateDataKey*, ReEncrypt's second
  * half): resolve, state check, usage check, then the key store with the current version.
@@ -39,7 +56,9 @@ export async function encryptWithCurrentVersion(
   key: KeyRecord,
   plaintext: Uint8Array,
   encryptionContext: EncryptionContext,
+  contextParameter = 'EncryptionContext',
 ): Promise<{ ciphertextBlob: Buffer; version: KeyVersionRecord }> {
+  checkEncryptionContext(encryptionContext, contextParameter);
   const version = await context.store.getKeyVersion(key.keyId, key.currentVersion);
   if (!version) throw new KmsError('KMSInternalException', 'The current key version is missing.');
   const ciphertextBlob = await context.keyStore.encrypt(version, plaintext, encryptionContext);
@@ -60,9 +79,11 @@ export async function decryptCiphertext(
     keyIdParameter: string | undefined;
     encryptionAlgorithm: string | undefined;
     operation: string;
+    contextParameter?: string;
     dryRun?: () => void;
   },
 ): Promise<{ key: KeyRecord; version: KeyVersionRecord; plaintext: Buffer }> {
+  checkEncryptionContext(args.encryptionContext, args.contextParameter ?? 'EncryptionContext');
   let header: { keyId: string; keyVersion: number };
   try {
     header = parseSymmetricCiphertextHeader(args.ciphertextBlob);

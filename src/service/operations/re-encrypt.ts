@@ -21,6 +21,7 @@ export const reEncrypt: Operation<ReEncryptRequest, ReEncryptResponse> = async (
     keyIdParameter: input.SourceKeyId,
     encryptionAlgorithm: input.SourceEncryptionAlgorithm,
     operation: 'ReEncrypt',
+    contextParameter: 'SourceEncryptionContext',
     dryRun: () => stopIfDryRun(input.DryRun),
   });
   try {
@@ -29,6 +30,7 @@ export const reEncrypt: Operation<ReEncryptRequest, ReEncryptResponse> = async (
       destination,
       source.plaintext,
       input.DestinationEncryptionContext,
+      'DestinationEncryptionContext',
     );
     return {
       CiphertextBlob: ciphertextBlob,
