@@ -13,6 +13,17 @@
  * we print its SHA-256 instead, because it may hold a caller's token or signature.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  canonicalHeaderBlock,
+  canonicalQuery,
+  canonicalUri,
+  firstQueryValue,
+  indexHeaders,
+  joinedHeader,
+  parseQuery,
+  quote,
+  type QueryParameter,
+} from './sigv4-canonical.ts';
 import { KmsError } from '../../service/errors.ts';
 
 export interface SignedRequest {
@@ -58,7 +69,6 @@ const DEFAULT_SIGNING_KEY_CACHE_ENTRIES = 4096;
 /** SigV4 caps presigned URLs at one week. */
 const MAX_PRESIGNED_EXPIRES_SECONDS = 604_800;
 const SIGNATURE_HEX_LENGTH = 64;
-const MAX_ECHOED_CHARS = 256;
 
 const SIGNATURE_MISMATCH =
   'The request signature we calculated does not match the signature you provided. ' +
@@ -82,14 +92,6 @@ interface Authentication {
   readonly sessionToken: string | undefined;
   readonly contentSha256: string | undefined;
   readonly presigned: boolean;
-}
-
-/** Decoded query parameter plus its SigV4 (RFC 3986) encoding, for the canonical query. */
-interface QueryParameter {
-  readonly name: string;
-  readonly value: string;
-  readonly encodedName: string;
-  readonly encodedValue: string;
 }
 
 export class SigV4Verifier {
@@ -403,65 +405,6 @@ function basicIso(ms: number): string {
   return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
 }
 
-/** Lowercased header name → values in arrival order. */
-function indexHeaders(rawHeaders: readonly string[]): Map<string, string[]> {
-  const headers = new Map<string, string[]>();
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i].toLowerCase();
-    const values = headers.get(name);
-    if (values === undefined) headers.set(name, [rawHeaders[i + 1]]);
-    else values.push(rawHeaders[i + 1]);
-  }
-  return headers;
-}
-
-function joinedHeader(headers: Map<string, string[]>, name: string): string | undefined {
-  const values = headers.get(name);
-  return values === undefined ? undefined : values.map(canonicalHeaderValue).join(',');
-}
-
-/**
- * `name:value\n` for each signed header, in the client's order; repeated headers are joined by
- * ',' in arrival order. HTTP/2 carries the host as `:authority`.
- */
-function canonicalHeaderBlock(headers: Map<string, string[]>, signedHeaderNames: readonly string[]): string {
-  let block = '';
-  for (const name of signedHeaderNames) {
-    const values = headers.get(name) ?? (name === 'host' ? headers.get(':authority') : undefined);
-    if (values === undefined) {
-      throw invalidSignature(`Header '${quote(name)}' is named in SignedHeaders but is not present in the request.`);
-    }
-    block += `${name}:${values.length === 1 ? canonicalHeaderValue(values[0]) : values.map(canonicalHeaderValue).join(',')}\n`;
-  }
-  return block;
-}
-
-/** Trims the value and collapses inner runs of spaces and tabs to one space (SigV4 "Trimall"). */
-function canonicalHeaderValue(value: string): string {
-  let clean = true;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 9 || (c === 32 && (i === 0 || i === value.length - 1 || value.charCodeAt(i + 1) === 32))) {
-      clean = false;
-      break;
-    }
-  }
-  if (clean) return value;
-  let out = '';
-  let pendingSpace = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 32 || c === 9) {
-      pendingSpace = out.length > 0;
-      continue;
-    }
-    if (pendingSpace) out += ' ';
-    pendingSpace = false;
-    out += value[i];
-  }
-  return out;
-}
-
 /**
  * The hashed payload is always hex SHA-256 of the body. A client-sent x-amz-content-sha256 must
  * agree with it: KMS has no streaming or unsigned payloads, so UNSIGNED-PAYLOAD is refused rather
@@ -477,89 +420,6 @@ function checkedPayloadHash(body: Buffer, contentSha256: string | undefined): st
     throw invalidSignature("The provided 'x-amz-content-sha256' header does not match what was computed.");
   }
   return contentSha256;
-}
-
-/**
- * The path as received (still percent-encoded), normalised (empty, `.` and `..` segments
- * resolved) and each segment URI-encoded again: every service but S3 double-encodes.
- */
-function canonicalUri(rawPath: string): string {
-  if (rawPath === '/') return rawPath; // every KMS request
-  let path = rawPath;
-  if (!path.startsWith('/')) {
-    // Absolute-form request target (http://host/path): keep only the path.
-    const authorityStart = path.indexOf('//');
-    const pathStart = authorityStart < 0 ? -1 : path.indexOf('/', authorityStart + 2);
-    path = pathStart < 0 ? '/' : path.slice(pathStart);
-  }
-  const segments: string[] = [];
-  for (const segment of path.split('/')) {
-    if (segment === '' || segment === '.') continue;
-    if (segment === '..') segments.pop();
-    else segments.push(uriEncode(segment));
-  }
-  if (segments.length === 0) return '/';
-  return `/${segments.join('/')}${path.endsWith('/') ? '/' : ''}`;
-}
-
-/** Sorted by encoded name, then encoded value; a presigned URL's own signature is left out. */
-function canonicalQuery(query: readonly QueryParameter[], presigned: boolean): string {
-  if (query.length === 0) return '';
-  const pairs: QueryParameter[] = [];
-  for (const parameter of query) {
-    if (presigned && parameter.name === 'X-Amz-Signature') continue;
-    pairs.push(parameter);
-  }
-  pairs.sort((a, b) =>
-    a.encodedName < b.encodedName
-      ? -1
-      : a.encodedName > b.encodedName
-        ? 1
-        : a.encodedValue < b.encodedValue
-          ? -1
-          : a.encodedValue > b.encodedValue
-            ? 1
-            : 0,
-  );
-  return pairs.map((p) => `${p.encodedName}=${p.encodedValue}`).join('&');
-}
-
-function parseQuery(rawQuery: string): QueryParameter[] {
-  const parameters: QueryParameter[] = [];
-  for (const pair of rawQuery.split('&')) {
-    if (pair === '') continue;
-    const equals = pair.indexOf('=');
-    const name = uriDecode(equals < 0 ? pair : pair.slice(0, equals));
-    const value = equals < 0 ? '' : uriDecode(pair.slice(equals + 1));
-    parameters.push({ name, value, encodedName: uriEncode(name), encodedValue: uriEncode(value) });
-  }
-  return parameters;
-}
-
-function firstQueryValue(query: readonly QueryParameter[], name: string): string | undefined {
-  for (const parameter of query) if (parameter.name === name) return parameter.value;
-  return undefined;
-}
-
-/** `+` stays literal: SigV4 signers encode a space as %20. Undecodable input is kept as sent. */
-function uriDecode(text: string): string {
-  if (!text.includes('%')) return text;
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
-
-/** RFC 3986 encoding as SigV4 wants: everything but A-Z a-z 0-9 - _ . ~ is percent-encoded. */
-function uriEncode(text: string): string {
-  let encoded: string;
-  try {
-    encoded = encodeURIComponent(text);
-  } catch {
-    return text; // a lone surrogate; the signature will simply not match
-  }
-  return encoded.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** Constant time over the 32 bytes; a wrongly sized or non-hex signature is just a mismatch. */
@@ -603,9 +463,3 @@ function isDigits(text: string): boolean {
   return true;
 }
 
-/** Request values echoed in messages: printable and bounded, so they cannot forge log lines. */
-function quote(value: string): string {
-  const bounded = value.length > MAX_ECHOED_CHARS ? `${value.slice(0, MAX_ECHOED_CHARS)}…` : value;
-  // eslint-disable-next-line no-control-regex
-  return bounded.replace(/[\u0000-\u001f\u007f]/g, '?');
-}
