@@ -1,11 +1,11 @@
 import type { ListKeysRequest, ListKeysResponse } from '@aws-sdk/client-kms';
 import type { Operation } from '../context.ts';
 import { keyArn } from '../key-resolution.ts';
-import { decodeMarker, encodeMarker, pageLimit } from '../pagination.ts';
+import { decodeNumericMarker, encodeMarker, pageLimit } from '../pagination.ts';
 
 export const listKeys: Operation<ListKeysRequest, ListKeysResponse> = async (context, input) => {
   const limit = pageLimit(input.Limit, { defaultLimit: 100, max: 1000 });
-  const page = await context.store.listKeys(limit, decodeMarker(input.Marker));
+  const page = await context.store.listKeys(limit, decodeNumericMarker(input.Marker)?.toString());
   return {
     Keys: page.items.map((key) => ({ KeyId: key.keyId, KeyArn: keyArn(context, key.keyId) })),
     Truncated: page.nextAfter !== undefined,

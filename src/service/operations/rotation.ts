@@ -13,7 +13,7 @@ import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, keyStateError, requireEnabled, requireManageable, resolveKey } from '../key-resolution.ts';
 import { rotate } from '../key-versions.ts';
-import { decodeMarker, encodeMarker, pageLimit } from '../pagination.ts';
+import { decodeNumericMarker, encodeMarker, pageLimit } from '../pagination.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_ROTATION_PERIOD_DAYS = 365;
@@ -57,6 +57,9 @@ export const getKeyRotationStatus: Operation<GetKeyRotationStatusRequest, GetKey
   input,
 ) => {
   const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  // While a key is pending deletion its rotation status reads false; cancelling the deletion
+  // brings the stored status back (AWS's documented behaviour).
+  if (key.state === 'PendingDeletion') return { KeyRotationEnabled: false, KeyId: keyArn(context, key.keyId) };
   requireManageable(context, key);
   return {
     KeyRotationEnabled: key.rotationEnabled,
@@ -90,7 +93,7 @@ export const listKeyRotations: Operation<ListKeyRotationsRequest, ListKeyRotatio
   if (key.state === 'PendingDeletion') throw keyStateError(context, key);
   requireRotatable(context, key);
   const includeAll = input.IncludeKeyMaterial === 'ALL_KEY_MATERIAL';
-  const after = Number(decodeMarker(input.Marker) ?? '0');
+  const after = decodeNumericMarker(input.Marker) ?? 0;
   const versions = (await context.store.listKeyVersions(key.keyId)).filter(
     (version) => version.version > after && (includeAll || version.rotationType !== undefined),
   );

@@ -33,7 +33,11 @@ export const listResourceTags: Operation<ListResourceTagsRequest, ListResourceTa
   const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
   const after = decodeMarker(input.Marker);
   const all = await context.store.listTags(key.keyId);
-  const start = after === undefined ? 0 : all.findIndex((tag) => tag.tagKey > after);
+  // The store orders tag keys by their UTF-8 bytes; the marker comparison must use that order
+  // too (JS's < compares UTF-16 code units, which disagrees above U+FFFF).
+  const afterBytes = after === undefined ? undefined : Buffer.from(after, 'utf8');
+  const start =
+    afterBytes === undefined ? 0 : all.findIndex((tag) => Buffer.compare(Buffer.from(tag.tagKey, 'utf8'), afterBytes) > 0);
   const rest = start < 0 ? [] : all.slice(start);
   const items = rest.slice(0, limit);
   const truncated = rest.length > limit;
