@@ -1,40 +1,25 @@
-import { open, readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { tryExclusiveLock } from '../storage/sqlite/exclusive-lock.ts';
 
-/**
- * One server per data directory. The lock file holds the owner's pid; a lock whose process is
- * gone (a crash, kill -9) is taken over, a live one is refused with a message naming it.
- */
+/** One server per data directory. */
 export class DataDirLockedError extends Error {}
 
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+/**
+ * Takes the data directory's lock (`strongroom.lock`, an OS-level lock the kernel drops when the
+ * process dies) and records the owner's pid beside it (`strongroom.pid`) so a refused second
+ * server can say who holds the directory.
+ */
+export async function lockDataDir(paths: { lock: string; pid: string }, dataDir: string): Promise<() => Promise<void>> {
+  const release = tryExclusiveLock(paths.lock);
+  if (!release) {
+    const owner = (await readFile(paths.pid, 'utf8').catch(() => '')).trim();
+    throw new DataDirLockedError(
+      `data directory ${dataDir} is in use by another Strongroom server${/^\d+$/.test(owner) ? ` (pid ${owner})` : ''}; stop it first or choose another --data-dir`,
+    );
   }
-}
-
-export async function lockDataDir(lockPath: string, dataDir: string): Promise<() => Promise<void>> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const handle = await open(lockPath, 'wx', 0o600);
-      await handle.writeFile(`${process.pid}\n`);
-      await handle.close();
-      return async () => {
-        await rm(lockPath, { force: true });
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-    if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && processIsAlive(owner)) {
-      throw new DataDirLockedError(
-        `data directory ${dataDir} is in use by another Strongroom server (pid ${owner}); stop it first or choose another --data-dir`,
-      );
-    }
-    // The owner is gone: the lock is stale.
-    await rm(lockPath, { force: true });
-  }
-  throw new DataDirLockedError(`could not lock data directory ${dataDir}`);
+  await writeFile(paths.pid, `${process.pid}\n`, { mode: 0o600 });
+  return async () => {
+    await rm(paths.pid, { force: true });
+    release();
+  };
 }

@@ -1,10 +1,10 @@
 import { randomInt } from 'node:crypto';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open, rename, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Sealer } from '../crypto/seal.ts';
 import { loadOrCreateRootKeyFile } from '../keystores/root-key-file.ts';
 import { SoftwareKeyStore } from '../keystores/software/software-key-store.ts';
-import { AccessKeyResolver, createAccessKey } from '../service/access-keys.ts';
+import { AccessKeyResolver, newAccessKey, storeAccessKey } from '../service/access-keys.ts';
 import type { ServiceContext } from '../service/context.ts';
 import { SqliteMetadataStore } from '../storage/sqlite/sqlite-store.ts';
 import type { MetadataStore } from '../storage/types.ts';
@@ -29,6 +29,7 @@ export const dataDirPaths = (dataDir: string) => ({
   database: join(dataDir, 'strongroom.db'),
   credentials: join(dataDir, 'credentials'),
   lock: join(dataDir, 'strongroom.lock'),
+  pid: join(dataDir, 'strongroom.pid'),
 });
 
 /** A 12-digit account id, fixed at first start. */
@@ -72,23 +73,32 @@ export const adminPrincipalArn = (accountId: string): string => `arn:aws:iam::${
 export async function bootstrapAdministrator(instance: Instance): Promise<boolean> {
   if ((await instance.store.listAccessKeys()).length > 0) return false;
   const { credentials } = dataDirPaths(instance.dataDir);
-  const accessKey = await createAccessKey(
-    instance.store,
-    instance.sealer,
-    adminPrincipalArn(instance.context.accountId),
-    instance.context.now(),
-  );
-  const handle = await open(credentials, 'w', 0o600);
+  const accessKey = newAccessKey();
   try {
-    await handle.chmod(0o600);
-    await handle.writeFile(
-      '[default]\n' +
-        `aws_access_key_id = ${accessKey.accessKeyId}\n` +
-        `aws_secret_access_key = ${accessKey.secretAccessKey.exposeSecretBytes().toString('utf8')}\n`,
+    // The file first, atomically (temp file, fsync, rename), then the database: a crash in
+    // between leaves a file naming a key that does not exist yet, and the next start simply
+    // makes a new one — never a stored key whose secret nobody has.
+    const temporary = `${credentials}.${process.pid}.tmp`;
+    const handle = await open(temporary, 'w', 0o600);
+    try {
+      await handle.writeFile(
+        '[default]\n' +
+          `aws_access_key_id = ${accessKey.accessKeyId}\n` +
+          `aws_secret_access_key = ${accessKey.secretAccessKey.exposeSecretBytes().toString('utf8')}\n`,
+      );
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, credentials);
+    await storeAccessKey(
+      instance.store,
+      instance.sealer,
+      accessKey,
+      adminPrincipalArn(instance.context.accountId),
+      instance.context.now(),
     );
-    await handle.sync();
   } finally {
-    await handle.close();
     accessKey.secretAccessKey.zero();
   }
   return true;

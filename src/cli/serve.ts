@@ -36,7 +36,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   let unlock: () => Promise<void>;
   try {
-    unlock = await lockDataDir(dataDirPaths(dataDir).lock, dataDir);
+    unlock = await lockDataDir(dataDirPaths(dataDir), dataDir);
   } catch (error) {
     if (error instanceof DataDirLockedError) {
       process.stderr.write(`strongroom: ${error.message}\n`);
@@ -57,6 +57,10 @@ export async function serve(options: ServeOptions): Promise<void> {
     runDueBackgroundWork(instance.context).then(
       (run) => {
         if (run.destroyed.length || run.rotated.length) logger.info(run, 'scheduled key work carried out');
+        // Workers drop any material they still hold for destroyed keys.
+        for (const worker of Object.values(cluster.workers ?? {})) {
+          for (const keyId of run.destroyed) worker?.send({ forget: keyId });
+        }
       },
       (error: unknown) => logger.error({ err: errorSummary(error) }, 'scheduled key work failed; will retry'),
     );
@@ -188,6 +192,9 @@ async function runWorker(options: ServeOptions): Promise<void> {
       await closeServers();
       await instance.close();
       process.exit(0);
+    });
+    process.on('message', (message: { forget?: string }) => {
+      if (typeof message?.forget === 'string') instance.context.keyStore.forget(message.forget);
     });
     process.send?.({ listening: port });
   } catch (error) {

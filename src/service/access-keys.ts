@@ -21,18 +21,30 @@ export interface NewAccessKey {
   secretAccessKey: SecretBytes;
 }
 
-export async function createAccessKey(store: MetadataStore, sealer: Sealer, principalArn: string, now: Date): Promise<NewAccessKey> {
-  const accessKeyId = newAccessKeyId();
+/** Makes a new access key; nothing is stored until storeAccessKey. */
+export function newAccessKey(): NewAccessKey {
   // 30 random bytes give AWS's 40-character secret in base64 (240 bits).
-  const secretAccessKey = SecretBytes.from(Buffer.from(randomBytes(30).toString('base64'), 'utf8'));
+  return {
+    accessKeyId: newAccessKeyId(),
+    secretAccessKey: SecretBytes.from(Buffer.from(randomBytes(30).toString('base64'), 'utf8')),
+  };
+}
+
+/** Stores the access key with its secret sealed under the root key, bound to the key id. */
+export async function storeAccessKey(
+  store: MetadataStore,
+  sealer: Sealer,
+  accessKey: NewAccessKey,
+  principalArn: string,
+  now: Date,
+): Promise<void> {
   await store.putAccessKey({
-    accessKeyId,
+    accessKeyId: accessKey.accessKeyId,
     principalArn,
-    sealedSecret: sealer.seal(secretAccessKey, accessKeyBinding(accessKeyId)),
+    sealedSecret: sealer.seal(accessKey.secretAccessKey, accessKeyBinding(accessKey.accessKeyId)),
     status: 'Active',
     createdAt: now,
   });
-  return { accessKeyId, secretAccessKey };
 }
 
 export interface ResolvedAccessKey {

@@ -38,7 +38,9 @@ export async function rotate(
     nextRotationAt,
     countOnDemand: rotationType === 'ON_DEMAND',
   });
-  if (!added) throw new KmsError('ConflictException', 'The key was rotated by another request; try again.');
+  if (!added) {
+    throw new KmsError('ConflictException', 'The key was rotated, disabled or deleted by another request; try again.');
+  }
   return version;
 }
 

@@ -103,7 +103,10 @@ export interface MetadataStore {
   listKeys(limit: number, after?: string): Promise<Page<KeyRecord>>;
   /** Applies the patch; `null` clears a field. Returns false when the key does not exist. */
   updateKey(keyId: string, patch: { [K in keyof KeyPatch]: KeyPatch[K] | null }): Promise<boolean>;
-  /** Adds a version and makes it current, atomically. Fails if `expectedCurrent` is stale. */
+  /**
+   * Adds a version and makes it current, atomically. Fails (false) if `expectedCurrent` is stale
+   * or the key is no longer Enabled: only enabled keys rotate, and the check is part of the write.
+   */
   addKeyVersion(
     version: KeyVersionRecord,
     expectedCurrent: number,
@@ -113,6 +116,12 @@ export interface MetadataStore {
   listKeyVersions(keyId: string): Promise<KeyVersionRecord[]>;
   /** Removes the key, every version's sealed material, its aliases and tags. */
   destroyKey(keyId: string): Promise<void>;
+  /**
+   * destroyKey, but only if the key is still pending deletion with a deletion date at or before
+   * `now`, checked in the same statement: a CancelKeyDeletion that lands after the scheduler
+   * listed the key wins. Returns whether the key was destroyed.
+   */
+  destroyKeyIfDue(keyId: string, now: Date): Promise<boolean>;
   keysDueForDeletion(now: Date): Promise<string[]>;
   keysDueForRotation(now: Date): Promise<string[]>;
 

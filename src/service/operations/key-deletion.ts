@@ -57,10 +57,12 @@ export const cancelKeyDeletion: Operation<CancelKeyDeletionRequest, CancelKeyDel
 
 /** Carried out by the scheduler: destroys the key's material, aliases and tags for good. */
 export async function destroyDueKeys(context: ServiceContext): Promise<string[]> {
-  const due = await context.store.keysDueForDeletion(context.now());
-  for (const keyId of due) {
-    await context.store.destroyKey(keyId);
+  const now = context.now();
+  const destroyed: string[] = [];
+  for (const keyId of await context.store.keysDueForDeletion(now)) {
+    if (!(await context.store.destroyKeyIfDue(keyId, now))) continue; // cancelled meanwhile
     context.keyStore.forget(keyId);
+    destroyed.push(keyId);
   }
-  return due;
+  return destroyed;
 }

@@ -11,8 +11,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   CREATE TABLE keys (
-    key_id                   TEXT PRIMARY KEY,
-    seq                      INTEGER NOT NULL UNIQUE,
+    -- AUTOINCREMENT: sequence numbers are never reused, so a ListKeys marker cannot skip a key
+    -- created after it was issued.
+    seq                      INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id                   TEXT NOT NULL UNIQUE,
     created_at               INTEGER NOT NULL,
     description              TEXT NOT NULL,
     key_usage                TEXT NOT NULL,

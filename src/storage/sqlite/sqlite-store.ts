@@ -128,15 +128,13 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async createKey(key: KeyRecord, firstVersion: KeyVersionRecord, tags: readonly TagRecord[]): Promise<void> {
     const insert = this.db.transaction(() => {
-      const seqRow = this.statement('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM keys').get() as Row;
       this.statement(
-        `INSERT INTO keys (key_id, seq, created_at, description, key_usage, key_spec, origin, state,
+        `INSERT INTO keys (key_id, created_at, description, key_usage, key_spec, origin, state,
            deletion_date, pending_window_days, policy, rotation_enabled, rotation_period_days,
            next_rotation_at, current_version, on_demand_rotation_count)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         key.keyId,
-        seqRow.next,
         key.createdAt.getTime(),
         key.description,
         key.keyUsage,
@@ -215,7 +213,7 @@ export class SqliteMetadataStore implements MetadataStore {
         `UPDATE keys SET current_version = ?,
            next_rotation_at = CASE WHEN ? THEN ? ELSE next_rotation_at END,
            on_demand_rotation_count = on_demand_rotation_count + ?
-         WHERE key_id = ? AND current_version = ?`,
+         WHERE key_id = ? AND current_version = ? AND state = 'Enabled'`,
       ).run(
         version.version,
         patch.nextRotationAt === undefined ? 0 : 1,
@@ -247,6 +245,13 @@ export class SqliteMetadataStore implements MetadataStore {
     // ON DELETE CASCADE removes versions (the sealed material), aliases and tags in the same
     // transaction; secure_delete zeroes the freed pages.
     this.statement('DELETE FROM keys WHERE key_id = ?').run(keyId);
+  }
+
+  async destroyKeyIfDue(keyId: string, now: Date): Promise<boolean> {
+    const result = this.statement(
+      `DELETE FROM keys WHERE key_id = ? AND state = 'PendingDeletion' AND deletion_date <= ?`,
+    ).run(keyId, now.getTime());
+    return result.changes === 1;
   }
 
   async keysDueForDeletion(now: Date): Promise<string[]> {
