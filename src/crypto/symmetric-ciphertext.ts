@@ -1,10 +1,9 @@
-import { randomFillSync } from 'node:crypto';
+import { createHmac, randomFillSync } from 'node:crypto';
 import { aesGcmDecrypt, aesGcmEncrypt } from './aead.ts';
 import { canonicalEncryptionContext } from './encryption-context.ts';
 import { CryptoError } from './errors.ts';
-import { hkdf } from './kdf.ts';
 import { bytesToUuid, uuidToBytes } from './random.ts';
-import type { SecretBytes } from './secret-bytes.ts';
+import { SecretBytes } from './secret-bytes.ts';
 
 /**
  * The self-describing ciphertext blob of a KMS symmetric (SYMMETRIC_DEFAULT) key, format v1.
@@ -20,12 +19,13 @@ import type { SecretBytes } from './secret-bytes.ts';
  *
  * Total length: n + 65 (SYMMETRIC_CIPHERTEXT_OVERHEAD).
  *
- * Keys: each message has its own data-encryption key,
- *   DEK  = HKDF-SHA256(ikm = key version material (32 bytes), salt,
- *                      info = "strongroom/kms-symmetric-ciphertext/v1" || bytes 0..20, L = 32)
+ * Keys: each message has its own data-encryption key, from a KDF in counter mode
+ * (SP 800-108r1, HMAC-SHA256 PRF keyed with the key version material):
+ *   DEK  = HMAC-SHA256(material, [1]_32 || "strongroom/kms-symmetric-ciphertext/v1" || 0x00
+ *                                || bytes 0..36 || [256]_32)
  *   AAD  = bytes 0..48 (the whole header) || canonicalEncryptionContext(context)
- * so every header byte is authenticated twice over: the key id and version select the DEK through
- * `info` and are in the AAD, and the salt and IV are in the AAD. Moving a blob to another key id or
+ * so every header byte is authenticated: the key id, version and salt select the DEK through the
+ * KDF context and are in the AAD, and the IV is in the AAD. Moving a blob to another key id or
  * version, or changing the context, makes the tag fail; decrypt has no other failure mode.
  *
  * Nonce bound. With random 96-bit IVs, one AES-GCM key may encrypt at most 2^32 messages
@@ -37,8 +37,8 @@ import type { SecretBytes } from './secret-bytes.ts';
  * Even then GCM is only broken if the two 96-bit IVs collide as well, another factor of 2^-96.
  * So the 2^32 limit does not apply to a key version, and the bound that does is far beyond any
  * rotation period at tens of thousands of messages per second (2^48 messages at 10^5/s is ~90 years).
- * HKDF's own limit (material as a PRF key) is not approached either: its security is that of
- * HMAC-SHA256 with a 256-bit key.
+ * The KDF's own limit is not approached either: its security is that of HMAC-SHA256 as a PRF
+ * under a 256-bit key.
  */
 
 export const SYMMETRIC_CIPHERTEXT_OVERHEAD = 65;
@@ -159,12 +159,27 @@ export function decryptSymmetric(args: DecryptSymmetricArgs): Buffer {
   }
 }
 
-/** DEK = HKDF-SHA256(material, salt = header[21..37), info = label || header[0..21), 32). */
+/**
+ * DEK = KDF in counter mode (NIST SP 800-108r1 §4.1) with HMAC-SHA256 as the PRF, one block:
+ *   HMAC-SHA256(material, [1]_32 || label || 0x00 || header[0..37) || [256]_32)
+ * The context header[0..37) is format version, key id, key version and the message's salt.
+ * HKDF's extract step exists for non-uniform input; key version material is 256 uniformly random
+ * bits, so the PRF alone is the textbook KDF — and one HMAC instead of three keeps this off the
+ * profile of every Encrypt and Decrypt.
+ */
 function deriveDataKey(material: SecretBytes, header: Buffer): SecretBytes {
-  const info = Buffer.allocUnsafe(DEK_LABEL.length + SALT_OFFSET);
-  DEK_LABEL.copy(info, 0);
-  header.copy(info, DEK_LABEL.length, 0, SALT_OFFSET);
-  return hkdf('sha256', material, header.subarray(SALT_OFFSET, SALT_OFFSET + SALT_LENGTH), info, 32);
+  const input = Buffer.allocUnsafe(4 + DEK_LABEL.length + 1 + IV_OFFSET + 4);
+  let offset = input.writeUInt32BE(1, 0);
+  offset += DEK_LABEL.copy(input, offset);
+  input[offset++] = 0x00;
+  offset += header.copy(input, offset, 0, IV_OFFSET);
+  input.writeUInt32BE(256, offset);
+  const dek = createHmac('sha256', material.exposeSecretBytes()).update(input).digest();
+  try {
+    return SecretBytes.from(dek);
+  } finally {
+    dek.fill(0);
+  }
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { aesGcmDecrypt } from '../../src/crypto/aead.ts';
 import { canonicalEncryptionContext } from '../../src/crypto/encryption-context.ts';
 import { CryptoError } from '../../src/crypto/errors.ts';
-import { hkdf } from '../../src/crypto/kdf.ts';
+import { createHmac } from 'node:crypto';
 import { uuidToBytes } from '../../src/crypto/random.ts';
 import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
 import {
@@ -62,8 +62,15 @@ describe('symmetric ciphertext v1', () => {
     assert.deepEqual(blob.subarray(17, 21), Buffer.from([1, 2, 3, 4]));
 
     // Recompute the per-message key and AAD from the spec alone and decrypt by hand.
-    const info = Buffer.concat([Buffer.from('strongroom/kms-symmetric-ciphertext/v1'), blob.subarray(0, 21)]);
-    const dek = hkdf('sha256', MATERIAL, blob.subarray(21, 37), info, 32);
+    // SP 800-108 counter mode, HMAC-SHA256, one block: [1]_32 || label || 0x00 || context || [256]_32.
+    const kdfInput = Buffer.concat([
+      Buffer.from([0, 0, 0, 1]),
+      Buffer.from('strongroom/kms-symmetric-ciphertext/v1'),
+      Buffer.from([0]),
+      blob.subarray(0, 37),
+      Buffer.from([0, 0, 1, 0]),
+    ]);
+    const dek = SecretBytes.from(createHmac('sha256', MATERIAL.exposeSecretBytes()).update(kdfInput).digest());
     const aad = Buffer.concat([blob.subarray(0, 49), canonicalEncryptionContext(CONTEXT)]);
     const tagOffset = blob.length - 16;
     const plaintext = aesGcmDecrypt(dek, blob.subarray(37, 49), blob.subarray(49, tagOffset), blob.subarray(tagOffset), aad);

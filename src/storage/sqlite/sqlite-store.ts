@@ -11,6 +11,7 @@ import type {
   TagRecord,
 } from '../types.ts';
 import { StoreConflictError } from '../types.ts';
+import { ReadCache } from './read-cache.ts';
 import { SQLITE_MIGRATIONS } from './schema.ts';
 
 type Row = Record<string, unknown>;
@@ -80,6 +81,7 @@ const PATCH_COLUMNS: Record<keyof KeyPatch, [column: string, encode: (v: unknown
 export class SqliteMetadataStore implements MetadataStore {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly reads: ReadCache;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -89,6 +91,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('secure_delete = ON');
     this.migrate();
+    this.reads = new ReadCache(this.db);
   }
 
   private migrate(): void {
@@ -122,11 +125,13 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async putSettingIfAbsent(name: string, value: string): Promise<string> {
+    this.reads.invalidate();
     this.statement('INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)').run(name, value);
     return (await this.getSetting(name)) as string;
   }
 
   async createKey(key: KeyRecord, firstVersion: KeyVersionRecord, tags: readonly TagRecord[]): Promise<void> {
+    this.reads.invalidate();
     const insert = this.db.transaction(() => {
       this.statement(
         `INSERT INTO keys (key_id, created_at, description, key_usage, key_spec, origin, state,
@@ -171,8 +176,10 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async getKey(keyId: string): Promise<KeyRecord | undefined> {
-    const row = this.statement('SELECT * FROM keys WHERE key_id = ?').get(keyId) as Row | undefined;
-    return row ? keyFromRow(row) : undefined;
+    return this.reads.lookup(`key:${keyId}`, () => {
+      const row = this.statement('SELECT * FROM keys WHERE key_id = ?').get(keyId) as Row | undefined;
+      return row ? keyFromRow(row) : undefined;
+    });
   }
 
   async listKeys(limit: number, after?: string): Promise<Page<KeyRecord>> {
@@ -190,6 +197,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async updateKey(keyId: string, patch: { [K in keyof KeyPatch]: KeyPatch[K] | null }): Promise<boolean> {
+    this.reads.invalidate();
     const columns: string[] = [];
     const values: unknown[] = [];
     for (const [field, value] of Object.entries(patch)) {
@@ -208,6 +216,7 @@ export class SqliteMetadataStore implements MetadataStore {
     expectedCurrent: number,
     patch: { nextRotationAt?: Date | null; countOnDemand: boolean },
   ): Promise<boolean> {
+    this.reads.invalidate();
     const add = this.db.transaction((): boolean => {
       const result = this.statement(
         `UPDATE keys SET current_version = ?,
@@ -230,10 +239,12 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
-    const row = this.statement('SELECT * FROM key_versions WHERE key_id = ? AND version = ?').get(keyId, version) as
-      | Row
-      | undefined;
-    return row ? versionFromRow(row) : undefined;
+    return this.reads.lookup(`version:${keyId}:${version}`, () => {
+      const row = this.statement('SELECT * FROM key_versions WHERE key_id = ? AND version = ?').get(keyId, version) as
+        | Row
+        | undefined;
+      return row ? versionFromRow(row) : undefined;
+    });
   }
 
   async listKeyVersions(keyId: string): Promise<KeyVersionRecord[]> {
@@ -242,12 +253,14 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async destroyKey(keyId: string): Promise<void> {
+    this.reads.invalidate();
     // ON DELETE CASCADE removes versions (the sealed material), aliases and tags in the same
     // transaction; secure_delete zeroes the freed pages.
     this.statement('DELETE FROM keys WHERE key_id = ?').run(keyId);
   }
 
   async destroyKeyIfDue(keyId: string, now: Date): Promise<boolean> {
+    this.reads.invalidate();
     const result = this.statement(
       `DELETE FROM keys WHERE key_id = ? AND state = 'PendingDeletion' AND deletion_date <= ?`,
     ).run(keyId, now.getTime());
@@ -269,6 +282,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async createAlias(alias: AliasRecord): Promise<void> {
+    this.reads.invalidate();
     try {
       this.statement(
         'INSERT INTO aliases (alias_name, target_key_id, created_at, updated_at) VALUES (?, ?, ?, ?)',
@@ -282,11 +296,14 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async getAlias(aliasName: string): Promise<AliasRecord | undefined> {
-    const row = this.statement('SELECT * FROM aliases WHERE alias_name = ?').get(aliasName) as Row | undefined;
-    return row ? aliasFromRow(row) : undefined;
+    return this.reads.lookup(`alias:${aliasName}`, () => {
+      const row = this.statement('SELECT * FROM aliases WHERE alias_name = ?').get(aliasName) as Row | undefined;
+      return row ? aliasFromRow(row) : undefined;
+    });
   }
 
   async updateAlias(aliasName: string, targetKeyId: string, updatedAt: Date): Promise<boolean> {
+    this.reads.invalidate();
     const result = this.statement('UPDATE aliases SET target_key_id = ?, updated_at = ? WHERE alias_name = ?').run(
       targetKeyId,
       updatedAt.getTime(),
@@ -296,6 +313,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async deleteAlias(aliasName: string): Promise<boolean> {
+    this.reads.invalidate();
     return this.statement('DELETE FROM aliases WHERE alias_name = ?').run(aliasName).changes === 1;
   }
 
@@ -329,10 +347,12 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async putTags(keyId: string, tags: readonly TagRecord[]): Promise<void> {
+    this.reads.invalidate();
     this.db.transaction(() => this.upsertTags(keyId, tags)).immediate();
   }
 
   async removeTags(keyId: string, tagKeys: readonly string[]): Promise<void> {
+    this.reads.invalidate();
     const remove = this.statement('DELETE FROM tags WHERE key_id = ? AND tag_key = ?');
     this.db.transaction(() => {
       for (const tagKey of tagKeys) remove.run(keyId, tagKey);
@@ -347,6 +367,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async putAccessKey(accessKey: AccessKeyRecord): Promise<void> {
+    this.reads.invalidate();
     this.statement(
       `INSERT INTO access_keys (access_key_id, principal_arn, sealed_secret, status, created_at)
        VALUES (?, ?, ?, ?, ?)`,
@@ -360,10 +381,12 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async getAccessKey(accessKeyId: string): Promise<AccessKeyRecord | undefined> {
-    const row = this.statement('SELECT * FROM access_keys WHERE access_key_id = ?').get(accessKeyId) as
-      | Row
-      | undefined;
-    return row ? accessKeyFromRow(row) : undefined;
+    return this.reads.lookup(`access-key:${accessKeyId}`, () => {
+      const row = this.statement('SELECT * FROM access_keys WHERE access_key_id = ?').get(accessKeyId) as
+        | Row
+        | undefined;
+      return row ? accessKeyFromRow(row) : undefined;
+    });
   }
 
   async listAccessKeys(): Promise<AccessKeyRecord[]> {
