@@ -49,7 +49,6 @@ const KEY_VERSION_OFFSET = 17;
 const SALT_OFFSET = 21;
 const IV_OFFSET = 37;
 const HEADER_LENGTH = 49;
-const SALT_LENGTH = IV_OFFSET - SALT_OFFSET;
 const TAG_LENGTH = 16;
 const MATERIAL_LENGTH = 32;
 const MAX_KEY_VERSION = 0xffff_ffff;
