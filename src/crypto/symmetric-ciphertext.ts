@@ -1,8 +1,8 @@
-import { createHmac, randomFillSync } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { aesGcmDecrypt, aesGcmEncrypt } from './aead.ts';
 import { canonicalEncryptionContext } from './encryption-context.ts';
 import { CryptoError } from './errors.ts';
-import { bytesToUuid, uuidToBytes } from './random.ts';
+import { bytesToUuid, fillRandom, uuidToBytes } from './random.ts';
 import { SecretBytes } from './secret-bytes.ts';
 
 /**
@@ -84,7 +84,7 @@ export function encryptSymmetric(args: EncryptSymmetricArgs): Buffer {
   aad[0] = FORMAT_VERSION;
   uuidToBytes(keyId).copy(aad, KEY_ID_OFFSET);
   aad.writeUInt32BE(keyVersion, KEY_VERSION_OFFSET);
-  randomFillSync(aad, SALT_OFFSET, HEADER_LENGTH - SALT_OFFSET); // salt and IV in one call
+  fillRandom(aad, SALT_OFFSET, HEADER_LENGTH - SALT_OFFSET); // salt and IV in one call
   context.copy(aad, HEADER_LENGTH);
 
   const dek = deriveDataKey(material, aad);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CryptoError } from '../../src/crypto/errors.ts';
-import { bytesToUuid, randomBytes, randomUuid, uuidToBytes } from '../../src/crypto/random.ts';
+import { bytesToUuid, fillRandom, randomBytes, randomUuid, uuidToBytes } from '../../src/crypto/random.ts';
 
 const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
 const KEY_ID_BYTES = Buffer.from('1234abcd12ab34cd56ef1234567890ab', 'hex');
@@ -11,6 +11,33 @@ describe('random', () => {
     assert.equal(randomBytes(0).length, 0);
     assert.equal(randomBytes(32).length, 32);
     assert.notDeepEqual(randomBytes(32), randomBytes(32));
+  });
+
+  test('fillRandom never hands out the same bytes twice, across pool refills', () => {
+    // 2,000 draws of 28 bytes cross the 16 KiB pool boundary several times.
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const target = Buffer.alloc(28);
+      fillRandom(target, 0, 28);
+      assert.notDeepEqual(target, Buffer.alloc(28));
+      seen.add(target.toString('hex'));
+    }
+    assert.equal(seen.size, 2000);
+  });
+
+  test('fillRandom writes only the requested range and refuses one outside the target', () => {
+    const target = Buffer.alloc(40);
+    fillRandom(target, 8, 24);
+    assert.deepEqual(target.subarray(0, 8), Buffer.alloc(8));
+    assert.deepEqual(target.subarray(32), Buffer.alloc(8));
+    assert.throws(() => fillRandom(target, 30, 16), CryptoError);
+    assert.throws(() => fillRandom(target, -1, 4), CryptoError);
+  });
+
+  test('fillRandom serves large requests straight from the CSPRNG', () => {
+    const target = Buffer.alloc(64 * 1024);
+    fillRandom(target, 0, target.length);
+    assert.ok(target.subarray(target.length - 32).some((byte) => byte !== 0));
   });
 
   test('randomBytes refuses a negative or fractional length', () => {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../../crypto/random.ts';
 import type {
   GenerateDataKeyRequest,
   GenerateDataKeyResponse,

@@ -4,7 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { KmsError } from '../../service/errors.ts';
-import { firstQueryValue, joinedHeader, quote, type QueryParameter } from './sigv4-canonical.ts';
+import { firstQueryValue, joinedHeader, quote, sha256Hex, type QueryParameter } from './sigv4-canonical.ts';
 
 export const ALGORITHM = 'AWS4-HMAC-SHA256';
 export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
@@ -133,8 +133,20 @@ export function readHeaderDate(
   return { longDate: basicIso(ms), requestTimeMs: ms, dateSource: 'Date' };
 }
 
+// Requests signed within the same second share their x-amz-date: remember the last one parsed.
+let lastBasicIso = '';
+let lastBasicIsoMs = 0;
+
 /** Parses `YYYYMMDDTHHMMSSZ` strictly (no lenient Date parsing of client input). */
 export function parseBasicIso(value: string): number {
+  if (value === lastBasicIso) return lastBasicIsoMs;
+  const ms = parseBasicIsoUncached(value);
+  lastBasicIso = value;
+  lastBasicIsoMs = ms;
+  return ms;
+}
+
+function parseBasicIsoUncached(value: string): number {
   if (value.length !== 16 || value[8] !== 'T' || value[15] !== 'Z') throw badDateFormat(value);
   const digits = value.slice(0, 8) + value.slice(9, 15);
   if (!isDigits(digits)) throw badDateFormat(value);
@@ -174,7 +186,7 @@ export function basicIso(ms: number): string {
  * than letting an unsigned body through.
  */
 export function checkedPayloadHash(body: Buffer, contentSha256: string | undefined): string {
-  const bodyHash = createHash('sha256').update(body).digest('hex');
+  const bodyHash = sha256Hex(body);
   if (contentSha256 === undefined) return bodyHash;
   if (contentSha256 === UNSIGNED_PAYLOAD) {
     throw invalidSignature("'x-amz-content-sha256' must be the SHA-256 of the body; UNSIGNED-PAYLOAD is not supported by this service.");

@@ -1,3 +1,4 @@
+import * as nodeCrypto from 'node:crypto';
 import { KmsError } from '../../service/errors.ts';
 
 /**
@@ -163,3 +164,12 @@ export function quote(value: string): string {
   // eslint-disable-next-line no-control-regex
   return bounded.replace(/[\u0000-\u001f\u007f]/g, '?');
 }
+
+/**
+ * Hex SHA-256. crypto.hash (Node >= 20.12) is the one-shot form without a Hash object, about
+ * twice as fast on the short inputs every request hashes twice; older 20.x fall back.
+ */
+export const sha256Hex: (data: string | Buffer) => string =
+  typeof nodeCrypto.hash === 'function'
+    ? (data) => nodeCrypto.hash('sha256', data, 'hex')
+    : (data) => nodeCrypto.createHash('sha256').update(data).digest('hex');

@@ -12,7 +12,7 @@
  * characters and bounds their length. A malformed Authorization header is never echoed: like AWS,
  * we print its SHA-256 instead, because it may hold a caller's token or signature.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import {
   canonicalHeaderBlock,
   canonicalQuery,
@@ -20,6 +20,7 @@ import {
   firstQueryValue,
   indexHeaders,
   parseQuery,
+  sha256Hex,
   quote,
   type QueryParameter,
 } from './sigv4-canonical.ts';
@@ -87,14 +88,12 @@ export class SigV4Verifier {
   private readonly now: () => number;
   private readonly maxSkewMs: number;
   private readonly maxCachedKeys: number;
-  /** kSigning by access key, day, region, service and a keyed fingerprint of the secret. */
-  private readonly signingKeys = new Map<string, Buffer>();
   /**
-   * Fingerprints the secret for the cache key, so a rotated secret never meets a key derived from
-   * the old one. Keyed with a per-process random key so the map holds nothing that could be
-   * checked against a guessed secret.
+   * kSigning by access key and day (region and service are fixed per verifier), with a copy of
+   * the secret it was derived from: a hit must present the same secret (compared in constant
+   * time), so a rotated secret never meets a key derived from the old one.
    */
-  private readonly fingerprintKey = randomBytes(32);
+  private readonly signingKeys = new Map<string, { secret: Buffer; key: Buffer }>();
   private derivations = 0;
 
   constructor(opts: SigV4VerifierOptions) {
@@ -146,7 +145,7 @@ export class SigV4Verifier {
       `${req.method}\n${canonicalUri(rawPath)}\n${canonicalQuery(query, auth.presigned)}\n` +
       `${canonicalHeaders}\n${auth.signedHeaders}\n${payloadHash}`;
     const stringToSign =
-      `${ALGORITHM}\n${auth.longDate}\n${scope}\n` + createHash('sha256').update(canonicalRequest).digest('hex');
+      `${ALGORITHM}\n${auth.longDate}\n${scope}\n` + sha256Hex(canonicalRequest);
     const signingKey = this.signingKey(accessKeyId, auth.longDate.slice(0, 8), secret.secretAccessKey);
     const expected = createHmac('sha256', signingKey).update(stringToSign).digest();
 
@@ -230,10 +229,15 @@ export class SigV4Verifier {
 
   /** kSigning = HMAC chain over "AWS4"+secret, day, region, service, "aws4_request" (SigV4 §derive). */
   private signingKey(accessKeyId: string, day: string, secretAccessKey: Buffer): Buffer {
-    const fingerprint = createHmac('sha256', this.fingerprintKey).update(secretAccessKey).digest('base64');
-    const cacheKey = `${accessKeyId}\n${day}\n${this.region}\n${this.service}\n${fingerprint}`;
+    const cacheKey = `${accessKeyId}\n${day}`;
     const cached = this.signingKeys.get(cacheKey);
-    if (cached !== undefined) return cached;
+    if (
+      cached !== undefined &&
+      cached.secret.length === secretAccessKey.length &&
+      timingSafeEqual(cached.secret, secretAccessKey)
+    ) {
+      return cached.key;
+    }
 
     this.derivations += 1;
     const seed = Buffer.concat([Buffer.from('AWS4', 'latin1'), secretAccessKey]);
@@ -242,15 +246,20 @@ export class SigV4Verifier {
       key = createHmac('sha256', key).update(part).digest();
     }
     seed.fill(0);
+    if (cached !== undefined) this.forget(cacheKey, cached);
     // Evict the oldest entry (Map keeps insertion order). Nothing else holds an evicted key:
     // it is read and used synchronously within one verify call, so it is safe to zero.
     while (this.signingKeys.size >= this.maxCachedKeys) {
-      const [oldestKey, oldest] = this.signingKeys.entries().next().value as [string, Buffer];
-      oldest.fill(0);
-      this.signingKeys.delete(oldestKey);
+      const [oldestKey, oldest] = this.signingKeys.entries().next().value as [string, { secret: Buffer; key: Buffer }];
+      this.forget(oldestKey, oldest);
     }
-    this.signingKeys.set(cacheKey, key);
+    this.signingKeys.set(cacheKey, { secret: Buffer.from(secretAccessKey), key });
     return key;
   }
-}
 
+  private forget(cacheKey: string, entry: { secret: Buffer; key: Buffer }): void {
+    entry.secret.fill(0);
+    entry.key.fill(0);
+    this.signingKeys.delete(cacheKey);
+  }
+}

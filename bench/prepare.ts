@@ -1,0 +1,246 @@
+/**
+ * Pre-signs a pool of KMS requests for wrk (bench/wrk-requests.lua). Starts no server itself.
+ *
+ *   node --import tsx bench/prepare.ts --endpoint http://127.0.0.1:18373 \
+ *     --credentials <dataDir>/credentials --state <file.json> --op encrypt-32 \
+ *     [--target http://127.0.0.1:18374] [--count 2000] --out <pool file>
+ *
+ * On first use (no --state file yet) it creates a symmetric key with the real
+ * @aws-sdk/client-kms and encrypts one 32-byte plaintext, and keeps both in the state file; later
+ * calls reuse them, so a whole bench run works on one key.
+ *
+ * Each pooled request is a complete raw HTTP/1.1 request (request line, headers, body) signed
+ * with @smithy/signature-v4 exactly as the KMS client signs: POST /, content-type
+ * application/x-amz-json-1.1, x-amz-target TrentService.<Op>, host, x-amz-date, content-length,
+ * authorization; no x-amz-content-sha256. Signatures are dated now and the server accepts
+ * ±5 minutes of skew, so sign right before each wrk run.
+ *
+ * Pool file format (read by the Lua script): for each request, its byte length in decimal, a
+ * newline, then exactly that many bytes. Nothing else.
+ *
+ * --target sets where the requests will be sent (the Host header); it defaults to --endpoint. The
+ * bare baseline server gets the very same requests, only addressed to its own port.
+ *
+ * Before writing the pool, the first request is sent once to --target and must get a 2xx, so a
+ * broken pool (bad signature, wrong header) fails here and not as 15 s of errors.
+ */
+import { createHash, createHmac, randomBytes, type BinaryLike } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { parseArgs } from 'node:util';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+const OPS = {
+  'encrypt-32': 'Encrypt',
+  'encrypt-4k': 'Encrypt',
+  'decrypt-32': 'Decrypt',
+  'generate-data-key': 'GenerateDataKey',
+} as const;
+type OpName = keyof typeof OPS;
+
+interface State {
+  keyId: string;
+  ciphertext32: string; // base64
+}
+
+interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    endpoint: { type: 'string' },
+    target: { type: 'string' },
+    credentials: { type: 'string' },
+    state: { type: 'string' },
+    op: { type: 'string' },
+    count: { type: 'string', default: '2000' },
+    out: { type: 'string' },
+    region: { type: 'string', default: 'us-east-1' },
+    'no-check': { type: 'boolean', default: false },
+  },
+});
+
+function need(name: string, value: string | undefined): string {
+  if (!value) {
+    process.stderr.write(`prepare: --${name} is required\n`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const endpoint = need('endpoint', args.endpoint);
+const target = new URL(args.target ?? endpoint);
+const statePath = need('state', args.state);
+const op = need('op', args.op) as OpName;
+if (!(op in OPS)) {
+  process.stderr.write(`prepare: --op must be one of ${Object.keys(OPS).join(', ')}\n`);
+  process.exit(2);
+}
+const count = Number(args.count);
+const out = need('out', args.out);
+const region = args.region as string;
+const credentials = parseCredentialsFile(readFileSync(need('credentials', args.credentials), 'utf8'));
+
+function parseCredentialsFile(text: string): Credentials {
+  const accessKeyId = /aws_access_key_id\s*=\s*(\S+)/.exec(text)?.[1];
+  const secretAccessKey = /aws_secret_access_key\s*=\s*(\S+)/.exec(text)?.[1];
+  if (!accessKeyId || !secretAccessKey) throw new Error('credentials file lacks aws_access_key_id / aws_secret_access_key');
+  return { accessKeyId, secretAccessKey };
+}
+
+/** SHA-256 / HMAC-SHA256 for the smithy signer, on node:crypto. */
+class NodeSha256 {
+  private readonly hash;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(toBytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+  reset(): void {
+    throw new Error('not needed by SignatureV4');
+  }
+}
+
+const toBytes = (data: string | ArrayBuffer | ArrayBufferView): BinaryLike =>
+  typeof data === 'string'
+    ? data
+    : data instanceof ArrayBuffer
+      ? new Uint8Array(data)
+      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+
+/** Creates the key and the 32 B ciphertext once per bench run, with the real SDK. */
+async function loadOrCreateState(): Promise<State> {
+  if (existsSync(statePath)) return JSON.parse(readFileSync(statePath, 'utf8')) as State;
+  const { KMSClient, CreateKeyCommand, EncryptCommand } = await import('@aws-sdk/client-kms');
+  const client = new KMSClient({ endpoint, region, credentials, maxAttempts: 1 });
+  try {
+    const created = await client.send(new CreateKeyCommand({ Description: 'strongroom bench' }));
+    const keyId = created.KeyMetadata?.KeyId;
+    if (!keyId) throw new Error('CreateKey returned no KeyId');
+    const encrypted = await client.send(new EncryptCommand({ KeyId: keyId, Plaintext: randomBytes(32) }));
+    if (!encrypted.CiphertextBlob) throw new Error('Encrypt returned no CiphertextBlob');
+    const state: State = { keyId, ciphertext32: Buffer.from(encrypted.CiphertextBlob).toString('base64') };
+    writeFileSync(statePath, JSON.stringify(state));
+    return state;
+  } finally {
+    client.destroy();
+  }
+}
+
+function bodyFor(state: State): string {
+  switch (op) {
+    case 'encrypt-32':
+      return JSON.stringify({ KeyId: state.keyId, Plaintext: randomBytes(32).toString('base64') });
+    case 'encrypt-4k':
+      return JSON.stringify({ KeyId: state.keyId, Plaintext: randomBytes(4096).toString('base64') });
+    case 'decrypt-32':
+      return JSON.stringify({ CiphertextBlob: state.ciphertext32, KeyId: state.keyId });
+    case 'generate-data-key':
+      return JSON.stringify({ KeyId: state.keyId, KeySpec: 'AES_256' });
+  }
+}
+
+async function signOne(signer: SignatureV4, body: string, signingDate: Date): Promise<Buffer> {
+  const host = target.host; // hostname:port as wrk connects
+  const request = new HttpRequest({
+    method: 'POST',
+    protocol: target.protocol,
+    hostname: target.hostname,
+    port: Number(target.port),
+    path: '/',
+    headers: {
+      'content-type': 'application/x-amz-json-1.1',
+      'x-amz-target': `TrentService.${OPS[op]}`,
+      host,
+      'content-length': String(Buffer.byteLength(body)),
+    },
+    body,
+  });
+  const signed = (await signer.sign(request, { signingDate })) as HttpRequest;
+  let head = 'POST / HTTP/1.1\r\n';
+  for (const [name, value] of Object.entries(signed.headers)) {
+    if (/[\r\n]/.test(name) || /[\r\n]/.test(String(value))) throw new Error(`bad header ${name}`);
+    head += `${name}: ${value}\r\n`;
+  }
+  head += '\r\n';
+  return Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(body, 'utf8')]);
+}
+
+/** Sends one raw request over a fresh connection and returns the status line and body. */
+function sendRaw(raw: Buffer): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(target.port), target.hostname);
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('check request timed out'));
+    }, 10_000);
+    const finish = () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
+      const headerEnd = text.indexOf('\r\n\r\n');
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(text)?.[1] ?? -1);
+      if (headerEnd >= 0 && length >= 0 && Buffer.byteLength(text) >= headerEnd + 4 + length) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve({ status, text });
+        return true;
+      }
+      return false;
+    };
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      finish();
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.on('end', () => {
+      if (!finish()) {
+        clearTimeout(timer);
+        reject(new Error(`incomplete response: ${Buffer.concat(chunks).toString('utf8').slice(0, 500)}`));
+      }
+    });
+    socket.write(raw);
+  });
+}
+
+// The SDK warns on stderr about Node < 22 support ending; not this bench's concern.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+const state = await loadOrCreateState();
+const signer = new SignatureV4({
+  service: 'kms',
+  region,
+  credentials,
+  sha256: NodeSha256,
+  // The KMS client sends no x-amz-content-sha256.
+  applyChecksum: false,
+});
+const signingDate = new Date();
+const pool: Buffer[] = [];
+for (let i = 0; i < count; i++) pool.push(await signOne(signer, bodyFor(state), signingDate));
+
+if (!args['no-check']) {
+  const { status, text } = await sendRaw(pool[0]);
+  if (status < 200 || status > 299) {
+    process.stderr.write(`prepare: check request for ${op} to ${target.host} got HTTP ${status}:\n${text.slice(0, 1000)}\n`);
+    process.exit(1);
+  }
+}
+
+const parts: Buffer[] = [];
+for (const raw of pool) parts.push(Buffer.from(`${raw.length}\n`, 'latin1'), raw);
+writeFileSync(out, Buffer.concat(parts));
+const sizes = pool.map((raw) => raw.length);
+process.stdout.write(
+  `prepared ${count} ${op} requests for ${target.host} (${Math.min(...sizes)}-${Math.max(...sizes)} bytes each), ` +
+    `signed ${signingDate.toISOString()}\n`,
+);

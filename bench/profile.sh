@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# CPU profile of Strongroom's workers under the bench load (not part of `npm run bench`).
+#
+#   bash bench/profile.sh [op]      op: encrypt-32 (default), encrypt-4k, decrypt-32, generate-data-key
+#
+# Starts `node --cpu-prof bin/strongroom.mjs serve --workers 2` (primary and workers each
+# write a .cpuprofile on exit), loads it with the same pre-signed requests and wrk settings as
+# bench/run.sh for BENCH_DURATION (15) seconds, stops it, and prints the top self-time functions
+# of each worker (bench/cpu-profile-top.mjs). The .cpuprofile files are kept in
+# bench/profiles/ (open them in Chrome DevTools or speedscope).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+OP=${1:-encrypt-32}
+DURATION=${BENCH_DURATION:-15}
+PORT=${BENCH_PROFILE_PORT:-18375}
+URL="http://127.0.0.1:$PORT"
+OUT="$ROOT/bench/profiles"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/strongroom-profile.XXXXXX")
+SR_PID=
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$SR_PID" ] && kill -0 "$SR_PID" 2>/dev/null; then
+    kill -TERM "$SR_PID" 2>/dev/null || true
+    wait "$SR_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "profile: port $PORT is in use; set BENCH_PROFILE_PORT" >&2
+  exit 1
+fi
+
+mkdir -p "$WORK/prof"
+# Workers are forked with the primary's execArgv, so they are profiled too.
+node --cpu-prof --cpu-prof-dir="$WORK/prof" bin/strongroom.mjs serve --data-dir "$WORK/data" --port "$PORT" --workers 2 --log-level warn \
+  >"$WORK/strongroom.log" 2>&1 &
+SR_PID=$!
+for _ in $(seq 1 300); do
+  grep -q 'listening on http' "$WORK/strongroom.log" && break
+  kill -0 "$SR_PID" 2>/dev/null || { cat "$WORK/strongroom.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+timeout 120 node --import tsx bench/prepare.ts --endpoint "$URL" --credentials "$WORK/data/credentials" \
+  --state "$WORK/state.json" --op "$OP" --count 2000 --out "$WORK/pool.bin"
+timeout $((DURATION + 30)) wrk -t2 -c32 -d"${DURATION}s" --latency -s bench/wrk-requests.lua "$URL" -- "$WORK/pool.bin" \
+  | grep -E '^(BENCH_RESULT|BENCH_NON2XX_SAMPLE)'
+
+# SIGTERM: the primary stops its workers, which exit normally and write their profiles.
+kill -TERM "$SR_PID"
+wait "$SR_PID" 2>/dev/null || true
+SR_PID=
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.cpuprofile
+# The largest profiles are the workers' (the primary is nearly idle under load).
+mapfile -t profiles < <(ls -S "$WORK"/prof/*.cpuprofile | head -n 2)
+for profile in "${profiles[@]}"; do cp "$profile" "$OUT/$OP-$(basename "$profile")"; done
+node bench/cpu-profile-top.mjs --top 30 "$OUT"/*.cpuprofile

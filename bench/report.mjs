@@ -1,0 +1,193 @@
+// Turns the per-run results (TSV written by bench/run.sh) into bench/RESULTS.md.
+//
+//   node bench/report.mjs <results.tsv> <RESULTS.md>
+//
+// TSV rows: case, repetition, then the key=value fields of wrk-requests.lua's BENCH_RESULT line.
+// Machine facts and run settings come in BENCH_META_* environment variables.
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const [tsvPath, outPath] = process.argv.slice(2);
+const env = process.env;
+const meta = (name, fallback = '') => env[`BENCH_META_${name}`] ?? fallback;
+
+const clkTck = Number(meta('CLK_TCK', '100'));
+const TARGET_RATIO = 0.45;
+const TARGET_P99_MS = 10;
+
+const CASES = {
+  'encrypt-32': { label: 'Encrypt, 32 B plaintext', bare: 'bare-32', targeted: true },
+  'generate-data-key': { label: 'GenerateDataKey, AES_256', bare: 'bare-32', targeted: true },
+  'decrypt-32': { label: 'Decrypt, 32 B ciphertext', bare: 'bare-32', targeted: false },
+  'encrypt-4k': { label: 'Encrypt, 4 KB plaintext', bare: 'bare-4k', targeted: false },
+  'bare-32': { label: 'bare node:http echo, Encrypt 32 B request', bare: null, targeted: false },
+  'bare-4k': { label: 'bare node:http echo, Encrypt 4 KB request', bare: null, targeted: false },
+};
+
+const runs = new Map();
+for (const line of readFileSync(tsvPath, 'utf8').split('\n')) {
+  if (!line.trim()) continue;
+  const [name, rep, fields] = line.split('\t');
+  const values = Object.fromEntries(fields.trim().split(/\s+/).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+  if (!runs.has(name)) runs.set(name, []);
+  runs.get(name).push({ rep: Number(rep), ...values });
+}
+
+const median = (numbers) => {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+function summarize(name) {
+  const list = runs.get(name) ?? [];
+  if (list.length === 0) return undefined;
+  const sum = (field) => list.reduce((total, run) => total + Math.max(0, run[field] ?? 0), 0);
+  return {
+    runs: list,
+    rps: median(list.map((r) => r.rps)),
+    p50: median(list.map((r) => r.p50_us)) / 1000,
+    p99: median(list.map((r) => r.p99_us)) / 1000,
+    requests: sum('requests'),
+    non2xx: sum('non2xx'),
+    // Server CPU time (both servers' primaries and workers) per request, in µs: how much work one
+    // request costs, which other load on the machine disturbs far less than req/s.
+    cpuPerRequest: median(list.map((r) => (r.requests > 0 ? (r.server_cpu_ticks / clkTck) * 1e6 / r.requests : NaN))),
+    socketErrors: sum('connect_errors') + sum('read_errors') + sum('write_errors') + sum('timeouts'),
+    // A missing BENCH_RESULT line is recorded as non2xx=-1.
+    broken: list.some((r) => r.non2xx < 0 || !(r.requests > 0)),
+  };
+}
+
+const fmt = (n, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const ms = (n) => fmt(n, 2);
+
+const summaries = Object.fromEntries(Object.keys(CASES).map((name) => [name, summarize(name)]));
+const anyErrors = Object.values(summaries).some((s) => s && (s.non2xx > 0 || s.socketErrors > 0 || s.broken));
+
+const rows = [];
+const verdicts = [];
+for (const [name, info] of Object.entries(CASES)) {
+  const s = summaries[name];
+  if (!s) continue;
+  const bare = info.bare ? summaries[info.bare] : undefined;
+  const ratio = bare && bare.rps > 0 ? s.rps / bare.rps : undefined;
+  const clean = s.non2xx === 0 && s.socketErrors === 0 && !s.broken;
+  let target = '—';
+  if (info.targeted) {
+    const met = ratio !== undefined && ratio >= TARGET_RATIO && s.p99 <= TARGET_P99_MS;
+    target = !clean ? '**invalid: errors**' : met ? 'met' : '**not met**';
+    verdicts.push(
+      `- ${info.label}: ${fmt(s.rps)} req/s = ${ratio === undefined ? '?' : fmt(ratio * 100, 1)}% of bare ` +
+        `(target ≥ ${TARGET_RATIO * 100}%: ${ratio !== undefined && ratio >= TARGET_RATIO ? 'yes' : 'no'}), ` +
+        `p99 ${ms(s.p99)} ms (target ≤ ${TARGET_P99_MS} ms: ${s.p99 <= TARGET_P99_MS ? 'yes' : 'no'}) → ${target.replaceAll('*', '')}`,
+    );
+  }
+  const cpuRatio = bare && bare.cpuPerRequest > 0 ? s.cpuPerRequest / bare.cpuPerRequest : undefined;
+  rows.push(
+    `| ${info.label} | ${fmt(s.rps)} | ${ms(s.p50)} | ${ms(s.p99)} | ` +
+      `${Number.isFinite(s.cpuPerRequest) ? fmt(s.cpuPerRequest) : '?'}${cpuRatio ? ` (${fmt(cpuRatio, 1)}×)` : ''} | ` +
+      `${ratio === undefined ? '1 (baseline)' : `${fmt(ratio * 100, 1)}% of ${info.bare}`} | ` +
+      `${s.non2xx}${s.socketErrors ? ` (+${s.socketErrors} socket errors)` : ''}${s.broken ? ' (run without result!)' : ''} | ${target} |`,
+  );
+}
+
+const perRun = [];
+for (const [name, info] of Object.entries(CASES)) {
+  const s = summaries[name];
+  if (!s) continue;
+  for (const r of s.runs) {
+    // Paired with the baseline run of the same repetition (a few seconds apart).
+    const pairedBare = info.bare ? summaries[info.bare]?.runs.find((b) => b.rep === r.rep) : undefined;
+    const paired = pairedBare && pairedBare.rps > 0 ? `${fmt((100 * r.rps) / pairedBare.rps, 1)}%` : '—';
+    perRun.push(
+      `| ${name} | ${r.rep} | ${fmt(r.rps)} | ${paired} | ${ms(r.p50_us / 1000)} | ${ms(r.p90_us / 1000)} | ${ms(r.p99_us / 1000)} | ` +
+        `${ms(r.max_us / 1000)} | ${r.requests > 0 ? fmt((r.server_cpu_ticks / clkTck) * 1e6 / r.requests) : '?'} | ${r.requests > 0 ? fmt((r.wrk_cpu_ticks / clkTck) * 1e6 / r.requests) : '?'} | ${fmt(r.requests)} | ${r.non2xx} | ${r.connect_errors}/${r.read_errors}/${r.write_errors}/${r.timeouts} | ` +
+        `${Number.isFinite(r.foreign_cpu_pct) ? `${r.foreign_cpu_pct}%` : '?'} | ${r.attempts ?? 1} |`,
+    );
+  }
+}
+const pairedMedians = [];
+for (const [name, info] of Object.entries(CASES)) {
+  const s = summaries[name];
+  if (!s || !info.bare) continue;
+  const ratios = s.runs
+    .map((r) => [r, summaries[info.bare]?.runs.find((b) => b.rep === r.rep)])
+    .filter(([, b]) => b && b.rps > 0)
+    .map(([r, b]) => r.rps / b.rps);
+  if (ratios.length) pairedMedians.push(`${info.label} ${fmt(100 * median(ratios), 1)}%`);
+}
+const foreignShares = Object.values(summaries)
+  .flatMap((s) => (s ? s.runs : []))
+  .map((r) => r.foreign_cpu_pct)
+  .filter(Number.isFinite);
+const maxForeign = foreignShares.length ? Math.max(...foreignShares) : undefined;
+const noisy = (maxForeign ?? 0) > 10 || Number(meta('BACKGROUND', '0')) > 10;
+
+const samples = meta('SAMPLES').trim();
+const srLog = meta('SR_LOG').trim();
+const threads = meta('THREADS');
+const connections = meta('CONNECTIONS');
+const workers = meta('WORKERS');
+
+const md = `# Strongroom benchmark results
+
+Generated by \`bash bench/run.sh\` (\`npm run bench\`); see bench/README.md for what is measured and how.
+${anyErrors ? '\n> **WARNING: some runs had non-2xx responses or socket errors. Those figures are not valid measurements; see the tables and the samples below.**\n' : ''}${noisy ? `\n> **WARNING: the machine was not quiet: processes other than the two servers and wrk took up to ${Math.max(maxForeign ?? 0, Number(meta('BACKGROUND', '0')))}% of its CPU during some runs (column "other CPU" below). That load competes with both servers and makes the figures noisier and lower; re-run on an idle machine for numbers to compare across runs.**\n` : ''}${meta('SR_ALIVE') === 'no' ? '\n> **WARNING: the Strongroom server was no longer running at the end of the measurements.**\n' : ''}
+## Summary
+
+Medians of ${meta('REPEATS')} repetitions (req/s, p50 and p99 each the median of the per-run values).
+"Ratio" is Strongroom's req/s over the bare node:http echo server's req/s on the same requests
+(32 B-sized requests for Encrypt 32 B, GenerateDataKey and Decrypt; the 4 KB requests for Encrypt 4 KB).
+Target (Encrypt 32 B and GenerateDataKey): ≥ ${TARGET_RATIO * 100}% of bare req/s with p99 ≤ ${TARGET_P99_MS} ms.
+"Server CPU µs/request" is the CPU time the server's processes (primary and workers, user + system) spent per
+request during the measured run: the cost of one request, which other load on the machine disturbs much less than
+req/s does. In brackets, how many times the size-matched baseline's.
+
+| Operation | req/s | p50 ms | p99 ms | server CPU µs/request (× bare) | Ratio to bare req/s | non-2xx (all runs) | Target |
+|---|---:|---:|---:|---:|---:|---:|---|
+${rows.join('\n')}
+
+${verdicts.join('\n')}
+
+Median of the per-repetition paired ratios (each Strongroom run over the baseline run of the same repetition), a
+cross-check that is less sensitive to drift between repetitions: ${pairedMedians.join('; ')}.
+
+## How it was run
+
+- Command: \`bash bench/run.sh\` (settings: ${meta('REPEATS')} repetitions, ${meta('WARMUP')} s warm-up + ${meta('DURATION')} s measured per case, pool of ${meta('POOL')} pre-signed requests per case)
+- Load generator, per case: \`${meta('WRK_CMD')}\` after a ${meta('WARMUP')} s warm-up with the same pool
+- Strongroom: \`node bin/strongroom.mjs serve --data-dir <tmp> --port <p> --workers ${workers} --log-level warn\` (HTTP, SQLite data dir in a fresh temp dir, one symmetric key created with @aws-sdk/client-kms)
+- Baseline: \`node bench/bare-server.mjs --workers ${workers}\` — node:cluster, ${workers} workers, reads the body, JSON.parse, answers a small JSON document (application/x-amz-json-1.1)
+- Every request is a complete SigV4-signed KMS request (@smithy/signature-v4, service kms, us-east-1), signed seconds before each case; ${threads} wrk threads × ${Math.round(Number(connections) / Number(threads))} keep-alive connections = ${connections} connections
+- Order within each repetition: bare-32, encrypt-32, generate-data-key, decrypt-32, encrypt-4k, bare-4k (interleaved so drift touches both sides)
+
+## Machine
+
+- nproc: ${meta('NPROC')}
+- CPU: ${meta('CPU')}
+- Kernel: ${meta('KERNEL')}
+- Node: ${meta('NODE')}
+- wrk: ${meta('WRK')}
+- Date (UTC, start of measurements): ${meta('STARTED')}; measuring took ${meta('ELAPSED')} s
+- Strongroom source (at server start): commit ${meta('COMMIT')}${Number(meta('DIRTY', '0')) > 0 ? ` plus ${meta('DIRTY')} uncommitted change(s) under src/, bin/ or package.json` : ''}
+- Load average before / after: ${meta('LOAD_BEFORE')} / ${meta('LOAD_AFTER')}; CPU busy with both servers idle, just before measuring: ${meta('BACKGROUND')}%
+
+**wrk and the servers share the same ${meta('NPROC')} cores** (loopback, no isolation): wrk's ${threads} threads, the
+server's ${workers} workers and its cluster primary all compete for CPU, so absolute req/s are lower than a server on its
+own machine would reach, and both Strongroom and the baseline pay the same tax. Read the ratio, not the absolute figures.
+
+## Every run
+
+"vs bare, same rep" pairs each run with the baseline run of its repetition. "Other CPU" is the share of the machine's
+CPU time during the measured ${meta('DURATION')} s that went to processes other than the two servers and wrk (from /proc: system busy
+time minus the servers' and wrk's own CPU time; kernel softirq time, mostly loopback TCP for our own traffic, is left
+out); near 0% means the run had the machine to itself. A run above ${meta('NOISE_LIMIT')}% was repeated, at most a few times per
+bench (${meta('RETRIES_USED', '0')} repeat(s) this time); "attempts" says which attempt is shown.
+
+| Case | Rep | req/s | vs bare, same rep | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/req | wrk CPU µs/req | requests | non-2xx | socket errors (connect/read/write/timeout) | other CPU | attempts |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|
+${perRun.join('\n')}
+${samples ? `\n## Non-2xx samples\n\n\`\`\`\n${samples}\n\`\`\`\n` : ''}${srLog ? `\n## Strongroom log (warnings and errors, last lines)\n\n\`\`\`\n${srLog}\n\`\`\`\n` : ''}`;
+
+writeFileSync(outPath, md);
+process.stdout.write(md.split('## How it was run')[0]);
