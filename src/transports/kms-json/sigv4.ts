@@ -43,6 +43,8 @@ export interface SignedRequest {
   url: string;
   /** Node's `req.rawHeaders`: name, value, name, value, … in arrival order. */
   rawHeaders: readonly string[];
+  /** indexHeaders(rawHeaders), when the caller already built it. */
+  headers?: Map<string, string[]>;
   body: Buffer;
 }
 
@@ -115,7 +117,7 @@ export class SigV4Verifier {
   }
 
   async verify(req: SignedRequest): Promise<VerifiedCaller> {
-    const headers = indexHeaders(req.rawHeaders);
+    const headers = req.headers ?? indexHeaders(req.rawHeaders);
     const queryStart = req.url.indexOf('?');
     const rawPath = queryStart < 0 ? req.url : req.url.slice(0, queryStart);
     const query = queryStart < 0 ? [] : parseQuery(req.url.slice(queryStart + 1));
