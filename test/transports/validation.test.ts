@@ -507,3 +507,11 @@ function patternOf(name: string): string | undefined {
   const definition = shape(name);
   return definition.type === 'string' ? definition.pattern : undefined;
 }
+
+describe('serializeOutput keeps caller-chosen member names as data', () => {
+  test('writes a map key named __proto__ as an ordinary member', async () => {
+    const { serializeOutput } = await import('../../src/transports/kms-json/serialize.ts');
+    const map = JSON.parse('{"__proto__": "v", "a": "b"}') as Record<string, string>;
+    assert.equal(serializeOutput({ EncryptionContext: map }), '{"EncryptionContext":{"__proto__":"v","a":"b"}}');
+  });
+});

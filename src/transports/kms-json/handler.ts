@@ -84,11 +84,15 @@ async function handle(
     const input = parse(parseJsonBody(body, singleHeader(headers, 'content-type')));
     const output = await operation(options.context, input, caller);
     const payload = serializeOutput(output);
-    res.writeHead(200, {
-      'Content-Type': CONTENT_TYPE,
-      'Content-Length': Buffer.byteLength(payload),
-      'x-amzn-RequestId': requestId,
-    });
+    // The flat [name, value, …] form skips Node's per-key object walk.
+    res.writeHead(200, [
+      'Content-Type',
+      CONTENT_TYPE,
+      'Content-Length',
+      String(Buffer.byteLength(payload)),
+      'x-amzn-RequestId',
+      requestId,
+    ]);
     res.end(payload);
   } catch (error) {
     const kmsError = isKmsError(error) ? error : internalError(options.logger, error, requestId, operationName);

@@ -6,25 +6,31 @@
 
 /**
  * Serialises an operation's output. `undefined` (an operation with no output) is the empty
- * body, which the protocol prefers for empty outputs. The input is never mutated: conversion
- * happens in the replacer, which JSON.stringify calls on a read-only walk.
+ * body, which the protocol prefers for empty outputs. The input is never mutated: a JSON-ready
+ * copy is built first. (A JSON.stringify replacer would see each Buffer only after its toJSON had
+ * expanded it into an array of numbers — thousands of them for a 4 KB plaintext.)
  */
 export function serializeOutput(value: unknown): string {
   if (value === undefined) return '';
-  return JSON.stringify(value, awsJsonReplacer);
+  return JSON.stringify(toWireValue(value));
 }
 
-function awsJsonReplacer(this: unknown, key: string, value: unknown): unknown {
-  // JSON.stringify has already applied toJSON (Buffer → {type,data}, Date → ISO string), so
-  // look at the original on the holder instead.
-  const original = (this as Record<string, unknown>)[key];
-  if (original instanceof Uint8Array) {
-    return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
+function toWireValue(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Uint8Array) {
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
   }
-  if (original instanceof Date) {
-    const milliseconds = original.getTime();
+  if (value instanceof Date) {
+    const milliseconds = value.getTime();
     if (Number.isNaN(milliseconds)) throw new TypeError('cannot serialise an invalid Date');
     return milliseconds / 1000;
   }
-  return value;
+  if (Array.isArray(value)) return value.map(toWireValue);
+  // No prototype: a member named "__proto__" (a map key is caller data) stays an ordinary member.
+  const wire: Record<string, unknown> = Object.create(null);
+  for (const key of Object.keys(value)) {
+    const member = (value as Record<string, unknown>)[key];
+    if (member !== undefined) wire[key] = toWireValue(member);
+  }
+  return wire;
 }
