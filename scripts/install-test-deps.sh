@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the tests need from outside npm: the AWS CLI (Debian's awscli), used by the
-# wire tests as a real, independent client. Runs before `npm test` (npm's pretest hook).
+# Installs what the tests need from outside npm: the AWS CLI (Debian's awscli) and boto3
+# (python3-boto3), used by the wire tests as real, independent clients. Runs before `npm test` (npm's pretest hook).
 set -euo pipefail
 need=()
 [ -x /usr/bin/aws ] || need+=(awscli)
+/usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || need+=(python3-boto3)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
