@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { mkdir, open, rename, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Sealer } from '../crypto/seal.ts';
 import { loadOrCreateRootKeyFile } from '../keystores/root-key-file.ts';
@@ -39,9 +39,11 @@ const newAccountId = (): string => String(randomInt(100_000_000_000, 999_999_999
 export async function openInstance(options: InstanceOptions): Promise<Instance> {
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await refuseLoosePermissions(dataDir, 'data directory');
   const paths = dataDirPaths(dataDir);
+  await refuseLoosePermissions(paths.credentials, 'credentials file');
   const { rootKey } = await loadOrCreateRootKeyFile(paths.rootKey);
-  // The sealer owns the root key from here on.
+  // The sealer uses the root key by reference; close() zeroes it.
   const sealer = new Sealer(rootKey);
   const store = new SqliteMetadataStore(paths.database);
   const accountId = await store.putSettingIfAbsent('account-id', newAccountId());
@@ -59,7 +61,10 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
     store,
     sealer,
     accessKeys: new AccessKeyResolver(store, sealer),
-    close: () => store.close(),
+    close: async () => {
+      await store.close();
+      rootKey.zero();
+    },
   };
 }
 
@@ -79,7 +84,8 @@ export async function bootstrapAdministrator(instance: Instance): Promise<boolea
     // between leaves a file naming a key that does not exist yet, and the next start simply
     // makes a new one — never a stored key whose secret nobody has.
     const temporary = `${credentials}.${process.pid}.tmp`;
-    const handle = await open(temporary, 'w', 0o600);
+    await rm(temporary, { force: true });
+    const handle = await open(temporary, 'wx', 0o600);
     try {
       await handle.writeFile(
         '[default]\n' +
@@ -104,9 +110,15 @@ export async function bootstrapAdministrator(instance: Instance): Promise<boolea
   return true;
 }
 
-export async function credentialsFileExists(dataDir: string): Promise<boolean> {
-  return stat(dataDirPaths(dataDir).credentials).then(
-    () => true,
-    () => false,
-  );
+/**
+ * Refuses a data directory or credentials file that other users can read, as ssh refuses a loose
+ * private key: the directory holds the root key and the database, the file a secret.
+ */
+async function refuseLoosePermissions(path: string, what: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info && (info.mode & 0o077) !== 0) {
+    throw new Error(
+      `${what} ${path} is accessible by other users (mode ${(info.mode & 0o777).toString(8)}); run: chmod ${info.isDirectory() ? 700 : 600} ${path}`,
+    );
+  }
 }

@@ -44,7 +44,16 @@ export async function serve(options: ServeOptions): Promise<void> {
     }
     throw error;
   }
-  const instance = await openInstance({ dataDir, region: options.region });
+  let instance: Instance;
+  try {
+    instance = await openInstance({ dataDir, region: options.region });
+  } catch (error) {
+    // A refused start (loose permissions, a damaged key file, a newer schema) is the operator's
+    // to fix: say what is wrong without a stack trace.
+    process.stderr.write(`strongroom: ${error instanceof Error ? error.message : String(error)}\n`);
+    await unlock();
+    process.exit(2);
+  }
   const created = await bootstrapAdministrator(instance);
 
   const listening = options.workers <= 1 ? [await startServer(options, instance, logger)] : await forkWorkers(options, dataDir);
@@ -53,23 +62,33 @@ export async function serve(options: ServeOptions): Promise<void> {
   const url = `${scheme}://${formatHost(options.host)}:${port}`;
   printWelcome({ instance, url, created, region: options.region });
 
-  const scheduler = setInterval(() => {
-    runDueBackgroundWork(instance.context).then(
-      (run) => {
-        if (run.destroyed.length || run.rotated.length) logger.info(run, 'scheduled key work carried out');
-        // Workers drop any material they still hold for destroyed keys.
-        for (const worker of Object.values(cluster.workers ?? {})) {
-          for (const keyId of run.destroyed) worker?.send({ forget: keyId });
-        }
-      },
-      (error: unknown) => logger.error({ err: errorSummary(error) }, 'scheduled key work failed; will retry'),
-    );
-  }, options.schedulerIntervalSeconds * 1000);
+  // One run at a time: a slow run (many keys due) is not overlapped by the next tick.
+  let schedulerRunning = false;
+  const runScheduler = async () => {
+    if (schedulerRunning) return;
+    schedulerRunning = true;
+    try {
+      const run = await runDueBackgroundWork(instance.context);
+      if (run.destroyed.length || run.rotated.length) {
+        logger.info({ destroyed: run.destroyed, rotated: run.rotated }, 'scheduled key work carried out');
+      }
+      for (const failure of run.failed) {
+        logger.error({ keyId: failure.keyId, task: failure.task, err: errorSummary(failure.error) }, 'scheduled key work failed; will retry');
+      }
+      // Workers drop any material they still hold for destroyed keys.
+      for (const worker of Object.values(cluster.workers ?? {})) {
+        for (const keyId of run.destroyed) worker?.send({ forget: keyId });
+      }
+    } catch (error) {
+      logger.error({ err: errorSummary(error) }, 'scheduled key work failed; will retry');
+    } finally {
+      schedulerRunning = false;
+    }
+  };
+  const scheduler = setInterval(() => void runScheduler(), options.schedulerIntervalSeconds * 1000);
   scheduler.unref();
   // Work that fell due while the server was down is done at start.
-  runDueBackgroundWork(instance.context).catch((error: unknown) =>
-    logger.error({ err: errorSummary(error) }, 'scheduled key work failed; will retry'),
-  );
+  void runScheduler();
 
   let stopping = false;
   const stop = async () => {
@@ -121,6 +140,7 @@ async function startServer(options: ServeOptions, instance: Instance, logger: Lo
   const verifier = new SigV4Verifier({
     region: options.region,
     service: 'kms',
+    requiredSignedHeaders: ['x-amz-target'],
     lookup: async (accessKeyId) => {
       const resolved = await instance.accessKeys.resolve(accessKeyId);
       if (!resolved) return undefined;

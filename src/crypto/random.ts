@@ -2,16 +2,14 @@ import { randomFillSync, randomUUID } from 'node:crypto';
 import { CryptoError } from './errors.ts';
 
 /**
- * `n` bytes from the CSPRNG, in a buffer of their own (not a slice of Node's shared pool), so the
- * result can hold salts and IVs as well as secrets that are later wiped.
+ * `n` bytes straight from the CSPRNG, in a buffer of their own (not a slice of Node's shared
+ * pool), fit for secrets that are later wiped. (fillRandom's pool is for public values.)
  */
 export function randomBytes(n: number): Buffer {
   if (!Number.isSafeInteger(n) || n < 0) {
     throw new CryptoError('invalid random length');
   }
-  const bytes = Buffer.alloc(n);
-  fillRandom(bytes, 0, n);
-  return bytes;
+  return randomFillSync(Buffer.alloc(n));
 }
 
 const POOL_BYTES = 16 * 1024;
@@ -19,7 +17,8 @@ const pool = Buffer.alloc(POOL_BYTES);
 let poolOffset = POOL_BYTES;
 
 /**
- * Fills target[offset, offset+length) from the CSPRNG through a per-process pool. Each call into
+ * For public values only (salts, IVs): fills target[offset, offset+length) from the CSPRNG
+ * through a per-process pool. Each call into
  * OpenSSL's RAND costs microseconds of fixed overhead in Node 20, whatever the length, and every
  * Encrypt needs a salt and an IV: drawing 16 KiB at a time makes that overhead vanish (Node's own
  * randomUUID does the same). Bytes handed out are wiped from the pool at once, so the pool never

@@ -1,11 +1,13 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../crypto/random.ts';
 import type { Sealer } from '../crypto/seal.ts';
 import { SecretBytes } from '../crypto/secret-bytes.ts';
 import type { MetadataStore } from '../storage/types.ts';
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-const accessKeyBinding = (accessKeyId: string): string => `access-key:${accessKeyId}`;
+/** Binds a sealed secret to its key id and principal: a row cannot be re-pointed at another principal. */
+const accessKeyBinding = (accessKeyId: string, principalArn: string): string =>
+  `access-key:${accessKeyId}:${principalArn}`;
 
 /** An access key id in AWS's shape: AKIA followed by 16 base32 characters. */
 function newAccessKeyId(): string {
@@ -24,10 +26,14 @@ export interface NewAccessKey {
 /** Makes a new access key; nothing is stored until storeAccessKey. */
 export function newAccessKey(): NewAccessKey {
   // 30 random bytes give AWS's 40-character secret in base64 (240 bits).
-  return {
-    accessKeyId: newAccessKeyId(),
-    secretAccessKey: SecretBytes.from(Buffer.from(randomBytes(30).toString('base64'), 'utf8')),
-  };
+  const entropy = randomBytes(30);
+  const encoded = Buffer.from(entropy.toString('base64'), 'utf8');
+  try {
+    return { accessKeyId: newAccessKeyId(), secretAccessKey: SecretBytes.from(encoded) };
+  } finally {
+    entropy.fill(0);
+    encoded.fill(0);
+  }
 }
 
 /** Stores the access key with its secret sealed under the root key, bound to the key id. */
@@ -41,7 +47,7 @@ export async function storeAccessKey(
   await store.putAccessKey({
     accessKeyId: accessKey.accessKeyId,
     principalArn,
-    sealedSecret: sealer.seal(accessKey.secretAccessKey, accessKeyBinding(accessKey.accessKeyId)),
+    sealedSecret: sealer.seal(accessKey.secretAccessKey, accessKeyBinding(accessKey.accessKeyId, principalArn)),
     status: 'Active',
     createdAt: now,
   });
@@ -70,7 +76,9 @@ export class AccessKeyResolver {
     if (!record || record.status !== 'Active') return undefined;
     let cached = this.unsealed.get(accessKeyId);
     if (!cached || !cached.sealed.equals(record.sealedSecret)) {
-      cached = { sealed: record.sealedSecret, secret: this.sealer.unseal(record.sealedSecret, accessKeyBinding(accessKeyId)) };
+      cached?.secret.zero();
+      const binding = accessKeyBinding(accessKeyId, record.principalArn);
+      cached = { sealed: record.sealedSecret, secret: this.sealer.unseal(record.sealedSecret, binding) };
       this.unsealed.set(accessKeyId, cached);
     }
     return { principalArn: record.principalArn, secretAccessKey: cached.secret.exposeSecretBytes() };

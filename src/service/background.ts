@@ -2,17 +2,27 @@ import type { ServiceContext } from './context.ts';
 import { destroyDueKeys } from './operations/key-deletion.ts';
 import { rotateDueKeys } from './operations/rotation.ts';
 
+export interface BackgroundFailure {
+  keyId: string;
+  task: 'destroy' | 'rotate';
+  error: unknown;
+}
+
 export interface BackgroundRun {
   destroyed: string[];
   rotated: string[];
+  /** Keys whose work failed this time; they are tried again on the next run. */
+  failed: BackgroundFailure[];
 }
 
 /**
  * The scheduler's work, run on one process: destroy keys whose deletion date has passed, then
- * rotate keys whose automatic rotation is due. Idempotent, so a crash mid-run is simply redone.
+ * rotate keys whose automatic rotation is due. One key's failure does not stop the others; every
+ * step is idempotent, so a crash or failure mid-run is simply redone next time.
  */
 export async function runDueBackgroundWork(context: ServiceContext): Promise<BackgroundRun> {
-  const destroyed = await destroyDueKeys(context);
-  const rotated = await rotateDueKeys(context);
-  return { destroyed, rotated };
+  const failed: BackgroundFailure[] = [];
+  const destroyed = await destroyDueKeys(context, (keyId, error) => failed.push({ keyId, task: 'destroy', error }));
+  const rotated = await rotateDueKeys(context, (keyId, error) => failed.push({ keyId, task: 'rotate', error }));
+  return { destroyed, rotated, failed };
 }

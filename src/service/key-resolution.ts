@@ -1,4 +1,6 @@
-import type { AliasRecord, KeyRecord } from '../storage/types.ts';
+import type { AliasRecord, KeyPatch, KeyRecord, KeyState } from '../storage/types.ts';
+
+type KeyPatchInput = { [K in keyof KeyPatch]: KeyPatch[K] | null };
 import type { ServiceContext } from './context.ts';
 import { KmsError } from './errors.ts';
 
@@ -11,9 +13,7 @@ export const keyArn = (context: ServiceContext, keyId: string): string =>
 export const aliasArn = (context: ServiceContext, aliasName: string): string =>
   `arn:${context.partition}:kms:${context.region}:${context.accountId}:${aliasName}`;
 
-export const isKeyId = (value: string): boolean => KEY_ID.test(value);
-
-const notFound = (context: ServiceContext, keyId: string) =>
+export const keyNotFound = (context: ServiceContext, keyId: string) =>
   new KmsError('NotFoundException', `Key '${keyArn(context, keyId)}' does not exist`);
 
 const aliasNotFound = (context: ServiceContext, aliasName: string) =>
@@ -67,7 +67,7 @@ export async function resolveKey(
     keyId = reference.keyId;
   }
   const key = await context.store.getKey(keyId);
-  if (!key) throw notFound(context, keyId);
+  if (!key) throw keyNotFound(context, keyId);
   return key;
 }
 
@@ -119,3 +119,23 @@ export function stopIfDryRun(dryRun: boolean | undefined): void {
     throw new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.');
   }
 }
+
+/**
+ * Writes a change to a key that the caller checked was in one of `allowedStates`. The store
+ * re-checks the state in the same statement; if another request moved the key meanwhile (a
+ * deletion scheduled on another worker, say), the caller gets the error that key's state now
+ * deserves, and nothing is written.
+ */
+export async function updateKeyInState(
+  context: ServiceContext,
+  key: KeyRecord,
+  patch: KeyPatchInput,
+  allowedStates: readonly KeyState[],
+): Promise<void> {
+  if (await context.store.updateKey(key.keyId, patch, allowedStates)) return;
+  const current = await context.store.getKey(key.keyId);
+  if (!current) throw keyNotFound(context, key.keyId);
+  throw keyStateError(context, current);
+}
+
+export const MANAGEABLE_STATES: readonly KeyState[] = ['Enabled', 'Disabled'];

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomBytes } from '../crypto/random.ts';
 import type { KeyRecord, KeyVersionRecord, RotationType } from '../storage/types.ts';
 import type { ServiceContext } from './context.ts';
 import { KmsError, invalidCiphertext } from './errors.ts';

@@ -93,6 +93,12 @@ export type KeyPatch = Partial<
 /** Thrown by a store when a unique name is taken (alias names). */
 export class StoreConflictError extends Error {}
 
+/** Thrown when a write would pass a per-key limit, checked inside the write's transaction. */
+export class StoreLimitError extends Error {}
+
+/** Thrown when a write refers to a key that no longer exists (destroyed meanwhile). */
+export class StoreKeyNotFoundError extends Error {}
+
 export interface MetadataStore {
   getSetting(name: string): Promise<string | undefined>;
   /** Sets the value only when none exists; returns the value in force. */
@@ -101,8 +107,16 @@ export interface MetadataStore {
   createKey(key: KeyRecord, firstVersion: KeyVersionRecord, tags: readonly TagRecord[]): Promise<void>;
   getKey(keyId: string): Promise<KeyRecord | undefined>;
   listKeys(limit: number, after?: string): Promise<Page<KeyRecord>>;
-  /** Applies the patch; `null` clears a field. Returns false when the key does not exist. */
-  updateKey(keyId: string, patch: { [K in keyof KeyPatch]: KeyPatch[K] | null }): Promise<boolean>;
+  /**
+   * Applies the patch (`null` clears a field) if the key exists and is in one of
+   * `expectedStates`, checked in the same statement: a state check made earlier by the caller
+   * cannot be overtaken by another process. Returns whether the key was updated.
+   */
+  updateKey(
+    keyId: string,
+    patch: { [K in keyof KeyPatch]: KeyPatch[K] | null },
+    expectedStates: readonly KeyState[],
+  ): Promise<boolean>;
   /**
    * Adds a version and makes it current, atomically. Fails (false) if `expectedCurrent` is stale
    * or the key is no longer Enabled: only enabled keys rotate, and the check is part of the write.
@@ -125,14 +139,16 @@ export interface MetadataStore {
   keysDueForDeletion(now: Date): Promise<string[]>;
   keysDueForRotation(now: Date): Promise<string[]>;
 
-  createAlias(alias: AliasRecord): Promise<void>;
+  /** At most `maxAliasesPerKey` aliases may point at one key (StoreLimitError beyond). */
+  createAlias(alias: AliasRecord, maxAliasesPerKey?: number): Promise<void>;
   getAlias(aliasName: string): Promise<AliasRecord | undefined>;
   updateAlias(aliasName: string, targetKeyId: string, updatedAt: Date): Promise<boolean>;
   deleteAlias(aliasName: string): Promise<boolean>;
   listAliases(limit: number, after?: string, targetKeyId?: string): Promise<Page<AliasRecord>>;
   countAliases(targetKeyId: string): Promise<number>;
 
-  putTags(keyId: string, tags: readonly TagRecord[]): Promise<void>;
+  /** Upserts tags; the key may end with at most `maxTags` (StoreLimitError beyond). */
+  putTags(keyId: string, tags: readonly TagRecord[], maxTags?: number): Promise<void>;
   removeTags(keyId: string, tagKeys: readonly string[]): Promise<void>;
   listTags(keyId: string): Promise<TagRecord[]>;
 

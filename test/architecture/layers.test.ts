@@ -51,6 +51,25 @@ export function layerViolations(files: { path: string; text: string }[]): string
   return violations;
 }
 
+/**
+ * The service names its inputs and outputs with the AWS SDK's request/response *types* (see
+ * docs/design.md); nothing in src may load the SDK at run time, and the layers below the service
+ * may not mention it at all.
+ */
+export function sdkImportViolations(files: { path: string; text: string }[]): string[] {
+  const violations: string[] = [];
+  for (const file of files) {
+    const layer = layerOf(file.path);
+    for (const match of file.text.matchAll(/^import\s+(type\s+)?[^;]*?from\s+'(@aws-sdk\/[^']+)'/gms)) {
+      const typeOnly = match[1] !== undefined;
+      if (!typeOnly || (layer !== 'service' && layer !== 'transports' && layer !== 'cli')) {
+        violations.push(`${relative(srcRoot, file.path)} imports ${match[2]}${typeOnly ? ' (types)' : ' at run time'}`);
+      }
+    }
+  }
+  return violations;
+}
+
 describe('layering', () => {
   it('has every layer folder DESIGN.md names', () => {
     for (const layer of LAYERS) assert.ok(statSync(join(srcRoot, layer)).isDirectory(), `src/${layer} is missing`);
@@ -60,6 +79,19 @@ describe('layering', () => {
     const files = sourceFiles(srcRoot).map((path) => ({ path, text: readFileSync(path, 'utf8') }));
     assert.ok(files.length > 20, 'the check must see the source tree');
     assert.deepEqual(layerViolations(files), []);
+  });
+
+  it('loads no AWS SDK code at run time from src, and keeps its types out of the lower layers', () => {
+    const files = sourceFiles(srcRoot).map((path) => ({ path, text: readFileSync(path, 'utf8') }));
+    assert.deepEqual(sdkImportViolations(files), []);
+    assert.equal(
+      sdkImportViolations([
+        { path: join(srcRoot, 'service/x.ts'), text: "import { KMSClient } from '@aws-sdk/client-kms';" },
+        { path: join(srcRoot, 'storage/x.ts'), text: "import type { KeyMetadata } from '@aws-sdk/client-kms';" },
+        { path: join(srcRoot, 'service/y.ts'), text: "import type { KeyMetadata } from '@aws-sdk/client-kms';" },
+      ]).length,
+      2,
+    );
   });
 
   it('flags an upward import and a transport reaching into storage', () => {

@@ -3,109 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import type {
-  CreateKeyResponse,
-  DecryptResponse,
-  DescribeKeyResponse,
-  EncryptResponse,
-  GetKeyRotationStatusResponse,
-  ListAliasesResponse,
-  ListKeyRotationsResponse,
-  ScheduleKeyDeletionResponse,
-} from '@aws-sdk/client-kms';
-import Database from 'better-sqlite3';
-import { adminPrincipalArn, dataDirPaths, openInstance, type Instance } from '../../src/cli/instance.ts';
+import type { ListAliasesResponse, ScheduleKeyDeletionResponse } from '@aws-sdk/client-kms';
 import { runDueBackgroundWork } from '../../src/service/background.ts';
-import type { Caller } from '../../src/service/context.ts';
-import { isKmsError, type KmsErrorName } from '../../src/service/errors.ts';
-import { OPERATIONS } from '../../src/service/operations.ts';
-
-const DAY_MS = 24 * 60 * 60 * 1000;
-const T0 = new Date('2025-03-01T12:00:00Z');
-const PLAINTEXT = new Uint8Array([0, 1, 2, 250, 251, 252, 253, 254, 255]);
-
-/** The service with a clock this test moves by hand. */
-class Harness {
-  private constructor(
-    readonly instance: Instance,
-    readonly caller: Caller,
-    private readonly time: { clock: Date },
-  ) {}
-
-  static async open(dataDir: string): Promise<Harness> {
-    const time = { clock: new Date(T0) };
-    const instance = await openInstance({ dataDir, region: 'us-east-1', now: () => new Date(time.clock) });
-    const caller: Caller = { principalArn: adminPrincipalArn(instance.context.accountId), accessKeyId: 'AKIATESTCALLER000000' };
-    return new Harness(instance, caller, time);
-  }
-
-  get clock(): Date {
-    return this.time.clock;
-  }
-
-  advanceTo(days: number, extraMs = 0): void {
-    this.time.clock = new Date(T0.getTime() + days * DAY_MS + extraMs);
-  }
-
-  call<Output>(operation: string, input: object): Promise<Output> {
-    const run = OPERATIONS.get(operation);
-    if (!run) throw new Error(`no operation ${operation}`);
-    return run(this.instance.context, input, this.caller) as Promise<Output>;
-  }
-
-  async expectError(operation: string, input: object, errorName: KmsErrorName): Promise<void> {
-    await assert.rejects(this.call(operation, input), (error) => {
-      assert.ok(isKmsError(error), `expected a KmsError, got ${String(error)}`);
-      assert.equal(error.errorName, errorName);
-      return true;
-    });
-  }
-
-  runScheduler() {
-    return runDueBackgroundWork(this.instance.context);
-  }
-
-  async createKey(input: object = {}): Promise<string> {
-    const created = await this.call<CreateKeyResponse>('CreateKey', input);
-    return created.KeyMetadata!.KeyId!;
-  }
-
-  async encrypt(keyId: string, encryptionContext?: Record<string, string>): Promise<Uint8Array> {
-    const encrypted = await this.call<EncryptResponse>('Encrypt', {
-      KeyId: keyId,
-      Plaintext: PLAINTEXT,
-      EncryptionContext: encryptionContext,
-    });
-    return encrypted.CiphertextBlob!;
-  }
-
-  async decrypt(ciphertextBlob: Uint8Array, encryptionContext?: Record<string, string>): Promise<DecryptResponse> {
-    return this.call<DecryptResponse>('Decrypt', { CiphertextBlob: ciphertextBlob, EncryptionContext: encryptionContext });
-  }
-
-  async describe(keyId: string) {
-    return (await this.call<DescribeKeyResponse>('DescribeKey', { KeyId: keyId })).KeyMetadata!;
-  }
-
-  async rotations(keyId: string) {
-    return (await this.call<ListKeyRotationsResponse>('ListKeyRotations', { KeyId: keyId })).Rotations ?? [];
-  }
-
-  async rotationStatus(keyId: string) {
-    return this.call<GetKeyRotationStatusResponse>('GetKeyRotationStatus', { KeyId: keyId });
-  }
-
-  /** Rows the key still has in a table, read from the database file by a separate connection. */
-  countRows(table: 'keys' | 'key_versions' | 'tags' | 'aliases', keyId: string): number {
-    const column = table === 'aliases' ? 'target_key_id' : 'key_id';
-    const db = new Database(dataDirPaths(this.instance.dataDir).database, { readonly: true, fileMustExist: true });
-    try {
-      return (db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE ${column} = ?`).get(keyId) as { n: number }).n;
-    } finally {
-      db.close();
-    }
-  }
-}
+import { DAY_MS, Harness, PLAINTEXT, T0 } from '../support/service-harness.ts';
 
 describe('background work: scheduled deletion and automatic rotation', () => {
   let dataDir: string;
@@ -309,7 +209,7 @@ describe('background work: scheduled deletion and automatic rotation', () => {
       service.advanceTo(85);
       await service.call('ScheduleKeyDeletion', { KeyId: keyId, PendingWindowInDays: 7 });
       service.advanceTo(91); // rotation due (day 90), deletion not yet (day 92)
-      assert.deepEqual(await service.runScheduler(), { destroyed: [], rotated: [] });
+      assert.deepEqual(await service.runScheduler(), { destroyed: [], rotated: [], failed: [] });
       assert.equal(service.countRows('key_versions', keyId), 1);
     });
 

@@ -622,6 +622,34 @@ describe('SigV4Verifier signing-key cache', () => {
   });
 });
 
+describe('headers the service requires to be signed', () => {
+  test('rejects a request whose SignedHeaders leave out x-amz-target when the service requires it', async () => {
+    const verifier = makeVerifier({ requiredSignedHeaders: ['X-Amz-Target'] });
+    await assertRejected(
+      verifier.verify(await signed({ unsignableHeaders: new Set(['x-amz-target']) })),
+      'InvalidSignatureException',
+      "'x-amz-target' must be a 'SignedHeader' in the AWS Authorization.",
+    );
+    await verifier.verify(await signed());
+  });
+
+  test('refuses an access key id no account could have before looking it up', async () => {
+    let lookups = 0;
+    const verifier = makeVerifier({
+      lookup: () => {
+        lookups++;
+        return undefined;
+      },
+    });
+    await assertRejected(
+      verifier.verify(await signed({ accessKeyId: 'A'.repeat(129) })),
+      'UnrecognizedClientException',
+      'The security token included in the request is invalid.',
+    );
+    assert.equal(lookups, 0);
+  });
+});
+
 describe('SigV4Verifier against the real KMS client over loopback', () => {
   async function withServer(run: (endpoint: string) => Promise<void>): Promise<void> {
     const verifier = new SigV4Verifier({

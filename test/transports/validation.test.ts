@@ -515,3 +515,22 @@ describe('serializeOutput keeps caller-chosen member names as data', () => {
     assert.equal(serializeOutput({ EncryptionContext: map }), '{"EncryptionContext":{"__proto__":"v","a":"b"}}');
   });
 });
+
+describe('strings must be well-formed Unicode', () => {
+  const parsers = compileRequestParsers();
+  test('refuses a lone surrogate anywhere: description, tag value, context key and value', () => {
+    const cases: [string, unknown][] = [
+      ['CreateKey', JSON.parse('{"Description": "a\\ud800b"}')],
+      ['TagResource', JSON.parse('{"KeyId": "k", "Tags": [{"TagKey": "t", "TagValue": "\\udfff"}]}')],
+      ['Encrypt', JSON.parse('{"KeyId": "k", "Plaintext": "AA==", "EncryptionContext": {"\\ud800": "v"}}')],
+      ['Encrypt', JSON.parse('{"KeyId": "k", "Plaintext": "AA==", "EncryptionContext": {"k": "\\ud800"}}')],
+    ];
+    for (const [operation, body] of cases) {
+      assert.throws(() => parsers.get(operation)!(body), (error: KmsError) => error.errorName === 'SerializationException');
+    }
+  });
+  test('accepts characters outside the Basic Multilingual Plane (surrogate pairs)', () => {
+    const input = parsers.get('CreateKey')!({ Description: 'key 🔑 𝐀' });
+    assert.equal(input.Description, 'key 🔑 𝐀');
+  });
+});

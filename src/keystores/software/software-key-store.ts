@@ -6,6 +6,14 @@ import type { KeyStore, KeyVersionHandle } from '../types.ts';
 const SYMMETRIC_MATERIAL_BYTES = 32;
 const DEFAULT_CACHE_ENTRIES = 10_000;
 
+/** Stored material that does not unseal under its own binding: a storage fault, never the caller's. */
+export class SealedMaterialError extends Error {
+  constructor(keyId: string, version: number) {
+    super(`sealed material of key ${keyId} version ${version} does not unseal (damaged, moved, or another root key)`);
+    this.name = 'SealedMaterialError';
+  }
+}
+
 /** The binding sealed material carries, so a row cannot be moved to another key or version. */
 export const keyVersionBinding = (keyId: string, version: number): string => `key-version:${keyId}:${version}`;
 
@@ -75,7 +83,14 @@ export class SoftwareKeyStore implements KeyStore {
     const cacheKey = `${handle.keyId}:${handle.version}`;
     const cached = this.unsealed.get(cacheKey);
     if (cached) return cached;
-    const material = this.sealer.unseal(handle.sealedMaterial, keyVersionBinding(handle.keyId, handle.version));
+    let material: SecretBytes;
+    try {
+      material = this.sealer.unseal(handle.sealedMaterial, keyVersionBinding(handle.keyId, handle.version));
+    } catch {
+      // Not a CryptoError on purpose: this is damaged or swapped storage (or the wrong root key),
+      // not a bad ciphertext from the caller, and must surface as our fault and be logged.
+      throw new SealedMaterialError(handle.keyId, handle.version);
+    }
     if (this.unsealed.size >= this.maxCachedVersions) {
       const [oldestKey, oldest] = this.unsealed.entries().next().value as [string, SecretBytes];
       this.unsealed.delete(oldestKey);

@@ -5,10 +5,10 @@ import type {
   ListAliasesResponse,
   UpdateAliasRequest,
 } from '@aws-sdk/client-kms';
-import { StoreConflictError } from '../../storage/types.ts';
+import { StoreConflictError, StoreKeyNotFoundError, StoreLimitError } from '../../storage/types.ts';
 import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
-import { aliasArn, requireAlias, requireManageable, resolveKey } from '../key-resolution.ts';
+import { aliasArn, keyNotFound, requireAlias, requireManageable, resolveKey } from '../key-resolution.ts';
 import { decodeMarker, encodeMarker, pageLimit } from '../pagination.ts';
 
 /** AWS KMS quota: aliases per KMS key. */
@@ -38,16 +38,17 @@ export const createAlias: Operation<CreateAliasRequest, Record<string, never>> =
   const aliasName = input.AliasName as string;
   checkAliasName(aliasName);
   const key = await targetFor(context, input.TargetKeyId as string);
-  if ((await context.store.countAliases(key.keyId)) >= MAX_ALIASES_PER_KEY) {
-    throw new KmsError('LimitExceededException', `A KMS key can have at most ${MAX_ALIASES_PER_KEY} aliases.`);
-  }
   const now = context.now();
   try {
-    await context.store.createAlias({ aliasName, targetKeyId: key.keyId, createdAt: now, updatedAt: now });
+    await context.store.createAlias({ aliasName, targetKeyId: key.keyId, createdAt: now, updatedAt: now }, MAX_ALIASES_PER_KEY);
   } catch (error) {
     if (error instanceof StoreConflictError) {
       throw new KmsError('AlreadyExistsException', `An alias with the name ${aliasArn(context, aliasName)} already exists`);
     }
+    if (error instanceof StoreLimitError) {
+      throw new KmsError('LimitExceededException', `A KMS key can have at most ${MAX_ALIASES_PER_KEY} aliases.`);
+    }
+    if (error instanceof StoreKeyNotFoundError) throw keyNotFound(context, key.keyId);
     throw error;
   }
   return {};
@@ -65,7 +66,12 @@ export const updateAlias: Operation<UpdateAliasRequest, Record<string, never>> =
       'The new target key must have the same key spec and key usage as the key the alias points to now.',
     );
   }
-  await context.store.updateAlias(aliasName, key.keyId, context.now());
+  try {
+    if (!(await context.store.updateAlias(aliasName, key.keyId, context.now()))) await requireAlias(context, aliasName);
+  } catch (error) {
+    if (error instanceof StoreKeyNotFoundError) throw keyNotFound(context, key.keyId);
+    throw error;
+  }
   return {};
 };
 

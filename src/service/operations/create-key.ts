@@ -7,7 +7,7 @@ import { keyMetadata } from '../key-metadata.ts';
 import { makeKeyVersion } from '../key-versions.ts';
 import { policyError } from './policy-errors.ts';
 import { checkRequestTags } from '../tags.ts';
-import { randomUUID } from 'node:crypto';
+import { randomUuid } from '../../crypto/random.ts';
 
 /** Key specs this release can make; the asymmetric and HMAC specs arrive with their key stores. */
 const SUPPORTED_KEY_SPECS = new Set(['SYMMETRIC_DEFAULT']);
@@ -52,7 +52,7 @@ export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (
   const tags = checkRequestTags(input.Tags);
 
   const key: KeyRecord = {
-    keyId: randomUUID(),
+    keyId: randomUuid(),
     createdAt: context.now(),
     description: input.Description ?? '',
     keyUsage,

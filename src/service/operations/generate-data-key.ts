@@ -1,4 +1,4 @@
-import { randomBytes } from '../../crypto/random.ts';
+import { SecretBytes } from '../../crypto/secret-bytes.ts';
 import type {
   GenerateDataKeyRequest,
   GenerateDataKeyResponse,
@@ -27,7 +27,9 @@ async function makeDataKey(
   const length = dataKeyLength(input);
   const key = await keyForEncrypt(context, input.KeyId as string, operation, undefined);
   stopIfDryRun(input.DryRun);
-  const plaintext = randomBytes(length);
+  // Drawn straight from the CSPRNG, not the salt/IV pool: a pool would hold future data keys.
+  const dataKey = SecretBytes.random(length);
+  const plaintext = dataKey.exposeSecretBytes();
   const { ciphertextBlob, version } = await encryptWithCurrentVersion(context, key, plaintext, input.EncryptionContext);
   return { plaintext, ciphertextBlob, keyArn: keyArn(context, key.keyId), keyMaterialId: version.keyMaterialId };
 }

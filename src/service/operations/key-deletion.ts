@@ -6,7 +6,7 @@ import type {
 } from '@aws-sdk/client-kms';
 import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError, validationError } from '../errors.ts';
-import { keyArn, requireManageable, resolveKey } from '../key-resolution.ts';
+import { MANAGEABLE_STATES, keyArn, requireManageable, resolveKey, updateKeyInState } from '../key-resolution.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const MIN_WINDOW_DAYS = 7;
@@ -29,11 +29,12 @@ export const scheduleKeyDeletion: Operation<ScheduleKeyDeletionRequest, Schedule
   const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
   requireManageable(context, key);
   const deletionDate = new Date(context.now().getTime() + windowDays * DAY_MS);
-  await context.store.updateKey(key.keyId, {
-    state: 'PendingDeletion',
-    deletionDate,
-    pendingWindowInDays: windowDays,
-  });
+  await updateKeyInState(
+    context,
+    key,
+    { state: 'PendingDeletion', deletionDate, pendingWindowInDays: windowDays },
+    MANAGEABLE_STATES,
+  );
   return {
     KeyId: keyArn(context, key.keyId),
     DeletionDate: deletionDate,
@@ -51,18 +52,30 @@ export const cancelKeyDeletion: Operation<CancelKeyDeletionRequest, CancelKeyDel
   if (key.state !== 'PendingDeletion') {
     throw new KmsError('KMSInvalidStateException', `${keyArn(context, key.keyId)} is not pending deletion.`);
   }
-  await context.store.updateKey(key.keyId, { state: 'Disabled', deletionDate: null, pendingWindowInDays: null });
+  await updateKeyInState(
+    context,
+    key,
+    { state: 'Disabled', deletionDate: null, pendingWindowInDays: null },
+    ['PendingDeletion'],
+  );
   return { KeyId: keyArn(context, key.keyId) };
 };
 
 /** Carried out by the scheduler: destroys the key's material, aliases and tags for good. */
-export async function destroyDueKeys(context: ServiceContext): Promise<string[]> {
+export async function destroyDueKeys(
+  context: ServiceContext,
+  onFailure: (keyId: string, error: unknown) => void,
+): Promise<string[]> {
   const now = context.now();
   const destroyed: string[] = [];
   for (const keyId of await context.store.keysDueForDeletion(now)) {
-    if (!(await context.store.destroyKeyIfDue(keyId, now))) continue; // cancelled meanwhile
-    context.keyStore.forget(keyId);
-    destroyed.push(keyId);
+    try {
+      if (!(await context.store.destroyKeyIfDue(keyId, now))) continue; // cancelled meanwhile
+      context.keyStore.forget(keyId);
+      destroyed.push(keyId);
+    } catch (error) {
+      onFailure(keyId, error);
+    }
   }
   return destroyed;
 }

@@ -8,7 +8,7 @@ import type {
 import { DEFAULT_POLICY_NAME, checkKeyPolicyDocument } from '../../policy/key-policy.ts';
 import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
-import { requireManageable, resolveKey } from '../key-resolution.ts';
+import { MANAGEABLE_STATES, requireManageable, resolveKey, updateKeyInState } from '../key-resolution.ts';
 import { pageLimit } from '../pagination.ts';
 import { policyError } from './policy-errors.ts';
 
@@ -33,7 +33,7 @@ export const putKeyPolicy: Operation<PutKeyPolicyRequest, Record<string, never>>
   if (problem) throw policyError(problem);
   // BypassPolicyLockoutSafetyCheck is accepted; the lockout check itself needs policy
   // evaluation, which enforces policies in a later release.
-  await context.store.updateKey(key.keyId, { policy: input.Policy as string });
+  await updateKeyInState(context, key, { policy: input.Policy as string }, MANAGEABLE_STATES);
   return {};
 };
 

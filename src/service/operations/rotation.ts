@@ -11,7 +11,14 @@ import type {
 import type { KeyRecord } from '../../storage/types.ts';
 import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
-import { keyArn, keyStateError, requireEnabled, requireManageable, resolveKey } from '../key-resolution.ts';
+import {
+  keyArn,
+  keyStateError,
+  requireEnabled,
+  requireManageable,
+  resolveKey,
+  updateKeyInState,
+} from '../key-resolution.ts';
 import { rotate } from '../key-versions.ts';
 import { decodeNumericMarker, encodeMarker, pageLimit } from '../pagination.ts';
 
@@ -36,11 +43,26 @@ export const enableKeyRotation: Operation<EnableKeyRotationRequest, Record<strin
   requireEnabled(context, key);
   requireRotatable(context, key);
   const periodDays = input.RotationPeriodInDays ?? DEFAULT_ROTATION_PERIOD_DAYS;
-  await context.store.updateKey(key.keyId, {
-    rotationEnabled: true,
-    rotationPeriodInDays: periodDays,
-    nextRotationAt: new Date(context.now().getTime() + periodDays * DAY_MS),
-  });
+  const now = context.now().getTime();
+  let nextRotationAt: Date;
+  if (!key.rotationEnabled || !key.nextRotationAt) {
+    nextRotationAt = new Date(now + periodDays * DAY_MS);
+  } else if (key.rotationPeriodInDays === periodDays) {
+    // Re-applying the same setting (as configuration tools do) keeps the schedule: otherwise a
+    // key whose rotation is re-enabled daily would never rotate.
+    nextRotationAt = key.nextRotationAt;
+  } else {
+    // A new period counts from the current material's creation (the last rotation), not today.
+    const current = await context.store.getKeyVersion(key.keyId, key.currentVersion);
+    const lastRotation = current ? current.createdAt.getTime() : now;
+    nextRotationAt = new Date(Math.max(now, lastRotation + periodDays * DAY_MS));
+  }
+  await updateKeyInState(
+    context,
+    key,
+    { rotationEnabled: true, rotationPeriodInDays: periodDays, nextRotationAt },
+    ['Enabled'],
+  );
   return {};
 };
 
@@ -48,7 +70,7 @@ export const disableKeyRotation: Operation<DisableKeyRotationRequest, Record<str
   const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
   requireEnabled(context, key);
   requireRotatable(context, key);
-  await context.store.updateKey(key.keyId, { rotationEnabled: false, nextRotationAt: null });
+  await updateKeyInState(context, key, { rotationEnabled: false, nextRotationAt: null }, ['Enabled']);
   return {};
 };
 
@@ -113,20 +135,25 @@ export const listKeyRotations: Operation<ListKeyRotationsRequest, ListKeyRotatio
 };
 
 /** Carried out by the scheduler: every key whose automatic rotation is due gets a new version. */
-export async function rotateDueKeys(context: ServiceContext): Promise<string[]> {
+export async function rotateDueKeys(
+  context: ServiceContext,
+  onFailure: (keyId: string, error: unknown) => void,
+): Promise<string[]> {
   const rotated: string[] = [];
   for (const keyId of await context.store.keysDueForRotation(context.now())) {
-    const key = await context.store.getKey(keyId);
-    if (!key || !key.rotationEnabled || !key.nextRotationAt || key.state !== 'Enabled') continue;
-    const periodMs = (key.rotationPeriodInDays ?? DEFAULT_ROTATION_PERIOD_DAYS) * DAY_MS;
-    // The next rotation counts from when this one was due, so the schedule does not drift.
-    let next = key.nextRotationAt.getTime() + periodMs;
-    while (next <= context.now().getTime()) next += periodMs;
     try {
+      const key = await context.store.getKey(keyId);
+      if (!key || !key.rotationEnabled || !key.nextRotationAt || key.state !== 'Enabled') continue;
+      const periodMs = (key.rotationPeriodInDays ?? DEFAULT_ROTATION_PERIOD_DAYS) * DAY_MS;
+      // The next rotation counts from when this one was due, so the schedule does not drift.
+      let next = key.nextRotationAt.getTime() + periodMs;
+      while (next <= context.now().getTime()) next += periodMs;
       await rotate(context, key, 'AUTOMATIC', new Date(next));
       rotated.push(keyId);
     } catch (error) {
-      if (!(error instanceof KmsError && error.errorName === 'ConflictException')) throw error;
+      // Another process rotated, disabled or deleted the key first: nothing to do.
+      if (error instanceof KmsError && error.errorName === 'ConflictException') continue;
+      onFailure(keyId, error);
     }
   }
   return rotated;

@@ -6,7 +6,8 @@ import type {
 } from '@aws-sdk/client-kms';
 import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
-import { requireManageable, resolveKey } from '../key-resolution.ts';
+import { keyNotFound, requireManageable, resolveKey } from '../key-resolution.ts';
+import { StoreKeyNotFoundError, StoreLimitError } from '../../storage/types.ts';
 import { decodeMarker, encodeMarker, pageLimit } from '../pagination.ts';
 import { MAX_TAGS_PER_KEY, checkRequestTags } from '../tags.ts';
 
@@ -14,10 +15,13 @@ export const tagResource: Operation<TagResourceRequest, Record<string, never>> =
   const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
   requireManageable(context, key);
   const tags = checkRequestTags(input.Tags);
-  const existing = new Set((await context.store.listTags(key.keyId)).map((tag) => tag.tagKey));
-  for (const tag of tags) existing.add(tag.tagKey);
-  if (existing.size > MAX_TAGS_PER_KEY) throw new KmsError('TagException', 'Too many tags');
-  await context.store.putTags(key.keyId, tags);
+  try {
+    await context.store.putTags(key.keyId, tags, MAX_TAGS_PER_KEY);
+  } catch (error) {
+    if (error instanceof StoreLimitError) throw new KmsError('TagException', 'Too many tags');
+    if (error instanceof StoreKeyNotFoundError) throw keyNotFound(context, key.keyId);
+    throw error;
+  }
   return {};
 };
 

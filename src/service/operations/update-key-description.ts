@@ -1,6 +1,6 @@
 import type { UpdateKeyDescriptionRequest } from '@aws-sdk/client-kms';
 import type { Operation } from '../context.ts';
-import { requireManageable, resolveKey } from '../key-resolution.ts';
+import { MANAGEABLE_STATES, requireManageable, resolveKey, updateKeyInState } from '../key-resolution.ts';
 
 export const updateKeyDescription: Operation<UpdateKeyDescriptionRequest, Record<string, never>> = async (
   context,
@@ -8,6 +8,6 @@ export const updateKeyDescription: Operation<UpdateKeyDescriptionRequest, Record
 ) => {
   const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
   requireManageable(context, key);
-  await context.store.updateKey(key.keyId, { description: input.Description as string });
+  await updateKeyInState(context, key, { description: input.Description as string }, MANAGEABLE_STATES);
   return {};
 };

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type {
   AccessKeyRecord,
@@ -10,7 +11,7 @@ import type {
   Page,
   TagRecord,
 } from '../types.ts';
-import { StoreConflictError } from '../types.ts';
+import { StoreConflictError, StoreKeyNotFoundError, StoreLimitError } from '../types.ts';
 import { ReadCache } from './read-cache.ts';
 import { SQLITE_MIGRATIONS } from './schema.ts';
 
@@ -84,6 +85,8 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly reads: ReadCache;
 
   constructor(path: string) {
+    // Created 0600 here rather than left to the umask; SQLite gives -wal and -shm the same mode.
+    closeSync(openSync(path, 'a', 0o600));
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -196,7 +199,11 @@ export class SqliteMetadataStore implements MetadataStore {
     };
   }
 
-  async updateKey(keyId: string, patch: { [K in keyof KeyPatch]: KeyPatch[K] | null }): Promise<boolean> {
+  async updateKey(
+    keyId: string,
+    patch: { [K in keyof KeyPatch]: KeyPatch[K] | null },
+    expectedStates: readonly KeyState[],
+  ): Promise<boolean> {
     this.reads.invalidate();
     const columns: string[] = [];
     const values: unknown[] = [];
@@ -206,8 +213,11 @@ export class SqliteMetadataStore implements MetadataStore {
       columns.push(`${column} = ?`);
       values.push(value === null ? null : encode(value));
     }
-    if (columns.length === 0) return (await this.getKey(keyId)) !== undefined;
-    const result = this.statement(`UPDATE keys SET ${columns.join(', ')} WHERE key_id = ?`).run(...values, keyId);
+    if (columns.length === 0 || expectedStates.length === 0) return false;
+    const states = expectedStates.map(() => '?').join(', ');
+    const result = this.statement(
+      `UPDATE keys SET ${columns.join(', ')} WHERE key_id = ? AND state IN (${states})`,
+    ).run(...values, keyId, ...expectedStates);
     return result.changes === 1;
   }
 
@@ -264,7 +274,12 @@ export class SqliteMetadataStore implements MetadataStore {
     const result = this.statement(
       `DELETE FROM keys WHERE key_id = ? AND state = 'PendingDeletion' AND deletion_date <= ?`,
     ).run(keyId, now.getTime());
-    return result.changes === 1;
+    if (result.changes !== 1) return false;
+    // secure_delete zeroes the database's own pages, but older copies of them live on as frames
+    // in the WAL until it is checkpointed: move everything into the database and truncate the
+    // WAL now, so the sealed material is gone from both files.
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    return true;
   }
 
   async keysDueForDeletion(now: Date): Promise<string[]> {
@@ -281,17 +296,19 @@ export class SqliteMetadataStore implements MetadataStore {
     return rows.map((row) => row.key_id as string);
   }
 
-  async createAlias(alias: AliasRecord): Promise<void> {
+  async createAlias(alias: AliasRecord, maxAliasesPerKey = Infinity): Promise<void> {
     this.reads.invalidate();
-    try {
+    const create = this.db.transaction(() => {
+      const count = this.statement('SELECT COUNT(*) AS n FROM aliases WHERE target_key_id = ?').get(alias.targetKeyId) as Row;
+      if (Number(count.n) >= maxAliasesPerKey) throw new StoreLimitError('too many aliases for this key');
       this.statement(
         'INSERT INTO aliases (alias_name, target_key_id, created_at, updated_at) VALUES (?, ?, ?, ?)',
       ).run(alias.aliasName, alias.targetKeyId, alias.createdAt.getTime(), alias.updatedAt.getTime());
+    });
+    try {
+      create.immediate();
     } catch (error) {
-      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-        throw new StoreConflictError('alias exists');
-      }
-      throw error;
+      throw storeError(error);
     }
   }
 
@@ -304,12 +321,16 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async updateAlias(aliasName: string, targetKeyId: string, updatedAt: Date): Promise<boolean> {
     this.reads.invalidate();
-    const result = this.statement('UPDATE aliases SET target_key_id = ?, updated_at = ? WHERE alias_name = ?').run(
-      targetKeyId,
-      updatedAt.getTime(),
-      aliasName,
-    );
-    return result.changes === 1;
+    try {
+      const result = this.statement('UPDATE aliases SET target_key_id = ?, updated_at = ? WHERE alias_name = ?').run(
+        targetKeyId,
+        updatedAt.getTime(),
+        aliasName,
+      );
+      return result.changes === 1;
+    } catch (error) {
+      throw storeError(error);
+    }
   }
 
   async deleteAlias(aliasName: string): Promise<boolean> {
@@ -346,9 +367,18 @@ export class SqliteMetadataStore implements MetadataStore {
     for (const tag of tags) upsert.run(keyId, tag.tagKey, tag.tagValue);
   }
 
-  async putTags(keyId: string, tags: readonly TagRecord[]): Promise<void> {
+  async putTags(keyId: string, tags: readonly TagRecord[], maxTags = Infinity): Promise<void> {
     this.reads.invalidate();
-    this.db.transaction(() => this.upsertTags(keyId, tags)).immediate();
+    const put = this.db.transaction(() => {
+      this.upsertTags(keyId, tags);
+      const count = this.statement('SELECT COUNT(*) AS n FROM tags WHERE key_id = ?').get(keyId) as Row;
+      if (Number(count.n) > maxTags) throw new StoreLimitError('too many tags for this key'); // rolls back
+    });
+    try {
+      put.immediate();
+    } catch (error) {
+      throw storeError(error);
+    }
   }
 
   async removeTags(keyId: string, tagKeys: readonly string[]): Promise<void> {
@@ -396,6 +426,14 @@ export class SqliteMetadataStore implements MetadataStore {
   async close(): Promise<void> {
     this.db.close();
   }
+}
+
+/** SQLite constraint failures as the store's own errors; anything else unchanged. */
+function storeError(error: unknown): unknown {
+  const code = (error as { code?: string }).code;
+  if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new StoreConflictError('name exists');
+  if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') return new StoreKeyNotFoundError('key does not exist');
+  return error;
 }
 
 function accessKeyFromRow(row: Row): AccessKeyRecord {

@@ -72,9 +72,16 @@ export interface SigV4VerifierOptions {
   maxSkewMs?: number;
   /** Bound on cached derived signing keys; default 4096. */
   signingKeyCacheEntries?: number;
+  /**
+   * Headers besides `host` that must be signed. For AWS JSON services this is `x-amz-target`:
+   * the operation lives in that header, and an unsigned one would let anyone replaying a signed
+   * request (a presigned DescribeKey, say) turn it into DisableKey with the same body.
+   */
+  requiredSignedHeaders?: readonly string[];
 }
 
 const TERMINATOR = 'aws4_request';
+const ACCESS_KEY_ID = /^\w{1,128}$/;
 const DEFAULT_MAX_SKEW_MS = 5 * 60_000;
 const DEFAULT_SIGNING_KEY_CACHE_ENTRIES = 4096;
 
@@ -90,6 +97,7 @@ export class SigV4Verifier {
   private readonly now: () => number;
   private readonly maxSkewMs: number;
   private readonly maxCachedKeys: number;
+  private readonly requiredSignedHeaders: readonly string[];
   /**
    * kSigning by access key and day (region and service are fixed per verifier), with a copy of
    * the secret it was derived from: a hit must present the same secret (compared in constant
@@ -105,6 +113,7 @@ export class SigV4Verifier {
     this.now = opts.now ?? Date.now;
     this.maxSkewMs = opts.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
     this.maxCachedKeys = Math.max(1, opts.signingKeyCacheEntries ?? DEFAULT_SIGNING_KEY_CACHE_ENTRIES);
+    this.requiredSignedHeaders = (opts.requiredSignedHeaders ?? []).map((name) => name.toLowerCase());
   }
 
   /** How many signing keys have been derived (cache misses); for tests and metrics. */
@@ -129,6 +138,11 @@ export class SigV4Verifier {
     const signedHeaderNames = auth.signedHeaders.split(';');
     if (!signedHeaderNames.includes('host')) {
       throw invalidSignature("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+    }
+    for (const required of this.requiredSignedHeaders) {
+      if (!signedHeaderNames.includes(required)) {
+        throw invalidSignature(`'${required}' must be a 'SignedHeader' in the AWS Authorization.`);
+      }
     }
     // Fail closed: an unsigned token could be swapped for another by anyone on the path.
     if (!auth.presigned && auth.sessionToken !== undefined && !signedHeaderNames.includes('x-amz-security-token')) {
@@ -180,6 +194,11 @@ export class SigV4Verifier {
       );
     }
     const [accessKeyId, scopeDate, scopeRegion, scopeService, terminator] = parts;
+    // Access key ids are at most 128 word characters (IAM AccessKeyIdType). Anything else cannot exist, so it
+    // is refused before the lookup and never occupies a cache entry.
+    if (!ACCESS_KEY_ID.test(accessKeyId)) {
+      throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+    }
     const requestDay = auth.longDate.slice(0, 8);
     if (scopeDate !== requestDay) {
       throw invalidSignature(
@@ -245,9 +264,10 @@ export class SigV4Verifier {
     const seed = Buffer.concat([Buffer.from('AWS4', 'latin1'), secretAccessKey]);
     let key: Buffer = seed;
     for (const part of [day, this.region, this.service, TERMINATOR]) {
-      key = createHmac('sha256', key).update(part).digest();
+      const next = createHmac('sha256', key).update(part).digest();
+      key.fill(0); // the seed, then kDate, kRegion and kService
+      key = next;
     }
-    seed.fill(0);
     if (cached !== undefined) this.forget(cacheKey, cached);
     // Evict the oldest entry (Map keeps insertion order). Nothing else holds an evicted key:
     // it is read and used synchronously within one verify call, so it is safe to zero.

@@ -112,6 +112,9 @@ type Node =
   | MapNode
   | StructureNode;
 
+// With the u flag a surrogate pair is one code point, so this matches unpaired surrogates only.
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -286,6 +289,11 @@ function parseValue(node: Node, value: unknown, path: string, violations: string
   switch (node.kind) {
     case 'string':
       if (typeof value !== 'string') throw wrongType('a string', path);
+      // JSON's \u escapes can carry a lone surrogate, which has no UTF-8 form: SQLite would store
+      // U+FFFD and give back something else than was sent, and two contexts could alias.
+      if (LONE_SURROGATE.test(value)) {
+        throw new KmsError('SerializationException', `String at '${path}' is not well-formed Unicode`);
+      }
       checkLength(node, value, stringLength(value), path, violations);
       if (node.pattern !== undefined && !node.pattern.test(value)) {
         violations.push(violation(node, value, path, `satisfy regular expression pattern: ${node.patternSource}`));
