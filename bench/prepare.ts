@@ -24,12 +24,13 @@
  * Before writing the pool, the first request is sent once to --target and must get a 2xx, so a
  * broken pool (bad signature, wrong header) fails here and not as 15 s of errors.
  */
-import { createHash, createHmac, randomBytes, type BinaryLike } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { HttpRequest } from '@smithy/protocol-http';
-import { SignatureV4 } from '@smithy/signature-v4';
+import type { SignatureV4 } from '@smithy/signature-v4';
+import { kmsSigner } from '../test/support/sigv4-signing.ts';
 
 const OPS = {
   'encrypt-32': 'Encrypt',
@@ -90,30 +91,6 @@ function parseCredentialsFile(text: string): Credentials {
   if (!accessKeyId || !secretAccessKey) throw new Error('credentials file lacks aws_access_key_id / aws_secret_access_key');
   return { accessKeyId, secretAccessKey };
 }
-
-/** SHA-256 / HMAC-SHA256 for the smithy signer, on node:crypto. */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(toBytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    throw new Error('not needed by SignatureV4');
-  }
-}
-
-const toBytes = (data: string | ArrayBuffer | ArrayBufferView): BinaryLike =>
-  typeof data === 'string'
-    ? data
-    : data instanceof ArrayBuffer
-      ? new Uint8Array(data)
-      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 
 /** Creates the key and the 32 B ciphertext once per bench run, with the real SDK. */
 async function loadOrCreateState(): Promise<State> {
@@ -216,14 +193,8 @@ function sendRaw(raw: Buffer): Promise<{ status: number; text: string }> {
 // The SDK warns on stderr about Node < 22 support ending; not this bench's concern.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const state = await loadOrCreateState();
-const signer = new SignatureV4({
-  service: 'kms',
-  region,
-  credentials,
-  sha256: NodeSha256,
-  // The KMS client sends no x-amz-content-sha256.
-  applyChecksum: false,
-});
+// Signed as the KMS client signs: no x-amz-content-sha256.
+const signer = kmsSigner({ region, credentials });
 const signingDate = new Date();
 const pool: Buffer[] = [];
 for (let i = 0; i < count; i++) pool.push(await signOne(signer, bodyFor(state), signingDate));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash, createHmac, type BinaryLike } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import {
   type SignedRequest,
   type SigV4VerifierOptions,
 } from '../../src/transports/kms-json/sigv4.ts';
+import { kmsSigner, NodeSha256 } from '../support/sigv4-signing.ts';
 
 const ACCESS_KEY_ID = 'AKIDEXAMPLE';
 const SECRET = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
@@ -25,30 +26,6 @@ const BODY = '{"KeyId":"alias/app","Plaintext":"c2VjcmV0IGRhdGE="}';
 const MISMATCH =
   'The request signature we calculated does not match the signature you provided. ' +
   'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
-
-/** SHA-256 / HMAC-SHA256 for the smithy signer, on node:crypto (no @aws-crypto/sha256-js installed). */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(toBytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    throw new Error('not needed by SignatureV4');
-  }
-}
-
-const toBytes = (data: string | ArrayBuffer | ArrayBufferView): BinaryLike =>
-  typeof data === 'string'
-    ? data
-    : data instanceof ArrayBuffer
-      ? new Uint8Array(data)
-      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 
 interface SignOptions {
   headers?: Record<string, string>;
@@ -87,17 +64,16 @@ function kmsRequest(o: SignOptions): HttpRequest {
 }
 
 function signerFor(o: SignOptions): SignatureV4 {
-  return new SignatureV4({
-    service: o.service ?? 'kms',
+  return kmsSigner({
+    service: o.service,
     region: o.region ?? REGION,
     credentials: {
       accessKeyId: o.accessKeyId ?? ACCESS_KEY_ID,
       secretAccessKey: o.secret ?? SECRET,
       sessionToken: o.sessionToken,
     },
-    sha256: NodeSha256,
     // The KMS client sends no x-amz-content-sha256; cases that want it opt in.
-    applyChecksum: o.applyChecksum ?? false,
+    applyChecksum: o.applyChecksum,
   });
 }
 

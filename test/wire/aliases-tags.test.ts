@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import {
   type AliasListEntry,
@@ -22,45 +21,16 @@ import {
   UntagResourceCommand,
   UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
+import {
+  assertKmsError,
+  assertNear,
+  createKey as createKeyWith,
+  type ExpectedError,
+  listAllPages,
+  recorded,
+  recordedError,
+} from '../support/kms-assertions.ts';
 import { type RunningServer, removeDataDir, startServer } from '../support/server.ts';
-
-/** LocalStack's recordings against real AWS KMS (Apache-2.0, see test/reference/NOTICE). */
-const snapshot = JSON.parse(
-  readFileSync(new URL('../reference/localstack-kms.snapshot.json', import.meta.url), 'utf8'),
-) as Record<string, { 'recorded-content': Record<string, unknown> }>;
-
-function recorded<T>(testId: string, recording: string): T {
-  const entry = snapshot[`tests/aws/services/kms/test_kms.py::TestKMS::${testId}`];
-  assert.ok(entry, `snapshot has ${testId}`);
-  return entry['recorded-content'][recording] as T;
-}
-
-function recordedError(testId: string, recording: string): { name: string; message: string } {
-  const { Error } = recorded<{ Error: { Code: string; Message: string } }>(testId, recording);
-  return { name: Error.Code, message: Error.Message };
-}
-
-interface ExpectedError {
-  name: string;
-  /** Exact text where AWS's wording is known; a pattern where only its form is. */
-  message?: string | RegExp;
-  status?: number;
-}
-
-async function assertKmsError(call: Promise<unknown>, expected: ExpectedError): Promise<void> {
-  await assert.rejects(call, (error: Error & { $metadata?: { httpStatusCode?: number } }) => {
-    assert.equal(error.name, expected.name, `${error.name}: ${error.message}`);
-    assert.equal(error.$metadata?.httpStatusCode, expected.status ?? 400);
-    if (typeof expected.message === 'string') assert.equal(error.message, expected.message);
-    else if (expected.message) assert.match(error.message, expected.message);
-    return true;
-  });
-}
-
-function assertNear(actual: Date | undefined, expectedMs: number, toleranceMs: number, what: string): void {
-  assert.ok(actual instanceof Date, `${what} is a Date`);
-  assert.ok(Math.abs(actual.getTime() - expectedMs) <= toleranceMs, `${what} ${actual.toISOString()} is near ${new Date(expectedMs).toISOString()}`);
-}
 
 const UNKNOWN_KEY_ID = '00000000-0000-4000-8000-000000000000';
 const plaintext = new TextEncoder().encode('aliases and tags');
@@ -77,30 +47,16 @@ const aliasArnOf = (aliasName: string) => `arn:aws:kms:${region}:${accountId}:${
 let aliasCounter = 0;
 const uniqueAlias = (stem: string) => `alias/wire-${stem}-${++aliasCounter}`;
 
-async function createKey(input: CreateKeyCommandInput = {}): Promise<KeyMetadata> {
-  const { KeyMetadata } = await kms.send(new CreateKeyCommand(input));
-  assert.ok(KeyMetadata?.KeyId);
-  return KeyMetadata;
-}
+const createKey = (input?: CreateKeyCommandInput): Promise<KeyMetadata> => createKeyWith(kms, input);
 
 /** Every page of ListAliases for `input`, checking the Truncated/NextMarker contract on the way. */
 async function listAllAliases(input: ListAliasesCommandInput): Promise<{ aliases: AliasListEntry[]; pages: number }> {
-  const aliases: AliasListEntry[] = [];
-  let marker: string | undefined;
-  let pages = 0;
-  for (;;) {
-    const page = await kms.send(new ListAliasesCommand({ ...input, Marker: marker }));
-    pages++;
-    if (input.Limit !== undefined) assert.ok((page.Aliases ?? []).length <= input.Limit);
-    aliases.push(...(page.Aliases ?? []));
-    if (!page.Truncated) {
-      assert.equal(page.NextMarker, undefined, 'the last page has no NextMarker');
-      return { aliases, pages };
-    }
-    assert.ok(page.NextMarker, 'a truncated page has a NextMarker');
-    marker = page.NextMarker;
-    assert.ok(pages < 1000, 'pagination ends');
-  }
+  const { items, pages } = await listAllPages(
+    (marker) => kms.send(new ListAliasesCommand({ ...input, Marker: marker })),
+    (page) => page.Aliases,
+    { limit: input.Limit, maxPages: 1000 },
+  );
+  return { aliases: items, pages };
 }
 
 async function aliasEntry(aliasName: string): Promise<AliasListEntry | undefined> {
@@ -492,22 +448,11 @@ describe('TagResource, UntagResource and ListResourceTags', () => {
   it('ListResourceTags pages through every tag exactly once with Limit', async () => {
     const tags = Array.from({ length: 7 }, (_, index) => ({ TagKey: `page-${index}`, TagValue: `value-${index}` }));
     const key = await createKey({ Tags: tags });
-    const seen: Tag[] = [];
-    let marker: string | undefined;
-    let pages = 0;
-    for (;;) {
-      const page = await kms.send(new ListResourceTagsCommand({ KeyId: key.KeyId, Limit: 2, Marker: marker }));
-      pages++;
-      assert.ok((page.Tags ?? []).length <= 2);
-      seen.push(...(page.Tags ?? []));
-      if (!page.Truncated) {
-        assert.equal(page.NextMarker, undefined);
-        break;
-      }
-      assert.ok(page.NextMarker);
-      marker = page.NextMarker;
-      assert.ok(pages < 100, 'pagination ends');
-    }
+    const { items: seen, pages } = await listAllPages(
+      (marker) => kms.send(new ListResourceTagsCommand({ KeyId: key.KeyId, Limit: 2, Marker: marker })),
+      (page) => page.Tags,
+      { limit: 2, maxPages: 100 },
+    );
     assert.equal(pages, 4);
     assert.deepEqual(seen.sort(byTagKey), tags);
   });

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import {
   CancelKeyDeletionCommand,
@@ -25,37 +24,13 @@ import {
   TagResourceCommand,
   UpdateKeyDescriptionCommand,
 } from '@aws-sdk/client-kms';
+import {
+  assertKmsError,
+  createKey as createKeyWith,
+  type ExpectedError,
+  recordedError,
+} from '../support/kms-assertions.ts';
 import { type RunningServer, removeDataDir, startServer } from '../support/server.ts';
-
-/** LocalStack's recordings against real AWS KMS (Apache-2.0, see test/reference/NOTICE). */
-const snapshot = JSON.parse(
-  readFileSync(new URL('../reference/localstack-kms.snapshot.json', import.meta.url), 'utf8'),
-) as Record<string, { 'recorded-content': Record<string, { Error: { Code: string; Message: string } }> }>;
-
-/** The error AWS answered in one recording, with LocalStack's `<key-arn>` placeholder filled in. */
-function recordedError(testId: string, recording: string, keyArn = ''): { name: string; message: string } {
-  const entry = snapshot[`tests/aws/services/kms/test_kms.py::TestKMS::${testId}`];
-  assert.ok(entry, `snapshot has ${testId}`);
-  const { Code, Message } = entry['recorded-content'][recording].Error;
-  return { name: Code, message: Message.replaceAll('<key-arn>', keyArn) };
-}
-
-interface ExpectedError {
-  name: string;
-  /** Exact text where AWS's wording is known; a pattern where only its form is. */
-  message?: string | RegExp;
-  status?: number;
-}
-
-async function assertKmsError(call: Promise<unknown>, expected: ExpectedError): Promise<void> {
-  await assert.rejects(call, (error: Error & { $metadata?: { httpStatusCode?: number } }) => {
-    assert.equal(error.name, expected.name, `${error.name}: ${error.message}`);
-    assert.equal(error.$metadata?.httpStatusCode, expected.status ?? 400);
-    if (typeof expected.message === 'string') assert.equal(error.message, expected.message);
-    else if (expected.message) assert.match(error.message, expected.message);
-    return true;
-  });
-}
 
 /** AWS prints an enum's values in arbitrary order: compare the text around the set, then the set. */
 function assertEnumViolation(actual: string, expected: string): void {
@@ -90,11 +65,7 @@ let accountId: string;
 const keyArnOf = (keyId: string) => `arn:aws:kms:${region}:${accountId}:key/${keyId}`;
 const aliasArnOf = (aliasName: string) => `arn:aws:kms:${region}:${accountId}:${aliasName}`;
 
-async function createKey(input: CreateKeyCommandInput = {}): Promise<KeyMetadata> {
-  const { KeyMetadata } = await kms.send(new CreateKeyCommand(input));
-  assert.ok(KeyMetadata?.KeyId);
-  return KeyMetadata;
-}
+const createKey = (input?: CreateKeyCommandInput): Promise<KeyMetadata> => createKeyWith(kms, input);
 
 async function describeKey(keyId: string): Promise<KeyMetadata> {
   const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyId }));

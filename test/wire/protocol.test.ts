@@ -4,13 +4,12 @@
  * correction from our Date header.
  */
 import assert from 'node:assert/strict';
-import { createHash, createHmac, type BinaryLike } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { ListKeysCommand } from '@aws-sdk/client-kms';
 import { HttpRequest } from '@smithy/protocol-http';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { removeDataDir, startServer, type RunningServer } from '../support/server.ts';
+import { kmsSigner } from '../support/sigv4-signing.ts';
 
 const JSON_1_1 = 'application/x-amz-json-1.1';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -22,30 +21,6 @@ const SIGNATURE_MISMATCH =
   'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
 /** Something no server message would ever contain by accident. */
 const MARKER = 'SR-LEAK-MARKER-7f3a9c';
-
-/** SHA-256 / HMAC-SHA256 for the smithy signer, on node:crypto (as in test/transports/sigv4.test.ts). */
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.hash.update(toBytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    throw new Error('not needed by SignatureV4');
-  }
-}
-
-const toBytes = (data: string | ArrayBuffer | ArrayBufferView): BinaryLike =>
-  typeof data === 'string'
-    ? data
-    : data instanceof ArrayBuffer
-      ? new Uint8Array(data)
-      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 
 interface Exchange {
   /** Which operation, or `null` for no X-Amz-Target header. */
@@ -86,16 +61,13 @@ async function exchange(options: Exchange): Promise<Reply> {
   let signedHeaders = headers;
   if (options.sign !== false) {
     const sign = options.sign ?? {};
-    const signer = new SignatureV4({
-      service: 'kms',
+    const signer = kmsSigner({
       region: sign.region ?? server.region,
       credentials: {
         accessKeyId: sign.accessKeyId ?? server.credentials.accessKeyId,
         secretAccessKey: sign.secretAccessKey ?? server.credentials.secretAccessKey,
         sessionToken: sign.sessionToken,
       },
-      sha256: NodeSha256,
-      applyChecksum: false,
     });
     const unsigned = new HttpRequest({
       method: options.method ?? 'POST',

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import {
   CancelKeyDeletionCommand,
   CreateAliasCommand,
-  CreateKeyCommand,
   type CreateKeyCommandInput,
   DecryptCommand,
   DescribeKeyCommand,
@@ -20,46 +18,16 @@ import {
   ListKeyRotationsCommand,
   PutKeyPolicyCommand,
   RotateKeyOnDemandCommand,
-  type RotationsListEntry,
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
+import {
+  assertKmsError,
+  assertNear,
+  createKey as createKeyWith,
+  listAllPages,
+  recordedError,
+} from '../support/kms-assertions.ts';
 import { type RunningServer, removeDataDir, startServer } from '../support/server.ts';
-
-/** LocalStack's recordings against real AWS KMS (Apache-2.0, see test/reference/NOTICE). */
-const snapshot = JSON.parse(
-  readFileSync(new URL('../reference/localstack-kms.snapshot.json', import.meta.url), 'utf8'),
-) as Record<string, { 'recorded-content': Record<string, { Error: { Code: string; Message: string } }> }>;
-
-/** The error AWS answered in one recording, with LocalStack's `<key-arn>` placeholder filled in. */
-function recordedError(testId: string, recording: string, keyArn: string): { name: string; message: string } {
-  const entry = snapshot[`tests/aws/services/kms/test_kms.py::TestKMS::${testId}`];
-  assert.ok(entry, `snapshot has ${testId}`);
-  const { Code, Message } = entry['recorded-content'][recording].Error;
-  return { name: Code, message: Message.replaceAll('<key-arn>', keyArn) };
-}
-
-interface ExpectedError {
-  name: string | string[];
-  /** Exact text where AWS's wording is known; a pattern where only its form is. */
-  message?: string | RegExp;
-  status?: number;
-}
-
-async function assertKmsError(call: Promise<unknown>, expected: ExpectedError): Promise<void> {
-  await assert.rejects(call, (error: Error & { $metadata?: { httpStatusCode?: number } }) => {
-    const names = Array.isArray(expected.name) ? expected.name : [expected.name];
-    assert.ok(names.includes(error.name), `${error.name}: ${error.message} (expected ${names.join(' or ')})`);
-    assert.equal(error.$metadata?.httpStatusCode, expected.status ?? 400);
-    if (typeof expected.message === 'string') assert.equal(error.message, expected.message);
-    else if (expected.message) assert.match(error.message, expected.message);
-    return true;
-  });
-}
-
-function assertNear(actual: Date | undefined, expectedMs: number, toleranceMs: number, what: string): void {
-  assert.ok(actual instanceof Date, `${what} is a Date`);
-  assert.ok(Math.abs(actual.getTime() - expectedMs) <= toleranceMs, `${what} ${actual.toISOString()} is near ${new Date(expectedMs).toISOString()}`);
-}
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const HOUR_MS = 60 * 60 * 1000;
@@ -73,11 +41,7 @@ let accountId: string;
 
 const keyArnOf = (keyId: string) => `arn:aws:kms:${region}:${accountId}:key/${keyId}`;
 
-async function createKey(input: CreateKeyCommandInput = {}): Promise<KeyMetadata> {
-  const { KeyMetadata } = await kms.send(new CreateKeyCommand(input));
-  assert.ok(KeyMetadata?.KeyId);
-  return KeyMetadata;
-}
+const createKey = (input?: CreateKeyCommandInput): Promise<KeyMetadata> => createKeyWith(kms, input);
 
 async function currentMaterialId(keyId: string): Promise<string> {
   const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyId }));
@@ -358,22 +322,11 @@ describe('ListKeyRotations', () => {
   });
 
   it('pages through the rotations one at a time with Limit 1', async () => {
-    const seen: RotationsListEntry[] = [];
-    let marker: string | undefined;
-    let pages = 0;
-    for (;;) {
-      const page = await kms.send(new ListKeyRotationsCommand({ KeyId: key.KeyId, Limit: 1, Marker: marker }));
-      pages++;
-      assert.ok((page.Rotations ?? []).length <= 1);
-      seen.push(...(page.Rotations ?? []));
-      if (!page.Truncated) {
-        assert.equal(page.NextMarker, undefined);
-        break;
-      }
-      assert.ok(page.NextMarker);
-      marker = page.NextMarker;
-      assert.ok(pages < 100, 'pagination ends');
-    }
+    const { items: seen, pages } = await listAllPages(
+      (marker) => kms.send(new ListKeyRotationsCommand({ KeyId: key.KeyId, Limit: 1, Marker: marker })),
+      (page) => page.Rotations,
+      { limit: 1, maxPages: 100 },
+    );
     assert.equal(pages, 3);
     assert.deepEqual(
       seen.map((rotation) => rotation.KeyMaterialId).sort(),
