@@ -1,5 +1,28 @@
 export { aesGcmDecrypt, aesGcmEncrypt } from './aead.ts';
 export { canonicalEncryptionContext } from './encryption-context.ts';
+export {
+  digestLength,
+  ecdhSharedSecret,
+  generateHmacKey,
+  generateKeyPair,
+  generateMac,
+  privateKeyToPkcs8,
+  publicKeyFromPrivate,
+  rsaOaepDecrypt,
+  rsaOaepEncrypt,
+  rsaOaepMaxPlaintext,
+  sign,
+  verify,
+  verifyMac,
+  type AsymmetricKeySpec,
+  type EccKeySpec,
+  type HmacKeySpec,
+  type MacAlgorithm,
+  type MessageType,
+  type RsaEncryptionAlgorithm,
+  type RsaKeySpec,
+  type SigningAlgorithm,
+} from './asymmetric/index.ts';
 export { CryptoError } from './errors.ts';
 export { hkdf, type HkdfHash } from './kdf.ts';
 export { bytesToUuid, randomBytes, randomUuid, uuidToBytes } from './random.ts';
