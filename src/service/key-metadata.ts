@@ -2,6 +2,7 @@ import type { KeyMetadata } from '@aws-sdk/client-kms';
 import type { KeyRecord } from '../storage/types.ts';
 import type { ServiceContext } from './context.ts';
 import { keyArn } from './key-resolution.ts';
+import { algorithmLists } from './key-specs.ts';
 
 /** The KeyMetadata structure DescribeKey and CreateKey answer with, field for field as AWS. */
 export async function keyMetadata(context: ServiceContext, key: KeyRecord): Promise<KeyMetadata> {
@@ -20,7 +21,7 @@ export async function keyMetadata(context: ServiceContext, key: KeyRecord): Prom
     KeyManager: 'CUSTOMER',
     CustomerMasterKeySpec: key.keySpec as KeyMetadata['CustomerMasterKeySpec'],
     KeySpec: key.keySpec as KeyMetadata['KeySpec'],
-    EncryptionAlgorithms: key.keyUsage === 'ENCRYPT_DECRYPT' ? ['SYMMETRIC_DEFAULT'] : undefined,
+    ...(algorithmLists(key) as Pick<KeyMetadata, 'EncryptionAlgorithms' | 'SigningAlgorithms' | 'MacAlgorithms' | 'KeyAgreementAlgorithms'>),
     MultiRegion: false,
     CurrentKeyMaterialId: current?.keyMaterialId,
   };

@@ -2,11 +2,16 @@ import type { Caller, ServiceContext } from './context.ts';
 import { createAlias, deleteAlias, listAliases, updateAlias } from './operations/aliases.ts';
 import { createKey } from './operations/create-key.ts';
 import { decrypt } from './operations/decrypt.ts';
+import { deriveSharedSecret } from './operations/derive-shared-secret.ts';
 import { describeKey } from './operations/describe-key.ts';
 import { disableKey, enableKey } from './operations/enable-disable-key.ts';
 import { encrypt } from './operations/encrypt.ts';
 import { generateDataKey, generateDataKeyWithoutPlaintext } from './operations/generate-data-key.ts';
+import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from './operations/generate-data-key-pair.ts';
 import { generateRandom } from './operations/generate-random.ts';
+import { getPublicKey } from './operations/get-public-key.ts';
+import { generateMac, verifyMac } from './operations/mac.ts';
+import { sign, verify } from './operations/signatures.ts';
 import { cancelKeyDeletion, scheduleKeyDeletion } from './operations/key-deletion.ts';
 import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from './operations/key-policies.ts';
 import { listKeys } from './operations/list-keys.ts';
@@ -33,6 +38,7 @@ export const OPERATIONS: ReadonlyMap<string, AnyOperation> = new Map<string, Any
   ['CreateKey', createKey],
   ['Decrypt', decrypt],
   ['DeleteAlias', deleteAlias],
+  ['DeriveSharedSecret', deriveSharedSecret],
   ['DescribeKey', describeKey],
   ['DisableKey', disableKey],
   ['DisableKeyRotation', disableKeyRotation],
@@ -40,9 +46,13 @@ export const OPERATIONS: ReadonlyMap<string, AnyOperation> = new Map<string, Any
   ['EnableKeyRotation', enableKeyRotation],
   ['Encrypt', encrypt],
   ['GenerateDataKey', generateDataKey],
+  ['GenerateDataKeyPair', generateDataKeyPair],
+  ['GenerateDataKeyPairWithoutPlaintext', generateDataKeyPairWithoutPlaintext],
   ['GenerateDataKeyWithoutPlaintext', generateDataKeyWithoutPlaintext],
+  ['GenerateMac', generateMac],
   ['GenerateRandom', generateRandom],
   ['GetKeyPolicy', getKeyPolicy],
+  ['GetPublicKey', getPublicKey],
   ['GetKeyRotationStatus', getKeyRotationStatus],
   ['ListAliases', listAliases],
   ['ListKeyPolicies', listKeyPolicies],
@@ -53,8 +63,11 @@ export const OPERATIONS: ReadonlyMap<string, AnyOperation> = new Map<string, Any
   ['ReEncrypt', reEncrypt],
   ['RotateKeyOnDemand', rotateKeyOnDemand],
   ['ScheduleKeyDeletion', scheduleKeyDeletion],
+  ['Sign', sign],
   ['TagResource', tagResource],
   ['UntagResource', untagResource],
   ['UpdateAlias', updateAlias],
   ['UpdateKeyDescription', updateKeyDescription],
+  ['Verify', verify],
+  ['VerifyMac', verifyMac],
 ]);

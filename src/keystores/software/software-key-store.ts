@@ -1,9 +1,39 @@
 import { SecretBytes } from '../../crypto/secret-bytes.ts';
 import { Sealer } from '../../crypto/seal.ts';
 import { decryptSymmetric, encryptSymmetric } from '../../crypto/symmetric-ciphertext.ts';
-import type { KeyStore, KeyVersionHandle } from '../types.ts';
+import {
+  ecdhSharedSecret,
+  generateHmacKey,
+  generateKeyPair,
+  generateMac,
+  publicKeyFromPrivate,
+  rsaOaepDecrypt,
+  rsaOaepEncrypt,
+  sign,
+  verify,
+  verifyMac,
+  type AsymmetricKeySpec,
+  type EccKeySpec,
+  type HmacKeySpec,
+  type MacAlgorithm,
+  type MessageType,
+  type RsaEncryptionAlgorithm,
+  type SigningAlgorithm,
+} from '../../crypto/index.ts';
+import type { KeyStore, KeyVersionHandle, SignRequest } from '../types.ts';
 
 const SYMMETRIC_MATERIAL_BYTES = 32;
+
+/**
+ * New material for a key version: 256 random bits for SYMMETRIC_DEFAULT, an HMAC key of the
+ * spec's size, or an asymmetric private key (PKCS#8 DER; the FIPS 204 seed for ML-DSA).
+ */
+function newMaterial(keySpec: string): SecretBytes {
+  if (keySpec === 'SYMMETRIC_DEFAULT') return SecretBytes.random(SYMMETRIC_MATERIAL_BYTES);
+  if (keySpec.startsWith('HMAC_')) return generateHmacKey(keySpec as HmacKeySpec);
+  const { privateKey } = generateKeyPair(keySpec as AsymmetricKeySpec);
+  return privateKey;
+}
 const DEFAULT_CACHE_ENTRIES = 10_000;
 
 /** Stored material that does not unseal under its own binding: a storage fault, never the caller's. */
@@ -25,6 +55,7 @@ export const keyVersionBinding = (keyId: string, version: number): string => `ke
  */
 export class SoftwareKeyStore implements KeyStore {
   private readonly unsealed = new Map<string, SecretBytes>();
+  private readonly publicKeys = new Map<string, Buffer>();
 
   constructor(
     private readonly sealer: Sealer,
@@ -32,10 +63,7 @@ export class SoftwareKeyStore implements KeyStore {
   ) {}
 
   async createVersionMaterial(keyId: string, version: number, keySpec: string): Promise<Buffer> {
-    if (keySpec !== 'SYMMETRIC_DEFAULT') {
-      throw new Error(`software key store cannot make material for ${keySpec}`);
-    }
-    const material = SecretBytes.random(SYMMETRIC_MATERIAL_BYTES);
+    const material = newMaterial(keySpec);
     try {
       return this.sealer.seal(material, keyVersionBinding(keyId, version));
     } finally {
@@ -69,6 +97,62 @@ export class SoftwareKeyStore implements KeyStore {
     });
   }
 
+  async publicKey(handle: KeyVersionHandle, keySpec: string): Promise<Buffer> {
+    const cacheKey = `${handle.keyId}:${handle.version}`;
+    let publicKey = this.publicKeys.get(cacheKey);
+    if (!publicKey) {
+      publicKey = publicKeyFromPrivate(keySpec as AsymmetricKeySpec, this.material(handle));
+      if (this.publicKeys.size >= this.maxCachedVersions) this.publicKeys.clear();
+      this.publicKeys.set(cacheKey, publicKey);
+    }
+    return publicKey;
+  }
+
+  async sign(handle: KeyVersionHandle, request: SignRequest): Promise<Buffer> {
+    return sign({
+      spec: request.keySpec as AsymmetricKeySpec,
+      algorithm: request.algorithm as SigningAlgorithm,
+      privateKey: this.material(handle),
+      message: request.message,
+      messageType: request.messageType as MessageType,
+    });
+  }
+
+  async verify(handle: KeyVersionHandle, request: SignRequest & { signature: Uint8Array }): Promise<boolean> {
+    return verify({
+      spec: request.keySpec as AsymmetricKeySpec,
+      algorithm: request.algorithm as SigningAlgorithm,
+      publicKey: await this.publicKey(handle, request.keySpec),
+      message: request.message,
+      messageType: request.messageType as MessageType,
+      signature: request.signature,
+    });
+  }
+
+  async rsaEncrypt(handle: KeyVersionHandle, keySpec: string, algorithm: string, plaintext: Uint8Array): Promise<Buffer> {
+    return rsaOaepEncrypt({
+      publicKey: await this.publicKey(handle, keySpec),
+      algorithm: algorithm as RsaEncryptionAlgorithm,
+      plaintext,
+    });
+  }
+
+  async rsaDecrypt(handle: KeyVersionHandle, algorithm: string, ciphertext: Uint8Array): Promise<Buffer> {
+    return rsaOaepDecrypt({ privateKey: this.material(handle), algorithm: algorithm as RsaEncryptionAlgorithm, ciphertext });
+  }
+
+  async generateMac(handle: KeyVersionHandle, algorithm: string, message: Uint8Array): Promise<Buffer> {
+    return generateMac({ algorithm: algorithm as MacAlgorithm, key: this.material(handle), message });
+  }
+
+  async verifyMac(handle: KeyVersionHandle, algorithm: string, message: Uint8Array, mac: Uint8Array): Promise<boolean> {
+    return verifyMac({ algorithm: algorithm as MacAlgorithm, key: this.material(handle), message, mac });
+  }
+
+  async deriveSharedSecret(handle: KeyVersionHandle, keySpec: string, peerPublicKey: Uint8Array): Promise<SecretBytes> {
+    return ecdhSharedSecret({ spec: keySpec as EccKeySpec, privateKey: this.material(handle), peerPublicKey });
+  }
+
   forget(keyId: string): void {
     const prefix = `${keyId}:`;
     for (const [cacheKey, material] of this.unsealed) {
@@ -76,6 +160,9 @@ export class SoftwareKeyStore implements KeyStore {
         material.zero();
         this.unsealed.delete(cacheKey);
       }
+    }
+    for (const cacheKey of this.publicKeys.keys()) {
+      if (cacheKey.startsWith(prefix)) this.publicKeys.delete(cacheKey);
     }
   }
 

@@ -6,11 +6,9 @@ import { KmsError } from '../errors.ts';
 import { keyMetadata } from '../key-metadata.ts';
 import { makeKeyVersion } from '../key-versions.ts';
 import { policyError } from './policy-errors.ts';
+import { KEY_SPECS, UNSUPPORTED_KEY_SPECS } from '../key-specs.ts';
 import { checkRequestTags } from '../tags.ts';
 import { randomUuid } from '../../crypto/random.ts';
-
-/** Key specs this release can make; the asymmetric and HMAC specs arrive with their key stores. */
-const SUPPORTED_KEY_SPECS = new Set(['SYMMETRIC_DEFAULT']);
 
 export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (context, input) => {
   if (input.KeySpec !== undefined && input.CustomerMasterKeySpec !== undefined) {
@@ -27,11 +25,11 @@ export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (
     );
   }
   const keyUsage = input.KeyUsage ?? 'ENCRYPT_DECRYPT';
-  if (keySpec === 'SYMMETRIC_DEFAULT' && keyUsage !== 'ENCRYPT_DECRYPT') {
-    throw new KmsError('ValidationException', `KeyUsage ${keyUsage} is not compatible with KeySpec ${keySpec}`);
+  if (UNSUPPORTED_KEY_SPECS.has(keySpec)) {
+    throw new KmsError('UnsupportedOperationException', `KeySpec ${keySpec} is not supported by Strongroom.`);
   }
-  if (!SUPPORTED_KEY_SPECS.has(keySpec)) {
-    throw new KmsError('UnsupportedOperationException', `KeySpec ${keySpec} is not supported by this Strongroom release.`);
+  if (!KEY_SPECS[keySpec].usages.includes(keyUsage)) {
+    throw new KmsError('ValidationException', `KeyUsage ${keyUsage} is not compatible with KeySpec ${keySpec}`);
   }
   const origin = input.Origin ?? 'AWS_KMS';
   if (origin !== 'AWS_KMS') {

@@ -2,7 +2,7 @@ import type { DecryptRequest, DecryptResponse } from '@aws-sdk/client-kms';
 import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, stopIfDryRun } from '../key-resolution.ts';
-import { decryptCiphertext } from '../symmetric-crypto.ts';
+import { decryptCiphertext } from '../encryption.ts';
 
 export const decrypt: Operation<DecryptRequest, DecryptResponse> = async (context, input) => {
   if (input.CiphertextBlob === undefined) {
@@ -11,7 +11,7 @@ export const decrypt: Operation<DecryptRequest, DecryptResponse> = async (contex
   if (input.Recipient !== undefined) {
     throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
   }
-  const { key, version, plaintext } = await decryptCiphertext(context, {
+  const { key, version, plaintext, algorithm } = await decryptCiphertext(context, {
     ciphertextBlob: input.CiphertextBlob,
     encryptionContext: input.EncryptionContext,
     keyIdParameter: input.KeyId,
@@ -22,7 +22,7 @@ export const decrypt: Operation<DecryptRequest, DecryptResponse> = async (contex
   return {
     KeyId: keyArn(context, key.keyId),
     Plaintext: plaintext,
-    EncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+    EncryptionAlgorithm: algorithm as DecryptResponse['EncryptionAlgorithm'],
     KeyMaterialId: version.keyMaterialId,
   };
 };

@@ -8,7 +8,7 @@ import type {
 import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, stopIfDryRun } from '../key-resolution.ts';
-import { encryptWithCurrentVersion, keyForEncrypt } from '../symmetric-crypto.ts';
+import { encryptWithCurrentVersion, keyForEncrypt } from '../encryption.ts';
 
 const DATA_KEY_BYTES: Record<string, number> = { AES_128: 16, AES_256: 32 };
 
@@ -25,13 +25,13 @@ async function makeDataKey(
   operation: string,
 ) {
   const length = dataKeyLength(input);
-  const key = await keyForEncrypt(context, input.KeyId as string, operation, undefined);
+  const target = await keyForEncrypt(context, input.KeyId as string, operation, undefined, { symmetricOnly: true });
   stopIfDryRun(input.DryRun);
   // Drawn straight from the CSPRNG, not the salt/IV pool: a pool would hold future data keys.
   const dataKey = SecretBytes.random(length);
   const plaintext = dataKey.exposeSecretBytes();
-  const { ciphertextBlob, version } = await encryptWithCurrentVersion(context, key, plaintext, input.EncryptionContext);
-  return { plaintext, ciphertextBlob, keyArn: keyArn(context, key.keyId), keyMaterialId: version.keyMaterialId };
+  const { ciphertextBlob, version } = await encryptWithCurrentVersion(context, target, plaintext, input.EncryptionContext);
+  return { plaintext, ciphertextBlob, keyArn: keyArn(context, target.key.keyId), keyMaterialId: version.keyMaterialId };
 }
 
 export const generateDataKey: Operation<GenerateDataKeyRequest, GenerateDataKeyResponse> = async (context, input) => {

@@ -2,7 +2,7 @@ import type { ReEncryptRequest, ReEncryptResponse } from '@aws-sdk/client-kms';
 import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, stopIfDryRun } from '../key-resolution.ts';
-import { decryptCiphertext, encryptWithCurrentVersion, keyForEncrypt } from '../symmetric-crypto.ts';
+import { decryptCiphertext, encryptWithCurrentVersion, keyForEncrypt } from '../encryption.ts';
 
 /** Decrypts and encrypts again inside the service: the plaintext never leaves it. */
 export const reEncrypt: Operation<ReEncryptRequest, ReEncryptResponse> = async (context, input) => {
@@ -35,9 +35,9 @@ export const reEncrypt: Operation<ReEncryptRequest, ReEncryptResponse> = async (
     return {
       CiphertextBlob: ciphertextBlob,
       SourceKeyId: keyArn(context, source.key.keyId),
-      KeyId: keyArn(context, destination.keyId),
-      SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
-      DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      KeyId: keyArn(context, destination.key.keyId),
+      SourceEncryptionAlgorithm: source.algorithm as ReEncryptResponse['SourceEncryptionAlgorithm'],
+      DestinationEncryptionAlgorithm: destination.algorithm as ReEncryptResponse['DestinationEncryptionAlgorithm'],
       SourceKeyMaterialId: source.version.keyMaterialId,
       DestinationKeyMaterialId: version.keyMaterialId,
     };

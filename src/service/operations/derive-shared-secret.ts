@@ -1,0 +1,44 @@
+import type { DeriveSharedSecretRequest, DeriveSharedSecretResponse } from '@aws-sdk/client-kms';
+import { CryptoError } from '../../crypto/errors.ts';
+import type { Operation } from '../context.ts';
+import { KmsError } from '../errors.ts';
+import { keyArn, requireEnabled, requireKeyUsage, resolveKey, stopIfDryRun } from '../key-resolution.ts';
+import { profileOf } from '../key-specs.ts';
+import { versionForDecrypt } from '../key-versions.ts';
+
+/** ECDH between the KMS key's private key and a peer's DER SubjectPublicKeyInfo (NIST curves). */
+export const deriveSharedSecret: Operation<DeriveSharedSecretRequest, DeriveSharedSecretResponse> = async (
+  context,
+  input,
+) => {
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: true });
+  requireEnabled(context, key);
+  requireKeyUsage(context, key, 'KEY_AGREEMENT', 'DeriveSharedSecret');
+  const algorithm = input.KeyAgreementAlgorithm as string;
+  if (!(profileOf(key).keyAgreementAlgorithms ?? []).includes(algorithm)) {
+    throw new KmsError('InvalidKeyUsageException', `Algorithm ${algorithm} is incompatible with key spec ${key.keySpec}.`);
+  }
+  if (input.Recipient !== undefined) {
+    throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
+  }
+  stopIfDryRun(input.DryRun);
+  const version = await versionForDecrypt(context, key.keyId, key.currentVersion);
+  let secret;
+  try {
+    secret = await context.keyStore.deriveSharedSecret(version, key.keySpec, input.PublicKey as Uint8Array);
+  } catch (error) {
+    if (error instanceof CryptoError) {
+      throw new KmsError(
+        'ValidationException',
+        `PublicKey must be a DER-encoded X.509 SubjectPublicKeyInfo of a valid point on the curve of key spec ${key.keySpec}.`,
+      );
+    }
+    throw error;
+  }
+  return {
+    KeyId: keyArn(context, key.keyId),
+    SharedSecret: Buffer.from(secret.exposeSecretBytes()),
+    KeyAgreementAlgorithm: 'ECDH',
+    KeyOrigin: key.origin as DeriveSharedSecretResponse['KeyOrigin'],
+  };
+};

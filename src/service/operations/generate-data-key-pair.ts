@@ -1,0 +1,70 @@
+import type {
+  GenerateDataKeyPairRequest,
+  GenerateDataKeyPairResponse,
+  GenerateDataKeyPairWithoutPlaintextRequest,
+  GenerateDataKeyPairWithoutPlaintextResponse,
+} from '@aws-sdk/client-kms';
+import { generateKeyPair, type AsymmetricKeySpec } from '../../crypto/index.ts';
+import type { Operation, ServiceContext } from '../context.ts';
+import { encryptWithCurrentVersion, keyForEncrypt } from '../encryption.ts';
+import { KmsError } from '../errors.ts';
+import { keyArn, stopIfDryRun } from '../key-resolution.ts';
+import { UNSUPPORTED_KEY_SPECS } from '../key-specs.ts';
+
+/**
+ * A key pair made here for the caller (not stored): the private key as PKCS#8 DER, once in the
+ * clear (unless WithoutPlaintext) and once encrypted under a symmetric KMS key.
+ */
+async function makeDataKeyPair(
+  context: ServiceContext,
+  input: GenerateDataKeyPairRequest | GenerateDataKeyPairWithoutPlaintextRequest,
+  operation: string,
+) {
+  const keyPairSpec = input.KeyPairSpec as string;
+  if (UNSUPPORTED_KEY_SPECS.has(keyPairSpec)) {
+    throw new KmsError('UnsupportedOperationException', `KeyPairSpec ${keyPairSpec} is not supported by Strongroom.`);
+  }
+  const target = await keyForEncrypt(context, input.KeyId as string, operation, undefined, { symmetricOnly: true });
+  stopIfDryRun(input.DryRun);
+  const pair = generateKeyPair(keyPairSpec as AsymmetricKeySpec);
+  const { ciphertextBlob, version } = await encryptWithCurrentVersion(
+    context,
+    target,
+    pair.privateKey.exposeSecretBytes(),
+    input.EncryptionContext,
+  );
+  return { pair, ciphertextBlob, keyArn: keyArn(context, target.key.keyId), keyMaterialId: version.keyMaterialId, keyPairSpec };
+}
+
+export const generateDataKeyPair: Operation<GenerateDataKeyPairRequest, GenerateDataKeyPairResponse> = async (
+  context,
+  input,
+) => {
+  if (input.Recipient !== undefined) {
+    throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
+  }
+  const made = await makeDataKeyPair(context, input, 'GenerateDataKeyPair');
+  return {
+    PrivateKeyCiphertextBlob: made.ciphertextBlob,
+    PrivateKeyPlaintext: made.pair.privateKey.exposeSecretBytes(),
+    PublicKey: made.pair.publicKey,
+    KeyId: made.keyArn,
+    KeyPairSpec: made.keyPairSpec as GenerateDataKeyPairResponse['KeyPairSpec'],
+    KeyMaterialId: made.keyMaterialId,
+  };
+};
+
+export const generateDataKeyPairWithoutPlaintext: Operation<
+  GenerateDataKeyPairWithoutPlaintextRequest,
+  GenerateDataKeyPairWithoutPlaintextResponse
+> = async (context, input) => {
+  const made = await makeDataKeyPair(context, input, 'GenerateDataKeyPairWithoutPlaintext');
+  made.pair.privateKey.zero();
+  return {
+    PrivateKeyCiphertextBlob: made.ciphertextBlob,
+    PublicKey: made.pair.publicKey,
+    KeyId: made.keyArn,
+    KeyPairSpec: made.keyPairSpec as GenerateDataKeyPairWithoutPlaintextResponse['KeyPairSpec'],
+    KeyMaterialId: made.keyMaterialId,
+  };
+};

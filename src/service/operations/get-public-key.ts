@@ -1,0 +1,26 @@
+import type { GetPublicKeyRequest, GetPublicKeyResponse } from '@aws-sdk/client-kms';
+import type { Operation } from '../context.ts';
+import { KmsError } from '../errors.ts';
+import { keyArn, requireEnabled, resolveKey } from '../key-resolution.ts';
+import { algorithmLists, profileOf } from '../key-specs.ts';
+import { versionForDecrypt } from '../key-versions.ts';
+
+export const getPublicKey: Operation<GetPublicKeyRequest, GetPublicKeyResponse> = async (context, input) => {
+  const key = await resolveKey(context, input.KeyId as string, { allowAlias: true });
+  if (!profileOf(key).asymmetric) {
+    throw new KmsError(
+      'UnsupportedOperationException',
+      `${keyArn(context, key.keyId)} key spec ${key.keySpec} is not valid for GetPublicKey.`,
+    );
+  }
+  requireEnabled(context, key);
+  const version = await versionForDecrypt(context, key.keyId, key.currentVersion);
+  return {
+    KeyId: keyArn(context, key.keyId),
+    PublicKey: await context.keyStore.publicKey(version, key.keySpec),
+    CustomerMasterKeySpec: key.keySpec as GetPublicKeyResponse['CustomerMasterKeySpec'],
+    KeySpec: key.keySpec as GetPublicKeyResponse['KeySpec'],
+    KeyUsage: key.keyUsage as GetPublicKeyResponse['KeyUsage'],
+    ...(algorithmLists(key) as Pick<GetPublicKeyResponse, 'EncryptionAlgorithms' | 'SigningAlgorithms' | 'KeyAgreementAlgorithms'>),
+  };
+};
