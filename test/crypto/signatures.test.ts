@@ -37,7 +37,7 @@ const ECDSA_ALGORITHM: Readonly<Record<string, SigningAlgorithm>> = {
   ECC_SECG_P256K1: 'ECDSA_SHA_256',
 };
 
-const keys = new Map(ALL_SPECS.map((spec) => [spec, generateKeyPair(spec)]));
+const keys = new Map(await Promise.all(ALL_SPECS.map(async (spec) => [spec, await generateKeyPair(spec)] as const)));
 const keyOf = (spec: AsymmetricKeySpec) => keys.get(spec)!;
 
 function hashOf(algorithm: SigningAlgorithm): string {

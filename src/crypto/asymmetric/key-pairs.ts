@@ -1,4 +1,5 @@
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPair as generateKeyPairCallback } from 'node:crypto';
+import { promisify } from 'node:util';
 import { CryptoError } from '../errors.ts';
 import { SecretBytes } from '../secret-bytes.ts';
 import { privateKeyObject } from './keys.ts';
@@ -15,6 +16,9 @@ import {
 } from './key-specs.ts';
 import { ML_DSA_SEED_LENGTH, encodeMlDsaPublicKey, withMlDsaKeyPair } from './ml-dsa.ts';
 
+/** node:crypto's generateKeyPair runs in libuv's thread pool: an RSA-4096 key takes seconds. */
+const generateKeyPairInPool = promisify(generateKeyPairCallback);
+
 const SPKI_DER = { type: 'spki', format: 'der' } as const;
 const PKCS8_DER = { type: 'pkcs8', format: 'der' } as const;
 
@@ -24,26 +28,29 @@ const PKCS8_DER = { type: 'pkcs8', format: 'der' } as const;
  *
  * RSA keys use e = 65537, as AWS KMS's do. EC keys name their curve (ecParamEncoding 'named'):
  * explicit parameters are what publicKeyObject refuses.
+ *
+ * Asynchronous: generation happens off the event loop (an RSA-4096 key takes up to seconds, which
+ * would otherwise stall every other request on the process).
  */
-export function generateKeyPair(spec: AsymmetricKeySpec): { privateKey: SecretBytes; publicKey: Buffer } {
+export async function generateKeyPair(spec: AsymmetricKeySpec): Promise<{ privateKey: SecretBytes; publicKey: Buffer }> {
   if (isMlDsaKeySpec(spec)) {
     const seed = SecretBytes.random(ML_DSA_SEED_LENGTH);
     return { privateKey: seed, publicKey: publicKeyFromPrivate(spec, seed) };
   }
   let pair: { privateKey: Buffer; publicKey: Buffer };
   if (isRsaKeySpec(spec)) {
-    pair = generateKeyPairSync('rsa', {
+    pair = await generateKeyPairInPool('rsa', {
       modulusLength: RSA_MODULUS_BITS[spec], publicExponent: 65537,
       publicKeyEncoding: SPKI_DER,
       privateKeyEncoding: PKCS8_DER,
     });
   } else if (isEccKeySpec(spec)) {
-    pair = generateKeyPairSync('ec', { namedCurve: EC_CURVE_NAMES[spec],
+    pair = await generateKeyPairInPool('ec', { namedCurve: EC_CURVE_NAMES[spec],
       publicKeyEncoding: SPKI_DER,
       privateKeyEncoding: PKCS8_DER,
     });
   } else if (spec === 'ECC_NIST_EDWARDS25519') {
-    pair = generateKeyPairSync('ed25519', { publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER });
+    pair = await generateKeyPairInPool('ed25519', { publicKeyEncoding: SPKI_DER, privateKeyEncoding: PKCS8_DER });
   } else {
     throw new CryptoError('unsupported key spec');
   }

@@ -28,10 +28,10 @@ const SYMMETRIC_MATERIAL_BYTES = 32;
  * New material for a key version: 256 random bits for SYMMETRIC_DEFAULT, an HMAC key of the
  * spec's size, or an asymmetric private key (PKCS#8 DER; the FIPS 204 seed for ML-DSA).
  */
-function newMaterial(keySpec: string): SecretBytes {
+async function newMaterial(keySpec: string): Promise<SecretBytes> {
   if (keySpec === 'SYMMETRIC_DEFAULT') return SecretBytes.random(SYMMETRIC_MATERIAL_BYTES);
   if (keySpec.startsWith('HMAC_')) return generateHmacKey(keySpec as HmacKeySpec);
-  const { privateKey } = generateKeyPair(keySpec as AsymmetricKeySpec);
+  const { privateKey } = await generateKeyPair(keySpec as AsymmetricKeySpec);
   return privateKey;
 }
 const DEFAULT_CACHE_ENTRIES = 10_000;
@@ -63,7 +63,7 @@ export class SoftwareKeyStore implements KeyStore {
   ) {}
 
   async createVersionMaterial(keyId: string, version: number, keySpec: string): Promise<Buffer> {
-    const material = newMaterial(keySpec);
+    const material = await newMaterial(keySpec);
     try {
       return this.sealer.seal(material, keyVersionBinding(keyId, version));
     } finally {

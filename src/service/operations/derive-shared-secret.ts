@@ -27,17 +27,15 @@ export const deriveSharedSecret: Operation<DeriveSharedSecretRequest, DeriveShar
   try {
     secret = await context.keyStore.deriveSharedSecret(version, key.keySpec, input.PublicKey as Uint8Array);
   } catch (error) {
-    if (error instanceof CryptoError) {
-      throw new KmsError(
-        'ValidationException',
-        `PublicKey must be a DER-encoded X.509 SubjectPublicKeyInfo of a valid point on the curve of key spec ${key.keySpec}.`,
-      );
-    }
+    // AWS answers a public key it cannot use with an empty ValidationException (recorded).
+    if (error instanceof CryptoError) throw new KmsError('ValidationException', '');
     throw error;
   }
+  const sharedSecret = Buffer.from(secret.exposeSecretBytes());
+  secret.zero();
   return {
     KeyId: keyArn(context, key.keyId),
-    SharedSecret: Buffer.from(secret.exposeSecretBytes()),
+    SharedSecret: sharedSecret,
     KeyAgreementAlgorithm: 'ECDH',
     KeyOrigin: key.origin as DeriveSharedSecretResponse['KeyOrigin'],
   };

@@ -26,7 +26,7 @@ async function makeDataKeyPair(
   }
   const target = await keyForEncrypt(context, input.KeyId as string, operation, undefined, { symmetricOnly: true });
   stopIfDryRun(input.DryRun);
-  const pair = generateKeyPair(keyPairSpec as AsymmetricKeySpec);
+  const pair = await generateKeyPair(keyPairSpec as AsymmetricKeySpec);
   const { ciphertextBlob, version } = await encryptWithCurrentVersion(
     context,
     target,
