@@ -9,6 +9,13 @@
  * @aws-sdk/client-kms and encrypts one 32-byte plaintext, and keeps both in the state file; later
  * calls reuse them, so a whole bench run works on one key.
  *
+ * The sign-* and verify-* ops work on asymmetric keys (see SIGNING_OPS), each created with the SDK
+ * the first time an op needs it and kept in the same state file (one key per key spec, shared by
+ * Sign and Verify). A sign-* pool signs a different 32-byte message in each request; a verify-*
+ * pool verifies a few 32-byte messages with signatures Strongroom made for them through the SDK
+ * beforehand (a signature that did not verify would be a 400, KMSInvalidSignatureException, and
+ * so a non-2xx in the bench).
+ *
  * Each pooled request is a complete raw HTTP/1.1 request (request line, headers, body) signed
  * with @smithy/signature-v4 exactly as the KMS client signs: POST /, content-type
  * application/x-amz-json-1.1, x-amz-target TrentService.<Op>, host, x-amz-date, content-length,
@@ -28,21 +35,48 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
+import type { KeySpec, SigningAlgorithmSpec } from '@aws-sdk/client-kms';
 import { HttpRequest } from '@smithy/protocol-http';
 import type { SignatureV4 } from '@smithy/signature-v4';
 import { kmsSigner } from '../test/support/sigv4-signing.ts';
 
-const OPS = {
+interface SigningOp {
+  keySpec: KeySpec;
+  algorithm: SigningAlgorithmSpec;
+}
+
+/** Sign and Verify cases: the key spec and signing algorithm of each (names as bench/raw-sign.mjs's). */
+const SIGNING_OPS: Record<string, SigningOp> = {
+  'rsa2048-pkcs1': { keySpec: 'RSA_2048', algorithm: 'RSASSA_PKCS1_V1_5_SHA_256' },
+  'rsa2048-pss': { keySpec: 'RSA_2048', algorithm: 'RSASSA_PSS_SHA_256' },
+  p256: { keySpec: 'ECC_NIST_P256', algorithm: 'ECDSA_SHA_256' },
+  ed25519: { keySpec: 'ECC_NIST_EDWARDS25519', algorithm: 'ED25519_SHA_512' },
+  mldsa44: { keySpec: 'ML_DSA_44', algorithm: 'ML_DSA_SHAKE_256' },
+};
+
+const OPS: Record<string, string> = {
   'encrypt-32': 'Encrypt',
   'encrypt-4k': 'Encrypt',
   'decrypt-32': 'Decrypt',
   'generate-data-key': 'GenerateDataKey',
-} as const;
-type OpName = keyof typeof OPS;
+  ...Object.fromEntries(Object.keys(SIGNING_OPS).flatMap((name) => [[`sign-${name}`, 'Sign'], [`verify-${name}`, 'Verify']])),
+};
+
+/** How many different (message, signature) pairs a verify-* pool cycles through. */
+const VERIFY_MESSAGES = 8;
+
+interface SignedMessage {
+  message: string; // base64, 32 bytes
+  signature: string; // base64
+}
 
 interface State {
   keyId: string;
   ciphertext32: string; // base64
+  /** Asymmetric SIGN_VERIFY key id per key spec. */
+  signingKeys?: Partial<Record<KeySpec, string>>;
+  /** Per signing op name, messages with a signature Strongroom made. */
+  signedMessages?: Record<string, SignedMessage[]>;
 }
 
 interface Credentials {
@@ -75,7 +109,7 @@ function need(name: string, value: string | undefined): string {
 const endpoint = need('endpoint', args.endpoint);
 const target = new URL(args.target ?? endpoint);
 const statePath = need('state', args.state);
-const op = need('op', args.op) as OpName;
+const op = need('op', args.op);
 if (!(op in OPS)) {
   process.stderr.write(`prepare: --op must be one of ${Object.keys(OPS).join(', ')}\n`);
   process.exit(2);
@@ -83,6 +117,7 @@ if (!(op in OPS)) {
 const count = Number(args.count);
 const out = need('out', args.out);
 const region = args.region as string;
+const signingOp = /^(?:sign|verify)-(.+)$/.exec(op)?.[1];
 const credentials = parseCredentialsFile(readFileSync(need('credentials', args.credentials), 'utf8'));
 
 function parseCredentialsFile(text: string): Credentials {
@@ -111,7 +146,59 @@ async function loadOrCreateState(): Promise<State> {
   }
 }
 
-function bodyFor(state: State): string {
+/**
+ * The asymmetric key (and, for verify-*, the signed messages) a signing op needs, created through
+ * the SDK the first time and added to the state file.
+ */
+async function addSigningState(state: State, name: string): Promise<State> {
+  const { keySpec, algorithm } = SIGNING_OPS[name];
+  const needsSignatures = op.startsWith('verify-');
+  if (state.signingKeys?.[keySpec] && (!needsSignatures || state.signedMessages?.[name])) return state;
+  const { KMSClient, CreateKeyCommand, SignCommand } = await import('@aws-sdk/client-kms');
+  const client = new KMSClient({ endpoint, region, credentials, maxAttempts: 1 });
+  try {
+    let keyId = state.signingKeys?.[keySpec];
+    if (!keyId) {
+      const created = await client.send(
+        new CreateKeyCommand({ Description: `strongroom bench ${keySpec}`, KeySpec: keySpec, KeyUsage: 'SIGN_VERIFY' }),
+      );
+      keyId = created.KeyMetadata?.KeyId;
+      if (!keyId) throw new Error('CreateKey returned no KeyId');
+      state.signingKeys = { ...state.signingKeys, [keySpec]: keyId };
+    }
+    if (needsSignatures) {
+      const signed: SignedMessage[] = [];
+      for (let i = 0; i < VERIFY_MESSAGES; i++) {
+        const message = randomBytes(32);
+        const response = await client.send(
+          new SignCommand({ KeyId: keyId, Message: message, MessageType: 'RAW', SigningAlgorithm: algorithm }),
+        );
+        if (!response.Signature) throw new Error('Sign returned no Signature');
+        signed.push({ message: message.toString('base64'), signature: Buffer.from(response.Signature).toString('base64') });
+      }
+      state.signedMessages = { ...state.signedMessages, [name]: signed };
+    }
+    writeFileSync(statePath, JSON.stringify(state));
+    return state;
+  } finally {
+    client.destroy();
+  }
+}
+
+function signingBodyFor(state: State, index: number): string {
+  const name = signingOp as string;
+  const { keySpec, algorithm } = SIGNING_OPS[name];
+  const keyId = state.signingKeys?.[keySpec] as string;
+  if (op.startsWith('sign-')) {
+    return JSON.stringify({ KeyId: keyId, Message: randomBytes(32).toString('base64'), MessageType: 'RAW', SigningAlgorithm: algorithm });
+  }
+  const signed = state.signedMessages?.[name] as SignedMessage[];
+  const { message, signature } = signed[index % signed.length];
+  return JSON.stringify({ KeyId: keyId, Message: message, MessageType: 'RAW', Signature: signature, SigningAlgorithm: algorithm });
+}
+
+function bodyFor(state: State, index: number): string {
+  if (signingOp !== undefined) return signingBodyFor(state, index);
   switch (op) {
     case 'encrypt-32':
       return JSON.stringify({ KeyId: state.keyId, Plaintext: randomBytes(32).toString('base64') });
@@ -121,6 +208,8 @@ function bodyFor(state: State): string {
       return JSON.stringify({ CiphertextBlob: state.ciphertext32, KeyId: state.keyId });
     case 'generate-data-key':
       return JSON.stringify({ KeyId: state.keyId, KeySpec: 'AES_256' });
+    default:
+      throw new Error(`no request body for op ${op}`);
   }
 }
 
@@ -192,12 +281,13 @@ function sendRaw(raw: Buffer): Promise<{ status: number; text: string }> {
 
 // The SDK warns on stderr about Node < 22 support ending; not this bench's concern.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-const state = await loadOrCreateState();
+let state = await loadOrCreateState();
+if (signingOp !== undefined) state = await addSigningState(state, signingOp);
 // Signed as the KMS client signs: no x-amz-content-sha256.
 const signer = kmsSigner({ region, credentials });
 const signingDate = new Date();
 const pool: Buffer[] = [];
-for (let i = 0; i < count; i++) pool.push(await signOne(signer, bodyFor(state), signingDate));
+for (let i = 0; i < count; i++) pool.push(await signOne(signer, bodyFor(state, i), signingDate));
 
 if (!args['no-check']) {
   const { status, text } = await sendRaw(pool[0]);

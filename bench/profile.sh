@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU profile of Strongroom's workers under the bench load (not part of `npm run bench`).
 #
-#   bash bench/profile.sh [op]      op: encrypt-32 (default), encrypt-4k, decrypt-32, generate-data-key
+#   bash bench/profile.sh [op]      op: encrypt-32 (default), encrypt-4k, decrypt-32, generate-data-key,
+#                                   or a sign-*/verify-* case of run.sh (e.g. sign-rsa2048-pkcs1)
 #
 # Starts `node --cpu-prof bin/strongroom.mjs serve --workers 2` (primary and workers each
 # write a .cpuprofile on exit), loads it with the same pre-signed requests and wrk settings as

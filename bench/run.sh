@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Strongroom benchmark: Encrypt (32 B, 4 KB), Decrypt (32 B ciphertext) and GenerateDataKey
 # (AES_256) through real SigV4-signed keep-alive HTTP requests, next to a bare node:http JSON echo
-# server with the same number of worker processes, all in one run. Writes bench/RESULTS.md.
+# server with the same number of worker processes; and Sign (and, on request, Verify) per key
+# spec, each next to raw node:crypto signing in as many processes (bench/raw-sign.mjs) measured
+# right after it. All in one run. Writes bench/RESULTS.md.
 #
 #   bash bench/run.sh          (or: npm run bench)
 #
 # Knobs (environment): BENCH_REPEATS (3), BENCH_DURATION (15 s), BENCH_WARMUP (3 s),
-# BENCH_CONNECTIONS (32), BENCH_THREADS (2), BENCH_WORKERS (2), BENCH_POOL (2000),
-# BENCH_STRONGROOM_PORT (18373), BENCH_BARE_PORT (18374), BENCH_RESULTS (bench/RESULTS.md),
-# BENCH_NOISE_LIMIT (15 %: a run during which other processes took more CPU is repeated) and
-# BENCH_RETRIES (3: how many such repeats the whole bench may spend), BENCH_CASES (all six).
+# BENCH_SIGN_DURATION and BENCH_SIGN_WARMUP (the sign-*/verify-* cases' wrk run and warm-up:
+# BENCH_DURATION / BENCH_WARMUP when those are set, else 6 s and 2 s), BENCH_RAW_DURATION (the raw
+# node:crypto run after each sign-*/verify-* case: 3 s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
+# BENCH_WORKERS (2), BENCH_POOL (2000), BENCH_STRONGROOM_PORT (18373), BENCH_BARE_PORT (18374),
+# BENCH_RESULTS (bench/RESULTS.md), BENCH_NOISE_LIMIT (15 %: a run during which other processes
+# took more CPU is repeated) and BENCH_RETRIES (3: how many such repeats the whole bench may
+# spend), BENCH_CASES (case names, or the groups `default` = the six symmetric cases and the five
+# sign-* cases, `symmetric`, `sign`, `verify`, `all`; default `default`).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,6 +24,11 @@ ROOT=$(pwd)
 REPEATS=${BENCH_REPEATS:-3}
 DURATION=${BENCH_DURATION:-15}
 WARMUP=${BENCH_WARMUP:-3}
+# The sign-*/verify-* cases are many and their throughput steady (CPU-bound crypto), so by default
+# they run shorter to keep the whole bench near 10 minutes; an explicit BENCH_DURATION applies to all.
+SIGN_DURATION=${BENCH_SIGN_DURATION:-${BENCH_DURATION:-6}}
+SIGN_WARMUP=${BENCH_SIGN_WARMUP:-${BENCH_WARMUP:-2}}
+RAW_DURATION=${BENCH_RAW_DURATION:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 WORKERS=${BENCH_WORKERS:-2}
@@ -90,6 +101,50 @@ for port in "$SR_PORT" "$BARE_PORT"; do
   fi
 done
 
+# --- cases ---------------------------------------------------------------------------------
+# case name -> pool op and target. The bare server gets the very same pre-signed requests as the
+# matching Strongroom case (size-matched baselines for 32 B and 4 KB bodies).
+declare -A CASE_OP=(
+  [bare-32]=encrypt-32 [encrypt-32]=encrypt-32 [generate-data-key]=generate-data-key
+  [decrypt-32]=decrypt-32 [encrypt-4k]=encrypt-4k [bare-4k]=encrypt-4k
+)
+declare -A CASE_URL=(
+  [bare-32]=$BARE_URL [encrypt-32]=$SR_URL [generate-data-key]=$SR_URL
+  [decrypt-32]=$SR_URL [encrypt-4k]=$SR_URL [bare-4k]=$BARE_URL
+)
+# Sign and Verify per key spec: each case's raw baseline (bench/raw-sign.mjs --algorithm <name>)
+# runs right after its wrk run, on the same cores, with as many processes as Strongroom has workers.
+SIGNING_ALGORITHMS="rsa2048-pkcs1 rsa2048-pss p256 ed25519 mldsa44"
+declare -A CASE_RAW=()
+for algorithm in $SIGNING_ALGORITHMS; do
+  for kind in sign verify; do
+    CASE_OP[$kind-$algorithm]=$kind-$algorithm
+    CASE_URL[$kind-$algorithm]=$SR_URL
+    CASE_RAW[$kind-$algorithm]="$algorithm $kind"
+  done
+done
+# Interleaved so that drift over the run touches baseline and Strongroom alike.
+SYMMETRIC_CASES="bare-32 encrypt-32 generate-data-key decrypt-32 encrypt-4k bare-4k"
+SIGN_CASES=$(printf 'sign-%s ' $SIGNING_ALGORITHMS | sed 's/ $//')
+VERIFY_CASES=$(printf 'verify-%s ' $SIGNING_ALGORITHMS | sed 's/ $//')
+CASES=()
+for word in ${BENCH_CASES:-default}; do
+  case $word in
+    default) CASES+=($SYMMETRIC_CASES $SIGN_CASES) ;;
+    symmetric) CASES+=($SYMMETRIC_CASES) ;;
+    sign) CASES+=($SIGN_CASES) ;;
+    verify) CASES+=($VERIFY_CASES) ;;
+    all) CASES+=($SYMMETRIC_CASES $SIGN_CASES $VERIFY_CASES) ;;
+    *)
+      if [ -z "${CASE_OP[$word]:-}" ]; then
+        echo "bench: unknown case '$word' in BENCH_CASES (cases: $SYMMETRIC_CASES $SIGN_CASES $VERIFY_CASES; groups: default symmetric sign verify all)" >&2
+        exit 2
+      fi
+      CASES+=("$word")
+      ;;
+  esac
+done
+
 # --- processes and cleanup -------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strongroom-bench.XXXXXX")
 SR_PID=
@@ -157,19 +212,6 @@ wait_listening Strongroom "$SR_PID" "$WORK/strongroom.log"
 wait_listening bare-server "$BARE_PID" "$WORK/bare.log"
 
 # --- runs ------------------------------------------------------------------------------------
-# case name -> pool op and target. The bare server gets the very same pre-signed requests as the
-# matching Strongroom case (size-matched baselines for 32 B and 4 KB bodies).
-declare -A CASE_OP=(
-  [bare-32]=encrypt-32 [encrypt-32]=encrypt-32 [generate-data-key]=generate-data-key
-  [decrypt-32]=decrypt-32 [encrypt-4k]=encrypt-4k [bare-4k]=encrypt-4k
-)
-declare -A CASE_URL=(
-  [bare-32]=$BARE_URL [encrypt-32]=$SR_URL [generate-data-key]=$SR_URL
-  [decrypt-32]=$SR_URL [encrypt-4k]=$SR_URL [bare-4k]=$BARE_URL
-)
-# Interleaved so that drift over the run touches baseline and Strongroom alike.
-read -r -a CASES <<<"${BENCH_CASES:-bare-32 encrypt-32 generate-data-key decrypt-32 encrypt-4k bare-4k}"
-
 STATE="$WORK/state.json"
 TSV="$WORK/results.tsv"
 mkdir -p "$WORK/raw"
@@ -180,6 +222,8 @@ run_case() { # case rep
   local name=$1 rep=$2 op=${CASE_OP[$1]} url=${CASE_URL[$1]}
   local pool="$WORK/pool-$name.bin" out="$WORK/raw/$name.$rep.txt"
   local sys0 sys1 srv0 srv1 kids0 kids1 foreign
+  local DURATION=$DURATION WARMUP=$WARMUP # this case's; the sign-*/verify-* cases have their own
+  if [ -n "${CASE_RAW[$name]:-}" ]; then DURATION=$SIGN_DURATION; WARMUP=$SIGN_WARMUP; fi
   # Signed right now: the server allows ±5 min of skew and one case takes ~20 s.
   timeout 120 node --import tsx bench/prepare.ts --endpoint "$SR_URL" --target "$url" \
     --credentials "$WORK/data/credentials" --state "$STATE" --op "$op" --count "$POOL" --out "$pool" >&2
@@ -206,6 +250,25 @@ run_case() { # case rep
   fi
   log "$name rep $rep: ${line#BENCH_RESULT } (CPU taken by other processes: $foreign%)"
   LAST_LINE="${line#BENCH_RESULT } server_cpu_ticks=$((srv1 - srv0)) wrk_cpu_ticks=$((kids1 - kids0))"
+  if [ -n "${CASE_RAW[$name]:-}" ]; then
+    # The raw node:crypto baseline, on the same cores right after the wrk run (Strongroom idle).
+    local raw_algorithm raw_op raw_line
+    read -r raw_algorithm raw_op <<<"${CASE_RAW[$name]}"
+    raw_line=$(timeout $((RAW_DURATION + 60)) node bench/raw-sign.mjs --algorithm "$raw_algorithm" --op "$raw_op" \
+      --duration "$RAW_DURATION" --workers "$WORKERS" --clk-tck "$CLK_TCK" 2>>"$out.rawerr" | grep '^RAW_RESULT ' | tail -n 1 || true)
+    if [ -z "$raw_line" ]; then
+      log "no RAW_RESULT line for $name (rep $rep):"
+      cat "$out.rawerr" >&2 || true
+      raw_line="RAW_RESULT ops=0 ops_per_s=0 cpu_us_per_op=0 other_cpu_pct=0"
+    fi
+    log "$name rep $rep: raw node:crypto $raw_op: ${raw_line#RAW_RESULT }"
+    LAST_LINE="$LAST_LINE$(echo "${raw_line#RAW_RESULT }" | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "=")
+      if (kv[1] == "ops_per_s" || kv[1] == "cpu_us_per_op" || kv[1] == "other_cpu_pct") printf " raw_%s=%s", kv[1], kv[2] } }')"
+    # The ratio needs both halves measured alone: a noisy raw run makes the case's attempt noisy.
+    local raw_foreign
+    raw_foreign=$(echo "$raw_line" | sed -n 's/.*other_cpu_pct=\([0-9]*\).*/\1/p')
+    if [ "${raw_foreign:-0}" -gt "$foreign" ]; then foreign=$raw_foreign; fi
+  fi
   LAST_FOREIGN=$foreign
   LAST_OUT=$out
 }
@@ -256,6 +319,8 @@ export BENCH_META_STARTED="$STARTED" BENCH_META_ELAPSED="$ELAPSED" BENCH_META_NP
   BENCH_META_KERNEL="$(uname -sr)" BENCH_META_WRK_CMD="$WRK_CMD" BENCH_META_REPEATS="$REPEATS" \
   BENCH_META_DURATION="$DURATION" BENCH_META_WARMUP="$WARMUP" BENCH_META_CONNECTIONS="$CONNECTIONS" \
   BENCH_META_THREADS="$THREADS" BENCH_META_WORKERS="$WORKERS" BENCH_META_POOL="$POOL" \
+  BENCH_META_CASES="${CASES[*]}" BENCH_META_SIGN_DURATION="$SIGN_DURATION" BENCH_META_SIGN_WARMUP="$SIGN_WARMUP" \
+  BENCH_META_RAW_DURATION="$RAW_DURATION" \
   BENCH_META_LOAD_BEFORE="$LOAD_BEFORE" BENCH_META_LOAD_AFTER="$LOAD_AFTER" BENCH_META_BACKGROUND="$BACKGROUND_BEFORE" \
   BENCH_META_COMMIT="$COMMIT" BENCH_META_DIRTY="$DIRTY" \
   BENCH_META_CLK_TCK="$CLK_TCK" BENCH_META_NOISE_LIMIT="$NOISE_LIMIT" BENCH_META_RETRIES_USED="$RETRIES_USED" \

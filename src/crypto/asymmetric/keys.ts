@@ -18,9 +18,17 @@ import {
  * be on the named curve prime256v1 (explicit curve parameters are refused), and so on. A mismatch
  * is a CryptoError, never a silent use of a different algorithm or size.
  *
- * A KeyObject holds its copy of the private key in OpenSSL memory, which JavaScript cannot wipe;
- * it is dropped right after the operation and freed by the garbage collector.
+ * A KeyObject holds its copy of the private key in OpenSSL memory, which JavaScript cannot wipe.
+ * Building one costs hundreds of microseconds (parsing, and OpenSSL's per-key setup such as RSA
+ * blinding and Montgomery tables), more than an RSA-2048 signature itself, so KeyObjects are
+ * remembered per SecretBytes / public-key buffer in WeakMaps: the key store keeps one of each per
+ * key version, so they are reused, and when the key store forgets a version (zeroing its
+ * SecretBytes) the KeyObject becomes garbage with it. A zeroed SecretBytes is refused before the
+ * cache is consulted.
  */
+
+const privateKeyObjects = new WeakMap<SecretBytes, { spec: AsymmetricKeySpec; key: KeyObject }>();
+const publicKeyObjects = new WeakMap<Uint8Array, { spec: AsymmetricKeySpec; key: KeyObject }>();
 
 function matchesSpec(spec: AsymmetricKeySpec, key: KeyObject): boolean {
   if (isRsaKeySpec(spec)) {
@@ -37,15 +45,19 @@ function matchesSpec(spec: AsymmetricKeySpec, key: KeyObject): boolean {
 
 /** A PKCS#8 DER private key of the given spec (RSA, ECC or Ed25519). */
 export function privateKeyObject(spec: AsymmetricKeySpec, privateKey: SecretBytes): KeyObject {
+  const bytes = privateKey.exposeSecretBytes(); // throws once the secret has been destroyed
+  const cached = privateKeyObjects.get(privateKey);
+  if (cached !== undefined && cached.spec === spec) return cached.key;
   let key: KeyObject;
   try {
-    key = createPrivateKey({ key: privateKey.exposeSecretBytes(), format: 'der', type: 'pkcs8' });
+    key = createPrivateKey({ key: bytes, format: 'der', type: 'pkcs8' });
   } catch {
     throw new CryptoError('invalid private key');
   }
   if (!matchesSpec(spec, key)) {
     throw new CryptoError('invalid private key');
   }
+  privateKeyObjects.set(privateKey, { spec, key });
   return key;
 }
 
@@ -75,6 +87,16 @@ function namesItsCurve(spec: EccKeySpec, spki: Buffer): boolean {
 
 /** A DER SubjectPublicKeyInfo of the given spec (RSA, ECC or Ed25519). */
 export function publicKeyObject(spec: AsymmetricKeySpec, spki: Uint8Array): KeyObject {
+  // Keyed by the buffer object: the key store's cached SPKI hits; a caller's fresh buffer (a peer
+  // key, Verify with a new key) misses and is checked in full.
+  const cached = publicKeyObjects.get(spki);
+  if (cached !== undefined && cached.spec === spec) return cached.key;
+  const key = checkedPublicKeyObject(spec, spki);
+  publicKeyObjects.set(spki, { spec, key });
+  return key;
+}
+
+function checkedPublicKeyObject(spec: AsymmetricKeySpec, spki: Uint8Array): KeyObject {
   const bytes = Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength);
   if (isEccKeySpec(spec) && !namesItsCurve(spec, bytes)) {
     throw new CryptoError('invalid public key');
