@@ -20,6 +20,7 @@ import { KmsError, validationError } from '../../service/errors.ts';
 import { inputShapeOf, operationNames, shape as modelShape } from './model.ts';
 import type { Shape } from './model.ts';
 import { compileModelPattern } from './model-patterns.ts';
+import type { StringNode, BlobNode, BooleanNode, ListNode, MapNode, StructureNode, Node } from './validation-nodes.ts';
 
 export type RequestParser = (operation: string, body: unknown) => Record<string, unknown>;
 
@@ -31,86 +32,6 @@ type ParseInput = (body: unknown) => Record<string, unknown>;
  * errors, but our catalogue does (STYLE.md: no context values in any message).
  */
 const SENSITIVE_BY_POLICY: ReadonlySet<string> = new Set(['EncryptionContextType']);
-
-interface StringNode {
-  readonly kind: 'string';
-  readonly echo: boolean;
-  readonly min: number | undefined;
-  readonly max: number | undefined;
-  readonly pattern: RegExp | undefined;
-  /** The pattern as the model spells it: that is what AWS prints. */
-  readonly patternSource: string | undefined;
-  readonly enumValues: ReadonlySet<string> | undefined;
-  readonly enumDisplay: string | undefined;
-}
-
-interface NumberNode {
-  readonly kind: 'number';
-  readonly echo: boolean;
-  readonly typeName: 'integer' | 'long';
-  readonly lowest: number;
-  readonly highest: number;
-  readonly min: number | undefined;
-  readonly max: number | undefined;
-}
-
-interface BlobNode {
-  readonly kind: 'blob';
-  readonly echo: boolean;
-  readonly min: number | undefined;
-  readonly max: number | undefined;
-}
-
-interface BooleanNode {
-  readonly kind: 'boolean';
-}
-
-interface TimestampNode {
-  readonly kind: 'timestamp';
-}
-
-interface ListNode {
-  readonly kind: 'list';
-  /** Only a list of echoable scalars is printed, as `[a, b]`. */
-  echo: boolean;
-  readonly min: number | undefined;
-  readonly max: number | undefined;
-  member: Node;
-}
-
-interface MapNode {
-  readonly kind: 'map';
-  readonly echo: boolean;
-  readonly min: number | undefined;
-  readonly max: number | undefined;
-  key: Node;
-  value: Node;
-}
-
-interface MemberNode {
-  /** PascalCase, as on the wire and in the parsed input. */
-  readonly wireName: string;
-  /** camelCase, as AWS names the member in validation messages. */
-  readonly pathName: string;
-  readonly required: boolean;
-  readonly node: Node;
-}
-
-interface StructureNode {
-  readonly kind: 'structure';
-  readonly echo: false;
-  readonly members: MemberNode[];
-}
-
-type Node =
-  | StringNode
-  | NumberNode
-  | BlobNode
-  | BooleanNode
-  | TimestampNode
-  | ListNode
-  | MapNode
-  | StructureNode;
 
 // With the u flag a surrogate pair is one code point, so this matches unpaired surrogates only.
 const LONE_SURROGATE = /[\ud800-\udfff]/u;
