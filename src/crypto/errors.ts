@@ -18,3 +18,14 @@ export class CryptoError extends Error {
     super(message);
   }
 }
+
+/**
+ * A public key given from outside (a peer's key for ECDH, a key to verify with) that is not a
+ * well-formed key of the expected spec. Its own type so a caller can tell the caller's bad input
+ * from a fault in stored material.
+ */
+export class InvalidPublicKeyError extends CryptoError {
+  constructor() {
+    super('invalid public key');
+  }
+}

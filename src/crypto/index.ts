@@ -23,7 +23,7 @@ export {
   type RsaKeySpec,
   type SigningAlgorithm,
 } from './asymmetric/index.ts';
-export { CryptoError } from './errors.ts';
+export { CryptoError, InvalidPublicKeyError } from './errors.ts';
 export { hkdf, type HkdfHash } from './kdf.ts';
 export { bytesToUuid, randomBytes, randomUuid, uuidToBytes } from './random.ts';
 export { Sealer } from './seal.ts';

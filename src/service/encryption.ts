@@ -6,7 +6,7 @@ import type { ServiceContext } from './context.ts';
 import { KmsError, invalidCiphertext } from './errors.ts';
 import { requireEnabled, requireKeyUsage, resolveKey } from './key-resolution.ts';
 import { profileOf } from './key-specs.ts';
-import { versionForDecrypt } from './key-versions.ts';
+import { currentVersion, versionForDecrypt } from './key-versions.ts';
 
 type EncryptionContext = Record<string, string> | undefined;
 
@@ -75,8 +75,7 @@ export async function encryptWithCurrentVersion(
 ): Promise<{ ciphertextBlob: Buffer; version: KeyVersionRecord }> {
   checkEncryptionContext(encryptionContext, contextParameter);
   const { key, algorithm } = target;
-  const version = await context.store.getKeyVersion(key.keyId, key.currentVersion);
-  if (!version) throw new KmsError('KMSInternalException', 'The current key version is missing.');
+  const version = await currentVersion(context, key);
   if (isSymmetric(key)) {
     return { ciphertextBlob: await context.keyStore.encrypt(version, plaintext, encryptionContext), version };
   }
@@ -121,7 +120,10 @@ export async function decryptCiphertext(
   checkEncryptionContext(args.encryptionContext, contextParameter);
   const named =
     args.keyIdParameter === undefined ? undefined : await resolveKey(context, args.keyIdParameter, { allowAlias: true });
-  if (named !== undefined && !isSymmetric(named)) {
+  // Only RSA encryption keys have ciphertexts without our header. Any other key named here
+  // (HMAC, signing, key agreement) cannot have made the blob: AWS answers IncorrectKeyException,
+  // which the header check below gives.
+  if (named !== undefined && !isSymmetric(named) && named.keyUsage === 'ENCRYPT_DECRYPT') {
     return decryptAsymmetric(context, named, args, contextParameter);
   }
 
@@ -168,7 +170,7 @@ async function decryptAsymmetric(
   requireKeyUsage(context, key, 'ENCRYPT_DECRYPT', args.operation);
   const algorithm = encryptionAlgorithmFor(key, args.encryptionAlgorithm);
   checkNoContext(args.encryptionContext, contextParameter);
-  const version = await versionForDecrypt(context, key.keyId, key.currentVersion);
+  const version = await currentVersion(context, key);
   args.dryRun?.();
   try {
     const plaintext = await context.keyStore.rsaDecrypt(version, algorithm, args.ciphertextBlob);

@@ -55,3 +55,13 @@ export async function versionForDecrypt(
   if (!record) throw invalidCiphertext();
   return record;
 }
+
+/**
+ * The key's current version, for operations that use the key rather than a ciphertext (Sign,
+ * GenerateMac, GetPublicKey, ...). A missing row is our fault, not the caller's.
+ */
+export async function currentVersion(context: ServiceContext, key: KeyRecord): Promise<KeyVersionRecord> {
+  const record = await context.store.getKeyVersion(key.keyId, key.currentVersion);
+  if (!record) throw new KmsError('KMSInternalException', 'The current key version is missing.');
+  return record;
+}

@@ -39,6 +39,7 @@ test('src/crypto imports only its own files, I/O-free node built-ins and @noble'
 test('src/crypto/index.ts exports the whole public API of the crypto layer', () => {
   const expected = [
     'CryptoError',
+    'InvalidPublicKeyError',
     'SYMMETRIC_CIPHERTEXT_OVERHEAD',
     'Sealer',
     'SecretBytes',

@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { CryptoError } from '../errors.ts';
+import { CryptoError, InvalidPublicKeyError } from '../errors.ts';
 import type { SecretBytes } from '../secret-bytes.ts';
 import { TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, readDer } from './der.ts';
 import {
@@ -99,20 +99,20 @@ export function publicKeyObject(spec: AsymmetricKeySpec, spki: Uint8Array): KeyO
 function checkedPublicKeyObject(spec: AsymmetricKeySpec, spki: Uint8Array): KeyObject {
   const bytes = Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength);
   if (isEccKeySpec(spec) && !namesItsCurve(spec, bytes)) {
-    throw new CryptoError('invalid public key');
+    throw new InvalidPublicKeyError();
   }
   let key: KeyObject;
   try {
     key = createPublicKey({ key: bytes, format: 'der', type: 'spki' });
   } catch {
-    throw new CryptoError('invalid public key');
+    throw new InvalidPublicKeyError();
   }
   // Only the one DER encoding OpenSSL itself would write: no BER length forms, undefined tags or
   // bytes smuggled into the BIT STRING (Wycheproof "InvalidAsn"), which OpenSSL's decoder lets
   // through, and for EC the uncompressed point form only (RFC 5480 §2.2: compressed MAY be
   // supported). One key, one encoding.
   if (!matchesSpec(spec, key) || !key.export({ type: 'spki', format: 'der' }).equals(bytes)) {
-    throw new CryptoError('invalid public key');
+    throw new InvalidPublicKeyError();
   }
   return key;
 }
@@ -121,7 +121,7 @@ function checkedPublicKeyObject(spec: AsymmetricKeySpec, spki: Uint8Array): KeyO
 export function ecPublicPoint(key: KeyObject): Buffer {
   const { x, y } = key.export({ format: 'jwk' });
   if (x === undefined || y === undefined) {
-    throw new CryptoError('invalid public key');
+    throw new InvalidPublicKeyError();
   }
   return Buffer.concat([Buffer.from([0x04]), Buffer.from(x, 'base64url'), Buffer.from(y, 'base64url')]);
 }
@@ -177,7 +177,7 @@ export function ed25519Seed(key: KeyObject): Uint8Array {
 export function ed25519PublicKey(key: KeyObject): Buffer {
   const { x } = key.export({ format: 'jwk' });
   if (x === undefined) {
-    throw new CryptoError('invalid public key');
+    throw new InvalidPublicKeyError();
   }
   return Buffer.from(x, 'base64url');
 }
@@ -197,20 +197,23 @@ export function rsaPublicKeyObject(spki: Uint8Array): { key: KeyObject; spec: Rs
   try {
     key = createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' });
   } catch {
-    throw new CryptoError('invalid public key');
+    throw new InvalidPublicKeyError();
   }
   const spec = rsaKeySpecOf(key);
   if (spec === undefined) {
-    throw new CryptoError('invalid public key');
+    throw new InvalidPublicKeyError();
   }
   return { key, spec };
 }
 
 /** A PKCS#8 DER RSA private key of any KMS size, with its spec. */
 export function rsaPrivateKeyObject(privateKey: SecretBytes): { key: KeyObject; spec: RsaKeySpec } {
+  const bytes = privateKey.exposeSecretBytes(); // throws once the secret has been destroyed
+  const cached = privateKeyObjects.get(privateKey);
+  if (cached !== undefined && isRsaKeySpec(cached.spec)) return { key: cached.key, spec: cached.spec };
   let key: KeyObject;
   try {
-    key = createPrivateKey({ key: privateKey.exposeSecretBytes(), format: 'der', type: 'pkcs8' });
+    key = createPrivateKey({ key: bytes, format: 'der', type: 'pkcs8' });
   } catch {
     throw new CryptoError('invalid private key');
   }
@@ -218,5 +221,6 @@ export function rsaPrivateKeyObject(privateKey: SecretBytes): { key: KeyObject; 
   if (spec === undefined) {
     throw new CryptoError('invalid private key');
   }
+  privateKeyObjects.set(privateKey, { spec, key });
   return { key, spec };
 }

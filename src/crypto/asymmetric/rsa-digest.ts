@@ -31,6 +31,9 @@ function modulusBits(key: KeyObject): number {
 
 /** RSASSA-PKCS1-v1_5 signature (RFC 8017 §8.2.1) of a precomputed digest. */
 export function signPkcs1Digest(hash: RsaHash, key: KeyObject, digest: Uint8Array): Buffer {
+  // Checked here too, not only by callers: a longer "digest" would be signed as a DigestInfo with
+  // trailing bytes, which lenient verifiers accept.
+  if (digest.byteLength !== HASH_LENGTH[hash]) throw new CryptoError('invalid digest length');
   const digestInfo = Buffer.concat([DIGEST_INFO_PREFIX[hash], digest]);
   // RSA_PKCS1_PADDING on a private-key operation is the type-1 (signature) padding: 00 01 FF… 00 T.
   return privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, digestInfo);

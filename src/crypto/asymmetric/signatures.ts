@@ -2,7 +2,7 @@ import { ed25519ph } from '@noble/curves/ed25519.js';
 import { p256, p384, p521 } from '@noble/curves/nist.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { constants, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
-import { CryptoError } from '../errors.ts';
+import { CryptoError, InvalidPublicKeyError } from '../errors.ts';
 import type { SecretBytes } from '../secret-bytes.ts';
 import {
   isEccKeySpec,
@@ -170,7 +170,7 @@ export function verify(args: {
   if (isMlDsaKeySpec(spec)) {
     const rawPublicKey = decodeMlDsaPublicKey(spec, publicKey);
     if (rawPublicKey === undefined) {
-      throw new CryptoError('invalid public key');
+      throw new InvalidPublicKeyError();
     }
     return quietly(() =>
       messageType === 'EXTERNAL_MU'

@@ -23,6 +23,7 @@ export const decrypt: Operation<DecryptRequest, DecryptResponse> = async (contex
     KeyId: keyArn(context, key.keyId),
     Plaintext: plaintext,
     EncryptionAlgorithm: algorithm as DecryptResponse['EncryptionAlgorithm'],
-    KeyMaterialId: version.keyMaterialId,
+    // AWS reports the key material only for symmetric encryption keys.
+    KeyMaterialId: key.keySpec === 'SYMMETRIC_DEFAULT' ? version.keyMaterialId : undefined,
   };
 };

@@ -1,10 +1,10 @@
 import type { DeriveSharedSecretRequest, DeriveSharedSecretResponse } from '@aws-sdk/client-kms';
-import { CryptoError } from '../../crypto/errors.ts';
+import { InvalidPublicKeyError } from '../../crypto/errors.ts';
 import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, requireEnabled, requireKeyUsage, resolveKey, stopIfDryRun } from '../key-resolution.ts';
 import { profileOf } from '../key-specs.ts';
-import { versionForDecrypt } from '../key-versions.ts';
+import { currentVersion } from '../key-versions.ts';
 
 /** ECDH between the KMS key's private key and a peer's DER SubjectPublicKeyInfo (NIST curves). */
 export const deriveSharedSecret: Operation<DeriveSharedSecretRequest, DeriveSharedSecretResponse> = async (
@@ -22,16 +22,19 @@ export const deriveSharedSecret: Operation<DeriveSharedSecretRequest, DeriveShar
     throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
   }
   stopIfDryRun(input.DryRun);
-  const version = await versionForDecrypt(context, key.keyId, key.currentVersion);
+  const version = await currentVersion(context, key);
   let secret;
   try {
     secret = await context.keyStore.deriveSharedSecret(version, key.keySpec, input.PublicKey as Uint8Array);
   } catch (error) {
-    // AWS answers a public key it cannot use with an empty ValidationException (recorded).
-    if (error instanceof CryptoError) throw new KmsError('ValidationException', '');
+    // AWS answers a public key it cannot use with an empty ValidationException (recorded). Any
+    // other failure is in our own key material: a 500, logged.
+    if (error instanceof InvalidPublicKeyError) throw new KmsError('ValidationException', '');
     throw error;
   }
-  const sharedSecret = Buffer.from(secret.exposeSecretBytes());
+  // Buffer.alloc, not Buffer.from: a small Buffer.from copy lands in Node's shared pool.
+  const sharedSecret = Buffer.alloc(secret.length);
+  secret.exposeSecretBytes().copy(sharedSecret);
   secret.zero();
   return {
     KeyId: keyArn(context, key.keyId),

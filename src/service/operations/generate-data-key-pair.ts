@@ -4,7 +4,8 @@ import type {
   GenerateDataKeyPairWithoutPlaintextRequest,
   GenerateDataKeyPairWithoutPlaintextResponse,
 } from '@aws-sdk/client-kms';
-import { generateKeyPair, type AsymmetricKeySpec } from '../../crypto/index.ts';
+import { generateKeyPair, privateKeyToPkcs8, type AsymmetricKeySpec } from '../../crypto/index.ts';
+import type { SecretBytes } from '../../crypto/secret-bytes.ts';
 import type { Operation, ServiceContext } from '../context.ts';
 import { encryptWithCurrentVersion, keyForEncrypt } from '../encryption.ts';
 import { KmsError } from '../errors.ts';
@@ -26,7 +27,10 @@ async function makeDataKeyPair(
   }
   const target = await keyForEncrypt(context, input.KeyId as string, operation, undefined, { symmetricOnly: true });
   stopIfDryRun(input.DryRun);
-  const pair = await generateKeyPair(keyPairSpec as AsymmetricKeySpec);
+  const generated = await generateKeyPair(keyPairSpec as AsymmetricKeySpec);
+  // PKCS#8 DER as AWS returns it (and checked to be a key of the spec).
+  const pair = { privateKey: privateKeyToPkcs8(keyPairSpec as AsymmetricKeySpec, generated.privateKey), publicKey: generated.publicKey };
+  generated.privateKey.zero();
   const { ciphertextBlob, version } = await encryptWithCurrentVersion(
     context,
     target,
@@ -46,7 +50,8 @@ export const generateDataKeyPair: Operation<GenerateDataKeyPairRequest, Generate
   const made = await makeDataKeyPair(context, input, 'GenerateDataKeyPair');
   return {
     PrivateKeyCiphertextBlob: made.ciphertextBlob,
-    PrivateKeyPlaintext: made.pair.privateKey.exposeSecretBytes(),
+    // A plain copy for the response; the SecretBytes is wiped now.
+    PrivateKeyPlaintext: copyAndWipe(made.pair.privateKey),
     PublicKey: made.pair.publicKey,
     KeyId: made.keyArn,
     KeyPairSpec: made.keyPairSpec as GenerateDataKeyPairResponse['KeyPairSpec'],
@@ -68,3 +73,10 @@ export const generateDataKeyPairWithoutPlaintext: Operation<
     KeyMaterialId: made.keyMaterialId,
   };
 };
+
+function copyAndWipe(secret: SecretBytes): Buffer {
+  const copy = Buffer.alloc(secret.length);
+  secret.exposeSecretBytes().copy(copy);
+  secret.zero();
+  return copy;
+}

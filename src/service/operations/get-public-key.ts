@@ -3,7 +3,7 @@ import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, requireEnabled, resolveKey } from '../key-resolution.ts';
 import { algorithmLists, profileOf } from '../key-specs.ts';
-import { versionForDecrypt } from '../key-versions.ts';
+import { currentVersion } from '../key-versions.ts';
 
 export const getPublicKey: Operation<GetPublicKeyRequest, GetPublicKeyResponse> = async (context, input) => {
   const key = await resolveKey(context, input.KeyId as string, { allowAlias: true });
@@ -14,10 +14,11 @@ export const getPublicKey: Operation<GetPublicKeyRequest, GetPublicKeyResponse> 
     );
   }
   requireEnabled(context, key);
-  const version = await versionForDecrypt(context, key.keyId, key.currentVersion);
+  const version = await currentVersion(context, key);
   return {
     KeyId: keyArn(context, key.keyId),
-    PublicKey: await context.keyStore.publicKey(version, key.keySpec),
+    // A copy: the key store's buffer also keys its KeyObject cache and must never change.
+    PublicKey: Buffer.from(await context.keyStore.publicKey(version, key.keySpec)),
     CustomerMasterKeySpec: key.keySpec as GetPublicKeyResponse['CustomerMasterKeySpec'],
     KeySpec: key.keySpec as GetPublicKeyResponse['KeySpec'],
     KeyUsage: key.keyUsage as GetPublicKeyResponse['KeyUsage'],

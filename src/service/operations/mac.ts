@@ -3,7 +3,7 @@ import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, requireEnabled, requireKeyUsage, resolveKey, stopIfDryRun } from '../key-resolution.ts';
 import { profileOf } from '../key-specs.ts';
-import { versionForDecrypt } from '../key-versions.ts';
+import { currentVersion } from '../key-versions.ts';
 
 async function macKey(context: ServiceContext, keyIdParameter: string, algorithm: string, operation: string) {
   const key = await resolveKey(context, keyIdParameter, { allowAlias: true });
@@ -12,7 +12,7 @@ async function macKey(context: ServiceContext, keyIdParameter: string, algorithm
   if (!(profileOf(key).macAlgorithms ?? []).includes(algorithm)) {
     throw new KmsError('InvalidKeyUsageException', `Algorithm ${algorithm} is incompatible with key spec ${key.keySpec}.`);
   }
-  return { key, version: await versionForDecrypt(context, key.keyId, key.currentVersion) };
+  return { key, version: await currentVersion(context, key) };
 }
 
 export const generateMac: Operation<GenerateMacRequest, GenerateMacResponse> = async (context, input) => {

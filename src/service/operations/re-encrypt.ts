@@ -38,8 +38,9 @@ export const reEncrypt: Operation<ReEncryptRequest, ReEncryptResponse> = async (
       KeyId: keyArn(context, destination.key.keyId),
       SourceEncryptionAlgorithm: source.algorithm as ReEncryptResponse['SourceEncryptionAlgorithm'],
       DestinationEncryptionAlgorithm: destination.algorithm as ReEncryptResponse['DestinationEncryptionAlgorithm'],
-      SourceKeyMaterialId: source.version.keyMaterialId,
-      DestinationKeyMaterialId: version.keyMaterialId,
+      // AWS reports the key material only for symmetric encryption keys.
+      SourceKeyMaterialId: source.key.keySpec === 'SYMMETRIC_DEFAULT' ? source.version.keyMaterialId : undefined,
+      DestinationKeyMaterialId: destination.key.keySpec === 'SYMMETRIC_DEFAULT' ? version.keyMaterialId : undefined,
     };
   } finally {
     source.plaintext.fill(0);

@@ -5,7 +5,7 @@ import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, requireEnabled, requireKeyUsage, resolveKey, stopIfDryRun } from '../key-resolution.ts';
 import { profileOf } from '../key-specs.ts';
-import { versionForDecrypt } from '../key-versions.ts';
+import { currentVersion } from '../key-versions.ts';
 
 /** EXTERNAL_MU is FIPS 204's 64-byte message representative μ. */
 const MU_BYTES = 64;
@@ -69,7 +69,7 @@ function checkMessageType(algorithm: string, messageType: string): void {
 export const sign: Operation<SignRequest, SignResponse> = async (context, input) => {
   const { key, algorithm, messageType } = await prepare(context, input, 'Sign');
   stopIfDryRun(input.DryRun);
-  const version = await versionForDecrypt(context, key.keyId, key.currentVersion);
+  const version = await currentVersion(context, key);
   const signature = await context.keyStore.sign(version, {
     keySpec: key.keySpec,
     algorithm,
@@ -82,7 +82,7 @@ export const sign: Operation<SignRequest, SignResponse> = async (context, input)
 export const verify: Operation<VerifyRequest, VerifyResponse> = async (context, input) => {
   const { key, algorithm, messageType } = await prepare(context, input, 'Verify');
   stopIfDryRun(input.DryRun);
-  const version = await versionForDecrypt(context, key.keyId, key.currentVersion);
+  const version = await currentVersion(context, key);
   const valid = await context.keyStore.verify(version, {
     keySpec: key.keySpec,
     algorithm,
