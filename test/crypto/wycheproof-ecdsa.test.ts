@@ -1,8 +1,6 @@
-import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { EccKeySpec, SigningAlgorithm } from '../../src/crypto/asymmetric/key-specs.ts';
-import { verify } from '../../src/crypto/asymmetric/signatures.ts';
-import { digest, hex, label, loadWycheproof, outcomeOf, type WycheproofVector } from './wycheproof.ts';
+import { checkEveryCase, hex, label, pushPathMismatches, type SignatureVector, verifyBothPaths } from './wycheproof.ts';
 
 /**
  * Wycheproof's ECDSA (DER signature) verification files through src/crypto's verify, every case
@@ -19,7 +17,7 @@ import { digest, hex, label, loadWycheproof, outcomeOf, type WycheproofVector } 
 interface EcdsaGroup {
   sha: string;
   publicKeyDer: string;
-  tests: Array<WycheproofVector & { msg: string; sig: string }>;
+  tests: SignatureVector[];
 }
 
 const FILES: ReadonlyArray<readonly [string, EccKeySpec, SigningAlgorithm]> = [
@@ -31,34 +29,16 @@ const FILES: ReadonlyArray<readonly [string, EccKeySpec, SigningAlgorithm]> = [
 
 for (const [fileName, spec, algorithm] of FILES) {
   test(`${fileName}: every case verifies as expected through RAW and DIGEST`, () => {
-    const file = loadWycheproof<EcdsaGroup>(fileName);
-    assert.equal(file.algorithm, 'ECDSA');
-    const failures: string[] = [];
-    let checked = 0;
-    for (const group of file.testGroups) {
+    checkEveryCase<EcdsaGroup>(fileName, 'ECDSA', (group, failures) => {
       const publicKey = hex(group.publicKeyDer);
-      for (const vector of group.tests) {
-        checked++;
+      return (vector) => {
         if (vector.result !== 'valid' && vector.result !== 'invalid') {
           failures.push(`${label(vector)}: result kind has no decided handling`);
-          continue;
+          return;
         }
-        const msg = hex(vector.msg);
-        const signature = hex(vector.sig);
         const expected = vector.result === 'valid' ? 'accepted' : 'rejected';
-        const raw = outcomeOf(() => verify({ spec, algorithm, publicKey, message: msg, messageType: 'RAW', signature }));
-        const viaDigest = outcomeOf(() =>
-          verify({ spec, algorithm, publicKey, message: digest(group.sha, msg), messageType: 'DIGEST', signature }),
-        );
-        if (raw !== expected) {
-          failures.push(`${label(vector)}: RAW ${raw}`);
-        }
-        if (viaDigest !== expected) {
-          failures.push(`${label(vector)}: DIGEST ${viaDigest}`);
-        }
-      }
-    }
-    assert.deepEqual(failures, []);
-    assert.equal(checked, file.numberOfTests);
+        pushPathMismatches(failures, label(vector), expected, verifyBothPaths(spec, algorithm, publicKey, group.sha, vector));
+      };
+    });
   });
 }

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RsaKeySpec, SigningAlgorithm } from '../../src/crypto/asymmetric/key-specs.ts';
-import { verify } from '../../src/crypto/asymmetric/signatures.ts';
-import { digest, hex, label, loadWycheproof, outcomeOf, type WycheproofVector } from './wycheproof.ts';
+import { checkEveryCase, hex, label, pushPathMismatches, type SignatureVector, verifyBothPaths } from './wycheproof.ts';
 
 /**
  * Wycheproof's RSASSA-PSS verification files through src/crypto's verify, every case twice:
@@ -32,7 +31,7 @@ interface PssGroup {
   mgfSha: string;
   sLen: number;
   publicKeyDer: string;
-  tests: Array<WycheproofVector & { msg: string; sig: string }>;
+  tests: SignatureVector[];
 }
 
 const ALGORITHMS: Readonly<Record<string, SigningAlgorithm>> = {
@@ -41,18 +40,6 @@ const ALGORITHMS: Readonly<Record<string, SigningAlgorithm>> = {
   'SHA-512': 'RSASSA_PSS_SHA_512',
 };
 const DIGEST_LENGTHS: Readonly<Record<string, number>> = { 'SHA-256': 32, 'SHA-384': 48, 'SHA-512': 64 };
-
-function bothPaths(spec: RsaKeySpec, algorithm: SigningAlgorithm, group: PssGroup, vector: PssGroup['tests'][number]) {
-  const publicKey = hex(group.publicKeyDer);
-  const msg = hex(vector.msg);
-  const signature = hex(vector.sig);
-  return {
-    raw: outcomeOf(() => verify({ spec, algorithm, publicKey, message: msg, messageType: 'RAW', signature })),
-    viaDigest: outcomeOf(() =>
-      verify({ spec, algorithm, publicKey, message: digest(group.sha, msg), messageType: 'DIGEST', signature }),
-    ),
-  };
-}
 
 const KMS_PARAMETER_FILES = [
   'rsa_pss_2048_sha256_mgf1_32_test.json',
@@ -65,55 +52,39 @@ const KMS_PARAMETER_FILES = [
 
 for (const fileName of KMS_PARAMETER_FILES) {
   test(`${fileName}: every case verifies as expected through RAW and DIGEST`, () => {
-    const file = loadWycheproof<PssGroup>(fileName);
-    assert.equal(file.algorithm, 'RSASSA-PSS');
-    const failures: string[] = [];
-    let checked = 0;
-    for (const group of file.testGroups) {
+    checkEveryCase<PssGroup>(fileName, 'RSASSA-PSS', (group, failures) => {
       const algorithm = ALGORITHMS[group.sha];
       assert.ok(algorithm !== undefined);
       assert.equal(group.mgf, 'MGF1');
       assert.equal(group.mgfSha, group.sha);
       assert.equal(group.sLen, DIGEST_LENGTHS[group.sha]);
       const spec = `RSA_${group.keySize}` as RsaKeySpec;
-      for (const vector of group.tests) {
-        checked++;
+      const publicKey = hex(group.publicKeyDer);
+      return (vector) => {
         if (vector.result !== 'valid' && vector.result !== 'invalid') {
           failures.push(`${label(vector)}: result kind has no decided handling`);
-          continue;
+          return;
         }
         const expected = vector.result === 'valid' ? 'accepted' : 'rejected';
-        const { raw, viaDigest } = bothPaths(spec, algorithm, group, vector);
-        if (raw !== expected) {
-          failures.push(`${label(vector)}: RAW ${raw}`);
-        }
-        if (viaDigest !== expected) {
-          failures.push(`${label(vector)}: DIGEST ${viaDigest}`);
-        }
-      }
-    }
-    assert.deepEqual(failures, []);
-    assert.equal(checked, file.numberOfTests);
+        pushPathMismatches(failures, label(vector), expected, verifyBothPaths(spec, algorithm, publicKey, group.sha, vector));
+      };
+    });
   });
 }
 
 test('rsa_pss_misc_test.json: accepts KMS parameters and rejects every other salt length and MGF1 hash', () => {
-  const file = loadWycheproof<PssGroup>('rsa_pss_misc_test.json');
-  assert.equal(file.algorithm, 'RSASSA-PSS');
-  const failures: string[] = [];
-  let checked = 0;
   let kmsParameters = 0;
   let otherParameters = 0;
   let noKmsAlgorithm = 0;
-  for (const group of file.testGroups) {
+  checkEveryCase<PssGroup>('rsa_pss_misc_test.json', 'RSASSA-PSS', (group, failures) => {
     const algorithm = ALGORITHMS[group.sha];
     const spec = `RSA_${group.keySize}` as RsaKeySpec;
-    for (const vector of group.tests) {
-      checked++;
+    const publicKey = hex(group.publicKeyDer);
+    return (vector) => {
       assert.equal(vector.result, 'valid', label(vector));
       if (algorithm === undefined) {
         noKmsAlgorithm++;
-        continue;
+        return;
       }
       const isKms = group.mgf === 'MGF1' && group.mgfSha === group.sha && group.sLen === DIGEST_LENGTHS[group.sha];
       const expected = isKms ? 'accepted' : 'rejected';
@@ -122,17 +93,9 @@ test('rsa_pss_misc_test.json: accepts KMS parameters and rejects every other sal
       } else {
         otherParameters++;
       }
-      const { raw, viaDigest } = bothPaths(spec, algorithm, group, vector);
       const where = `${label(vector)} ${group.sha}/MGF1-${group.mgfSha}/sLen ${group.sLen}`;
-      if (raw !== expected) {
-        failures.push(`${where}: RAW ${raw}`);
-      }
-      if (viaDigest !== expected) {
-        failures.push(`${where}: DIGEST ${viaDigest}`);
-      }
-    }
-  }
-  assert.deepEqual(failures, []);
-  assert.equal(checked, file.numberOfTests);
+      pushPathMismatches(failures, where, expected, verifyBothPaths(spec, algorithm, publicKey, group.sha, vector));
+    };
+  });
   assert.deepEqual({ kmsParameters, otherParameters, noKmsAlgorithm }, { kmsParameters: 3, otherParameters: 87, noKmsAlgorithm: 60 });
 });

@@ -1,5 +1,8 @@
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { AsymmetricKeySpec, SigningAlgorithm } from '../../src/crypto/asymmetric/key-specs.ts';
+import { verify } from '../../src/crypto/asymmetric/signatures.ts';
 import { CryptoError } from '../../src/crypto/errors.ts';
 
 /**
@@ -15,6 +18,9 @@ export interface WycheproofVector {
   flags: string[];
   result: WycheproofResult;
 }
+
+/** A case of a signature file: a message and a signature over it. */
+export type SignatureVector = WycheproofVector & { msg: string; sig: string };
 
 export interface WycheproofFile<Group> {
   algorithm: string;
@@ -58,5 +64,66 @@ export function outcomeOf(check: () => boolean): Outcome {
       return 'refused';
     }
     throw error;
+  }
+}
+
+/**
+ * Loads `fileName`, asserts its algorithm, and hands every group to `checkGroup`, which returns the
+ * check for each of the group's cases; the checks push what went wrong onto `failures`. Then
+ * asserts that nothing failed and that every case of the file was checked. Returns the file.
+ */
+export function checkEveryCase<Group extends { tests: unknown[] }>(
+  fileName: string,
+  algorithm: string,
+  checkGroup: (group: Group, failures: string[]) => (vector: Group['tests'][number]) => void,
+): WycheproofFile<Group> {
+  const file = loadWycheproof<Group>(fileName);
+  assert.equal(file.algorithm, algorithm);
+  const failures: string[] = [];
+  let checked = 0;
+  for (const group of file.testGroups) {
+    const checkCase = checkGroup(group, failures);
+    for (const vector of group.tests) {
+      checked++;
+      checkCase(vector);
+    }
+  }
+  assert.deepEqual(failures, []);
+  assert.equal(checked, file.numberOfTests);
+  return file;
+}
+
+export interface BothPaths {
+  raw: Outcome;
+  viaDigest: Outcome;
+}
+
+/**
+ * Verifies a case twice: messageType RAW over msg, and DIGEST over the `sha` of msg computed here.
+ */
+export function verifyBothPaths(
+  spec: AsymmetricKeySpec,
+  algorithm: SigningAlgorithm,
+  publicKey: Uint8Array,
+  sha: string,
+  vector: SignatureVector,
+): BothPaths {
+  const msg = hex(vector.msg);
+  const signature = hex(vector.sig);
+  return {
+    raw: outcomeOf(() => verify({ spec, algorithm, publicKey, message: msg, messageType: 'RAW', signature })),
+    viaDigest: outcomeOf(() =>
+      verify({ spec, algorithm, publicKey, message: digest(sha, msg), messageType: 'DIGEST', signature }),
+    ),
+  };
+}
+
+/** Pushes `${where}: RAW …` and/or `${where}: DIGEST …` for each path whose outcome is not `expected`. */
+export function pushPathMismatches(failures: string[], where: string, expected: Outcome, { raw, viaDigest }: BothPaths): void {
+  if (raw !== expected) {
+    failures.push(`${where}: RAW ${raw}`);
+  }
+  if (viaDigest !== expected) {
+    failures.push(`${where}: DIGEST ${viaDigest}`);
   }
 }

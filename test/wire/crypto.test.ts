@@ -19,6 +19,7 @@ import {
   type KMSClient,
 } from '@aws-sdk/client-kms';
 import { removeDataDir, startServer, type RunningServer } from '../support/server.ts';
+import { keepRawBodies } from '../support/wire-errors.ts';
 
 const INCORRECT_KEY = 'The key ID in the request does not identify a CMK that can perform this operation.';
 const DRY_RUN = 'The request would have succeeded, but the DryRun option is set.';
@@ -29,25 +30,6 @@ interface ExpectedError {
   status?: number;
   /** Exact text, or a pattern where AWS's wording is not recorded. */
   message?: string | RegExp;
-}
-
-/**
- * Keeps every response body as bytes on the response, so a test can read the message exactly as
- * sent: the SDK turns an empty `message` (AWS's for InvalidCiphertextException) into "UnknownError".
- * Added at low priority in the deserialize step, so it runs inside the SDK's deserializer.
- */
-function keepRawBodies(client: KMSClient): void {
-  client.middlewareStack.add(
-    (next) => async (args) => {
-      const result = await next(args);
-      const response = result.response as { body?: AsyncIterable<Uint8Array> | Uint8Array };
-      const chunks: Uint8Array[] = [];
-      for await (const chunk of response.body as AsyncIterable<Uint8Array>) chunks.push(chunk);
-      response.body = Buffer.concat(chunks);
-      return result;
-    },
-    { step: 'deserialize', priority: 'low', name: 'keepRawBodies' },
-  );
 }
 
 type SdkError = Error & { $metadata?: { httpStatusCode?: number }; $response?: { body?: Uint8Array } };

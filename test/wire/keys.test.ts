@@ -31,20 +31,7 @@ import {
   recordedError,
 } from '../support/kms-assertions.ts';
 import { type RunningServer, removeDataDir, startServer } from '../support/server.ts';
-
-/** AWS prints an enum's values in arbitrary order: compare the text around the set, then the set. */
-function assertEnumViolation(actual: string, expected: string): void {
-  const split = (message: string): [string, string[]] => {
-    const match = /enum value set: \[([^\]]*)\]$/.exec(message);
-    assert.ok(match, `an enum violation: ${message}`);
-    return [message.slice(0, match.index), match[1].split(', ')];
-  };
-  const [actualText, actualSet] = split(actual);
-  const [expectedText, expectedSet] = split(expected);
-  assert.equal(actualText, expectedText);
-  // The model has gained values since the recording; every recorded one must still be there.
-  for (const value of expectedSet) assert.ok(actualSet.includes(value), `${value} in ${actual}`);
-}
+import { assertEnumViolation } from '../support/wire-errors.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
