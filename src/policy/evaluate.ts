@@ -1,0 +1,361 @@
+/**
+ * Evaluates a KMS request against a key policy and the caller's identity policies, following
+ * "Determining access to an AWS KMS key" (KMS Developer Guide) and "Policy evaluation logic"
+ * (IAM User Guide):
+ *
+ *   1. An applicable Deny statement in any policy decides: explicit deny.
+ *   2. Otherwise the key policy must let the request in, either by allowing the principal itself,
+ *      or by allowing the caller's account ("arn:aws:iam::<acct>:root" or the bare account id),
+ *      which delegates the decision to that account's identity policies — one of which must allow.
+ *   3. Anything else is an implicit deny. With no key policy nothing is allowed.
+ *
+ * Reasons name policies, statement positions, Sids, operators and condition key names; they never
+ * carry request values (an encryption-context value can be secret), so they are safe to log.
+ * Policy variables (${aws:username}) are not substituted; they match only literally.
+ */
+import { BlockList, isIP } from 'node:net';
+import type { ConditionClause, PolicyDocument, PolicyStatement, PrincipalSpec } from './policy-document.ts';
+
+export type ContextValue = string | string[] | boolean | number | undefined;
+
+export interface KmsRequest {
+  /** e.g. "kms:Encrypt"; matched case-insensitively. */
+  action: string;
+  /** The key ARN. */
+  resource: string;
+  principalArn: string;
+  /** The caller's account: the account whose root a key policy names to delegate to IAM. */
+  accountId: string;
+  /** Condition keys (names case-insensitive), filled in by the caller. */
+  context: Record<string, ContextValue>;
+}
+
+export interface NamedPolicy {
+  name: string;
+  document: PolicyDocument;
+}
+
+export interface RequestPolicies {
+  keyPolicy?: NamedPolicy;
+  identityPolicies: NamedPolicy[];
+}
+
+export type Decision = 'allow' | 'explicit-deny' | 'implicit-deny';
+
+export interface MatchedStatement {
+  policy: string;
+  sid?: string;
+  index: number;
+  effect: 'Allow' | 'Deny';
+}
+
+export interface EvaluationResult {
+  decision: Decision;
+  matched: MatchedStatement[];
+  reasons: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wildcards
+
+/** Glob with * (any run, possibly empty) and ? (one character). Iterative, no regex building. */
+export function wildcardMatch(pattern: string, value: string, ignoreCase = false): boolean {
+  const p = ignoreCase ? pattern.toLowerCase() : pattern;
+  const v = ignoreCase ? value.toLowerCase() : value;
+  let pi = 0;
+  let vi = 0;
+  let starP = -1;
+  let starV = 0;
+  while (vi < v.length) {
+    if (pi < p.length && (p[pi] === '?' || p[pi] === v[vi])) {
+      pi++;
+      vi++;
+    } else if (pi < p.length && p[pi] === '*') {
+      starP = pi++;
+      starV = vi;
+    } else if (starP >= 0) {
+      pi = starP + 1;
+      vi = ++starV;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.length && p[pi] === '*') pi++;
+  return pi === p.length;
+}
+
+/** Splits an ARN into its six parts; the resource part keeps any further colons. */
+function arnParts(arn: string): string[] | undefined {
+  const parts = arn.split(':');
+  if (parts.length < 6 || parts[0] !== 'arn') return undefined;
+  return [...parts.slice(0, 5), parts.slice(5).join(':')];
+}
+
+/**
+ * ARN matching as IAM does it for Resource and ArnLike/ArnEquals: part by part, wildcards
+ * within a part ("IAM JSON policy elements: Condition operators", ARN condition operators:
+ * "Each of the six colon-delimited components of the ARN is checked separately").
+ */
+function arnMatch(pattern: string, arn: string): boolean {
+  if (pattern === '*') return true;
+  const patternParts = arnParts(pattern);
+  const arnValueParts = arnParts(arn);
+  if (!patternParts || !arnValueParts) return false;
+  return patternParts.every((part, i) => wildcardMatch(part, arnValueParts[i]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditions
+
+const NEGATED = new Set([
+  'StringNotEquals', 'StringNotEqualsIgnoreCase', 'StringNotLike', 'NumericNotEquals', 'DateNotEquals',
+  'NotIpAddress', 'ArnNotEquals', 'ArnNotLike',
+]);
+
+/** The positive operator a negated one inverts. */
+const POSITIVE_OF: Record<string, string> = {
+  StringNotEquals: 'StringEquals', StringNotEqualsIgnoreCase: 'StringEqualsIgnoreCase', StringNotLike: 'StringLike',
+  NumericNotEquals: 'NumericEquals', DateNotEquals: 'DateEquals', NotIpAddress: 'IpAddress',
+  ArnNotEquals: 'ArnEquals', ArnNotLike: 'ArnLike',
+};
+
+function parseNumber(text: string): number | undefined {
+  if (!/^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/.test(text)) return undefined;
+  return Number(text);
+}
+
+/** Dates are ISO 8601 or epoch seconds (IAM: "Date condition operators"). */
+function parseDate(text: string): number | undefined {
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+function ipMatch(cidr: string, address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return false;
+  const [network, prefixText] = cidr.split('/');
+  const networkFamily = isIP(network);
+  if (networkFamily === 0) return false;
+  const maxPrefix = networkFamily === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? maxPrefix : Number(prefixText);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > maxPrefix) return false;
+  const list = new BlockList();
+  list.addSubnet(network, prefix, networkFamily === 4 ? 'ipv4' : 'ipv6');
+  return list.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+function compare(a: number | undefined, b: number | undefined, relation: string): boolean {
+  if (a === undefined || b === undefined) return false;
+  switch (relation) {
+    case 'Equals': return a === b;
+    case 'LessThan': return a < b;
+    case 'LessThanEquals': return a <= b;
+    case 'GreaterThan': return a > b;
+    case 'GreaterThanEquals': return a >= b;
+    default: return false;
+  }
+}
+
+/** Does one request value match one policy value under a positive (non-negated) operator? */
+function positiveMatch(operator: string, policyValue: string, requestValue: string): boolean {
+  switch (operator) {
+    case 'StringEquals': return policyValue === requestValue;
+    case 'StringEqualsIgnoreCase': return policyValue.toLowerCase() === requestValue.toLowerCase();
+    case 'StringLike': return wildcardMatch(policyValue, requestValue);
+    case 'Bool': return policyValue.toLowerCase() === requestValue.toLowerCase();
+    case 'IpAddress': return ipMatch(policyValue, requestValue);
+    // ArnEquals and ArnLike behave the same: both accept wildcards in each ARN part.
+    case 'ArnEquals':
+    case 'ArnLike': return arnMatch(policyValue, requestValue);
+  }
+  if (operator.startsWith('Numeric')) {
+    return compare(parseNumber(requestValue), parseNumber(policyValue), operator.slice('Numeric'.length));
+  }
+  if (operator.startsWith('Date')) {
+    return compare(parseDate(requestValue), parseDate(policyValue), operator.slice('Date'.length));
+  }
+  return false;
+}
+
+/**
+ * One request value against the clause's policy values. Multiple policy values are ORed; for a
+ * negated operator the request value must match none of them (IAM: "Creating a condition with
+ * multiple keys or values" — negated operators are evaluated as a logical NOR).
+ */
+function valueMatches(clause: ConditionClause, requestValue: string): boolean {
+  const negated = NEGATED.has(clause.base);
+  const positive = negated ? POSITIVE_OF[clause.base] : clause.base;
+  const any = clause.values.some((policyValue) => positiveMatch(positive, policyValue, requestValue));
+  return negated ? !any : any;
+}
+
+function contextValues(value: ContextValue): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) return value.length === 0 ? undefined : value;
+  return [String(value)];
+}
+
+/** True when the clause holds for the request context (keys already lower-cased). */
+function clauseHolds(clause: ConditionClause, context: Map<string, ContextValue>): boolean {
+  const values = contextValues(context.get(clause.key.toLowerCase()));
+  if (clause.base === 'Null') {
+    // Null: "true" means the key must be absent, "false" that it must be present.
+    const wantAbsent = clause.values.some((v) => v.toLowerCase() === 'true');
+    const wantPresent = clause.values.some((v) => v.toLowerCase() === 'false');
+    return values === undefined ? wantAbsent : wantPresent;
+  }
+  if (values === undefined) {
+    // Missing key. IAM "Condition operators": "...IfExists ... If the key is not present, evaluate
+    // the condition element as true." "ForAllValues ... returns true if there are no context keys
+    // in the request"; ForAnyValue returns false. Without a qualifier, a missing key makes the
+    // condition false, except negated operators, which match when the key is absent ("If the key
+    // that you specify ... is not present ... the values do not match" — a non-match is what a
+    // negated operator asks for).
+    if (clause.ifExists) return true;
+    if (clause.qualifier === 'ForAllValues') return true;
+    if (clause.qualifier === 'ForAnyValue') return false;
+    return NEGATED.has(clause.base);
+  }
+  if (clause.qualifier === 'ForAllValues') return values.every((value) => valueMatches(clause, value));
+  // ForAnyValue, and (leniently) a multi-valued key under a single-valued operator: any value.
+  if (clause.qualifier === 'ForAnyValue' || !NEGATED.has(clause.base)) {
+    return values.some((value) => valueMatches(clause, value));
+  }
+  // An unqualified negated operator on a multi-valued key: no request value may match.
+  return values.every((value) => valueMatches(clause, value));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements
+
+interface AppliesResult {
+  applies: boolean;
+  /** Set when everything but a condition matched: which clause failed. */
+  failedCondition?: ConditionClause;
+}
+
+function actionMatches(statement: PolicyStatement, action: string): boolean {
+  const hit = (patterns: string[]) => patterns.some((pattern) => wildcardMatch(pattern, action, true));
+  return statement.action ? hit(statement.action) : !hit(statement.notAction ?? []);
+}
+
+function resourceMatches(statement: PolicyStatement, resource: string): boolean {
+  const hit = (patterns: string[]) => patterns.some((pattern) => arnMatch(pattern, resource));
+  return statement.resource ? hit(statement.resource) : !hit(statement.notResource ?? []);
+}
+
+function accountRoots(accountId: string): string[] {
+  return [accountId, `arn:aws:iam::${accountId}:root`];
+}
+
+/**
+ * The identities a request principal answers to in a Principal element: its own ARN and, for an
+ * assumed-role session, the role it came from (IAM: "Role session principals").
+ */
+function principalNames(principalArn: string): string[] {
+  const session = /^arn:([^:]+):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(principalArn);
+  return session ? [principalArn, `arn:${session[1]}:iam::${session[2]}:role/${session[3]}`] : [principalArn];
+}
+
+function principalListed(spec: PrincipalSpec, names: string[]): boolean {
+  if (spec.kind === 'anyone') return true;
+  return spec.aws.some((entry) => names.includes(entry));
+}
+
+type PrincipalMatch = 'direct' | 'account' | 'none';
+
+/** How a key-policy statement's Principal/NotPrincipal relates to the request. */
+function principalMatch(statement: PolicyStatement, request: KmsRequest): PrincipalMatch {
+  const names = principalNames(request.principalArn);
+  if (statement.notPrincipal) {
+    // NotPrincipal applies to every principal not listed (exact names; IAM: "NotPrincipal").
+    return principalListed(statement.notPrincipal, names) ? 'none' : 'direct';
+  }
+  if (!statement.principal) return 'none';
+  if (principalListed(statement.principal, names)) return 'direct';
+  if (statement.principal.kind === 'listed' && statement.principal.aws.some((e) => accountRoots(request.accountId).includes(e))) {
+    return 'account';
+  }
+  return 'none';
+}
+
+function statementApplies(statement: PolicyStatement, request: KmsRequest, context: Map<string, ContextValue>): AppliesResult {
+  if (!actionMatches(statement, request.action) || !resourceMatches(statement, request.resource)) return { applies: false };
+  // Multiple operators and keys are ANDed.
+  const failedCondition = statement.conditions.find((clause) => !clauseHolds(clause, context));
+  return failedCondition ? { applies: false, failedCondition } : { applies: true };
+}
+
+function describe(policy: string, statement: PolicyStatement): string {
+  const sid = statement.sid ? ` (Sid "${statement.sid}")` : '';
+  return `${policy} statement ${statement.index}${sid}`;
+}
+
+function matchedOf(policy: string, statement: PolicyStatement): MatchedStatement {
+  return { policy, ...(statement.sid ? { sid: statement.sid } : {}), index: statement.index, effect: statement.effect };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function evaluate(request: KmsRequest, policies: RequestPolicies): EvaluationResult {
+  const context = new Map<string, ContextValue>();
+  for (const [key, value] of Object.entries(request.context)) context.set(key.toLowerCase(), value);
+
+  const reasons: string[] = [];
+  const denies: MatchedStatement[] = [];
+  const directAllows: MatchedStatement[] = [];
+  const accountAllows: MatchedStatement[] = [];
+  const identityAllows: MatchedStatement[] = [];
+
+  const visit = (policy: NamedPolicy, isKeyPolicy: boolean) => {
+    for (const statement of policy.document.statements) {
+      let principal: PrincipalMatch = 'direct';
+      if (isKeyPolicy) {
+        principal = principalMatch(statement, request);
+        // A Deny naming the account root covers every principal of that account.
+        if (principal === 'account' && statement.effect === 'Deny') principal = 'direct';
+        if (principal === 'none') continue;
+      }
+      const result = statementApplies(statement, request, context);
+      if (result.failedCondition) {
+        const clause = result.failedCondition;
+        reasons.push(`${describe(policy.name, statement)} (${statement.effect}) did not apply: condition ${clause.operator} on ${clause.key} was not met.`);
+      }
+      if (!result.applies) continue;
+      const matched = matchedOf(policy.name, statement);
+      if (statement.effect === 'Deny') denies.push(matched);
+      else if (!isKeyPolicy) identityAllows.push(matched);
+      else if (principal === 'direct') directAllows.push(matched);
+      else accountAllows.push(matched);
+    }
+  };
+  if (policies.keyPolicy) visit(policies.keyPolicy, true);
+  for (const policy of policies.identityPolicies) visit(policy, false);
+
+  const name = (m: MatchedStatement) => `${m.policy} statement ${m.index}${m.sid ? ` (Sid "${m.sid}")` : ''}`;
+  if (denies.length > 0) {
+    for (const m of denies) reasons.push(`Explicitly denied by ${name(m)}.`);
+    return { decision: 'explicit-deny', matched: denies, reasons };
+  }
+  if (!policies.keyPolicy) {
+    reasons.push('The key has no key policy, so nothing is allowed.');
+    return { decision: 'implicit-deny', matched: [], reasons };
+  }
+  if (directAllows.length > 0) {
+    for (const m of directAllows) reasons.push(`Allowed to the principal by ${name(m)}.`);
+    return { decision: 'allow', matched: directAllows, reasons };
+  }
+  if (accountAllows.length > 0 && identityAllows.length > 0) {
+    for (const m of accountAllows) reasons.push(`The key policy delegates to the caller's account in ${name(m)}.`);
+    for (const m of identityAllows) reasons.push(`Allowed by ${name(m)}.`);
+    return { decision: 'allow', matched: [...accountAllows, ...identityAllows], reasons };
+  }
+  if (accountAllows.length > 0) {
+    reasons.push("The key policy delegates to the caller's account, but no identity policy allows the request.");
+  } else {
+    reasons.push('No key policy statement allows the principal or delegates to its account.');
+    if (identityAllows.length > 0) reasons.push('An identity policy allows the request, but the key policy does not delegate to the account.');
+  }
+  return { decision: 'implicit-deny', matched: [], reasons };
+}
