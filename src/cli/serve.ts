@@ -134,24 +134,20 @@ async function stopWorkers(): Promise<void> {
 }
 
 async function startServer(options: ServeOptions, instance: Instance, logger: Logger): Promise<number> {
-  // An access key belongs to one principal for life, so the principal found while verifying a
-  // request's signature can be remembered; whether the key is still active is read per request.
-  const principals = new Map<string, string>();
   const verifier = new SigV4Verifier({
     region: options.region,
     service: 'kms',
     requiredSignedHeaders: ['x-amz-target'],
     lookup: async (accessKeyId) => {
       const resolved = await instance.accessKeys.resolve(accessKeyId);
-      if (!resolved) return undefined;
-      principals.set(accessKeyId, resolved.principalArn);
-      return { secretAccessKey: resolved.secretAccessKey };
+      return resolved && { secretAccessKey: resolved.secretAccessKey };
     },
   });
   const kms = createKmsHandler({
     context: instance.context,
     verifier,
-    principalFor: async (accessKeyId) => principals.get(accessKeyId),
+    // A second resolve is a cache hit (same record, same unsealed secret): no store read.
+    principalFor: async (accessKeyId) => (await instance.accessKeys.resolve(accessKeyId))?.principalArn,
     logger,
   });
   const handler = (req: IncomingMessage, res: ServerResponse) => {

@@ -75,7 +75,9 @@ export class AccessKeyResolver {
     const record = await this.store.getAccessKey(accessKeyId);
     if (!record || record.status !== 'Active') return undefined;
     let cached = this.unsealed.get(accessKeyId);
-    if (!cached || !cached.sealed.equals(record.sealedSecret)) {
+    // The read cache hands back the same record object until something changes: compare by
+    // reference first, bytes only when the record was re-read.
+    if (!cached || (cached.sealed !== record.sealedSecret && !cached.sealed.equals(record.sealedSecret))) {
       cached?.secret.zero();
       const binding = accessKeyBinding(accessKeyId, record.principalArn);
       cached = { sealed: record.sealedSecret, secret: this.sealer.unseal(record.sealedSecret, binding) };

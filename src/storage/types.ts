@@ -145,7 +145,6 @@ export interface MetadataStore {
   updateAlias(aliasName: string, targetKeyId: string, updatedAt: Date): Promise<boolean>;
   deleteAlias(aliasName: string): Promise<boolean>;
   listAliases(limit: number, after?: string, targetKeyId?: string): Promise<Page<AliasRecord>>;
-  countAliases(targetKeyId: string): Promise<number>;
 
   /** Upserts tags; the key may end with at most `maxTags` (StoreLimitError beyond). */
   putTags(keyId: string, tags: readonly TagRecord[], maxTags?: number): Promise<void>;

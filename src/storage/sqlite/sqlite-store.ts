@@ -308,10 +308,7 @@ export class SqliteMetadataStore implements MetadataStore {
     return { items, nextAfter: more ? items[items.length - 1].aliasName : undefined };
   }
 
-  async countAliases(targetKeyId: string): Promise<number> {
-    const row = this.statement('SELECT COUNT(*) AS n FROM aliases WHERE target_key_id = ?').get(targetKeyId) as Row;
-    return Number(row.n);
-  }
+
 
   private upsertTags(keyId: string, tags: readonly TagRecord[]): void {
     const upsert = this.statement(
