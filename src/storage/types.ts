@@ -63,10 +63,65 @@ export interface TagRecord {
 
 export interface AccessKeyRecord {
   accessKeyId: string;
+  /**
+   * The principal the key signs as: a user or role ARN for long-term keys, an assumed-role
+   * session ARN (arn:aws:sts::<acct>:assumed-role/<role>/<session>) for temporary ones.
+   */
   principalArn: string;
   /** The secret access key sealed under the root key, bound to the access key id. */
   sealedSecret: Buffer;
   status: 'Active' | 'Inactive';
+  createdAt: Date;
+  /** Approximate (refreshed at most hourly, as AWS's is): see touchAccessKey. */
+  lastUsedAt?: Date;
+  /** Temporary credentials only: SHA-256 of the session token, and when the credentials expire. */
+  sessionTokenHash?: Buffer;
+  expiresAt?: Date;
+}
+
+export type PrincipalKind = 'user' | 'role';
+
+/** An IAM-style identity of the account: a user or a role. */
+export interface PrincipalRecord {
+  /** arn:aws:iam::<acct>:user/<name> or arn:aws:iam::<acct>:role/<name>. */
+  arn: string;
+  kind: PrincipalKind;
+  name: string;
+  /** AWS's unique id form: AIDA… for users, AROA… for roles. */
+  principalId: string;
+  createdAt: Date;
+  /** Roles only: the trust policy saying who may assume the role. */
+  trustPolicy?: string;
+  /** Roles only: the longest session AssumeRole may grant, in seconds. */
+  maxSessionDurationSeconds?: number;
+  /** Principal tags (aws:PrincipalTag/<key>), in key order. */
+  tags: TagRecord[];
+}
+
+/** An inline identity policy attached to a principal. */
+export interface IdentityPolicyRecord {
+  principalArn: string;
+  policyName: string;
+  document: string;
+}
+
+export interface GrantConstraints {
+  encryptionContextEquals?: Record<string, string>;
+  encryptionContextSubset?: Record<string, string>;
+}
+
+export interface GrantRecord {
+  /** 64 lowercase hex characters, as AWS's grant ids. */
+  grantId: string;
+  keyId: string;
+  name?: string;
+  granteePrincipal: string;
+  retiringPrincipal?: string;
+  /** KMS operation names without the "kms:" prefix, e.g. "Decrypt". */
+  operations: string[];
+  constraints?: GrantConstraints;
+  /** The account of the principal that created the grant. */
+  issuingAccount: string;
   createdAt: Date;
 }
 
@@ -152,8 +207,67 @@ export interface MetadataStore {
   listTags(keyId: string): Promise<TagRecord[]>;
 
   putAccessKey(accessKey: AccessKeyRecord): Promise<void>;
+  /** Read through the read cache: the SigV4 hot path. */
   getAccessKey(accessKeyId: string): Promise<AccessKeyRecord | undefined>;
-  listAccessKeys(): Promise<AccessKeyRecord[]>;
+  /** Every access key, or only those of one principal (exact ARN), oldest first. */
+  listAccessKeys(principalArn?: string): Promise<AccessKeyRecord[]>;
+  updateAccessKeyStatus(accessKeyId: string, status: AccessKeyRecord['status']): Promise<boolean>;
+  deleteAccessKey(accessKeyId: string): Promise<boolean>;
+  /**
+   * Records a use of the key: sets lastUsedAt to `usedAt` only when it is unset or before
+   * `staleBefore`, so a busy key costs one write an hour, not one per request.
+   */
+  touchAccessKey(accessKeyId: string, usedAt: Date, staleBefore: Date): Promise<void>;
+  /** Deletes temporary credentials that expired at or before `now`; returns how many. */
+  deleteExpiredSessions(now: Date): Promise<number>;
+
+  /** StoreConflictError when the ARN is taken. */
+  createPrincipal(principal: PrincipalRecord): Promise<void>;
+  /** Read through the read cache: every authorization reads it. */
+  getPrincipal(arn: string): Promise<PrincipalRecord | undefined>;
+  /** Principals of one kind in name order; `after` is the last name of the previous page. */
+  listPrincipals(kind: PrincipalKind, limit: number, after?: string): Promise<Page<PrincipalRecord>>;
+  /** Replaces the given fields; false when the principal does not exist. */
+  updatePrincipal(
+    arn: string,
+    patch: Partial<Pick<PrincipalRecord, 'trustPolicy' | 'tags' | 'maxSessionDurationSeconds'>>,
+  ): Promise<boolean>;
+  /**
+   * Deletes the principal with its identity policies and any temporary credentials issued for
+   * it (sessions of a role); long-term access keys must have been deleted first (the service
+   * checks). Returns whether it existed.
+   */
+  deletePrincipal(arn: string): Promise<boolean>;
+
+  /** Creates or replaces; at most `maxPerPrincipal` policies per principal (StoreLimitError). */
+  putIdentityPolicy(policy: IdentityPolicyRecord, maxPerPrincipal?: number): Promise<void>;
+  getIdentityPolicy(principalArn: string, policyName: string): Promise<IdentityPolicyRecord | undefined>;
+  /** Read through the read cache (every authorization reads it), in policy-name order. */
+  listIdentityPolicies(principalArn: string): Promise<IdentityPolicyRecord[]>;
+  deleteIdentityPolicy(principalArn: string, policyName: string): Promise<boolean>;
+
+  /**
+   * Adds a grant. StoreLimitError when the key already has `maxPerKey` grants;
+   * StoreKeyNotFoundError when the key is gone. Both checked inside the write's transaction.
+   */
+  createGrant(grant: GrantRecord, maxPerKey?: number): Promise<void>;
+  getGrant(grantId: string): Promise<GrantRecord | undefined>;
+  /** Read through the read cache: every authorization of a key reads its grants. Oldest first. */
+  grantsForKey(keyId: string): Promise<GrantRecord[]>;
+  /** A key's grants oldest first, optionally filtered; `after` is the previous page's nextAfter. */
+  listGrants(
+    keyId: string,
+    limit: number,
+    after?: string,
+    filter?: { grantId?: string; granteePrincipal?: string },
+  ): Promise<Page<GrantRecord>>;
+  /** Grants naming this retiring principal across all keys, oldest first. */
+  listRetirableGrants(retiringPrincipal: string, limit: number, after?: string): Promise<Page<GrantRecord>>;
+  deleteGrant(grantId: string): Promise<boolean>;
 
   close(): Promise<void>;
 }
+
+/** The identity policy that lets its principal do everything, given to the first administrator. */
+export const ADMINISTRATOR_ACCESS_POLICY_NAME = 'AdministratorAccess';
+export const ADMINISTRATOR_ACCESS_POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}';

@@ -85,7 +85,17 @@ describe('SqliteMetadataStore', () => {
         const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as {
           name: string;
         }[]).map((row) => row.name);
-        assert.deepEqual(tables, ['access_keys', 'aliases', 'key_versions', 'keys', 'settings', 'tags']);
+        assert.deepEqual(tables, [
+          'access_keys',
+          'aliases',
+          'grants',
+          'identity_policies',
+          'key_versions',
+          'keys',
+          'principals',
+          'settings',
+          'tags',
+        ]);
       } finally {
         db.close();
       }

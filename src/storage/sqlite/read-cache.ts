@@ -4,8 +4,9 @@ import type Database from 'better-sqlite3';
 const MAX_ENTRIES = 50_000;
 
 /**
- * Caches point lookups (keys, key versions, aliases, access keys) without ever serving state
- * older than the request being served.
+ * Caches point lookups (keys, key versions, aliases, access keys, principals, a principal's
+ * identity policies, a key's grants) without ever serving state older than the request being
+ * served.
  *
  * Freshness: SQLite's `PRAGMA data_version` changes whenever *another* connection — another
  * worker process or node — commits; this connection's own writes clear the cache directly. The
@@ -15,7 +16,8 @@ const MAX_ENTRIES = 50_000;
  * never older than the request, and a key disabled or scheduled for deletion anywhere is refused
  * by every process's next request — exactly as if each lookup had read the table.
  *
- * Cached records are frozen and shared; callers must not (and cannot) modify them.
+ * Cached records are frozen, with the arrays and objects inside them (Buffers excepted), and
+ * shared; callers must not (and cannot) modify them.
  */
 export class ReadCache {
   private readonly entries = new Map<string, unknown>();
@@ -35,7 +37,7 @@ export class ReadCache {
     if (this.entries.has(cacheKey)) return this.entries.get(cacheKey) as T | undefined;
     const value = read();
     if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
-    this.entries.set(cacheKey, value === undefined ? undefined : Object.freeze(value));
+    this.entries.set(cacheKey, value === undefined ? undefined : deepFreeze(value));
     return value;
   }
 
@@ -54,4 +56,11 @@ export class ReadCache {
       this.entries.clear();
     }
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  // A Buffer cannot be frozen; a Date's time lives in an internal slot that freezing does not reach.
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return value;
+  for (const child of Object.values(value)) deepFreeze(child);
+  return Object.freeze(value);
 }

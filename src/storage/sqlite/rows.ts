@@ -1,4 +1,17 @@
-import type { AccessKeyRecord, AliasRecord, KeyPatch, KeyRecord, KeyState, KeyVersionRecord } from '../types.ts';
+import type {
+  AccessKeyRecord,
+  AliasRecord,
+  GrantConstraints,
+  GrantRecord,
+  IdentityPolicyRecord,
+  KeyPatch,
+  KeyRecord,
+  KeyState,
+  KeyVersionRecord,
+  PrincipalKind,
+  PrincipalRecord,
+  TagRecord,
+} from '../types.ts';
 import { StoreConflictError, StoreKeyNotFoundError } from '../types.ts';
 
 /** Rows of the SQLite schema (schema.ts) to and from the storage layer's records. */
@@ -59,11 +72,12 @@ export const PATCH_COLUMNS: Record<keyof KeyPatch, [column: string, encode: (v: 
   nextRotationAt: ['next_rotation_at', (v) => toMs(v as Date | null)],
 };
 
-
 /** SQLite constraint failures as the store's own errors; anything else unchanged. */
 export function storeError(error: unknown): unknown {
   const code = (error as { code?: string }).code;
-  if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new StoreConflictError('name exists');
+  if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
+    return new StoreConflictError('name exists');
+  }
   if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') return new StoreKeyNotFoundError('key does not exist');
   return error;
 }
@@ -74,6 +88,61 @@ export function accessKeyFromRow(row: Row): AccessKeyRecord {
     principalArn: row.principal_arn as string,
     sealedSecret: row.sealed_secret as Buffer,
     status: row.status as AccessKeyRecord['status'],
+    createdAt: new Date(Number(row.created_at)),
+    lastUsedAt: toDate(row.last_used_at),
+    sessionTokenHash: (row.session_token_hash as Buffer | null) ?? undefined,
+    expiresAt: toDate(row.expires_at),
+  };
+}
+
+/** Principal tags as stored: a JSON array in tag-key order, of the two fields only. */
+export function encodeTags(tags: readonly TagRecord[]): string {
+  const sorted = tags
+    .map((tag) => ({ tagKey: tag.tagKey, tagValue: tag.tagValue }))
+    .sort((a, b) => (a.tagKey < b.tagKey ? -1 : a.tagKey > b.tagKey ? 1 : 0));
+  return JSON.stringify(sorted);
+}
+
+export function principalFromRow(row: Row): PrincipalRecord {
+  return {
+    arn: row.arn as string,
+    kind: row.kind as PrincipalKind,
+    name: row.name as string,
+    principalId: row.principal_id as string,
+    createdAt: new Date(Number(row.created_at)),
+    trustPolicy: (row.trust_policy as string | null) ?? undefined,
+    maxSessionDurationSeconds: (row.max_session_seconds as number | null) ?? undefined,
+    tags: JSON.parse(row.tags as string) as TagRecord[],
+  };
+}
+
+export function identityPolicyFromRow(row: Row): IdentityPolicyRecord {
+  return {
+    principalArn: row.principal_arn as string,
+    policyName: row.policy_name as string,
+    document: row.document as string,
+  };
+}
+
+/** Grant constraints as stored: JSON of the two fields only, or NULL for none. */
+export function encodeConstraints(constraints: GrantConstraints | undefined): string | null {
+  if (constraints === undefined) return null;
+  return JSON.stringify({
+    encryptionContextEquals: constraints.encryptionContextEquals,
+    encryptionContextSubset: constraints.encryptionContextSubset,
+  });
+}
+
+export function grantFromRow(row: Row): GrantRecord {
+  return {
+    grantId: row.grant_id as string,
+    keyId: row.key_id as string,
+    name: (row.name as string | null) ?? undefined,
+    granteePrincipal: row.grantee_principal as string,
+    retiringPrincipal: (row.retiring_principal as string | null) ?? undefined,
+    operations: JSON.parse(row.operations as string) as string[],
+    constraints: row.constraints == null ? undefined : (JSON.parse(row.constraints as string) as GrantConstraints),
+    issuingAccount: row.issuing_account as string,
     createdAt: new Date(Number(row.created_at)),
   };
 }

@@ -1,3 +1,15 @@
+/** The inline policy migration 2 gives every user that had an access key before version 2. */
+export const ADMINISTRATOR_ACCESS_POLICY_NAME = 'AdministratorAccess';
+export const ADMINISTRATOR_ACCESS_POLICY =
+  '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}';
+
+const sqlString = (text: string): string => `'${text.replaceAll("'", "''")}'`;
+
+/** A SQL expression for AWS's unique-id form: the prefix and 17 random base32 characters. */
+const BASE32_CHARACTER = "substr('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', (random() & 31) + 1, 1)";
+const randomPrincipalId = (prefix: string): string =>
+  [sqlString(prefix), ...Array<string>(17).fill(BASE32_CHARACTER)].join(' || ');
+
 /**
  * Versioned schema migrations for the SQLite store, applied in order at open. The schema
  * version lives in SQLite's own `user_version`, so a migration and its version bump commit
@@ -61,5 +73,56 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     status        TEXT NOT NULL,
     created_at    INTEGER NOT NULL
   );
+  `,
+  // 2: principals with their identity policies, grants, access-key use and temporary credentials.
+  `
+  CREATE TABLE principals (
+    arn                 TEXT PRIMARY KEY,
+    kind                TEXT NOT NULL,
+    name                TEXT NOT NULL,
+    principal_id        TEXT NOT NULL UNIQUE,
+    created_at          INTEGER NOT NULL,
+    trust_policy        TEXT,
+    max_session_seconds INTEGER,
+    -- JSON array of {"tagKey", "tagValue"} in tag-key order.
+    tags                TEXT NOT NULL
+  );
+  CREATE INDEX principals_kind_name ON principals (kind, name);
+  CREATE TABLE identity_policies (
+    principal_arn TEXT NOT NULL REFERENCES principals (arn) ON DELETE CASCADE,
+    policy_name   TEXT NOT NULL,
+    document      TEXT NOT NULL,
+    PRIMARY KEY (principal_arn, policy_name)
+  );
+  ALTER TABLE access_keys ADD COLUMN last_used_at INTEGER;
+  ALTER TABLE access_keys ADD COLUMN session_token_hash BLOB;
+  ALTER TABLE access_keys ADD COLUMN expires_at INTEGER;
+  CREATE INDEX access_keys_principal ON access_keys (principal_arn);
+  CREATE INDEX access_keys_expiry ON access_keys (expires_at) WHERE expires_at IS NOT NULL;
+  CREATE TABLE grants (
+    -- AUTOINCREMENT, as keys.seq: a ListGrants marker cannot skip a grant created after it.
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+    grant_id           TEXT NOT NULL UNIQUE,
+    key_id             TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+    name               TEXT,
+    grantee_principal  TEXT NOT NULL,
+    retiring_principal TEXT,
+    operations         TEXT NOT NULL, -- JSON array of operation names
+    constraints        TEXT,          -- JSON GrantConstraints
+    issuing_account    TEXT NOT NULL,
+    created_at         INTEGER NOT NULL
+  );
+  CREATE INDEX grants_key ON grants (key_id, seq);
+  CREATE INDEX grants_retiring ON grants (retiring_principal, seq) WHERE retiring_principal IS NOT NULL;
+  -- Before version 2 every access key could do everything: each IAM user that signs with one
+  -- becomes a principal with an inline AdministratorAccess policy, so upgrading changes nothing.
+  INSERT INTO principals (arn, kind, name, principal_id, created_at, tags)
+    SELECT principal_arn, 'user', substr(principal_arn, instr(principal_arn, ':user/') + 6),
+           ${randomPrincipalId('AIDA')}, MIN(created_at), '[]'
+    FROM access_keys
+    WHERE principal_arn GLOB 'arn:aws:iam::${'[0-9]'.repeat(12)}:user/?*'
+    GROUP BY principal_arn;
+  INSERT INTO identity_policies (principal_arn, policy_name, document)
+    SELECT arn, ${sqlString(ADMINISTRATOR_ACCESS_POLICY_NAME)}, ${sqlString(ADMINISTRATOR_ACCESS_POLICY)} FROM principals;
   `,
 ];
