@@ -6,6 +6,7 @@ import { loadOrCreateRootKeyFile } from '../keystores/root-key-file.ts';
 import { SoftwareKeyStore } from '../keystores/software/software-key-store.ts';
 import { AccessKeyResolver, newAccessKey, storeAccessKey } from '../service/access-keys.ts';
 import type { ServiceContext } from '../service/context.ts';
+import { ensureAdministrator } from '../service/principals.ts';
 import { SqliteMetadataStore } from '../storage/sqlite/sqlite-store.ts';
 import type { MetadataStore } from '../storage/types.ts';
 
@@ -50,6 +51,7 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
   const context: ServiceContext = {
     store,
     keyStore: new SoftwareKeyStore(sealer),
+    sealer,
     accountId,
     region: options.region,
     partition: 'aws',
@@ -70,12 +72,18 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
 
 export const adminPrincipalArn = (accountId: string): string => `arn:aws:iam::${accountId}:user/admin`;
 
+/** The administrator user with AdministratorAccess: made at first start, kept on every start. */
+export async function bootstrapAdministratorPrincipal(instance: Instance): Promise<void> {
+  await ensureAdministrator(instance.store, adminPrincipalArn(instance.context.accountId), instance.context.now());
+}
+
 /**
  * First start: an administrator principal with one access key, written to <data-dir>/credentials
  * in the AWS shared-credentials format (profile "default"), created 0600. Returns whether it was
  * created now.
  */
 export async function bootstrapAdministrator(instance: Instance): Promise<boolean> {
+  await bootstrapAdministratorPrincipal(instance);
   if ((await instance.store.listAccessKeys()).length > 0) return false;
   const { credentials } = dataDirPaths(instance.dataDir);
   const accessKey = newAccessKey();

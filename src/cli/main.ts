@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { registerIamCommands } from './iam.ts';
+import { registerPolicyCommands } from './policy.ts';
 import { serve } from './serve.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -61,6 +63,8 @@ export function buildProgram(): Command {
         logLevel: options.logLevel,
       });
     });
+  registerIamCommands(program);
+  registerPolicyCommands(program);
   return program;
 }
 

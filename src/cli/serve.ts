@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { runDueBackgroundWork } from '../service/background.ts';
 import { createKmsHandler } from '../transports/kms-json/handler.ts';
+import { createStsHandler, isStsRequest } from '../transports/sts-query/handler.ts';
 import { SigV4Verifier } from '../transports/kms-json/sigv4.ts';
 import { DataDirLockedError, lockDataDir } from './data-dir-lock.ts';
 import { bootstrapAdministrator, dataDirPaths, openInstance, type Instance } from './instance.ts';
@@ -134,20 +135,33 @@ async function stopWorkers(): Promise<void> {
 }
 
 async function startServer(options: ServeOptions, instance: Instance, logger: Logger): Promise<number> {
+  const lookup = async (accessKeyId: string) => {
+    const resolved = await instance.accessKeys.resolve(accessKeyId);
+    return resolved && { secretAccessKey: resolved.secretAccessKey };
+  };
+  // A second resolve is a cache hit (same record, same unsealed secret): no store read.
+  const authenticate = (accessKeyId: string, sessionToken: string | undefined) =>
+    instance.accessKeys.authenticate(accessKeyId, sessionToken, instance.context.now());
   const verifier = new SigV4Verifier({
     region: options.region,
     service: 'kms',
     requiredSignedHeaders: ['x-amz-target'],
-    lookup: async (accessKeyId) => {
-      const resolved = await instance.accessKeys.resolve(accessKeyId);
-      return resolved && { secretAccessKey: resolved.secretAccessKey };
-    },
+    lookup,
   });
   const kms = createKmsHandler({
     context: instance.context,
     verifier,
-    // A second resolve is a cache hit (same record, same unsealed secret): no store read.
-    principalFor: async (accessKeyId) => (await instance.accessKeys.resolve(accessKeyId))?.principalArn,
+    authenticate,
+    logger,
+  });
+  const sts = createStsHandler({
+    context: instance.context,
+    verifier: new SigV4Verifier({
+      region: options.region,
+      service: 'sts',
+      lookup,
+    }),
+    authenticate,
     logger,
   });
   const handler = (req: IncomingMessage, res: ServerResponse) => {
@@ -155,7 +169,8 @@ async function startServer(options: ServeOptions, instance: Instance, logger: Lo
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
       return;
     }
-    kms(req, res);
+    if (isStsRequest(req)) sts(req, res);
+    else kms(req, res);
   };
   const server = options.tlsCert
     ? createHttpsServer(

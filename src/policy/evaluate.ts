@@ -53,6 +53,21 @@ export interface EvaluationResult {
   decision: Decision;
   matched: MatchedStatement[];
   reasons: string[];
+  /**
+   * Which kind of policy decided a denial, for AWS's AccessDeniedException wording: an explicit
+   * deny "in a resource-based policy" or "in an identity-based policy"; an implicit deny because
+   * "no resource-based policy allows" (the key policy let nothing in) or "no identity-based
+   * policy allows" (the key policy delegated to the account, or no key policy was needed).
+   */
+  deniedBy?: 'resource' | 'identity';
+}
+
+export interface EvaluationOptions {
+  /**
+   * For requests on no key (CreateKey, ListKeys, the admin API): only identity policies apply,
+   * as IAM evaluates a request on a resource without a resource-based policy.
+   */
+  identityOnly?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +268,7 @@ function accountRoots(accountId: string): string[] {
  * The identities a request principal answers to in a Principal element: its own ARN and, for an
  * assumed-role session, the role it came from (IAM: "Role session principals").
  */
-function principalNames(principalArn: string): string[] {
+export function principalNames(principalArn: string): string[] {
   const session = /^arn:([^:]+):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(principalArn);
   return session ? [principalArn, `arn:${session[1]}:iam::${session[2]}:role/${session[3]}`] : [principalArn];
 }
@@ -296,9 +311,18 @@ function matchedOf(policy: string, statement: PolicyStatement): MatchedStatement
   return { policy, ...(statement.sid ? { sid: statement.sid } : {}), index: statement.index, effect: statement.effect };
 }
 
+/** The condition keys a policy's statements test, lower-cased: what a caller must look up. */
+export function conditionKeysOf(document: PolicyDocument): Set<string> {
+  const keys = new Set<string>();
+  for (const statement of document.statements) {
+    for (const clause of statement.conditions) keys.add(clause.key.toLowerCase());
+  }
+  return keys;
+}
+
 // ---------------------------------------------------------------------------------------------
 
-export function evaluate(request: KmsRequest, policies: RequestPolicies): EvaluationResult {
+export function evaluate(request: KmsRequest, policies: RequestPolicies, options: EvaluationOptions = {}): EvaluationResult {
   const context = new Map<string, ContextValue>();
   for (const [key, value] of Object.entries(request.context)) context.set(key.toLowerCase(), value);
 
@@ -330,17 +354,28 @@ export function evaluate(request: KmsRequest, policies: RequestPolicies): Evalua
       else accountAllows.push(matched);
     }
   };
-  if (policies.keyPolicy) visit(policies.keyPolicy, true);
+  const keyPolicy = options.identityOnly ? undefined : policies.keyPolicy;
+  if (keyPolicy) visit(keyPolicy, true);
   for (const policy of policies.identityPolicies) visit(policy, false);
 
   const name = (m: MatchedStatement) => `${m.policy} statement ${m.index}${m.sid ? ` (Sid "${m.sid}")` : ''}`;
   if (denies.length > 0) {
     for (const m of denies) reasons.push(`Explicitly denied by ${name(m)}.`);
-    return { decision: 'explicit-deny', matched: denies, reasons };
+    // A deny in the key policy is named first: it is the one AWS reports.
+    const deniedBy = keyPolicy && denies.some((m) => m.policy === keyPolicy.name) ? 'resource' : 'identity';
+    return { decision: 'explicit-deny', matched: denies, reasons, deniedBy };
+  }
+  if (options.identityOnly) {
+    if (identityAllows.length > 0) {
+      for (const m of identityAllows) reasons.push(`Allowed by ${name(m)}.`);
+      return { decision: 'allow', matched: identityAllows, reasons };
+    }
+    reasons.push('No identity policy allows the request.');
+    return { decision: 'implicit-deny', matched: [], reasons, deniedBy: 'identity' };
   }
   if (!policies.keyPolicy) {
     reasons.push('The key has no key policy, so nothing is allowed.');
-    return { decision: 'implicit-deny', matched: [], reasons };
+    return { decision: 'implicit-deny', matched: [], reasons, deniedBy: 'resource' };
   }
   if (directAllows.length > 0) {
     for (const m of directAllows) reasons.push(`Allowed to the principal by ${name(m)}.`);
@@ -353,9 +388,9 @@ export function evaluate(request: KmsRequest, policies: RequestPolicies): Evalua
   }
   if (accountAllows.length > 0) {
     reasons.push("The key policy delegates to the caller's account, but no identity policy allows the request.");
-  } else {
-    reasons.push('No key policy statement allows the principal or delegates to its account.');
-    if (identityAllows.length > 0) reasons.push('An identity policy allows the request, but the key policy does not delegate to the account.');
+    return { decision: 'implicit-deny', matched: [], reasons, deniedBy: 'identity' };
   }
-  return { decision: 'implicit-deny', matched: [], reasons };
+  reasons.push('No key policy statement allows the principal or delegates to its account.');
+  if (identityAllows.length > 0) reasons.push('An identity policy allows the request, but the key policy does not delegate to the account.');
+  return { decision: 'implicit-deny', matched: [], reasons, deniedBy: 'resource' };
 }

@@ -58,7 +58,11 @@ export interface PolicyDocument {
   statements: PolicyStatement[];
 }
 
-export type PolicyKind = 'key' | 'identity';
+/**
+ * key: a key policy (Principal required); identity: attached to a user or role (no Principal);
+ * trust: a role's trust policy (Principal required, Resource optional: the role is the resource).
+ */
+export type PolicyKind = 'key' | 'identity' | 'trust';
 export type ParseResult = { ok: true; policy: PolicyDocument } | { ok: false; problems: string[] };
 
 const TOP_LEVEL = new Set(['Version', 'Id', 'Statement']);
@@ -174,8 +178,8 @@ function parseStatement(
 
   const pairs: [string, string, boolean][] = [
     ['Action', 'NotAction', true],
-    ['Resource', 'NotResource', true],
-    ['Principal', 'NotPrincipal', kind === 'key'],
+    ['Resource', 'NotResource', kind !== 'trust'],
+    ['Principal', 'NotPrincipal', kind !== 'identity'],
   ];
   for (const [positive, negative, required] of pairs) {
     if (entry[positive] !== undefined && entry[negative] !== undefined) {

@@ -1,3 +1,4 @@
+import type { Sealer } from '../crypto/seal.ts';
 import type { KeyStore } from '../keystores/types.ts';
 import type { MetadataStore } from '../storage/types.ts';
 
@@ -5,6 +6,8 @@ import type { MetadataStore } from '../storage/types.ts';
 export interface ServiceContext {
   readonly store: MetadataStore;
   readonly keyStore: KeyStore;
+  /** Seals credentials (access-key secrets) under the root key. */
+  readonly sealer: Sealer;
   readonly accountId: string;
   readonly region: string;
   readonly partition: string;
@@ -12,11 +15,26 @@ export interface ServiceContext {
   readonly now: () => Date;
 }
 
-/** Who is calling, as the transport authenticated them. */
+/** One policy decision made for a request (authorization.ts). */
+export interface AccessDecision {
+  readonly action: string;
+  readonly resource: string;
+  readonly allowed: boolean;
+}
+
+/** Who is calling, as the transport authenticated them. One Caller per request. */
 export interface Caller {
+  /** A user ARN, or an assumed-role session ARN for temporary credentials. */
   readonly principalArn: string;
   readonly accessKeyId: string;
   readonly sourceIp?: string;
+  /** Whether the request came over TLS (aws:SecureTransport). */
+  readonly secureTransport?: boolean;
+  /**
+   * Every policy decision made for this request, in order. The dispatcher refuses to answer an
+   * operation that made none: no operation runs unchecked.
+   */
+  readonly decisions: AccessDecision[];
 }
 
 export type Operation<Input, Output> = (context: ServiceContext, input: Input, caller: Caller) => Promise<Output>;

@@ -2,7 +2,8 @@ import { CryptoError } from '../crypto/errors.ts';
 import { rsaOaepMaxPlaintext, type RsaEncryptionAlgorithm, type RsaKeySpec } from '../crypto/index.ts';
 import { parseSymmetricCiphertextHeader } from '../crypto/symmetric-ciphertext.ts';
 import type { KeyRecord, KeyVersionRecord } from '../storage/types.ts';
-import type { ServiceContext } from './context.ts';
+import { authorize, requestAliasOf, resolveKeyFor, type AccessRequest } from './authorization.ts';
+import type { Caller, ServiceContext } from './context.ts';
 import { KmsError, invalidCiphertext } from './errors.ts';
 import { requireEnabled, requireKeyUsage, resolveKey } from './key-resolution.ts';
 import { profileOf } from './key-specs.ts';
@@ -52,12 +53,18 @@ export interface EncryptionKey {
  */
 export async function keyForEncrypt(
   context: ServiceContext,
+  caller: Caller,
   keyIdParameter: string,
   operation: string,
   encryptionAlgorithm: string | undefined,
-  options: { symmetricOnly?: boolean } = {},
+  options: { symmetricOnly?: boolean; action?: string; access?: Omit<AccessRequest, 'action' | 'key'> } = {},
 ): Promise<EncryptionKey> {
-  const key = await resolveKey(context, keyIdParameter, { allowAlias: true });
+  const key = await resolveKeyFor(context, caller, keyIdParameter, {
+    allowAlias: true,
+    action: options.action ?? `kms:${operation}`,
+    ...options.access,
+    conditions: { 'kms:EncryptionAlgorithm': encryptionAlgorithm ?? 'SYMMETRIC_DEFAULT', ...options.access?.conditions },
+  });
   requireEnabled(context, key);
   requireKeyUsage(context, key, 'ENCRYPT_DECRYPT', operation);
   if (options.symmetricOnly && !isSymmetric(key)) {
@@ -114,16 +121,28 @@ export async function decryptCiphertext(
     operation: string;
     contextParameter?: string;
     dryRun?: () => void;
+    /** The caller and the policy action this decryption needs on the key (kms:Decrypt, kms:ReEncryptFrom). */
+    caller: Caller;
+    access: Omit<AccessRequest, 'key' | 'encryptionContext'>;
   },
 ): Promise<{ key: KeyRecord; version: KeyVersionRecord; plaintext: Buffer; algorithm: string }> {
   const contextParameter = args.contextParameter ?? 'EncryptionContext';
   checkEncryptionContext(args.encryptionContext, contextParameter);
   const named =
     args.keyIdParameter === undefined ? undefined : await resolveKey(context, args.keyIdParameter, { allowAlias: true });
+  const access = (key: KeyRecord) =>
+    authorize(context, args.caller, {
+      ...args.access,
+      key,
+      encryptionContext: args.encryptionContext,
+      requestAlias: key === named ? requestAliasOf(args.keyIdParameter) : undefined,
+      conditions: { 'kms:EncryptionAlgorithm': args.encryptionAlgorithm ?? 'SYMMETRIC_DEFAULT', ...args.access.conditions },
+    });
   // Only RSA encryption keys have ciphertexts without our header. Any other key named here
   // (HMAC, signing, key agreement) cannot have made the blob: AWS answers IncorrectKeyException,
   // which the header check below gives.
   if (named !== undefined && !isSymmetric(named) && named.keyUsage === 'ENCRYPT_DECRYPT') {
+    await access(named);
     return decryptAsymmetric(context, named, args, contextParameter);
   }
 
@@ -146,6 +165,7 @@ export async function decryptCiphertext(
     key = await context.store.getKey(header.keyId);
     if (!key) throw invalidCiphertext();
   }
+  await access(key);
   requireEnabled(context, key);
   requireKeyUsage(context, key, 'ENCRYPT_DECRYPT', args.operation);
   const algorithm = encryptionAlgorithmFor(key, args.encryptionAlgorithm);

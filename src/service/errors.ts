@@ -47,6 +47,11 @@ export const ERROR_CATALOGUE = {
   NotFoundException: client(),
   TagException: client(),
   UnsupportedOperationException: client(),
+  // IAM's exceptions, for the identity administration API. 400 like every client fault here
+  // (IAM's query API answers 404 or 409 for some; clients map by name, not status).
+  NoSuchEntityException: client(),
+  EntityAlreadyExistsException: client(),
+  DeleteConflictException: client(),
   // Common AWS errors every JSON service can answer.
   ValidationException: client(),
   SerializationException: client(),
@@ -57,6 +62,7 @@ export const ERROR_CATALOGUE = {
   IncompleteSignatureException: client(),
   MissingAuthenticationTokenException: client(),
   UnrecognizedClientException: client(),
+  ExpiredTokenException: client(),
   RequestEntityTooLargeException: client(413),
   // Our faults.
   DependencyTimeoutException: server(503),

@@ -64,7 +64,7 @@ describe('state changes that race with another process', () => {
         service.call('ScheduleKeyDeletion', { KeyId: keyId, PendingWindowInDays: 30 }),
       );
       const run = (await import('../../src/service/operations.ts')).OPERATIONS.get(operation)!;
-      await assert.rejects(run({ ...service.instance.context, store }, input(keyId), service.caller), {
+      await assert.rejects(run({ ...service.instance.context, store }, input(keyId), service.caller()), {
         errorName: 'KMSInvalidStateException',
       });
       const key = await service.describe(keyId);
@@ -124,7 +124,7 @@ describe('state changes that race with another process', () => {
     });
     const createAlias = (await import('../../src/service/operations.ts')).OPERATIONS.get('CreateAlias')!;
     await assert.rejects(
-      createAlias({ ...service.instance.context, store }, { AliasName: 'alias/late', TargetKeyId: doomed }, service.caller),
+      createAlias({ ...service.instance.context, store }, { AliasName: 'alias/late', TargetKeyId: doomed }, service.caller()),
       { errorName: 'NotFoundException' },
     );
   });

@@ -9,11 +9,18 @@ import type {
   ListKeyRotationsResponse,
 } from '@aws-sdk/client-kms';
 import Database from 'better-sqlite3';
-import { adminPrincipalArn, dataDirPaths, openInstance, type Instance } from '../../src/cli/instance.ts';
+import {
+  adminPrincipalArn,
+  bootstrapAdministratorPrincipal,
+  dataDirPaths,
+  openInstance,
+  type Instance,
+} from '../../src/cli/instance.ts';
 import { runDueBackgroundWork } from '../../src/service/background.ts';
 import type { Caller } from '../../src/service/context.ts';
 import { isKmsError, type KmsErrorName } from '../../src/service/errors.ts';
-import { OPERATIONS } from '../../src/service/operations.ts';
+import { invokeOperation } from '../../src/service/operations.ts';
+import { newPrincipalId } from '../../src/service/principals.ts';
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 export const T0 = new Date('2025-03-01T12:00:00Z');
@@ -23,15 +30,15 @@ export const PLAINTEXT = new Uint8Array([0, 1, 2, 250, 251, 252, 253, 254, 255])
 export class Harness {
   private constructor(
     readonly instance: Instance,
-    readonly caller: Caller,
+    readonly principalArn: string,
     private readonly time: { clock: Date },
   ) {}
 
   static async open(dataDir: string): Promise<Harness> {
     const time = { clock: new Date(T0) };
     const instance = await openInstance({ dataDir, region: 'us-east-1', now: () => new Date(time.clock) });
-    const caller: Caller = { principalArn: adminPrincipalArn(instance.context.accountId), accessKeyId: 'AKIATESTCALLER000000' };
-    return new Harness(instance, caller, time);
+    await bootstrapAdministratorPrincipal(instance);
+    return new Harness(instance, adminPrincipalArn(instance.context.accountId), time);
   }
 
   get clock(): Date {
@@ -42,18 +49,39 @@ export class Harness {
     this.time.clock = new Date(T0.getTime() + days * DAY_MS + extraMs);
   }
 
-  call<Output>(operation: string, input: object): Promise<Output> {
-    const run = OPERATIONS.get(operation);
-    if (!run) throw new Error(`no operation ${operation}`);
-    return run(this.instance.context, input, this.caller) as Promise<Output>;
+  /** A fresh caller per request, as the transport makes one; `as` calls as another principal. */
+  caller(principalArn = this.principalArn): Caller {
+    return { principalArn, accessKeyId: 'AKIATESTCALLER000000', sourceIp: '127.0.0.1', decisions: [] };
   }
 
-  async expectError(operation: string, input: object, errorName: KmsErrorName): Promise<void> {
-    await assert.rejects(this.call(operation, input), (error) => {
+  call<Output>(operation: string, input: object, as?: string): Promise<Output> {
+    return invokeOperation(operation, this.instance.context, input, this.caller(as)) as Promise<Output>;
+  }
+
+  async expectError(operation: string, input: object, errorName: KmsErrorName, as?: string): Promise<void> {
+    await assert.rejects(this.call(operation, input, as), (error) => {
       assert.ok(isKmsError(error), `expected a KmsError, got ${String(error)}`);
       assert.equal(error.errorName, errorName);
       return true;
     });
+  }
+
+  /** A user of this account with the given identity policies (name → document) and tags. */
+  async addUser(name: string, policies: Record<string, object> = {}, tags: Record<string, string> = {}): Promise<string> {
+    const { store, context } = this.instance;
+    const arn = `arn:aws:iam::${context.accountId}:user/${name}`;
+    await store.createPrincipal({
+      arn,
+      kind: 'user',
+      name,
+      principalId: newPrincipalId('user'),
+      createdAt: this.clock,
+      tags: Object.entries(tags).map(([tagKey, tagValue]) => ({ tagKey, tagValue })),
+    });
+    for (const [policyName, document] of Object.entries(policies)) {
+      await store.putIdentityPolicy({ principalArn: arn, policyName, document: JSON.stringify(document) });
+    }
+    return arn;
   }
 
   runScheduler() {

@@ -1,35 +1,8 @@
-/**
- * Signing KMS requests with @smithy/signature-v4 in tests and the bench, hashing on node:crypto
- * (no @aws-crypto/sha256-js installed).
- */
-import { createHash, createHmac, type BinaryLike } from 'node:crypto';
+/** Signing KMS requests with @smithy/signature-v4 in tests and the bench, hashing on node:crypto. */
 import { SignatureV4 } from '@smithy/signature-v4';
+import { NodeSha256 } from '../../src/cli/node-sha256.ts';
 
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-
-const toBytes = (data: SourceData): BinaryLike =>
-  typeof data === 'string'
-    ? data
-    : data instanceof ArrayBuffer
-      ? new Uint8Array(data)
-      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-
-/** SHA-256 / HMAC-SHA256 for the smithy signer, on node:crypto. */
-export class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: SourceData) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
-  }
-  update(data: SourceData): void {
-    this.hash.update(toBytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-  reset(): void {
-    throw new Error('not needed by SignatureV4');
-  }
-}
+export { NodeSha256 };
 
 export interface KmsSignerOptions {
   region: string;

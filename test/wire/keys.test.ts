@@ -146,7 +146,7 @@ describe('CreateKey', () => {
   });
 
   it('stores the Policy given and GetKeyPolicy returns it verbatim', async () => {
-    const policy = `{\n  "Version": "2012-10-17",\n  "Statement": [{"Sid": "root", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}]\n}`;
+    const policy = `{\n  "Version": "2012-10-17",\n  "Statement": [{"Sid": "root", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::${accountId}:root"}, "Action": "kms:*", "Resource": "*"}]\n}`;
     const metadata = await createKey({ Policy: policy });
     const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: metadata.KeyId, PolicyName: 'default' }));
     assert.equal(Policy, policy);

@@ -6,7 +6,8 @@ import type {
   UpdateAliasRequest,
 } from '@aws-sdk/client-kms';
 import { StoreConflictError, StoreKeyNotFoundError, StoreLimitError } from '../../storage/types.ts';
-import type { Operation, ServiceContext } from '../context.ts';
+import { authorize, resolveKeyFor } from '../authorization.ts';
+import type { Caller, Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { aliasArn, keyNotFound, requireAlias, requireManageable, resolveKey } from '../key-resolution.ts';
 import { decodeMarker, encodeMarker, pageLimit } from '../pagination.ts';
@@ -27,17 +28,26 @@ function checkAliasName(aliasName: string): void {
   if (aliasName === 'alias/') throw new KmsError('InvalidAliasNameException', 'Alias name must not be empty after "alias/".');
 }
 
-async function targetFor(context: ServiceContext, targetKeyId: string) {
+/**
+ * Alias operations need permission on the alias (identity policies: the alias has no policy of
+ * its own) and on each key involved (key policy), as AWS ("Controlling access to aliases").
+ */
+async function authorizeAlias(context: ServiceContext, caller: Caller, action: string, aliasName: string): Promise<void> {
+  await authorize(context, caller, { action, resource: aliasArn(context, aliasName) });
+}
+
+async function targetFor(context: ServiceContext, caller: Caller, action: string, targetKeyId: string) {
   // TargetKeyId takes a key id or key ARN, never an alias.
-  const key = await resolveKey(context, targetKeyId, { allowAlias: false });
+  const key = await resolveKeyFor(context, caller, targetKeyId, { allowAlias: false, action });
   requireManageable(context, key);
   return key;
 }
 
-export const createAlias: Operation<CreateAliasRequest, Record<string, never>> = async (context, input) => {
+export const createAlias: Operation<CreateAliasRequest, Record<string, never>> = async (context, input, caller) => {
   const aliasName = input.AliasName as string;
   checkAliasName(aliasName);
-  const key = await targetFor(context, input.TargetKeyId as string);
+  await authorizeAlias(context, caller, 'kms:CreateAlias', aliasName);
+  const key = await targetFor(context, caller, 'kms:CreateAlias', input.TargetKeyId as string);
   const now = context.now();
   try {
     await context.store.createAlias({ aliasName, targetKeyId: key.keyId, createdAt: now, updatedAt: now }, MAX_ALIASES_PER_KEY);
@@ -54,12 +64,15 @@ export const createAlias: Operation<CreateAliasRequest, Record<string, never>> =
   return {};
 };
 
-export const updateAlias: Operation<UpdateAliasRequest, Record<string, never>> = async (context, input) => {
+export const updateAlias: Operation<UpdateAliasRequest, Record<string, never>> = async (context, input, caller) => {
   const aliasName = input.AliasName as string;
   checkAliasName(aliasName);
+  await authorizeAlias(context, caller, 'kms:UpdateAlias', aliasName);
   const alias = await requireAlias(context, aliasName);
-  const key = await targetFor(context, input.TargetKeyId as string);
+  // Both keys: the one the alias leaves and the one it moves to.
   const current = await context.store.getKey(alias.targetKeyId);
+  if (current) await authorize(context, caller, { action: 'kms:UpdateAlias', key: current });
+  const key = await targetFor(context, caller, 'kms:UpdateAlias', input.TargetKeyId as string);
   if (current && (current.keyUsage !== key.keyUsage || current.keySpec !== key.keySpec)) {
     throw new KmsError(
       'ValidationException',
@@ -75,14 +88,19 @@ export const updateAlias: Operation<UpdateAliasRequest, Record<string, never>> =
   return {};
 };
 
-export const deleteAlias: Operation<DeleteAliasRequest, Record<string, never>> = async (context, input) => {
+export const deleteAlias: Operation<DeleteAliasRequest, Record<string, never>> = async (context, input, caller) => {
   const aliasName = input.AliasName as string;
   checkAliasName(aliasName);
+  await authorizeAlias(context, caller, 'kms:DeleteAlias', aliasName);
+  const alias = await requireAlias(context, aliasName);
+  const key = await context.store.getKey(alias.targetKeyId);
+  if (key) await authorize(context, caller, { action: 'kms:DeleteAlias', key });
   if (!(await context.store.deleteAlias(aliasName))) await requireAlias(context, aliasName);
   return {};
 };
 
-export const listAliases: Operation<ListAliasesRequest, ListAliasesResponse> = async (context, input) => {
+export const listAliases: Operation<ListAliasesRequest, ListAliasesResponse> = async (context, input, caller) => {
+  await authorize(context, caller, { action: 'kms:ListAliases', resource: '*' });
   const limit = pageLimit(input.Limit, { defaultLimit: 50, max: 100 });
   const keyId =
     input.KeyId === undefined ? undefined : (await resolveKey(context, input.KeyId, { allowAlias: false })).keyId;

@@ -1,16 +1,29 @@
 import type { CreateKeyRequest, CreateKeyResponse } from '@aws-sdk/client-kms';
-import { checkKeyPolicyDocument, defaultKeyPolicy } from '../../policy/key-policy.ts';
+import { defaultKeyPolicy } from '../../policy/key-policy.ts';
+import { authorize, requestTagConditions } from '../authorization.ts';
+import { checkNewKeyPolicy } from '../key-policy-checks.ts';
 import type { KeyRecord } from '../../storage/types.ts';
 import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyMetadata } from '../key-metadata.ts';
 import { makeKeyVersion } from '../key-versions.ts';
-import { policyError } from './policy-errors.ts';
 import { KEY_SPECS, UNSUPPORTED_KEY_SPECS } from '../key-specs.ts';
 import { checkRequestTags } from '../tags.ts';
 import { randomUuid } from '../../crypto/random.ts';
 
-export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (context, input) => {
+export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (context, input, caller) => {
+  await authorize(context, caller, {
+    action: 'kms:CreateKey',
+    resource: '*',
+    conditions: {
+      'kms:KeySpec': input.KeySpec ?? input.CustomerMasterKeySpec ?? 'SYMMETRIC_DEFAULT',
+      'kms:KeyUsage': input.KeyUsage ?? 'ENCRYPT_DECRYPT',
+      'kms:KeyOrigin': input.Origin ?? 'AWS_KMS',
+      'kms:MultiRegion': input.MultiRegion ?? false,
+      'kms:BypassPolicyLockoutSafetyCheck': input.BypassPolicyLockoutSafetyCheck ?? false,
+      ...requestTagConditions(input.Tags),
+    },
+  });
   if (input.KeySpec !== undefined && input.CustomerMasterKeySpec !== undefined) {
     throw new KmsError(
       'ValidationException',
@@ -45,8 +58,6 @@ export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (
     throw new KmsError('UnsupportedOperationException', 'Multi-Region keys are not supported by Strongroom.');
   }
   const policy = input.Policy ?? defaultKeyPolicy(context.accountId, context.partition);
-  const problem = input.Policy === undefined ? undefined : checkKeyPolicyDocument(input.Policy);
-  if (problem) throw policyError(problem);
   const tags = checkRequestTags(input.Tags);
 
   const key: KeyRecord = {
@@ -62,6 +73,9 @@ export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (
     currentVersion: 1,
     onDemandRotationCount: 0,
   };
+  if (input.Policy !== undefined) {
+    await checkNewKeyPolicy(context, caller, key, input.Policy, input.BypassPolicyLockoutSafetyCheck);
+  }
   const firstVersion = await makeKeyVersion(context, key, 1, undefined);
   await context.store.createKey(key, firstVersion, tags);
   return { KeyMetadata: await keyMetadata(context, key) };

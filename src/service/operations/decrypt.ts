@@ -4,7 +4,7 @@ import { KmsError } from '../errors.ts';
 import { keyArn, stopIfDryRun } from '../key-resolution.ts';
 import { decryptCiphertext } from '../encryption.ts';
 
-export const decrypt: Operation<DecryptRequest, DecryptResponse> = async (context, input) => {
+export const decrypt: Operation<DecryptRequest, DecryptResponse> = async (context, input, caller) => {
   if (input.CiphertextBlob === undefined) {
     throw new KmsError('ValidationException', 'CiphertextBlob is required.');
   }
@@ -17,6 +17,8 @@ export const decrypt: Operation<DecryptRequest, DecryptResponse> = async (contex
     keyIdParameter: input.KeyId,
     encryptionAlgorithm: input.EncryptionAlgorithm,
     operation: 'Decrypt',
+    caller,
+    access: { action: 'kms:Decrypt' },
     dryRun: () => stopIfDryRun(input.DryRun),
   });
   return {

@@ -2,7 +2,8 @@ import type { DeriveSharedSecretRequest, DeriveSharedSecretResponse } from '@aws
 import { InvalidPublicKeyError } from '../../crypto/errors.ts';
 import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
-import { keyArn, requireEnabled, requireKeyUsage, resolveKey, stopIfDryRun } from '../key-resolution.ts';
+import { resolveKeyFor } from '../authorization.ts';
+import { keyArn, requireEnabled, requireKeyUsage, stopIfDryRun } from '../key-resolution.ts';
 import { profileOf } from '../key-specs.ts';
 import { currentVersion } from '../key-versions.ts';
 
@@ -10,8 +11,13 @@ import { currentVersion } from '../key-versions.ts';
 export const deriveSharedSecret: Operation<DeriveSharedSecretRequest, DeriveSharedSecretResponse> = async (
   context,
   input,
+  caller,
 ) => {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: true });
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, {
+    allowAlias: true,
+    action: 'kms:DeriveSharedSecret',
+    conditions: { 'kms:KeyAgreementAlgorithm': input.KeyAgreementAlgorithm },
+  });
   requireEnabled(context, key);
   requireKeyUsage(context, key, 'KEY_AGREEMENT', 'DeriveSharedSecret');
   const algorithm = input.KeyAgreementAlgorithm as string;

@@ -3,8 +3,10 @@ import type { Operation } from '../context.ts';
 import { encryptWithCurrentVersion, keyForEncrypt } from '../encryption.ts';
 import { keyArn, stopIfDryRun } from '../key-resolution.ts';
 
-export const encrypt: Operation<EncryptRequest, EncryptResponse> = async (context, input) => {
-  const target = await keyForEncrypt(context, input.KeyId as string, 'Encrypt', input.EncryptionAlgorithm);
+export const encrypt: Operation<EncryptRequest, EncryptResponse> = async (context, input, caller) => {
+  const target = await keyForEncrypt(context, caller, input.KeyId as string, 'Encrypt', input.EncryptionAlgorithm, {
+    access: { encryptionContext: input.EncryptionContext },
+  });
   stopIfDryRun(input.DryRun);
   const { ciphertextBlob } = await encryptWithCurrentVersion(
     context,

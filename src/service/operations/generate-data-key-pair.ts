@@ -6,7 +6,7 @@ import type {
 } from '@aws-sdk/client-kms';
 import { generateKeyPair, privateKeyToPkcs8, type AsymmetricKeySpec } from '../../crypto/index.ts';
 import type { SecretBytes } from '../../crypto/secret-bytes.ts';
-import type { Operation, ServiceContext } from '../context.ts';
+import type { Caller, Operation, ServiceContext } from '../context.ts';
 import { encryptWithCurrentVersion, keyForEncrypt } from '../encryption.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, stopIfDryRun } from '../key-resolution.ts';
@@ -20,12 +20,16 @@ async function makeDataKeyPair(
   context: ServiceContext,
   input: GenerateDataKeyPairRequest | GenerateDataKeyPairWithoutPlaintextRequest,
   operation: string,
+  caller: Caller,
 ) {
   const keyPairSpec = input.KeyPairSpec as string;
   if (UNSUPPORTED_KEY_SPECS.has(keyPairSpec)) {
     throw new KmsError('UnsupportedOperationException', `KeyPairSpec ${keyPairSpec} is not supported by Strongroom.`);
   }
-  const target = await keyForEncrypt(context, input.KeyId as string, operation, undefined, { symmetricOnly: true });
+  const target = await keyForEncrypt(context, caller, input.KeyId as string, operation, undefined, {
+    symmetricOnly: true,
+    access: { encryptionContext: input.EncryptionContext, conditions: { 'kms:DataKeyPairSpec': keyPairSpec } },
+  });
   stopIfDryRun(input.DryRun);
   const generated = await generateKeyPair(keyPairSpec as AsymmetricKeySpec);
   // PKCS#8 DER as AWS returns it (and checked to be a key of the spec).
@@ -43,11 +47,12 @@ async function makeDataKeyPair(
 export const generateDataKeyPair: Operation<GenerateDataKeyPairRequest, GenerateDataKeyPairResponse> = async (
   context,
   input,
+  caller,
 ) => {
   if (input.Recipient !== undefined) {
     throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
   }
-  const made = await makeDataKeyPair(context, input, 'GenerateDataKeyPair');
+  const made = await makeDataKeyPair(context, input, 'GenerateDataKeyPair', caller);
   return {
     PrivateKeyCiphertextBlob: made.ciphertextBlob,
     // A plain copy for the response; the SecretBytes is wiped now.
@@ -62,8 +67,8 @@ export const generateDataKeyPair: Operation<GenerateDataKeyPairRequest, Generate
 export const generateDataKeyPairWithoutPlaintext: Operation<
   GenerateDataKeyPairWithoutPlaintextRequest,
   GenerateDataKeyPairWithoutPlaintextResponse
-> = async (context, input) => {
-  const made = await makeDataKeyPair(context, input, 'GenerateDataKeyPairWithoutPlaintext');
+> = async (context, input, caller) => {
+  const made = await makeDataKeyPair(context, input, 'GenerateDataKeyPairWithoutPlaintext', caller);
   made.pair.privateKey.zero();
   return {
     PrivateKeyCiphertextBlob: made.ciphertextBlob,

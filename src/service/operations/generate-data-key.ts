@@ -5,7 +5,7 @@ import type {
   GenerateDataKeyWithoutPlaintextRequest,
   GenerateDataKeyWithoutPlaintextResponse,
 } from '@aws-sdk/client-kms';
-import type { Operation, ServiceContext } from '../context.ts';
+import type { Caller, Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { keyArn, stopIfDryRun } from '../key-resolution.ts';
 import { encryptWithCurrentVersion, keyForEncrypt } from '../encryption.ts';
@@ -23,9 +23,13 @@ async function makeDataKey(
   context: ServiceContext,
   input: GenerateDataKeyRequest | GenerateDataKeyWithoutPlaintextRequest,
   operation: string,
+  caller: Caller,
 ) {
   const length = dataKeyLength(input);
-  const target = await keyForEncrypt(context, input.KeyId as string, operation, undefined, { symmetricOnly: true });
+  const target = await keyForEncrypt(context, caller, input.KeyId as string, operation, undefined, {
+    symmetricOnly: true,
+    access: { encryptionContext: input.EncryptionContext },
+  });
   stopIfDryRun(input.DryRun);
   // Drawn straight from the CSPRNG, not the salt/IV pool: a pool would hold future data keys.
   const dataKey = SecretBytes.random(length);
@@ -34,11 +38,11 @@ async function makeDataKey(
   return { plaintext, ciphertextBlob, keyArn: keyArn(context, target.key.keyId), keyMaterialId: version.keyMaterialId };
 }
 
-export const generateDataKey: Operation<GenerateDataKeyRequest, GenerateDataKeyResponse> = async (context, input) => {
+export const generateDataKey: Operation<GenerateDataKeyRequest, GenerateDataKeyResponse> = async (context, input, caller) => {
   if (input.Recipient !== undefined) {
     throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
   }
-  const dataKey = await makeDataKey(context, input, 'GenerateDataKey');
+  const dataKey = await makeDataKey(context, input, 'GenerateDataKey', caller);
   return {
     CiphertextBlob: dataKey.ciphertextBlob,
     Plaintext: dataKey.plaintext,
@@ -50,8 +54,8 @@ export const generateDataKey: Operation<GenerateDataKeyRequest, GenerateDataKeyR
 export const generateDataKeyWithoutPlaintext: Operation<
   GenerateDataKeyWithoutPlaintextRequest,
   GenerateDataKeyWithoutPlaintextResponse
-> = async (context, input) => {
-  const dataKey = await makeDataKey(context, input, 'GenerateDataKeyWithoutPlaintext');
+> = async (context, input, caller) => {
+  const dataKey = await makeDataKey(context, input, 'GenerateDataKeyWithoutPlaintext', caller);
   dataKey.plaintext.fill(0);
   return { CiphertextBlob: dataKey.ciphertextBlob, KeyId: dataKey.keyArn, KeyMaterialId: dataKey.keyMaterialId };
 };

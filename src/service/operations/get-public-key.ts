@@ -1,12 +1,13 @@
 import type { GetPublicKeyRequest, GetPublicKeyResponse } from '@aws-sdk/client-kms';
 import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
-import { keyArn, requireEnabled, resolveKey } from '../key-resolution.ts';
+import { resolveKeyFor } from '../authorization.ts';
+import { keyArn, requireEnabled } from '../key-resolution.ts';
 import { algorithmLists, profileOf } from '../key-specs.ts';
 import { currentVersion } from '../key-versions.ts';
 
-export const getPublicKey: Operation<GetPublicKeyRequest, GetPublicKeyResponse> = async (context, input) => {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: true });
+export const getPublicKey: Operation<GetPublicKeyRequest, GetPublicKeyResponse> = async (context, input, caller) => {
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, { allowAlias: true, action: 'kms:GetPublicKey' });
   if (!profileOf(key).asymmetric) {
     throw new KmsError(
       'UnsupportedOperationException',

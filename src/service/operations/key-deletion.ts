@@ -6,7 +6,8 @@ import type {
 } from '@aws-sdk/client-kms';
 import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError, validationError } from '../errors.ts';
-import { MANAGEABLE_STATES, keyArn, requireManageable, resolveKey, updateKeyInState } from '../key-resolution.ts';
+import { resolveKeyFor } from '../authorization.ts';
+import { MANAGEABLE_STATES, keyArn, requireManageable, updateKeyInState } from '../key-resolution.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const MIN_WINDOW_DAYS = 7;
@@ -16,6 +17,7 @@ const DEFAULT_WINDOW_DAYS = 30;
 export const scheduleKeyDeletion: Operation<ScheduleKeyDeletionRequest, ScheduleKeyDeletionResponse> = async (
   context,
   input,
+  caller,
 ) => {
   const windowDays = input.PendingWindowInDays ?? DEFAULT_WINDOW_DAYS;
   // The model allows 1..365 (the lower bound exists for multi-Region replicas); AWS enforces
@@ -26,7 +28,11 @@ export const scheduleKeyDeletion: Operation<ScheduleKeyDeletionRequest, Schedule
       `Value '${windowDays}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value ${bound}`,
     ]);
   }
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, {
+    allowAlias: false,
+    action: 'kms:ScheduleKeyDeletion',
+    conditions: { 'kms:ScheduleKeyDeletionPendingWindowInDays': windowDays },
+  });
   requireManageable(context, key);
   const deletionDate = new Date(context.now().getTime() + windowDays * DAY_MS);
   await updateKeyInState(
@@ -47,8 +53,9 @@ export const scheduleKeyDeletion: Operation<ScheduleKeyDeletionRequest, Schedule
 export const cancelKeyDeletion: Operation<CancelKeyDeletionRequest, CancelKeyDeletionResponse> = async (
   context,
   input,
+  caller,
 ) => {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, { allowAlias: false, action: 'kms:CancelKeyDeletion' });
   if (key.state !== 'PendingDeletion') {
     throw new KmsError('KMSInvalidStateException', `${keyArn(context, key.keyId)} is not pending deletion.`);
   }

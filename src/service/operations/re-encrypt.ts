@@ -5,15 +5,17 @@ import { keyArn, stopIfDryRun } from '../key-resolution.ts';
 import { decryptCiphertext, encryptWithCurrentVersion, keyForEncrypt } from '../encryption.ts';
 
 /** Decrypts and encrypts again inside the service: the plaintext never leaves it. */
-export const reEncrypt: Operation<ReEncryptRequest, ReEncryptResponse> = async (context, input) => {
+export const reEncrypt: Operation<ReEncryptRequest, ReEncryptResponse> = async (context, input, caller) => {
   if (input.CiphertextBlob === undefined) {
     throw new KmsError('ValidationException', 'CiphertextBlob is required.');
   }
   const destination = await keyForEncrypt(
     context,
+    caller,
     input.DestinationKeyId as string,
     'ReEncrypt',
     input.DestinationEncryptionAlgorithm,
+    { action: 'kms:ReEncryptTo', access: { encryptionContext: input.DestinationEncryptionContext } },
   );
   const source = await decryptCiphertext(context, {
     ciphertextBlob: input.CiphertextBlob,
@@ -21,6 +23,8 @@ export const reEncrypt: Operation<ReEncryptRequest, ReEncryptResponse> = async (
     keyIdParameter: input.SourceKeyId,
     encryptionAlgorithm: input.SourceEncryptionAlgorithm,
     operation: 'ReEncrypt',
+    caller,
+    access: { action: 'kms:ReEncryptFrom' },
     contextParameter: 'SourceEncryptionContext',
     dryRun: () => stopIfDryRun(input.DryRun),
   });

@@ -11,12 +11,12 @@ import type {
 import type { KeyRecord } from '../../storage/types.ts';
 import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
+import { resolveKeyFor } from '../authorization.ts';
 import {
   keyArn,
   keyStateError,
   requireEnabled,
   requireManageable,
-  resolveKey,
   updateKeyInState,
 } from '../key-resolution.ts';
 import { rotate } from '../key-versions.ts';
@@ -38,11 +38,15 @@ function requireRotatable(context: ServiceContext, key: KeyRecord): void {
   }
 }
 
-export const enableKeyRotation: Operation<EnableKeyRotationRequest, Record<string, never>> = async (context, input) => {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+export const enableKeyRotation: Operation<EnableKeyRotationRequest, Record<string, never>> = async (context, input, caller) => {
+  const periodDays = input.RotationPeriodInDays ?? DEFAULT_ROTATION_PERIOD_DAYS;
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, {
+    allowAlias: false,
+    action: 'kms:EnableKeyRotation',
+    conditions: { 'kms:RotationPeriodInDays': periodDays },
+  });
   requireEnabled(context, key);
   requireRotatable(context, key);
-  const periodDays = input.RotationPeriodInDays ?? DEFAULT_ROTATION_PERIOD_DAYS;
   const now = context.now().getTime();
   let nextRotationAt: Date;
   if (!key.rotationEnabled || !key.nextRotationAt) {
@@ -66,8 +70,8 @@ export const enableKeyRotation: Operation<EnableKeyRotationRequest, Record<strin
   return {};
 };
 
-export const disableKeyRotation: Operation<DisableKeyRotationRequest, Record<string, never>> = async (context, input) => {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+export const disableKeyRotation: Operation<DisableKeyRotationRequest, Record<string, never>> = async (context, input, caller) => {
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, { allowAlias: false, action: 'kms:DisableKeyRotation' });
   requireEnabled(context, key);
   requireRotatable(context, key);
   await updateKeyInState(context, key, { rotationEnabled: false, nextRotationAt: null }, ['Enabled']);
@@ -77,8 +81,9 @@ export const disableKeyRotation: Operation<DisableKeyRotationRequest, Record<str
 export const getKeyRotationStatus: Operation<GetKeyRotationStatusRequest, GetKeyRotationStatusResponse> = async (
   context,
   input,
+  caller,
 ) => {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, { allowAlias: false, action: 'kms:GetKeyRotationStatus' });
   // While a key is pending deletion its rotation status reads false; cancelling the deletion
   // brings the stored status back (AWS's documented behaviour).
   if (key.state === 'PendingDeletion') return { KeyRotationEnabled: false, KeyId: keyArn(context, key.keyId) };
@@ -95,8 +100,9 @@ export const getKeyRotationStatus: Operation<GetKeyRotationStatusRequest, GetKey
 export const rotateKeyOnDemand: Operation<RotateKeyOnDemandRequest, RotateKeyOnDemandResponse> = async (
   context,
   input,
+  caller,
 ) => {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, { allowAlias: false, action: 'kms:RotateKeyOnDemand' });
   requireEnabled(context, key);
   requireRotatable(context, key);
   if (key.onDemandRotationCount >= MAX_ON_DEMAND_ROTATIONS) {
@@ -109,9 +115,9 @@ export const rotateKeyOnDemand: Operation<RotateKeyOnDemandRequest, RotateKeyOnD
   return { KeyId: keyArn(context, key.keyId) };
 };
 
-export const listKeyRotations: Operation<ListKeyRotationsRequest, ListKeyRotationsResponse> = async (context, input) => {
+export const listKeyRotations: Operation<ListKeyRotationsRequest, ListKeyRotationsResponse> = async (context, input, caller) => {
   const limit = pageLimit(input.Limit, { defaultLimit: 100, max: 1000 });
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, { allowAlias: false, action: 'kms:ListKeyRotations' });
   if (key.state === 'PendingDeletion') throw keyStateError(context, key);
   requireRotatable(context, key);
   const includeAll = input.IncludeKeyMaterial === 'ALL_KEY_MATERIAL';

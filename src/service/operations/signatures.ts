@@ -1,9 +1,10 @@
 import type { SignRequest, SignResponse, VerifyRequest, VerifyResponse } from '@aws-sdk/client-kms';
 import { digestLength, type SigningAlgorithm } from '../../crypto/index.ts';
 import type { KeyRecord } from '../../storage/types.ts';
-import type { Operation, ServiceContext } from '../context.ts';
+import type { Caller, Operation, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
-import { keyArn, requireEnabled, requireKeyUsage, resolveKey, stopIfDryRun } from '../key-resolution.ts';
+import { resolveKeyFor } from '../authorization.ts';
+import { keyArn, requireEnabled, requireKeyUsage, stopIfDryRun } from '../key-resolution.ts';
 import { profileOf } from '../key-specs.ts';
 import { currentVersion } from '../key-versions.ts';
 
@@ -24,8 +25,13 @@ async function prepare(
   context: ServiceContext,
   input: { KeyId?: string; SigningAlgorithm?: string; MessageType?: string; Message?: Uint8Array },
   operation: 'Sign' | 'Verify',
+  caller: Caller,
 ): Promise<SignatureInput> {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: true });
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, {
+    allowAlias: true,
+    action: `kms:${operation}`,
+    conditions: { 'kms:SigningAlgorithm': input.SigningAlgorithm, 'kms:MessageType': input.MessageType ?? 'RAW' },
+  });
   requireEnabled(context, key);
   requireKeyUsage(context, key, 'SIGN_VERIFY', operation);
   const algorithm = input.SigningAlgorithm as string;
@@ -66,8 +72,8 @@ function checkMessageType(algorithm: string, messageType: string): void {
   }
 }
 
-export const sign: Operation<SignRequest, SignResponse> = async (context, input) => {
-  const { key, algorithm, messageType } = await prepare(context, input, 'Sign');
+export const sign: Operation<SignRequest, SignResponse> = async (context, input, caller) => {
+  const { key, algorithm, messageType } = await prepare(context, input, 'Sign', caller);
   stopIfDryRun(input.DryRun);
   const version = await currentVersion(context, key);
   const signature = await context.keyStore.sign(version, {
@@ -79,8 +85,8 @@ export const sign: Operation<SignRequest, SignResponse> = async (context, input)
   return { KeyId: keyArn(context, key.keyId), Signature: signature, SigningAlgorithm: algorithm as SignResponse['SigningAlgorithm'] };
 };
 
-export const verify: Operation<VerifyRequest, VerifyResponse> = async (context, input) => {
-  const { key, algorithm, messageType } = await prepare(context, input, 'Verify');
+export const verify: Operation<VerifyRequest, VerifyResponse> = async (context, input, caller) => {
+  const { key, algorithm, messageType } = await prepare(context, input, 'Verify', caller);
   stopIfDryRun(input.DryRun);
   const version = await currentVersion(context, key);
   const valid = await context.keyStore.verify(version, {

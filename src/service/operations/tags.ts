@@ -6,13 +6,18 @@ import type {
 } from '@aws-sdk/client-kms';
 import type { Operation } from '../context.ts';
 import { KmsError } from '../errors.ts';
-import { keyNotFound, requireManageable, resolveKey } from '../key-resolution.ts';
+import { requestTagConditions, resolveKeyFor } from '../authorization.ts';
+import { keyNotFound, requireManageable } from '../key-resolution.ts';
 import { StoreKeyNotFoundError, StoreLimitError } from '../../storage/types.ts';
 import { decodeMarker, encodeMarker, pageLimit } from '../pagination.ts';
 import { MAX_TAGS_PER_KEY, checkRequestTags } from '../tags.ts';
 
-export const tagResource: Operation<TagResourceRequest, Record<string, never>> = async (context, input) => {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+export const tagResource: Operation<TagResourceRequest, Record<string, never>> = async (context, input, caller) => {
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, {
+    allowAlias: false,
+    action: 'kms:TagResource',
+    conditions: requestTagConditions(input.Tags),
+  });
   requireManageable(context, key);
   const tags = checkRequestTags(input.Tags);
   try {
@@ -25,16 +30,20 @@ export const tagResource: Operation<TagResourceRequest, Record<string, never>> =
   return {};
 };
 
-export const untagResource: Operation<UntagResourceRequest, Record<string, never>> = async (context, input) => {
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+export const untagResource: Operation<UntagResourceRequest, Record<string, never>> = async (context, input, caller) => {
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, {
+    allowAlias: false,
+    action: 'kms:UntagResource',
+    conditions: { 'aws:TagKeys': input.TagKeys },
+  });
   requireManageable(context, key);
   await context.store.removeTags(key.keyId, input.TagKeys as string[]);
   return {};
 };
 
-export const listResourceTags: Operation<ListResourceTagsRequest, ListResourceTagsResponse> = async (context, input) => {
+export const listResourceTags: Operation<ListResourceTagsRequest, ListResourceTagsResponse> = async (context, input, caller) => {
   const limit = pageLimit(input.Limit, { defaultLimit: 50, max: 50 });
-  const key = await resolveKey(context, input.KeyId as string, { allowAlias: false });
+  const key = await resolveKeyFor(context, caller, input.KeyId as string, { allowAlias: false, action: 'kms:ListResourceTags' });
   const after = decodeMarker(input.Marker);
   const all = await context.store.listTags(key.keyId);
   // The store orders tag keys by their UTF-8 bytes; the marker comparison must use that order

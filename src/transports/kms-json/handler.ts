@@ -3,8 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Caller, ServiceContext } from '../../service/context.ts';
 import { KmsError, isKmsError, type KmsErrorName } from '../../service/errors.ts';
-import { OPERATIONS } from '../../service/operations.ts';
-import type { SigV4Verifier } from './sigv4.ts';
+import { OPERATIONS, invokeOperation } from '../../service/operations.ts';
+import { ADMIN_OPERATIONS, invokeAdminOperation } from '../../service/admin/index.ts';
+import type { SigV4Verifier, VerifiedCaller } from './sigv4.ts';
 import { indexHeaders } from './sigv4-canonical.ts';
 import { compileRequestParsers } from './validation.ts';
 import { serializeOutput } from './serialize.ts';
@@ -15,20 +16,33 @@ import { serializeOutput } from './serialize.ts';
  */
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 const TARGET_PREFIX = 'TrentService.';
+/**
+ * The identity administration API (service/admin): IAM's operations as JSON 1.1 on the same port,
+ * signed with the same SigV4 scope (service `kms`). The service checks its inputs.
+ */
+const ADMIN_TARGET_PREFIX = 'StrongroomAdmin.';
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
 
 export interface KmsHandlerOptions {
   readonly context: ServiceContext;
   readonly verifier: SigV4Verifier;
   /** Maps a verified access key id to the principal it belongs to. */
-  readonly principalFor: (accessKeyId: string) => Promise<string | undefined>;
+  /**
+   * After the signature verified: the principal a key acts as, or why it cannot (unknown key,
+   * wrong or missing session token, expired temporary credentials).
+   */
+  readonly authenticate: (
+    accessKeyId: string,
+    sessionToken: string | undefined,
+  ) => Promise<{ principalArn: string } | { problem: 'unrecognized' | 'expired' }>;
   readonly logger: Logger;
 }
 
 type Parsers = ReturnType<typeof compileRequestParsers>;
 
 /**
- * The AWS JSON 1.1 front door: POST / with X-Amz-Target: TrentService.<Operation>. It parses,
+ * The AWS JSON 1.1 front door: POST / with X-Amz-Target: TrentService.<Operation> (or
+ * StrongroomAdmin.<Operation>, the admin API). It parses,
  * authenticates and validates, calls the service, and maps typed errors to AWS's wire form. It
  * never touches storage or key material itself.
  */
@@ -56,13 +70,18 @@ async function handle(
     const headers = indexHeaders(req.rawHeaders);
     const body = await readBody(req, headers);
     const target = singleHeader(headers, 'x-amz-target');
-    if (req.method !== 'POST' || typeof target !== 'string' || !target.startsWith(TARGET_PREFIX)) {
-      throw new KmsError('UnknownOperationException', '');
+    if (req.method !== 'POST' || typeof target !== 'string') throw new KmsError('UnknownOperationException', '');
+    // KMS requests pay one startsWith; only what is not KMS is looked at as the admin API.
+    let parse: ((body: unknown) => Record<string, unknown>) | undefined;
+    let admin = false;
+    if (target.startsWith(TARGET_PREFIX)) {
+      operationName = target.slice(TARGET_PREFIX.length);
+      if (OPERATIONS.has(operationName)) parse = parsers.get(operationName);
+    } else if (target.startsWith(ADMIN_TARGET_PREFIX)) {
+      operationName = target.slice(ADMIN_TARGET_PREFIX.length);
+      admin = ADMIN_OPERATIONS.has(operationName);
     }
-    operationName = target.slice(TARGET_PREFIX.length);
-    const operation = OPERATIONS.get(operationName);
-    const parse = parsers.get(operationName);
-    if (!operation || !parse) throw new KmsError('UnknownOperationException', '');
+    if (!parse && !admin) throw new KmsError('UnknownOperationException', '');
 
     const verified = await options.verifier.verify({
       method: req.method,
@@ -71,18 +90,12 @@ async function handle(
       headers,
       body,
     });
-    if (verified.sessionToken !== undefined) {
-      // Temporary credentials arrive with access control; a token we did not issue is invalid.
-      throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
-    }
-    const principalArn = await options.principalFor(verified.accessKeyId);
-    if (principalArn === undefined) {
-      throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
-    }
-    const caller: Caller = { principalArn, accessKeyId: verified.accessKeyId, sourceIp: req.socket.remoteAddress };
+    const caller = await authenticatedCaller(options, req, verified);
 
-    const input = parse(parseJsonBody(body, singleHeader(headers, 'content-type')));
-    const output = await operation(options.context, input, caller);
+    const json = parseJsonBody(body, singleHeader(headers, 'content-type'));
+    const output = parse
+      ? await invokeOperation(operationName, options.context, parse(json), caller)
+      : await invokeAdminOperation(operationName, options.context, json, caller);
     const payload = serializeOutput(output);
     // The flat [name, value, …] form skips Node's per-key object walk.
     res.writeHead(200, [
@@ -99,6 +112,31 @@ async function handle(
     if (kmsError.status === 413) res.setHeader('Connection', 'close');
     sendError(res, requestId, kmsError);
   }
+}
+
+/**
+ * The Caller of a request whose signature verified, with AWS's answers for credentials that
+ * verify but cannot be used (unknown, wrong or missing session token, expired).
+ */
+export async function authenticatedCaller(
+  options: Pick<KmsHandlerOptions, 'authenticate'>,
+  req: IncomingMessage,
+  verified: VerifiedCaller,
+): Promise<Caller> {
+  const authenticated = await options.authenticate(verified.accessKeyId, verified.sessionToken);
+  if ('principalArn' in authenticated) {
+    return {
+      principalArn: authenticated.principalArn,
+      accessKeyId: verified.accessKeyId,
+      sourceIp: req.socket.remoteAddress,
+      secureTransport: 'encrypted' in req.socket && req.socket.encrypted === true,
+      decisions: [],
+    };
+  }
+  if (authenticated.problem === 'expired') {
+    throw new KmsError('ExpiredTokenException', 'The security token included in the request is expired');
+  }
+  throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
 }
 
 function parseJsonBody(body: Buffer, contentType: string | undefined): unknown {

@@ -1,0 +1,379 @@
+/**
+ * Every request's policy decision: the key policy, the caller's identity policies and the key's
+ * grants, evaluated as AWS KMS does ("Determining access to an AWS KMS key"):
+ *
+ *   explicit deny in any policy → denied;
+ *   else the key policy allows (directly, or by delegating to the account's identity policies,
+ *   one of which allows) → allowed;
+ *   else a grant on the key covers the operation and its constraints → allowed;
+ *   else denied.
+ *
+ * Requests on no key (CreateKey, ListKeys, the admin API) are decided by identity policies alone.
+ * Denials raise AccessDeniedException in AWS's words. Nothing here logs or echoes request values:
+ * explanations name policies, statements, operators and condition keys only.
+ */
+import { parsePolicyDocument, type PolicyDocument, type PolicyKind } from '../policy/policy-document.ts';
+import {
+  conditionKeysOf,
+  evaluate,
+  principalNames,
+  type ContextValue,
+  type EvaluationResult,
+  type NamedPolicy,
+} from '../policy/evaluate.ts';
+import type { GrantRecord, KeyRecord, PrincipalRecord } from '../storage/types.ts';
+import type { Caller, ServiceContext } from './context.ts';
+import { KmsError } from './errors.ts';
+import { keyArn, resolveKey } from './key-resolution.ts';
+
+export const KEY_POLICY_NAME = 'key policy';
+
+export interface AccessRequest {
+  /** The action, e.g. "kms:Encrypt" or "iam:CreateUser". */
+  action: string;
+  /** The key the request is on; without one, identity policies alone decide. */
+  key?: KeyRecord;
+  /** The resource ARN when there is no key ("*" for account-wide operations). */
+  resource?: string;
+  /**
+   * A resource-based policy other than a key policy (a role's trust policy for sts:AssumeRole),
+   * evaluated as a key policy is: it must allow the caller, directly or by delegating to the
+   * account.
+   */
+  resourcePolicy?: string;
+  /** The alias the caller named the key by (kms:RequestAlias). */
+  requestAlias?: string;
+  /** The request's encryption context: kms:EncryptionContext:*, kms:EncryptionContextKeys, grant constraints. */
+  encryptionContext?: Record<string, string>;
+  /** Operation-specific condition keys (kms:SigningAlgorithm, kms:GrantOperations, …). */
+  conditions?: Record<string, ContextValue>;
+}
+
+/** What decided, for `strongroom policy explain` and the audit trail. */
+export interface AccessExplanation {
+  action: string;
+  resource: string;
+  principalArn: string;
+  decision: 'allow' | 'explicit-deny' | 'implicit-deny';
+  /** Set when a grant, not a policy, allowed the request. */
+  grantId?: string;
+  matched: EvaluationResult['matched'];
+  reasons: string[];
+}
+
+/** The grant operations AWS accepts (CreateGrant's Operations). */
+export const GRANT_OPERATIONS = [
+  'Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'ReEncryptFrom', 'ReEncryptTo',
+  'Sign', 'Verify', 'GetPublicKey', 'CreateGrant', 'RetireGrant', 'DescribeKey', 'GenerateDataKeyPair',
+  'GenerateDataKeyPairWithoutPlaintext', 'GenerateMac', 'VerifyMac', 'DeriveSharedSecret',
+] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Parsed-policy cache: policies are parsed once per distinct text, not once per request.
+
+interface ParsedPolicy {
+  document: PolicyDocument;
+  conditionKeys: Set<string>;
+}
+
+const MAX_PARSED = 10_000;
+const parsedPolicies = new Map<string, ParsedPolicy | null>();
+
+function parsed(text: string, kind: PolicyKind): ParsedPolicy | undefined {
+  const cacheKey = `${kind}\u0000${text}`;
+  let entry = parsedPolicies.get(cacheKey);
+  if (entry === undefined) {
+    const result = parsePolicyDocument(text, kind);
+    entry = result.ok ? { document: result.policy, conditionKeys: conditionKeysOf(result.policy) } : null;
+    if (parsedPolicies.size >= MAX_PARSED) parsedPolicies.clear();
+    parsedPolicies.set(cacheKey, entry);
+  }
+  return entry ?? undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Principals
+
+const ASSUMED_ROLE = /^arn:([^:]+):sts::(\d{12}):assumed-role\/([^/]+)\/(.+)$/;
+const IAM_PRINCIPAL = /^arn:([^:]+):iam::(\d{12}):(user|role|root)(?:\/(.+))?$/;
+
+/** The user or role whose identity policies a caller answers to (a session answers to its role). */
+export function identityArnOf(principalArn: string): string {
+  const session = ASSUMED_ROLE.exec(principalArn);
+  return session ? `arn:${session[1]}:iam::${session[2]}:role/${session[3]}` : principalArn;
+}
+
+export function accountOf(principalArn: string): string | undefined {
+  return ASSUMED_ROLE.exec(principalArn)?.[2] ?? IAM_PRINCIPAL.exec(principalArn)?.[2];
+}
+
+interface Identity {
+  principal?: PrincipalRecord;
+  policies: NamedPolicy[];
+  conditionKeys: Set<string>;
+}
+
+async function identityOf(context: ServiceContext, caller: Caller): Promise<Identity> {
+  const identityArn = identityArnOf(caller.principalArn);
+  const principal = await context.store.getPrincipal(identityArn);
+  if (!principal) return { policies: [], conditionKeys: new Set() };
+  const policies: NamedPolicy[] = [];
+  const conditionKeys = new Set<string>();
+  for (const record of await context.store.listIdentityPolicies(identityArn)) {
+    const policy = parsed(record.document, 'identity');
+    // Stored documents were checked when put; one that no longer parses grants nothing.
+    if (!policy) continue;
+    policies.push({ name: `identity policy "${record.policyName}" of ${principal.name}`, document: policy.document });
+    for (const key of policy.conditionKeys) conditionKeys.add(key);
+  }
+  return { principal, policies, conditionKeys };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request context
+
+async function requestContext(
+  context: ServiceContext,
+  caller: Caller,
+  request: AccessRequest,
+  identity: Identity,
+  referenced: Set<string>,
+): Promise<Record<string, ContextValue>> {
+  const now = context.now();
+  const session = ASSUMED_ROLE.exec(caller.principalArn);
+  const values: Record<string, ContextValue> = {
+    'aws:PrincipalArn': identityArnOf(caller.principalArn),
+    'aws:PrincipalAccount': accountOf(caller.principalArn),
+    'aws:PrincipalType': session ? 'AssumedRole' : identity.principal?.kind === 'user' ? 'User' : undefined,
+    'aws:userid': identity.principal ? (session ? `${identity.principal.principalId}:${session[4]}` : identity.principal.principalId) : undefined,
+    'aws:username': identity.principal?.kind === 'user' && !session ? identity.principal.name : undefined,
+    'aws:SourceIp': caller.sourceIp?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, ''),
+    'aws:SecureTransport': caller.secureTransport ?? false,
+    'aws:CurrentTime': now.toISOString(),
+    'aws:EpochTime': Math.floor(now.getTime() / 1000),
+    'aws:RequestedRegion': context.region,
+    'kms:CallerAccount': accountOf(caller.principalArn),
+    'kms:RequestAlias': request.requestAlias,
+    ...request.conditions,
+  };
+  for (const tag of identity.principal?.tags ?? []) values[`aws:PrincipalTag/${tag.tagKey}`] = tag.tagValue;
+  const key = request.key;
+  if (key) {
+    values['kms:KeySpec'] = key.keySpec;
+    values['kms:KeyUsage'] = key.keyUsage;
+    values['kms:KeyOrigin'] = key.origin;
+    values['kms:CustomerMasterKeySpec'] = key.keySpec;
+    values['kms:CustomerMasterKeyUsage'] = key.keyUsage;
+    // Tags and aliases cost a read each: only when some policy asks.
+    if ([...referenced].some((name) => name.startsWith('aws:resourcetag/'))) {
+      for (const tag of await context.store.listTags(key.keyId)) values[`aws:ResourceTag/${tag.tagKey}`] = tag.tagValue;
+    }
+    if (referenced.has('kms:resourcealiases')) {
+      const aliases = await context.store.listAliases(100, undefined, key.keyId);
+      values['kms:ResourceAliases'] = aliases.items.map((alias) => alias.aliasName);
+    }
+  }
+  const encryptionContext = request.encryptionContext;
+  if (encryptionContext) {
+    const keys = Object.keys(encryptionContext);
+    values['kms:EncryptionContextKeys'] = keys;
+    for (const name of keys) values[`kms:EncryptionContext:${name}`] = encryptionContext[name];
+  }
+  return values;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grants
+
+/** Does the grant's constraint hold for this request's encryption context? */
+function constraintsHold(grant: GrantRecord, encryptionContext: Record<string, string> | undefined): boolean {
+  const constraints = grant.constraints;
+  if (!constraints) return true;
+  const requestContext = encryptionContext ?? {};
+  const has = (pairs: Record<string, string>) =>
+    Object.entries(pairs).every(([name, value]) => Object.hasOwn(requestContext, name) && requestContext[name] === value);
+  if (constraints.encryptionContextEquals) {
+    const wanted = constraints.encryptionContextEquals;
+    if (Object.keys(wanted).length !== Object.keys(requestContext).length || !has(wanted)) return false;
+  }
+  if (constraints.encryptionContextSubset && !has(constraints.encryptionContextSubset)) return false;
+  return true;
+}
+
+/** The grant operation an action is, or undefined when grants cannot allow it. */
+function grantOperationOf(action: string): string | undefined {
+  if (!action.startsWith('kms:')) return undefined;
+  const name = action.slice(4);
+  return (GRANT_OPERATIONS as readonly string[]).includes(name) ? name : undefined;
+}
+
+/**
+ * AWS: a grant's encryption-context constraint applies to the operations that take an encryption
+ * context; "Grants with grant constraints can include the DescribeKey and RetireGrant operations,
+ * but the constraint doesn't apply to these operations."
+ */
+const UNCONSTRAINED_OPERATIONS = new Set(['DescribeKey', 'RetireGrant', 'GetPublicKey', 'CreateGrant']);
+
+export function grantCovers(grant: GrantRecord, caller: Caller, request: AccessRequest): boolean {
+  const operation = grantOperationOf(request.action);
+  return (
+    operation !== undefined &&
+    grant.operations.includes(operation) &&
+    principalNames(caller.principalArn).includes(grant.granteePrincipal) &&
+    (UNCONSTRAINED_OPERATIONS.has(operation) || constraintsHold(grant, request.encryptionContext))
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const resourceOf = (context: ServiceContext, request: AccessRequest): string =>
+  request.key ? keyArn(context, request.key.keyId) : (request.resource ?? '*');
+
+interface Decision {
+  resource: string;
+  result: EvaluationResult;
+  /** The grant that allowed a request no policy allowed. */
+  grant?: GrantRecord;
+}
+
+/**
+ * The one evaluation path. `keyPolicyOverride` evaluates a candidate key policy instead of the
+ * stored one (PutKeyPolicy's lockout check); grants are not consulted then.
+ */
+async function decide(
+  context: ServiceContext,
+  caller: Caller,
+  request: AccessRequest,
+  keyPolicyOverride?: string,
+): Promise<Decision> {
+  const resource = resourceOf(context, request);
+  const identity = await identityOf(context, caller);
+  const keyPolicyText = keyPolicyOverride ?? request.key?.policy ?? request.resourcePolicy;
+  const resourcePolicyKind = request.key || keyPolicyOverride !== undefined ? 'key' : 'trust';
+  const keyPolicy = keyPolicyText === undefined ? undefined : parsed(keyPolicyText, resourcePolicyKind);
+  const referenced = keyPolicy ? new Set([...identity.conditionKeys, ...keyPolicy.conditionKeys]) : identity.conditionKeys;
+  const result = evaluate(
+    {
+      action: request.action,
+      resource,
+      principalArn: caller.principalArn,
+      accountId: context.accountId,
+      context: await requestContext(context, caller, request, identity, referenced),
+    },
+    {
+      // A stored policy that does not parse (none should) lets nothing in.
+      keyPolicy: keyPolicy ? { name: KEY_POLICY_NAME, document: keyPolicy.document } : undefined,
+      identityPolicies: identity.policies,
+    },
+    { identityOnly: !request.key && request.resourcePolicy === undefined },
+  );
+  if (result.decision !== 'implicit-deny' || !request.key || keyPolicyOverride !== undefined) return { resource, result };
+  const grants = await context.store.grantsForKey(request.key.keyId);
+  return { resource, result, grant: grants.find((grant) => grantCovers(grant, caller, request)) };
+}
+
+const allowedBy = (decision: Decision): boolean => decision.result.decision === 'allow' || decision.grant !== undefined;
+
+function denialClause(decision: EvaluationResult): string {
+  const kind = decision.deniedBy === 'identity' ? 'identity-based' : 'resource-based';
+  return decision.decision === 'explicit-deny'
+    ? `with an explicit deny in ${kind === 'identity-based' ? 'an' : 'a'} ${kind} policy`
+    : `because no ${kind} policy allows the {action} action`;
+}
+
+/** AWS's AccessDeniedException for a denied request. */
+function accessDenied(principalArn: string, action: string, decision: Decision): KmsError {
+  const clause = denialClause(decision.result).replace('{action}', action);
+  return new KmsError(
+    'AccessDeniedException',
+    `User: ${principalArn} is not authorized to perform: ${action} on resource: ${decision.resource} ${clause}`,
+  );
+}
+
+/** Evaluates without raising: the decision and everything that led to it. */
+export async function explainAccess(
+  context: ServiceContext,
+  caller: Caller,
+  request: AccessRequest,
+): Promise<AccessExplanation> {
+  const decision = await decide(context, caller, request);
+  const { result, grant } = decision;
+  const reasons = [...result.reasons];
+  if (grant) reasons.push(`Allowed by grant ${grant.grantId}.`);
+  else if (result.decision !== 'allow') reasons.push(`AWS would answer: ${accessDenied(caller.principalArn, request.action, decision).message}`);
+  return {
+    action: request.action,
+    resource: decision.resource,
+    principalArn: caller.principalArn,
+    decision: grant ? 'allow' : result.decision,
+    ...(grant ? { grantId: grant.grantId } : {}),
+    matched: result.matched,
+    reasons,
+  };
+}
+
+/**
+ * Decides the request, records the decision on the caller, and raises AccessDeniedException when
+ * it is not allowed. Every operation calls this before it acts.
+ */
+export async function authorize(context: ServiceContext, caller: Caller, request: AccessRequest): Promise<void> {
+  const decision = await decide(context, caller, request);
+  const allowed = allowedBy(decision);
+  caller.decisions.push({ action: request.action, resource: decision.resource, allowed });
+  if (!allowed) throw accessDenied(caller.principalArn, request.action, decision);
+}
+
+/**
+ * PutKeyPolicy's and CreateKey's lockout safety check (AWS: "The new key policy will not allow
+ * you to update the key policy in the future."): the caller must still be allowed to
+ * PutKeyPolicy under the candidate policy.
+ */
+export async function candidatePolicyAllowsCaller(
+  context: ServiceContext,
+  caller: Caller,
+  key: KeyRecord,
+  candidatePolicy: string,
+): Promise<boolean> {
+  const decision = await decide(context, caller, { action: 'kms:PutKeyPolicy', key }, candidatePolicy);
+  return decision.result.decision === 'allow';
+}
+
+export interface KeyAccess extends Omit<AccessRequest, 'key' | 'resource' | 'requestAlias'> {
+  /** Whether the parameter accepts alias names and alias ARNs. */
+  allowAlias: boolean;
+}
+
+/**
+ * Resolves a KeyId parameter and decides the caller's access to that key, in AWS's order: a key
+ * that does not exist is NotFoundException; one that exists but is not the caller's to use is
+ * AccessDeniedException, before anything about its state or usage is revealed.
+ */
+export async function resolveKeyFor(
+  context: ServiceContext,
+  caller: Caller,
+  keyIdParameter: string,
+  access: KeyAccess,
+): Promise<KeyRecord> {
+  const key = await resolveKey(context, keyIdParameter, { allowAlias: access.allowAlias });
+  const { allowAlias: _allowAlias, ...request } = access;
+  await authorize(context, caller, { ...request, key, requestAlias: requestAliasOf(keyIdParameter) });
+  return key;
+}
+
+/** The alias name a KeyId parameter used, for kms:RequestAlias. */
+export function requestAliasOf(keyIdParameter: string | undefined): string | undefined {
+  if (keyIdParameter === undefined) return undefined;
+  if (keyIdParameter.startsWith('alias/')) return keyIdParameter;
+  const arnAlias = /^arn:[^:]+:kms:[^:]*:[^:]*:(alias\/.+)$/.exec(keyIdParameter);
+  return arnAlias?.[1];
+}
+
+/** aws:RequestTag/<key> and aws:TagKeys for requests that carry tags (CreateKey, TagResource). */
+export function requestTagConditions(
+  tags: readonly { TagKey?: string; TagValue?: string }[] | undefined,
+): Record<string, ContextValue> {
+  if (!tags || tags.length === 0) return {};
+  const conditions: Record<string, ContextValue> = { 'aws:TagKeys': tags.map((tag) => tag.TagKey ?? '') };
+  for (const tag of tags) conditions[`aws:RequestTag/${tag.TagKey}`] = tag.TagValue;
+  return conditions;
+}
