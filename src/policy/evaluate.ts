@@ -68,6 +68,11 @@ export interface EvaluationOptions {
    * as IAM evaluates a request on a resource without a resource-based policy.
    */
   identityOnly?: boolean;
+  /**
+   * Whether to write reasons (default true). The request path only needs the decision and
+   * `deniedBy`; explanations (policy explain) need the reasons.
+   */
+  reasons?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,14 +255,55 @@ interface AppliesResult {
   failedCondition?: ConditionClause;
 }
 
-function actionMatches(statement: PolicyStatement, action: string): boolean {
-  const hit = (patterns: string[]) => patterns.some((pattern) => wildcardMatch(pattern, action, true));
-  return statement.action ? hit(statement.action) : !hit(statement.notAction ?? []);
+/**
+ * A statement's Action and Resource patterns prepared once per parsed statement (parsed policies
+ * are cached and immutable): actions lower-cased, ARN patterns split into their six parts.
+ */
+interface CompiledStatement {
+  actions?: string[];
+  notActions?: string[];
+  resources?: (string[] | '*')[];
+  notResources?: (string[] | '*')[];
 }
 
-function resourceMatches(statement: PolicyStatement, resource: string): boolean {
-  const hit = (patterns: string[]) => patterns.some((pattern) => arnMatch(pattern, resource));
-  return statement.resource ? hit(statement.resource) : !hit(statement.notResource ?? []);
+const compiledStatements = new WeakMap<PolicyStatement, CompiledStatement>();
+
+function compileArnPattern(pattern: string): string[] | '*' {
+  return pattern === '*' ? '*' : (arnParts(pattern) ?? ['\u0000unmatchable']);
+}
+
+function compiled(statement: PolicyStatement): CompiledStatement {
+  let entry = compiledStatements.get(statement);
+  if (!entry) {
+    const lower = (list?: string[]) => list?.map((pattern) => pattern.toLowerCase());
+    const arns = (list?: string[]) => list?.map(compileArnPattern);
+    entry = {
+      actions: lower(statement.action),
+      notActions: lower(statement.notAction),
+      resources: arns(statement.resource),
+      notResources: arns(statement.notResource),
+    };
+    compiledStatements.set(statement, entry);
+  }
+  return entry;
+}
+
+/** `action` is already lower-cased. */
+function actionMatches(statement: PolicyStatement, action: string): boolean {
+  const { actions, notActions } = compiled(statement);
+  const hit = (patterns: string[]) => patterns.some((pattern) => pattern === '*' || pattern === action || wildcardMatch(pattern, action));
+  return actions ? hit(actions) : !hit(notActions ?? []);
+}
+
+/** `resourceParts` is the request resource split once (undefined when it is not an ARN). */
+function resourceMatches(statement: PolicyStatement, resourceParts: string[] | undefined): boolean {
+  const { resources, notResources } = compiled(statement);
+  const hit = (patterns: (string[] | '*')[]) =>
+    patterns.some(
+      (pattern) =>
+        pattern === '*' || (resourceParts !== undefined && pattern.every((part, i) => part === resourceParts[i] || wildcardMatch(part, resourceParts[i]))),
+    );
+  return resources ? hit(resources) : !hit(notResources ?? []);
 }
 
 function accountRoots(accountId: string): string[] {
@@ -281,8 +327,7 @@ function principalListed(spec: PrincipalSpec, names: string[]): boolean {
 type PrincipalMatch = 'direct' | 'account' | 'none';
 
 /** How a key-policy statement's Principal/NotPrincipal relates to the request. */
-function principalMatch(statement: PolicyStatement, request: KmsRequest): PrincipalMatch {
-  const names = principalNames(request.principalArn);
+function principalMatch(statement: PolicyStatement, request: KmsRequest, names: string[]): PrincipalMatch {
   if (statement.notPrincipal) {
     // NotPrincipal applies to every principal not listed (exact names; IAM: "NotPrincipal").
     return principalListed(statement.notPrincipal, names) ? 'none' : 'direct';
@@ -295,11 +340,24 @@ function principalMatch(statement: PolicyStatement, request: KmsRequest): Princi
   return 'none';
 }
 
-function statementApplies(statement: PolicyStatement, request: KmsRequest, context: Map<string, ContextValue>): AppliesResult {
-  if (!actionMatches(statement, request.action) || !resourceMatches(statement, request.resource)) return { applies: false };
+interface PreparedRequest {
+  /** Lower-cased. */
+  action: string;
+  /** The resource ARN's six parts; undefined for "*". */
+  resourceParts: string[] | undefined;
+}
+
+const NOT_APPLICABLE: AppliesResult = { applies: false };
+const APPLIES: AppliesResult = { applies: true };
+
+function statementApplies(statement: PolicyStatement, request: PreparedRequest, context: Map<string, ContextValue>): AppliesResult {
+  if (!actionMatches(statement, request.action) || !resourceMatches(statement, request.resourceParts)) {
+    return NOT_APPLICABLE;
+  }
   // Multiple operators and keys are ANDed.
+  if (statement.conditions.length === 0) return APPLIES;
   const failedCondition = statement.conditions.find((clause) => !clauseHolds(clause, context));
-  return failedCondition ? { applies: false, failedCondition } : { applies: true };
+  return failedCondition ? { applies: false, failedCondition } : APPLIES;
 }
 
 function describe(policy: string, statement: PolicyStatement): string {
@@ -326,7 +384,13 @@ export function evaluate(request: KmsRequest, policies: RequestPolicies, options
   const context = new Map<string, ContextValue>();
   for (const [key, value] of Object.entries(request.context)) context.set(key.toLowerCase(), value);
 
+  const explain = options.reasons !== false;
   const reasons: string[] = [];
+  const names = principalNames(request.principalArn);
+  const prepared: PreparedRequest = {
+    action: request.action.toLowerCase(),
+    resourceParts: request.resource === '*' ? undefined : arnParts(request.resource),
+  };
   const denies: MatchedStatement[] = [];
   const directAllows: MatchedStatement[] = [];
   const accountAllows: MatchedStatement[] = [];
@@ -336,13 +400,13 @@ export function evaluate(request: KmsRequest, policies: RequestPolicies, options
     for (const statement of policy.document.statements) {
       let principal: PrincipalMatch = 'direct';
       if (isKeyPolicy) {
-        principal = principalMatch(statement, request);
+        principal = principalMatch(statement, request, names);
         // A Deny naming the account root covers every principal of that account.
         if (principal === 'account' && statement.effect === 'Deny') principal = 'direct';
         if (principal === 'none') continue;
       }
-      const result = statementApplies(statement, request, context);
-      if (result.failedCondition) {
+      const result = statementApplies(statement, prepared, context);
+      if (explain && result.failedCondition) {
         const clause = result.failedCondition;
         reasons.push(`${describe(policy.name, statement)} (${statement.effect}) did not apply: condition ${clause.operator} on ${clause.key} was not met.`);
       }

@@ -21,7 +21,7 @@ import {
   type EvaluationResult,
   type NamedPolicy,
 } from '../policy/evaluate.ts';
-import type { GrantRecord, KeyRecord, PrincipalRecord } from '../storage/types.ts';
+import type { GrantRecord, IdentityPolicyRecord, KeyRecord, PrincipalRecord } from '../storage/types.ts';
 import type { Caller, ServiceContext } from './context.ts';
 import { KmsError } from './errors.ts';
 import { keyArn, resolveKey } from './key-resolution.ts';
@@ -113,20 +113,33 @@ interface Identity {
   conditionKeys: Set<string>;
 }
 
+const NO_IDENTITY: Identity = { policies: [], conditionKeys: new Set() };
+
+/**
+ * Parsed identity policies by the store's cached record list: the read cache hands back the same
+ * frozen array until something changes, so a steady caller's policies are prepared once.
+ */
+const preparedIdentities = new WeakMap<readonly IdentityPolicyRecord[], Identity>();
+
 async function identityOf(context: ServiceContext, caller: Caller): Promise<Identity> {
   const identityArn = identityArnOf(caller.principalArn);
   const principal = await context.store.getPrincipal(identityArn);
-  if (!principal) return { policies: [], conditionKeys: new Set() };
+  if (!principal) return NO_IDENTITY;
+  const records = await context.store.listIdentityPolicies(identityArn);
+  const prepared = preparedIdentities.get(records);
+  if (prepared && prepared.principal === principal) return prepared;
   const policies: NamedPolicy[] = [];
   const conditionKeys = new Set<string>();
-  for (const record of await context.store.listIdentityPolicies(identityArn)) {
+  for (const record of records) {
     const policy = parsed(record.document, 'identity');
     // Stored documents were checked when put; one that no longer parses grants nothing.
     if (!policy) continue;
     policies.push({ name: `identity policy "${record.policyName}" of ${principal.name}`, document: policy.document });
     for (const key of policy.conditionKeys) conditionKeys.add(key);
   }
-  return { principal, policies, conditionKeys };
+  const identity = { principal, policies, conditionKeys };
+  if (Object.isFrozen(records)) preparedIdentities.set(records, identity);
+  return identity;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,6 +242,37 @@ export function grantCovers(grant: GrantRecord, caller: Caller, request: AccessR
 const resourceOf = (context: ServiceContext, request: AccessRequest): string =>
   request.key ? keyArn(context, request.key.keyId) : (request.resource ?? '*');
 
+/** Parsed key policies by key record (the read cache keeps a key's record until it changes). */
+const preparedKeyPolicies = new WeakMap<KeyRecord, ParsedPolicy | null>();
+
+/** The resource-based policy in play: a candidate key policy, the key's, or a role's trust policy. */
+function resourcePolicyOf(request: AccessRequest, keyPolicyOverride: string | undefined): ParsedPolicy | undefined {
+  if (keyPolicyOverride !== undefined) return parsed(keyPolicyOverride, 'key');
+  const key = request.key;
+  if (key) {
+    let entry = preparedKeyPolicies.get(key);
+    if (entry === undefined) {
+      entry = parsed(key.policy, 'key') ?? null;
+      if (Object.isFrozen(key)) preparedKeyPolicies.set(key, entry);
+    }
+    return entry ?? undefined;
+  }
+  return request.resourcePolicy === undefined ? undefined : parsed(request.resourcePolicy, 'trust');
+}
+
+/** The union of condition keys two policy sets test, remembered per pair. */
+const referencedPairs = new WeakMap<Set<string>, WeakMap<Set<string>, Set<string>>>();
+
+function referencedKeys(identity: Identity, policy: ParsedPolicy): Set<string> {
+  if (identity.conditionKeys.size === 0) return policy.conditionKeys;
+  if (policy.conditionKeys.size === 0) return identity.conditionKeys;
+  let byPolicy = referencedPairs.get(identity.conditionKeys);
+  if (!byPolicy) referencedPairs.set(identity.conditionKeys, (byPolicy = new WeakMap()));
+  let union = byPolicy.get(policy.conditionKeys);
+  if (!union) byPolicy.set(policy.conditionKeys, (union = new Set([...identity.conditionKeys, ...policy.conditionKeys])));
+  return union;
+}
+
 interface Decision {
   resource: string;
   result: EvaluationResult;
@@ -244,14 +288,13 @@ async function decide(
   context: ServiceContext,
   caller: Caller,
   request: AccessRequest,
+  explain: boolean,
   keyPolicyOverride?: string,
 ): Promise<Decision> {
   const resource = resourceOf(context, request);
   const identity = await identityOf(context, caller);
-  const keyPolicyText = keyPolicyOverride ?? request.key?.policy ?? request.resourcePolicy;
-  const resourcePolicyKind = request.key || keyPolicyOverride !== undefined ? 'key' : 'trust';
-  const keyPolicy = keyPolicyText === undefined ? undefined : parsed(keyPolicyText, resourcePolicyKind);
-  const referenced = keyPolicy ? new Set([...identity.conditionKeys, ...keyPolicy.conditionKeys]) : identity.conditionKeys;
+  const keyPolicy = resourcePolicyOf(request, keyPolicyOverride);
+  const referenced = keyPolicy ? referencedKeys(identity, keyPolicy) : identity.conditionKeys;
   const result = evaluate(
     {
       action: request.action,
@@ -265,7 +308,7 @@ async function decide(
       keyPolicy: keyPolicy ? { name: KEY_POLICY_NAME, document: keyPolicy.document } : undefined,
       identityPolicies: identity.policies,
     },
-    { identityOnly: !request.key && request.resourcePolicy === undefined },
+    { identityOnly: !request.key && request.resourcePolicy === undefined, reasons: explain },
   );
   if (result.decision !== 'implicit-deny' || !request.key || keyPolicyOverride !== undefined) return { resource, result };
   const grants = await context.store.grantsForKey(request.key.keyId);
@@ -296,7 +339,7 @@ export async function explainAccess(
   caller: Caller,
   request: AccessRequest,
 ): Promise<AccessExplanation> {
-  const decision = await decide(context, caller, request);
+  const decision = await decide(context, caller, request, true);
   const { result, grant } = decision;
   const reasons = [...result.reasons];
   if (grant) reasons.push(`Allowed by grant ${grant.grantId}.`);
@@ -317,7 +360,7 @@ export async function explainAccess(
  * it is not allowed. Every operation calls this before it acts.
  */
 export async function authorize(context: ServiceContext, caller: Caller, request: AccessRequest): Promise<void> {
-  const decision = await decide(context, caller, request);
+  const decision = await decide(context, caller, request, false);
   const allowed = allowedBy(decision);
   caller.decisions.push({ action: request.action, resource: decision.resource, allowed });
   if (!allowed) throw accessDenied(caller.principalArn, request.action, decision);
@@ -334,7 +377,7 @@ export async function candidatePolicyAllowsCaller(
   key: KeyRecord,
   candidatePolicy: string,
 ): Promise<boolean> {
-  const decision = await decide(context, caller, { action: 'kms:PutKeyPolicy', key }, candidatePolicy);
+  const decision = await decide(context, caller, { action: 'kms:PutKeyPolicy', key }, false, candidatePolicy);
   return decision.result.decision === 'allow';
 }
 

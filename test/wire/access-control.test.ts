@@ -16,10 +16,9 @@ import {
   RetireGrantCommand,
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
-import { HttpRequest } from '@smithy/protocol-http';
 import { assertKmsError, createKey } from '../support/kms-assertions.ts';
 import { type Credentials, type RunningServer, removeDataDir, startServer } from '../support/server.ts';
-import { kmsSigner } from '../support/sigv4-signing.ts';
+import { adminCall as callAdmin } from '../support/admin-api.ts';
 
 const run = promisify(execFile);
 const AWS_CLI = '/usr/bin/aws';
@@ -28,29 +27,8 @@ let server: RunningServer;
 let admin: KMSClient;
 let accountId: string;
 
-/** A call to the admin API (StrongroomAdmin.<Operation>), signed as the administrator. */
-async function adminCall<T = Record<string, unknown>>(operation: string, input: object): Promise<T> {
-  const url = new URL(server.endpoint);
-  const body = JSON.stringify(input);
-  const request = new HttpRequest({
-    method: 'POST',
-    protocol: url.protocol,
-    hostname: url.hostname,
-    port: Number(url.port),
-    path: '/',
-    headers: {
-      host: url.host,
-      'content-type': 'application/x-amz-json-1.1',
-      'x-amz-target': `StrongroomAdmin.${operation}`,
-    },
-    body,
-  });
-  const signed = await kmsSigner({ region: server.region, credentials: server.credentials }).sign(request);
-  const response = await fetch(server.endpoint, { method: 'POST', headers: signed.headers as Record<string, string>, body });
-  const text = await response.text();
-  assert.equal(response.status, 200, `${operation}: ${text}`);
-  return JSON.parse(text) as T;
-}
+/** A call to the admin API, signed as the administrator. */
+const adminCall = <T = Record<string, unknown>>(operation: string, input: object) => callAdmin<T>(server, operation, input);
 
 const policy = (...statements: object[]) => JSON.stringify({ Version: '2012-10-17', Statement: statements });
 

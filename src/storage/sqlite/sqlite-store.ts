@@ -348,10 +348,13 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async listTags(keyId: string): Promise<TagRecord[]> {
-    const rows = this.statement('SELECT tag_key, tag_value FROM tags WHERE key_id = ? ORDER BY tag_key').all(
-      keyId,
-    ) as Row[];
-    return rows.map((row) => ({ tagKey: row.tag_key as string, tagValue: row.tag_value as string }));
+    // Cached: policies that test aws:ResourceTag read a key's tags on every request.
+    return this.reads.lookup(`tags:${keyId}`, () => {
+      const rows = this.statement('SELECT tag_key, tag_value FROM tags WHERE key_id = ? ORDER BY tag_key').all(
+        keyId,
+      ) as Row[];
+      return rows.map((row) => ({ tagKey: row.tag_key as string, tagValue: row.tag_value as string }));
+    }) ?? [];
   }
 
   async putAccessKey(accessKey: AccessKeyRecord): Promise<void> {
