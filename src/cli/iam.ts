@@ -4,6 +4,7 @@
  * `--local`, straight to a data directory no server holds, acting as its administrator.
  * Data comes out as JSON on stdout; failures as `error: <ErrorName>: <message>` on stderr, exit 1.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -12,7 +13,8 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { invokeAdminOperation } from '../service/admin/index.ts';
-import { isKmsError } from '../service/errors.ts';
+import { buildRequestEvent } from '../service/audit-events.ts';
+import { KmsError, isKmsError } from '../service/errors.ts';
 import { DataDirLockedError, lockDataDir } from './data-dir-lock.ts';
 import { NodeSha256 } from './node-sha256.ts';
 import { adminPrincipalArn, bootstrapAdministratorPrincipal, dataDirPaths, openInstance } from './instance.ts';
@@ -179,12 +181,40 @@ async function callLocal(options: ConnectionOptions, operation: string, input: o
     );
   }
   try {
-    const instance = await openInstance({ dataDir, region: regionOf(options) });
+    const instance = await openInstance({ dataDir, region: regionOf(options), auditMode: 'inline' });
     try {
       // As every server start does: the administrator exists and keeps AdministratorAccess.
       await bootstrapAdministratorPrincipal(instance);
-      const caller = { principalArn: adminPrincipalArn(instance.context.accountId), accessKeyId: 'local', decisions: [] };
-      return (await invokeAdminOperation(operation, instance.context, input, caller)) as Record<string, unknown>;
+      const context = instance.context;
+      const caller = { principalArn: adminPrincipalArn(context.accountId), accessKeyId: 'local', decisions: [] };
+      let output: object | undefined;
+      let failure: unknown;
+      try {
+        output = await invokeAdminOperation(operation, context, input, caller);
+      } catch (error) {
+        failure = error;
+      }
+      // A local call is a request like any other: it has its event, durable before the answer.
+      await context.audit.record(
+        await buildRequestEvent(
+          context,
+          {
+            eventSource: 'iam.amazonaws.com',
+            eventName: operation,
+            time: context.now(),
+            requestId: randomUUID(),
+            sourceIp: 'local',
+            userAgent: 'strongroom-cli (--local)',
+            caller,
+            input,
+            output,
+            error: isKmsError(failure) ? failure : failure === undefined ? undefined : new KmsError('KMSInternalException', 'An internal error occurred.'),
+          },
+          { encryptionContextValues: false },
+        ),
+      );
+      if (failure !== undefined) throw failure;
+      return output as Record<string, unknown>;
     } finally {
       await instance.close();
     }

@@ -7,6 +7,7 @@ import { SoftwareKeyStore } from '../keystores/software/software-key-store.ts';
 import { AccessKeyResolver, newAccessKey, storeAccessKey } from '../service/access-keys.ts';
 import type { ServiceContext } from '../service/context.ts';
 import { ensureAdministrator } from '../service/principals.ts';
+import { openAuditLog, type AuditLog } from '../service/audit/index.ts';
 import { SqliteMetadataStore } from '../storage/sqlite/sqlite-store.ts';
 import type { MetadataStore } from '../storage/types.ts';
 
@@ -14,6 +15,11 @@ export interface InstanceOptions {
   dataDir: string;
   region: string;
   now?: () => Date;
+  /**
+   * Where the audit trail's commits run: a worker thread (the server: the event loop keeps
+   * serving during the fsync) or inline (tests with a moved clock, one-shot CLI commands).
+   */
+  auditMode?: 'worker' | 'inline';
 }
 
 export interface Instance {
@@ -22,6 +28,7 @@ export interface Instance {
   readonly store: MetadataStore;
   readonly sealer: Sealer;
   readonly accessKeys: AccessKeyResolver;
+  readonly audit: AuditLog;
   close(): Promise<void>;
 }
 
@@ -48,10 +55,17 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
   const sealer = new Sealer(rootKey);
   const store = new SqliteMetadataStore(paths.database);
   const accountId = await store.putSettingIfAbsent('account-id', newAccountId());
+  const { log: audit } = await openAuditLog({
+    dataDir,
+    sealer,
+    mode: options.auditMode ?? 'worker',
+    ...(options.auditMode === 'inline' && options.now ? { now: options.now } : {}),
+  });
   const context: ServiceContext = {
     store,
     keyStore: new SoftwareKeyStore(sealer),
     sealer,
+    audit,
     accountId,
     region: options.region,
     partition: 'aws',
@@ -63,7 +77,11 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
     store,
     sealer,
     accessKeys: new AccessKeyResolver(store, sealer),
+    audit,
     close: async () => {
+      // Pending events first: every acknowledged request's event is already durable, but
+      // background events may still be queued.
+      await audit.close();
       await store.close();
       rootKey.zero();
     },

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { registerAuditCommands } from './audit.ts';
 import { registerIamCommands } from './iam.ts';
 import { registerPolicyCommands } from './policy.ts';
 import { serve } from './serve.ts';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
         .argParser(integerIn(1, 86_400)),
     )
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug']).default('info'))
+    .option('--audit-encryption-context-values', 'record encryption-context values in the audit trail (default: keys only)', false)
     .action(async (options) => {
       if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) {
         program.error('error: --tls-cert and --tls-key go together');
@@ -61,10 +63,12 @@ export function buildProgram(): Command {
         tlsKey: options.tlsKey,
         schedulerIntervalSeconds: options.schedulerInterval,
         logLevel: options.logLevel,
+        auditEncryptionContextValues: options.auditEncryptionContextValues,
       });
     });
   registerIamCommands(program);
   registerPolicyCommands(program);
+  registerAuditCommands(program);
   return program;
 }
 

@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { runDueBackgroundWork } from '../service/background.ts';
-import { createKmsHandler } from '../transports/kms-json/handler.ts';
+import { buildRequestEvent } from '../service/audit-events.ts';
+import { createKmsHandler, type RequestAuditor } from '../transports/kms-json/handler.ts';
 import { createStsHandler, isStsRequest } from '../transports/sts-query/handler.ts';
 import { SigV4Verifier } from '../transports/kms-json/sigv4.ts';
 import { DataDirLockedError, lockDataDir } from './data-dir-lock.ts';
@@ -22,6 +23,8 @@ export interface ServeOptions {
   tlsKey?: string;
   schedulerIntervalSeconds: number;
   logLevel: string;
+  /** Record encryption-context values in audit events (default: keys only). */
+  auditEncryptionContextValues?: boolean;
 }
 
 const WORKER_ENV = 'STRONGROOM_WORKER_OPTIONS';
@@ -142,6 +145,13 @@ async function startServer(options: ServeOptions, instance: Instance, logger: Lo
   // A second resolve is a cache hit (same record, same unsealed secret): no store read.
   const authenticate = (accessKeyId: string, sessionToken: string | undefined) =>
     instance.accessKeys.authenticate(accessKeyId, sessionToken, instance.context.now());
+  // Each request's event, durable before its response (docs/audit.md).
+  const audit: RequestAuditor = {
+    record: async (request) =>
+      instance.context.audit.record(
+        await buildRequestEvent(instance.context, request, { encryptionContextValues: options.auditEncryptionContextValues ?? false }),
+      ),
+  };
   const verifier = new SigV4Verifier({
     region: options.region,
     service: 'kms',
@@ -153,6 +163,7 @@ async function startServer(options: ServeOptions, instance: Instance, logger: Lo
     verifier,
     authenticate,
     logger,
+    audit,
   });
   const sts = createStsHandler({
     context: instance.context,
@@ -163,6 +174,7 @@ async function startServer(options: ServeOptions, instance: Instance, logger: Lo
     }),
     authenticate,
     logger,
+    audit,
   });
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     if (req.method === 'GET' && req.url === '/healthz') {

@@ -1,3 +1,4 @@
+import { buildServiceEvent } from './audit-events.ts';
 import type { ServiceContext } from './context.ts';
 import { destroyDueKeys } from './operations/key-deletion.ts';
 import { rotateDueKeys } from './operations/rotation.ts';
@@ -19,13 +20,22 @@ export interface BackgroundRun {
 
 /**
  * The scheduler's work, run on one process: destroy keys whose deletion date has passed, then
- * rotate keys whose automatic rotation is due, then drop expired temporary credentials. One key's failure does not stop the others; every
+ * rotate keys whose automatic rotation is due, then drop expired temporary credentials. Each key
+ * destroyed or rotated is an event in the audit trail. One key's failure does not stop the others; every
  * step is idempotent, so a crash or failure mid-run is simply redone next time.
  */
 export async function runDueBackgroundWork(context: ServiceContext): Promise<BackgroundRun> {
+  // Fail closed: no key is destroyed or rotated unless the audit trail can record it.
+  await context.audit.probe();
   const failed: BackgroundFailure[] = [];
   const destroyed = await destroyDueKeys(context, (keyId, error) => failed.push({ keyId, task: 'destroy', error }));
   const rotated = await rotateDueKeys(context, (keyId, error) => failed.push({ keyId, task: 'rotate', error }));
+  // The trail's events for what was done (CloudTrail's AwsServiceEvent DeleteKey / RotateKey).
+  const now = context.now();
+  await Promise.all([
+    ...destroyed.map((keyId) => context.audit.record(buildServiceEvent(context, 'DeleteKey', keyId, now))),
+    ...rotated.map((keyId) => context.audit.record(buildServiceEvent(context, 'RotateKey', keyId, now))),
+  ]);
   const expiredSessions = await context.store.deleteExpiredSessions(context.now());
   return { destroyed, rotated, failed, expiredSessions };
 }

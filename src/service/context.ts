@@ -1,4 +1,5 @@
 import type { Sealer } from '../crypto/seal.ts';
+import type { AuditEntry } from './audit-events.ts';
 import type { KeyStore } from '../keystores/types.ts';
 import type { MetadataStore } from '../storage/types.ts';
 
@@ -11,8 +12,25 @@ export interface ServiceContext {
   readonly accountId: string;
   readonly region: string;
   readonly partition: string;
+  /**
+   * The audit trail (docs/audit.md). The transports record each request's event; the service
+   * probes it before any change of state (fail closed) and reads key usage from it.
+   */
+  readonly audit: AuditTrail;
   /** The clock; tests move it to make rotations and deletions fall due. */
   readonly now: () => Date;
+}
+
+/** What the service needs of the audit trail. */
+export interface AuditTrail {
+  /** Proves the trail can make an event durable now; rejects otherwise. */
+  probe(): Promise<void>;
+  /** Appends an event; resolves once it is durable (group commit), rejects if it cannot be. */
+  record(entry: AuditEntry): Promise<void>;
+  /** The latest successful cryptographic operation with the key, from the trail. */
+  lastCryptoUse(keyId: string): Promise<{ eventName: string; time: Date; eventId: string } | undefined>;
+  /** When the trail began. */
+  trackingStart(): Promise<Date>;
 }
 
 /** One policy decision made for a request (authorization.ts). */

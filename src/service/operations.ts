@@ -1,3 +1,4 @@
+import { isReadOnlyOperation } from './audit-events.ts';
 import type { Caller, ServiceContext } from './context.ts';
 import { KmsError } from './errors.ts';
 import { checkGrantTokens } from './grant-tokens.ts';
@@ -12,6 +13,7 @@ import { generateDataKey, generateDataKeyWithoutPlaintext } from './operations/g
 import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from './operations/generate-data-key-pair.ts';
 import { generateRandom } from './operations/generate-random.ts';
 import { createGrant, listGrants, listRetirableGrants, retireGrant, revokeGrant } from './operations/grants.ts';
+import { getKeyLastUsage } from './operations/get-key-last-usage.ts';
 import { getPublicKey } from './operations/get-public-key.ts';
 import { generateMac, verifyMac } from './operations/mac.ts';
 import { sign, verify } from './operations/signatures.ts';
@@ -55,6 +57,7 @@ export const OPERATIONS: ReadonlyMap<string, AnyOperation> = new Map<string, Any
   ['GenerateDataKeyWithoutPlaintext', generateDataKeyWithoutPlaintext],
   ['GenerateMac', generateMac],
   ['GenerateRandom', generateRandom],
+  ['GetKeyLastUsage', getKeyLastUsage],
   ['GetKeyPolicy', getKeyPolicy],
   ['GetPublicKey', getPublicKey],
   ['GetKeyRotationStatus', getKeyRotationStatus],
@@ -96,6 +99,8 @@ export async function invokeOperation(
   // Every operation with a GrantTokens parameter checks the tokens' form; grants themselves are
   // visible at once, so a valid token needs nothing more (grant-tokens.ts).
   if ('GrantTokens' in input) checkGrantTokens((input as { GrantTokens?: string[] }).GrantTokens);
+  // Fail closed: nothing changes unless the audit trail can record it (docs/audit.md).
+  if (!isReadOnlyOperation(name)) await context.audit.probe();
   const output = await operation(context, input, caller);
   if (caller.decisions.length === 0) {
     throw new Error(`operation ${name} returned without a policy decision`);

@@ -75,6 +75,8 @@ export async function assumeRole(context: ServiceContext, caller: Caller, input:
     );
   }
 
+  // Fail closed: no credentials are issued unless the audit trail can record it.
+  await context.audit.probe();
   const now = context.now();
   const expiresAt = new Date(Math.floor(now.getTime() / 1000) * 1000 + duration * 1000);
   const sessionArn = `arn:${context.partition}:sts::${context.accountId}:assumed-role/${role.name}/${sessionName}`;

@@ -77,6 +77,7 @@ describe('every KMS operation answers to policy', () => {
     GenerateDataKeyWithoutPlaintext: { KeyId: keys.symmetric, KeySpec: 'AES_256' },
     GenerateMac: { KeyId: keys.hmac, Message: PLAINTEXT, MacAlgorithm: 'HMAC_SHA_256' },
     GenerateRandom: { NumberOfBytes: 16 },
+    GetKeyLastUsage: { KeyId: keys.symmetric },
     GetKeyPolicy: { KeyId: keys.symmetric },
     GetPublicKey: { KeyId: keys.rsa },
     GetKeyRotationStatus: { KeyId: keys.symmetric },

@@ -36,7 +36,7 @@ export class Harness {
 
   static async open(dataDir: string): Promise<Harness> {
     const time = { clock: new Date(T0) };
-    const instance = await openInstance({ dataDir, region: 'us-east-1', now: () => new Date(time.clock) });
+    const instance = await openInstance({ dataDir, region: 'us-east-1', now: () => new Date(time.clock), auditMode: 'inline' });
     await bootstrapAdministratorPrincipal(instance);
     return new Harness(instance, adminPrincipalArn(instance.context.accountId), time);
   }

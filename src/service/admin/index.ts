@@ -5,6 +5,7 @@
  * on (`*` for ListUsers and ListRoles) before it reads or changes anything else.
  */
 import type { Caller, ServiceContext } from '../context.ts';
+import { isReadOnlyOperation } from '../audit-events.ts';
 import { KmsError } from '../errors.ts';
 import { createAccessKey, deleteAccessKey, getAccessKeyLastUsed, listAccessKeys, updateAccessKey } from './access-keys.ts';
 import { getCallerIdentity } from './caller-identity.ts';
@@ -60,6 +61,8 @@ export async function invokeAdminOperation(
 ): Promise<object> {
   const operation = ADMIN_OPERATIONS.get(name);
   if (!operation) throw new KmsError('UnknownOperationException', '');
+  // Fail closed: nothing changes unless the audit trail can record it (docs/audit.md).
+  if (!isReadOnlyOperation(name)) await context.audit.probe();
   const output = await operation(context, input, caller);
   if (caller.decisions.length === 0) {
     throw new Error(`admin operation ${name} returned without a policy decision`);

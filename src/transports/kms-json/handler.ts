@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { AuditRequest } from '../../service/audit-events.ts';
 import type { Caller, ServiceContext } from '../../service/context.ts';
 import { KmsError, isKmsError, type KmsErrorName } from '../../service/errors.ts';
 import { OPERATIONS, invokeOperation } from '../../service/operations.ts';
@@ -26,7 +27,6 @@ const CONTENT_TYPE = 'application/x-amz-json-1.1';
 export interface KmsHandlerOptions {
   readonly context: ServiceContext;
   readonly verifier: SigV4Verifier;
-  /** Maps a verified access key id to the principal it belongs to. */
   /**
    * After the signature verified: the principal a key acts as, or why it cannot (unknown key,
    * wrong or missing session token, expired temporary credentials).
@@ -36,6 +36,8 @@ export interface KmsHandlerOptions {
     sessionToken: string | undefined,
   ) => Promise<{ principalArn: string } | { problem: 'unrecognized' | 'expired' }>;
   readonly logger: Logger;
+  /** Makes each request's audit event durable before its response is sent (docs/audit.md). */
+  readonly audit: RequestAuditor;
 }
 
 type Parsers = ReturnType<typeof compileRequestParsers>;
@@ -64,16 +66,20 @@ async function handle(
   requestId: string,
 ): Promise<void> {
   let operationName = '';
+  let admin = false;
+  let caller: Caller | undefined;
+  let input: unknown;
+  let output: object | undefined;
+  let failure: KmsError | undefined;
+  // One index of the raw headers serves routing and SigV4; Node's own req.headers object is
+  // never built (it costs a few percent of a request at full load).
+  const headers = indexHeaders(req.rawHeaders);
   try {
-    // One index of the raw headers serves routing and SigV4; Node's own req.headers object is
-    // never built (it costs a few percent of a request at full load).
-    const headers = indexHeaders(req.rawHeaders);
     const body = await readBody(req, headers);
     const target = singleHeader(headers, 'x-amz-target');
     if (req.method !== 'POST' || typeof target !== 'string') throw new KmsError('UnknownOperationException', '');
     // KMS requests pay one startsWith; only what is not KMS is looked at as the admin API.
     let parse: ((body: unknown) => Record<string, unknown>) | undefined;
-    let admin = false;
     if (target.startsWith(TARGET_PREFIX)) {
       operationName = target.slice(TARGET_PREFIX.length);
       if (OPERATIONS.has(operationName)) parse = parsers.get(operationName);
@@ -90,28 +96,64 @@ async function handle(
       headers,
       body,
     });
-    const caller = await authenticatedCaller(options, req, verified);
+    caller = await authenticatedCaller(options, req, verified);
 
     const json = parseJsonBody(body, singleHeader(headers, 'content-type'));
-    const output = parse
-      ? await invokeOperation(operationName, options.context, parse(json), caller)
+    input = parse ? parse(json) : json;
+    output = parse
+      ? await invokeOperation(operationName, options.context, input as object, caller)
       : await invokeAdminOperation(operationName, options.context, json, caller);
-    const payload = serializeOutput(output);
-    // The flat [name, value, …] form skips Node's per-key object walk.
-    res.writeHead(200, [
-      'Content-Type',
-      CONTENT_TYPE,
-      'Content-Length',
-      String(Buffer.byteLength(payload)),
-      'x-amzn-RequestId',
-      requestId,
-    ]);
-    res.end(payload);
   } catch (error) {
-    const kmsError = isKmsError(error) ? error : internalError(options.logger, error, requestId, operationName);
-    if (kmsError.status === 413) res.setHeader('Connection', 'close');
-    sendError(res, requestId, kmsError);
+    failure = isKmsError(error) ? error : internalError(options.logger, error, requestId, operationName);
   }
+
+  // Durable before the answer: a request whose event cannot be written gets a 500 and no result.
+  const known = admin ? ADMIN_OPERATIONS.has(operationName) : OPERATIONS.has(operationName);
+  try {
+    await options.audit.record({
+      eventSource: admin ? 'iam.amazonaws.com' : 'kms.amazonaws.com',
+      eventName: known ? operationName : 'Unknown',
+      time: options.context.now(),
+      requestId,
+      sourceIp: req.socket.remoteAddress,
+      userAgent: singleHeader(headers, 'user-agent'),
+      caller,
+      input,
+      output,
+      error: failure,
+    });
+  } catch (error) {
+    failure = auditFailure(options.logger, error, requestId);
+    output = undefined;
+  }
+
+  if (failure) {
+    if (failure.status === 413) res.setHeader('Connection', 'close');
+    sendError(res, requestId, failure);
+    return;
+  }
+  const payload = serializeOutput(output as object);
+  // The flat [name, value, …] form skips Node's per-key object walk.
+  res.writeHead(200, [
+    'Content-Type',
+    CONTENT_TYPE,
+    'Content-Length',
+    String(Buffer.byteLength(payload)),
+    'x-amzn-RequestId',
+    requestId,
+  ]);
+  res.end(payload);
+}
+
+/** Records each request's event; resolves once it is durable (docs/audit.md). */
+export interface RequestAuditor {
+  record(request: AuditRequest): Promise<void>;
+}
+
+/** The audit trail could not take the event: the request fails closed, as a 500. */
+export function auditFailure(logger: Logger, error: unknown, requestId: string): KmsError {
+  logger.error({ requestId, err: error instanceof Error ? { name: error.name, message: error.message } : String(error) }, 'audit event could not be made durable; request refused');
+  return new KmsError('KMSInternalException', 'An internal error occurred.');
 }
 
 /**

@@ -8,17 +8,17 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { ServiceContext } from '../../service/context.ts';
+import type { Caller, ServiceContext } from '../../service/context.ts';
 import { KmsError, isKmsError } from '../../service/errors.ts';
-import { assumeRole, getCallerIdentity } from '../../service/sessions.ts';
-import { authenticatedCaller, type KmsHandlerOptions } from '../kms-json/handler.ts';
+import { assumeRole, getCallerIdentity, type AssumeRoleInput } from '../../service/sessions.ts';
+import { auditFailure, authenticatedCaller, type KmsHandlerOptions } from '../kms-json/handler.ts';
 import type { SigV4Verifier } from '../kms-json/sigv4.ts';
 import { indexHeaders } from '../kms-json/sigv4-canonical.ts';
 
 const NAMESPACE = 'https://sts.amazonaws.com/doc/2011-06-15/';
 const MAX_BODY_BYTES = 64 * 1024;
 
-export interface StsHandlerOptions extends Pick<KmsHandlerOptions, 'authenticate'> {
+export interface StsHandlerOptions extends Pick<KmsHandlerOptions, 'authenticate' | 'audit'> {
   readonly context: ServiceContext;
   /** A verifier for the signing name `sts`. */
   readonly verifier: SigV4Verifier;
@@ -102,63 +102,100 @@ export function createStsHandler(options: StsHandlerOptions): (req: IncomingMess
   return (req, res) => {
     const requestId = randomUUID();
     handle(options, req, res, requestId).catch((error: unknown) => {
-      const known = isKmsError(error) ? error : undefined;
-      if (!known) {
-        options.logger.error({ requestId, err: error instanceof Error ? { name: error.name, stack: error.stack } : String(error) }, 'internal error');
-      }
+      options.logger.error({ requestId, err: error instanceof Error ? { name: error.name, stack: error.stack } : String(error) }, 'internal error');
       if (res.headersSent) res.destroy();
-      else sendError(res, requestId, known ?? new KmsError('KMSInternalException', 'An internal error occurred.'));
+      else sendError(res, requestId, new KmsError('KMSInternalException', 'An internal error occurred.'));
     });
   };
 }
 
+type StsAnswer = { output: object; xml: string };
+
 async function handle(options: StsHandlerOptions, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
   const headers = indexHeaders(req.rawHeaders);
-  const body = await readBody(req);
-  const verified = await options.verifier.verify({ method: 'POST', url: req.url ?? '/', rawHeaders: req.rawHeaders, headers, body });
-  const caller = await authenticatedCaller(options, req, verified);
-  const form = new URLSearchParams(body.toString('utf8'));
-  const action = form.get('Action');
-  if (form.get('Version') !== '2011-06-15') {
-    throw new KmsError('ValidationException', 'The Version parameter must be 2011-06-15.');
+  let caller: Caller | undefined;
+  let eventName = 'Unknown';
+  let input: object | undefined;
+  let answer: StsAnswer | undefined;
+  let failure: KmsError | undefined;
+  try {
+    const body = await readBody(req);
+    const verified = await options.verifier.verify({ method: 'POST', url: req.url ?? '/', rawHeaders: req.rawHeaders, headers, body });
+    caller = await authenticatedCaller(options, req, verified);
+    const form = new URLSearchParams(body.toString('utf8'));
+    const action = form.get('Action');
+    if (action === 'AssumeRole' || action === 'GetCallerIdentity') eventName = action;
+    if (form.get('Version') !== '2011-06-15') {
+      throw new KmsError('ValidationException', 'The Version parameter must be 2011-06-15.');
+    }
+    if (action === 'AssumeRole') {
+      const duration = form.get('DurationSeconds');
+      const hasPrefix = (prefix: string) => [...form.keys()].some((key) => key.startsWith(prefix));
+      input = {
+        RoleArn: form.get('RoleArn') ?? undefined,
+        RoleSessionName: form.get('RoleSessionName') ?? undefined,
+        DurationSeconds: duration === null ? undefined : /^\d{1,6}$/.test(duration) ? Number(duration) : Number.NaN,
+        Policy: form.get('Policy') ?? undefined,
+        PolicyArns: hasPrefix('PolicyArns.') ? true : undefined,
+        Tags: hasPrefix('Tags.') ? true : undefined,
+      };
+    }
+    answer = await answerFor(options, caller, action, input, requestId);
+  } catch (error) {
+    if (!isKmsError(error)) throw error;
+    failure = error;
   }
+  try {
+    await options.audit.record({
+      eventSource: 'sts.amazonaws.com',
+      eventName,
+      time: options.context.now(),
+      requestId,
+      sourceIp: req.socket.remoteAddress,
+      userAgent: headers.get('user-agent')?.[0],
+      caller,
+      input,
+      output: answer?.output,
+      error: failure,
+    });
+  } catch (error) {
+    failure = auditFailure(options.logger, error, requestId);
+  }
+  if (failure || !answer) sendError(res, requestId, failure ?? new KmsError('KMSInternalException', 'An internal error occurred.'));
+  else send(res, 200, requestId, answer.xml);
+}
+
+async function answerFor(
+  options: StsHandlerOptions,
+  caller: Caller,
+  action: string | null,
+  input: object | undefined,
+  requestId: string,
+): Promise<StsAnswer> {
   if (action === 'GetCallerIdentity') {
     const identity = await getCallerIdentity(options.context, caller);
-    send(
-      res,
-      200,
-      requestId,
-      `<GetCallerIdentityResponse xmlns="${NAMESPACE}"><GetCallerIdentityResult>` +
+    return {
+      output: identity,
+      xml:
+        `<GetCallerIdentityResponse xmlns="${NAMESPACE}"><GetCallerIdentityResult>` +
         `<Arn>${xmlEscape(identity.Arn)}</Arn><UserId>${xmlEscape(identity.UserId)}</UserId><Account>${identity.Account}</Account>` +
         `</GetCallerIdentityResult><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
-    );
-    return;
+    };
   }
   if (action === 'AssumeRole') {
-    const duration = form.get('DurationSeconds');
-    const hasPrefix = (prefix: string) => [...form.keys()].some((key) => key.startsWith(prefix));
-    const output = await assumeRole(options.context, caller, {
-      RoleArn: form.get('RoleArn') ?? undefined,
-      RoleSessionName: form.get('RoleSessionName') ?? undefined,
-      DurationSeconds: duration === null ? undefined : /^\d{1,6}$/.test(duration) ? Number(duration) : Number.NaN,
-      Policy: form.get('Policy') ?? undefined,
-      PolicyArns: hasPrefix('PolicyArns.') ? true : undefined,
-      Tags: hasPrefix('Tags.') ? true : undefined,
-    });
+    const output = await assumeRole(options.context, caller, input as AssumeRoleInput);
     const { Credentials: credentials, AssumedRoleUser: user } = output;
-    send(
-      res,
-      200,
-      requestId,
-      `<AssumeRoleResponse xmlns="${NAMESPACE}"><AssumeRoleResult>` +
+    return {
+      output,
+      xml:
+        `<AssumeRoleResponse xmlns="${NAMESPACE}"><AssumeRoleResult>` +
         `<Credentials><AccessKeyId>${credentials.AccessKeyId}</AccessKeyId>` +
         `<SecretAccessKey>${xmlEscape(credentials.SecretAccessKey)}</SecretAccessKey>` +
         `<SessionToken>${xmlEscape(credentials.SessionToken)}</SessionToken>` +
         `<Expiration>${iso(credentials.Expiration)}</Expiration></Credentials>` +
         `<AssumedRoleUser><AssumedRoleId>${xmlEscape(user.AssumedRoleId)}</AssumedRoleId><Arn>${xmlEscape(user.Arn)}</Arn></AssumedRoleUser>` +
         `</AssumeRoleResult><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></AssumeRoleResponse>`,
-    );
-    return;
+    };
   }
   throw new KmsError('ValidationException', 'Could not find operation for the Action parameter.');
 }

@@ -1,0 +1,197 @@
+/**
+ * `strongroom audit …`: read, export and verify the audit trail (docs/audit.md). These commands
+ * open `<data-dir>/audit.db` read-only, so they run beside a live server. `verify --file` needs
+ * only an export and the public key.
+ */
+import { createWriteStream, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Sealer } from '../crypto/seal.ts';
+import { loadOrCreateRootKeyFile } from '../keystores/root-key-file.ts';
+import {
+  auditPaths,
+  exportLines,
+  loadAuditSigningKey,
+  verifyExportFile,
+  verifyStore,
+  type VerifyResult,
+} from '../service/audit/index.ts';
+import type { AuditEventRow, AuditQuery } from '../storage/audit-types.ts';
+import { SqliteAuditStore } from '../storage/sqlite/audit-store.ts';
+
+const dataDirOption = () => new Option('--data-dir <dir>', 'the data directory').default('./data');
+
+function openTrail(dataDir: string): SqliteAuditStore {
+  const path = auditPaths(resolve(dataDir)).database;
+  if (!existsSync(path)) throw new Error(`no audit trail at ${path}`);
+  return new SqliteAuditStore(path, { readonly: true });
+}
+
+/**
+ * The public key for verifying a data directory's trail: the one sealed under the root key when
+ * the root key is readable (a replaced PEM file cannot then vouch for a re-signed trail),
+ * otherwise `audit-public-key.pem`.
+ */
+async function publicKeyOf(dataDir: string, store: SqliteAuditStore): Promise<string> {
+  const rootKeyPath = join(resolve(dataDir), 'root.key');
+  if (existsSync(rootKeyPath)) {
+    const { rootKey } = await loadOrCreateRootKeyFile(rootKeyPath);
+    try {
+      const key = await loadAuditSigningKey(store, new Sealer(rootKey));
+      if (key) return key.publicKeyPem;
+    } finally {
+      rootKey.zero();
+    }
+  }
+  return readFile(auditPaths(resolve(dataDir)).publicKey, 'utf8');
+}
+
+const date = (value: string): Date => {
+  const parsed = new Date(value);
+  if (Number.isNaN(parsed.getTime())) throw new InvalidArgumentError('must be an ISO 8601 date or time');
+  return parsed;
+};
+
+const count = (value: string): number => {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1 || parsed > 1_000_000) throw new InvalidArgumentError('must be an integer from 1 to 1000000');
+  return parsed;
+};
+
+function printEvents(rows: AuditEventRow[]): void {
+  for (const row of rows) process.stdout.write(`${row.text}\n`);
+}
+
+function report(result: VerifyResult): number {
+  if (result.ok) {
+    process.stdout.write(
+      `audit trail intact: ${result.events} events and ${result.digests} signed digests checked` +
+        (result.eventsAfterLastDigest > 0 ? `; ${result.eventsAfterLastDigest} events after the last digest are chained but not yet sealed` : '') +
+        '\n',
+    );
+    return 0;
+  }
+  process.stdout.write(`audit trail BROKEN at line ${result.line}: ${result.error}\n`);
+  process.stdout.write(`(${result.events} events and ${result.digests} digests were intact before it)\n`);
+  return 1;
+}
+
+async function run(action: () => Promise<number | void>): Promise<void> {
+  try {
+    process.exitCode = (await action()) ?? 0;
+  } catch (error) {
+    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 2;
+  }
+}
+
+export function registerAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('read, export and verify the tamper-evident audit trail');
+
+  audit
+    .command('verify')
+    .description('check the hash chain and every signed digest; exit 0 when intact, 1 naming the first break')
+    .addOption(dataDirOption())
+    .option('--file <export>', 'verify an export (JSON Lines) instead of a data directory')
+    .option('--public-key <pem>', 'the audit public key (with --file)')
+    .action((options) =>
+      run(async () => {
+        if (options.file) {
+          if (!options.publicKey) throw new Error('--file needs --public-key (from `strongroom audit public-key`)');
+          return report(await verifyExportFile(options.file, await readFile(options.publicKey, 'utf8')));
+        }
+        const store = openTrail(options.dataDir);
+        try {
+          return report(await verifyStore(store, await publicKeyOf(options.dataDir, store)));
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+
+  audit
+    .command('export')
+    .description('write the whole trail as JSON Lines (CloudTrail-shaped events and signed digests)')
+    .addOption(dataDirOption())
+    .option('--output <file>', 'write here instead of stdout (created 0600)')
+    .action((options) =>
+      run(async () => {
+        const store = openTrail(options.dataDir);
+        const file = options.output ? createWriteStream(options.output, { mode: 0o600 }) : undefined;
+        const out: NodeJS.WritableStream = file ?? process.stdout;
+        try {
+          for await (const line of exportLines(store)) {
+            if (!out.write(`${line}\n`)) await new Promise((done) => out.once('drain', done));
+          }
+        } finally {
+          await store.close();
+          if (file) await new Promise<void>((done) => file.end(() => done()));
+        }
+      }),
+    );
+
+  audit
+    .command('tail')
+    .description('print the latest events, oldest first')
+    .addOption(dataDirOption())
+    .addOption(new Option('-n, --lines <n>', 'how many').default(20).argParser(count))
+    .action((options) =>
+      run(async () => {
+        const store = openTrail(options.dataDir);
+        try {
+          printEvents((await store.query({ order: 'desc', limit: options.lines })).reverse());
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+
+  audit
+    .command('query')
+    .description('print events matching every filter given, oldest first (JSON Lines)')
+    .addOption(dataDirOption())
+    .addOption(new Option('--from <time>', 'at or after this time').argParser(date))
+    .addOption(new Option('--to <time>', 'before this time').argParser(date))
+    .option('--principal <arn>', 'made by this principal (user, role session)')
+    .option('--key <key-id>', 'naming this key id')
+    .option('--event <name>', 'this event name, e.g. Decrypt')
+    .option('--error <code>', 'failed with this error code')
+    .option('--errors', 'only failed or denied requests')
+    .addOption(new Option('--limit <n>', 'at most this many').default(1000).argParser(count))
+    .action((options) =>
+      run(async () => {
+        const store = openTrail(options.dataDir);
+        try {
+          const query: AuditQuery = {
+            from: options.from,
+            to: options.to,
+            principalArn: options.principal,
+            keyId: options.key,
+            eventName: options.event,
+            errorCode: options.error,
+            onlyErrors: options.errors === true,
+            limit: options.limit,
+          };
+          printEvents(await store.query(query));
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+
+  audit
+    .command('public-key')
+    .description('print the audit signing public key (PEM), for verifying exports elsewhere')
+    .addOption(dataDirOption())
+    .action((options) =>
+      run(async () => {
+        const store = openTrail(options.dataDir);
+        try {
+          process.stdout.write(await publicKeyOf(options.dataDir, store));
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,405 @@
+import { closeSync, openSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { ZERO_HASH, chainHash } from '../../crypto/audit-chain.ts';
+import type {
+  AppendResult,
+  AuditDigestRow,
+  AuditEntryInput,
+  AuditEventRow,
+  AuditQuery,
+  AuditStore,
+  DigestSealer,
+} from '../audit-types.ts';
+import { DEFAULT_DIGEST_EVERY_EVENTS, DEFAULT_DIGEST_INTERVAL_MS, isAuditEntry } from '../audit-types.ts';
+
+type Row = Record<string, unknown>;
+
+/**
+ * Migrations for `<data-dir>/audit.db`, versioned by `user_version` as schema.ts does.
+ *
+ * Keys live in `event_keys` rather than a column of `events` because an event can name several
+ * (ReEncrypt's source and destination, both of which GetKeyLastUsage reports).
+ */
+export const AUDIT_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  -- One row, rewritten by every probe: a durable write that proves the trail can commit.
+  CREATE TABLE probe (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    writes INTEGER NOT NULL
+  );
+  INSERT INTO probe (id, writes) VALUES (1, 0);
+  CREATE TABLE events (
+    seq            INTEGER PRIMARY KEY,
+    time           INTEGER NOT NULL, -- event time, ms since the epoch
+    text           TEXT NOT NULL,
+    hash           BLOB NOT NULL,
+    event_name     TEXT NOT NULL,
+    principal_arn  TEXT,
+    error_code     TEXT,
+    crypto_success INTEGER NOT NULL
+  );
+  CREATE INDEX events_time ON events (time);
+  CREATE INDEX events_principal ON events (principal_arn, seq) WHERE principal_arn IS NOT NULL;
+  CREATE INDEX events_name ON events (event_name, seq);
+  CREATE INDEX events_error ON events (error_code, seq) WHERE error_code IS NOT NULL;
+  CREATE TABLE event_keys (
+    key_id         TEXT NOT NULL,
+    crypto_success INTEGER NOT NULL,
+    seq            INTEGER NOT NULL,
+    PRIMARY KEY (key_id, crypto_success, seq)
+  ) WITHOUT ROWID;
+  CREATE TABLE digests (
+    seq       INTEGER PRIMARY KEY,
+    last_seq  INTEGER NOT NULL UNIQUE,
+    time      INTEGER NOT NULL,
+    text      TEXT NOT NULL,
+    signature BLOB NOT NULL
+  );
+  `,
+];
+
+export interface SqliteAuditStoreOptions {
+  /** Seal after this many events since the last digest (docs: 1,000). */
+  digestEveryEvents?: number;
+  /** Seal when this long has passed since the last digest and there are new events (docs: 60 s). */
+  digestIntervalMs?: number;
+  now?: () => Date;
+  busyTimeoutMs?: number;
+  /** Open an existing trail read-only (export, verify): no schema changes, no writes. */
+  readonly?: boolean;
+}
+
+const STARTED_AT = 'started-at';
+/** Atomics.wait on this never wakes early: a sub-millisecond sleep. */
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+const MAX_RETRY_SLEEP_MS = 1;
+
+interface Tail {
+  seq: number;
+  hash: Buffer;
+  digestSeq: number;
+  sealedUpTo: number;
+  digestTime: number;
+  digestText: string | undefined;
+}
+
+/**
+ * The audit trail in SQLite (WAL, synchronous=FULL: a commit is on disk when it returns). Every
+ * append is one BEGIN IMMEDIATE transaction that reads the tail first, so appends from several
+ * connections and processes serialise into one chain. Nothing here caches the tail.
+ */
+export class SqliteAuditStore implements AuditStore {
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly digestEveryEvents: number;
+  private readonly digestIntervalMs: number;
+  private readonly now: () => Date;
+  private readonly startedAt: number;
+  private readonly busyTimeoutMs: number;
+  private readonly appendTransaction: (
+    entries: readonly AuditEntryInput[],
+    seal: DigestSealer,
+    probe: boolean,
+  ) => AppendResult;
+
+  constructor(path: string, options: SqliteAuditStoreOptions = {}) {
+    this.digestEveryEvents = positiveInteger(options.digestEveryEvents ?? DEFAULT_DIGEST_EVERY_EVENTS, 'digestEveryEvents');
+    this.digestIntervalMs = positiveInteger(options.digestIntervalMs ?? DEFAULT_DIGEST_INTERVAL_MS, 'digestIntervalMs');
+    this.now = options.now ?? (() => new Date());
+    if (options.readonly) {
+      this.db = new Database(path, { readonly: true, fileMustExist: true });
+    } else {
+      // Created 0600 here rather than left to the umask; SQLite gives -wal and -shm the same mode.
+      closeSync(openSync(path, 'a', 0o600));
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+    }
+    this.busyTimeoutMs = positiveInteger(options.busyTimeoutMs ?? 10_000, 'busyTimeoutMs');
+    this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    if (options.readonly) {
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version !== AUDIT_MIGRATIONS.length) {
+        this.db.close();
+        throw new Error(`audit database schema version ${version} is not ${AUDIT_MIGRATIONS.length}`);
+      }
+    } else {
+      this.migrate();
+    }
+    const started = this.statement('SELECT value FROM meta WHERE name = ?').get(STARTED_AT) as Row | undefined;
+    this.startedAt = Number(started?.value ?? 0);
+    this.appendTransaction = this.db.transaction((entries, seal, probe) => this.appendInTransaction(entries, seal, probe))
+      .immediate as typeof this.appendTransaction;
+  }
+
+  private migrate(): void {
+    this.db
+      .transaction(() => {
+        const current = this.db.pragma('user_version', { simple: true }) as number;
+        if (current > AUDIT_MIGRATIONS.length) {
+          throw new Error(
+            `audit database schema version ${current} is newer than this Strongroom understands (${AUDIT_MIGRATIONS.length})`,
+          );
+        }
+        for (let version = current; version < AUDIT_MIGRATIONS.length; version++) {
+          this.db.exec(AUDIT_MIGRATIONS[version]);
+          this.db.pragma(`user_version = ${version + 1}`);
+        }
+        this.statement('INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)').run(
+          STARTED_AT,
+          String(this.now().getTime()),
+        );
+      })
+      .immediate();
+  }
+
+  private statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  private readTail(): Tail {
+    const event = this.statement('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+    const digest = this.statement('SELECT seq, last_seq, time, text FROM digests ORDER BY seq DESC LIMIT 1').get() as
+      | Row
+      | undefined;
+    return {
+      seq: Number(event?.seq ?? 0),
+      hash: (event?.hash as Buffer | undefined) ?? ZERO_HASH,
+      digestSeq: Number(digest?.seq ?? 0),
+      sealedUpTo: Number(digest?.last_seq ?? 0),
+      digestTime: digest === undefined ? this.startedAt : Number(digest.time),
+      digestText: digest?.text as string | undefined,
+    };
+  }
+
+  private digestDueByTime(tail: Tail, now: number): boolean {
+    return tail.seq > tail.sealedUpTo && now - tail.digestTime >= this.digestIntervalMs;
+  }
+
+  private appendInTransaction(entries: readonly AuditEntryInput[], seal: DigestSealer, probe: boolean): AppendResult {
+    const tail = this.readTail();
+    const now = this.now().getTime();
+    const firstSeq = tail.seq + 1;
+    let digestsWritten = 0;
+    const insertEvent = this.statement(
+      `INSERT INTO events (seq, time, text, hash, event_name, principal_arn, error_code, crypto_success)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertKey = this.statement('INSERT OR IGNORE INTO event_keys (key_id, crypto_success, seq) VALUES (?, ?, ?)');
+    const insertDigest = this.statement('INSERT INTO digests (seq, last_seq, time, text, signature) VALUES (?, ?, ?, ?, ?)');
+    const writeDigest = (): void => {
+      const seq = tail.digestSeq + 1;
+      const sealed = seal({
+        seq,
+        lastSeq: tail.seq,
+        lastHash: tail.hash,
+        eventCount: tail.seq - tail.sealedUpTo,
+        time: new Date(now),
+        previousText: tail.digestText,
+      });
+      insertDigest.run(seq, tail.seq, now, sealed.text, sealed.signature);
+      tail.digestSeq = seq;
+      tail.sealedUpTo = tail.seq;
+      tail.digestTime = now;
+      tail.digestText = sealed.text;
+      digestsWritten++;
+    };
+
+    for (const entry of entries) {
+      tail.seq++;
+      tail.hash = chainHash(tail.hash, entry.text);
+      const success = entry.cryptoSuccess ? 1 : 0;
+      insertEvent.run(
+        tail.seq,
+        entry.time.getTime(),
+        entry.text,
+        tail.hash,
+        entry.eventName,
+        entry.principalArn ?? null,
+        entry.errorCode ?? null,
+        success,
+      );
+      for (const keyId of entry.keyIds) insertKey.run(keyId, success, tail.seq);
+      if (tail.seq - tail.sealedUpTo >= this.digestEveryEvents) writeDigest();
+    }
+    if (this.digestDueByTime(tail, now)) writeDigest();
+    if (probe) this.statement('UPDATE probe SET writes = writes + 1 WHERE id = 1').run();
+    return {
+      firstSeq,
+      lastSeq: tail.seq,
+      digestsWritten,
+      sealedUpTo: tail.sealedUpTo,
+      lastDigestTime: new Date(tail.digestTime),
+    };
+  }
+
+  async append(
+    entries: readonly AuditEntryInput[],
+    seal: DigestSealer,
+    options: { probe?: boolean } = {},
+  ): Promise<AppendResult> {
+    for (const entry of entries) checkEntry(entry);
+    const probe = options.probe === true;
+    if (entries.length === 0 && !probe) {
+      // A timer's digest check: look without taking the write lock, and write only when due.
+      const tail = this.readTail();
+      if (!this.digestDueByTime(tail, this.now().getTime())) {
+        return {
+          firstSeq: tail.seq + 1,
+          lastSeq: tail.seq,
+          digestsWritten: 0,
+          sealedUpTo: tail.sealedUpTo,
+          lastDigestTime: new Date(tail.digestTime),
+        };
+      }
+    }
+    return this.withWriteLock(() => this.appendTransaction(entries, seal, probe));
+  }
+
+  async probe(): Promise<void> {
+    this.withWriteLock(() =>
+      this.db.transaction(() => this.statement('UPDATE probe SET writes = writes + 1 WHERE id = 1').run()).immediate(),
+    );
+  }
+
+  /**
+   * Runs a BEGIN IMMEDIATE transaction, retrying while another connection holds the write lock.
+   * SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries, so a writer that comes
+   * back quickly (another server process committing batch after batch) can starve it for
+   * hundreds of milliseconds; this retries after 50 µs, doubling to 1 ms (with jitter), up to the busy timeout.
+   * It blocks the calling thread while it waits, as the busy handler would.
+   */
+  private withWriteLock<T>(transaction: () => T): T {
+    const deadline = performance.now() + this.busyTimeoutMs;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return transaction();
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'SQLITE_BUSY' || performance.now() >= deadline) throw error;
+        }
+        const ms = Math.min(MAX_RETRY_SLEEP_MS, 0.05 * 2 ** attempt) * (0.5 + Math.random());
+        Atomics.wait(SLEEPER, 0, 0, ms);
+      }
+    } finally {
+      this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    }
+  }
+
+  async readEvents(fromSeq: number, limit: number, toSeq = Number.MAX_SAFE_INTEGER): Promise<AuditEventRow[]> {
+    const rows = this.statement('SELECT * FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?').all(
+      fromSeq,
+      toSeq,
+      limit,
+    ) as Row[];
+    return rows.map(eventFromRow);
+  }
+
+  async readDigests(fromSeq: number, limit: number): Promise<AuditDigestRow[]> {
+    const rows = this.statement('SELECT * FROM digests WHERE seq >= ? ORDER BY seq LIMIT ?').all(fromSeq, limit) as Row[];
+    return rows.map((row) => ({
+      seq: Number(row.seq),
+      lastSeq: Number(row.last_seq),
+      time: new Date(Number(row.time)),
+      text: row.text as string,
+      signature: row.signature as Buffer,
+    }));
+  }
+
+  async tail(): Promise<{ lastSeq: number; lastDigestSeq: number }> {
+    // One statement, one read transaction: the two agree.
+    const row = this.statement(
+      'SELECT (SELECT max(seq) FROM events) AS last_seq, (SELECT max(seq) FROM digests) AS last_digest_seq',
+    ).get() as Row;
+    return { lastSeq: Number(row.last_seq ?? 0), lastDigestSeq: Number(row.last_digest_seq ?? 0) };
+  }
+
+  async query(query: AuditQuery): Promise<AuditEventRow[]> {
+    const conditions: string[] = [];
+    const values: unknown[] = [];
+    const add = (condition: string, value: unknown) => {
+      conditions.push(condition);
+      values.push(value);
+    };
+    if (query.from !== undefined) add('time >= ?', query.from.getTime());
+    if (query.to !== undefined) add('time < ?', query.to.getTime());
+    if (query.principalArn !== undefined) add('principal_arn = ?', query.principalArn);
+    if (query.eventName !== undefined) add('event_name = ?', query.eventName);
+    if (query.errorCode !== undefined) add('error_code = ?', query.errorCode);
+    if (query.onlyErrors) conditions.push('error_code IS NOT NULL');
+    if (query.keyId !== undefined) add('seq IN (SELECT seq FROM event_keys WHERE key_id = ?)', query.keyId);
+    if (query.afterSeq !== undefined) add('seq > ?', query.afterSeq);
+    if (query.beforeSeq !== undefined) add('seq < ?', query.beforeSeq);
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+    const order = query.order === 'desc' ? 'DESC' : 'ASC';
+    const rows = this.statement(`SELECT * FROM events ${where} ORDER BY seq ${order} LIMIT ?`).all(
+      ...values,
+      query.limit,
+    ) as Row[];
+    return rows.map(eventFromRow);
+  }
+
+  async lastCryptoUse(keyId: string): Promise<AuditEventRow | undefined> {
+    const row = this.statement(
+      `SELECT events.* FROM event_keys JOIN events ON events.seq = event_keys.seq
+       WHERE event_keys.key_id = ? AND event_keys.crypto_success = 1
+       ORDER BY event_keys.seq DESC LIMIT 1`,
+    ).get(keyId) as Row | undefined;
+    return row ? eventFromRow(row) : undefined;
+  }
+
+  async firstEventTime(): Promise<Date | undefined> {
+    const row = this.statement('SELECT time FROM events ORDER BY seq LIMIT 1').get() as Row | undefined;
+    return row ? new Date(Number(row.time)) : undefined;
+  }
+
+  async startTime(): Promise<Date> {
+    return new Date(this.startedAt);
+  }
+
+  async getMeta(name: string): Promise<string | undefined> {
+    const row = this.statement('SELECT value FROM meta WHERE name = ?').get(name) as Row | undefined;
+    return row?.value as string | undefined;
+  }
+
+  async putMetaIfAbsent(name: string, value: string): Promise<string> {
+    this.statement('INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)').run(name, value);
+    return (await this.getMeta(name)) as string;
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+function eventFromRow(row: Row): AuditEventRow {
+  return {
+    seq: Number(row.seq),
+    time: new Date(Number(row.time)),
+    text: row.text as string,
+    hash: row.hash as Buffer,
+    eventName: row.event_name as string,
+    principalArn: (row.principal_arn as string | null) ?? undefined,
+    errorCode: (row.error_code as string | null) ?? undefined,
+    cryptoSuccess: row.crypto_success === 1,
+  };
+}
+
+function checkEntry(entry: AuditEntryInput): void {
+  if (!isAuditEntry(entry)) throw new TypeError('invalid audit entry');
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`);
+  return value;
+}
