@@ -26,8 +26,11 @@ export interface KmsRequest {
   principalArn: string;
   /** The caller's account: the account whose root a key policy names to delegate to IAM. */
   accountId: string;
-  /** Condition keys (names case-insensitive), filled in by the caller. */
-  context: Record<string, ContextValue>;
+  /**
+   * Condition keys (names case-insensitive), filled in by the caller; a Map must already have
+   * lower-cased names.
+   */
+  context: Record<string, ContextValue> | ReadonlyMap<string, ContextValue>;
 }
 
 export interface NamedPolicy {
@@ -206,7 +209,8 @@ function positiveMatch(operator: string, policyValue: string, requestValue: stri
 function valueMatches(clause: ConditionClause, requestValue: string): boolean {
   const negated = NEGATED.has(clause.base);
   const positive = negated ? POSITIVE_OF[clause.base] : clause.base;
-  const any = clause.values.some((policyValue) => positiveMatch(positive, policyValue, requestValue));
+  let any = false;
+  for (let i = 0; i < clause.values.length && !any; i++) any = positiveMatch(positive, clause.values[i], requestValue);
   return negated ? !any : any;
 }
 
@@ -217,8 +221,8 @@ function contextValues(value: ContextValue): string[] | undefined {
 }
 
 /** True when the clause holds for the request context (keys already lower-cased). */
-function clauseHolds(clause: ConditionClause, context: Map<string, ContextValue>): boolean {
-  const values = contextValues(context.get(clause.key.toLowerCase()));
+function clauseHolds(clause: ConditionClause, context: ReadonlyMap<string, ContextValue>): boolean {
+  const values = contextValues(context.get(lowerKeyOf(clause)));
   if (clause.base === 'Null') {
     // Null: "true" means the key must be absent, "false" that it must be present.
     const wantAbsent = clause.values.some((v) => v.toLowerCase() === 'true');
@@ -237,13 +241,25 @@ function clauseHolds(clause: ConditionClause, context: Map<string, ContextValue>
     if (clause.qualifier === 'ForAnyValue') return false;
     return NEGATED.has(clause.base);
   }
-  if (clause.qualifier === 'ForAllValues') return values.every((value) => valueMatches(clause, value));
-  // ForAnyValue, and (leniently) a multi-valued key under a single-valued operator: any value.
-  if (clause.qualifier === 'ForAnyValue' || !NEGATED.has(clause.base)) {
-    return values.some((value) => valueMatches(clause, value));
+  // ForAllValues, and an unqualified negated operator on a multi-valued key (no request value
+  // may match): every value. ForAnyValue, and (leniently) a multi-valued key under a
+  // single-valued operator: any value.
+  const every = clause.qualifier === 'ForAllValues' || (clause.qualifier !== 'ForAnyValue' && NEGATED.has(clause.base));
+  for (let i = 0; i < values.length; i++) {
+    const matches = valueMatches(clause, values[i]);
+    if (every && !matches) return false;
+    if (!every && matches) return true;
   }
-  // An unqualified negated operator on a multi-valued key: no request value may match.
-  return values.every((value) => valueMatches(clause, value));
+  return every;
+}
+
+const lowerKeys = new WeakMap<ConditionClause, string>();
+
+/** A clause's condition key, lower-cased once. */
+function lowerKeyOf(clause: ConditionClause): string {
+  let key = lowerKeys.get(clause);
+  if (key === undefined) lowerKeys.set(clause, (key = clause.key.toLowerCase()));
+  return key;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -288,22 +304,38 @@ function compiled(statement: PolicyStatement): CompiledStatement {
   return entry;
 }
 
+function anyActionPattern(patterns: string[], action: string): boolean {
+  for (let i = 0; i < patterns.length; i++) {
+    const pattern = patterns[i];
+    if (pattern === '*' || pattern === action || wildcardMatch(pattern, action)) return true;
+  }
+  return false;
+}
+
 /** `action` is already lower-cased. */
 function actionMatches(statement: PolicyStatement, action: string): boolean {
   const { actions, notActions } = compiled(statement);
-  const hit = (patterns: string[]) => patterns.some((pattern) => pattern === '*' || pattern === action || wildcardMatch(pattern, action));
-  return actions ? hit(actions) : !hit(notActions ?? []);
+  return actions ? anyActionPattern(actions, action) : !anyActionPattern(notActions ?? [], action);
+}
+
+function anyArnPattern(patterns: (string[] | '*')[], resourceParts: string[] | undefined): boolean {
+  for (let i = 0; i < patterns.length; i++) {
+    const pattern = patterns[i];
+    if (pattern === '*') return true;
+    if (resourceParts === undefined) continue;
+    let all = true;
+    for (let p = 0; p < pattern.length && all; p++) {
+      all = pattern[p] === resourceParts[p] || wildcardMatch(pattern[p], resourceParts[p]);
+    }
+    if (all) return true;
+  }
+  return false;
 }
 
 /** `resourceParts` is the request resource split once (undefined when it is not an ARN). */
 function resourceMatches(statement: PolicyStatement, resourceParts: string[] | undefined): boolean {
   const { resources, notResources } = compiled(statement);
-  const hit = (patterns: (string[] | '*')[]) =>
-    patterns.some(
-      (pattern) =>
-        pattern === '*' || (resourceParts !== undefined && pattern.every((part, i) => part === resourceParts[i] || wildcardMatch(part, resourceParts[i]))),
-    );
-  return resources ? hit(resources) : !hit(notResources ?? []);
+  return resources ? anyArnPattern(resources, resourceParts) : !anyArnPattern(notResources ?? [], resourceParts);
 }
 
 function accountRoots(accountId: string): string[] {
@@ -350,14 +382,16 @@ interface PreparedRequest {
 const NOT_APPLICABLE: AppliesResult = { applies: false };
 const APPLIES: AppliesResult = { applies: true };
 
-function statementApplies(statement: PolicyStatement, request: PreparedRequest, context: Map<string, ContextValue>): AppliesResult {
+function statementApplies(statement: PolicyStatement, request: PreparedRequest, context: ReadonlyMap<string, ContextValue>): AppliesResult {
   if (!actionMatches(statement, request.action) || !resourceMatches(statement, request.resourceParts)) {
     return NOT_APPLICABLE;
   }
   // Multiple operators and keys are ANDed.
-  if (statement.conditions.length === 0) return APPLIES;
-  const failedCondition = statement.conditions.find((clause) => !clauseHolds(clause, context));
-  return failedCondition ? { applies: false, failedCondition } : APPLIES;
+  const conditions = statement.conditions;
+  for (let i = 0; i < conditions.length; i++) {
+    if (!clauseHolds(conditions[i], context)) return { applies: false, failedCondition: conditions[i] };
+  }
+  return APPLIES;
 }
 
 function describe(policy: string, statement: PolicyStatement): string {
@@ -380,81 +414,123 @@ export function conditionKeysOf(document: PolicyDocument): Set<string> {
 
 // ---------------------------------------------------------------------------------------------
 
-export function evaluate(request: KmsRequest, policies: RequestPolicies, options: EvaluationOptions = {}): EvaluationResult {
-  const context = new Map<string, ContextValue>();
-  for (const [key, value] of Object.entries(request.context)) context.set(key.toLowerCase(), value);
+interface Visit {
+  request: KmsRequest;
+  prepared: PreparedRequest;
+  names: string[];
+  context: ReadonlyMap<string, ContextValue>;
+  explain: boolean;
+  reasons: string[];
+  denies: MatchedStatement[];
+  directAllows: MatchedStatement[];
+  accountAllows: MatchedStatement[];
+  identityAllows: MatchedStatement[];
+}
 
-  const explain = options.reasons !== false;
-  const reasons: string[] = [];
-  const names = principalNames(request.principalArn);
-  const prepared: PreparedRequest = {
-    action: request.action.toLowerCase(),
-    resourceParts: request.resource === '*' ? undefined : arnParts(request.resource),
-  };
-  const denies: MatchedStatement[] = [];
-  const directAllows: MatchedStatement[] = [];
-  const accountAllows: MatchedStatement[] = [];
-  const identityAllows: MatchedStatement[] = [];
-
-  const visit = (policy: NamedPolicy, isKeyPolicy: boolean) => {
-    for (const statement of policy.document.statements) {
-      let principal: PrincipalMatch = 'direct';
-      if (isKeyPolicy) {
-        principal = principalMatch(statement, request, names);
-        // A Deny naming the account root covers every principal of that account.
-        if (principal === 'account' && statement.effect === 'Deny') principal = 'direct';
-        if (principal === 'none') continue;
-      }
-      const result = statementApplies(statement, prepared, context);
-      if (explain && result.failedCondition) {
-        const clause = result.failedCondition;
-        reasons.push(`${describe(policy.name, statement)} (${statement.effect}) did not apply: condition ${clause.operator} on ${clause.key} was not met.`);
-      }
-      if (!result.applies) continue;
-      const matched = matchedOf(policy.name, statement);
-      if (statement.effect === 'Deny') denies.push(matched);
-      else if (!isKeyPolicy) identityAllows.push(matched);
-      else if (principal === 'direct') directAllows.push(matched);
-      else accountAllows.push(matched);
+// Plain loops and module-level functions on this path: it runs for every request, and closures
+// made per call cost more than the matching itself.
+function visitPolicy(visit: Visit, policy: NamedPolicy, isKeyPolicy: boolean): void {
+  const statements = policy.document.statements;
+  for (let i = 0; i < statements.length; i++) {
+    const statement = statements[i];
+    let principal: PrincipalMatch = 'direct';
+    if (isKeyPolicy) {
+      principal = principalMatch(statement, visit.request, visit.names);
+      // A Deny naming the account root covers every principal of that account.
+      if (principal === 'account' && statement.effect === 'Deny') principal = 'direct';
+      if (principal === 'none') continue;
     }
-  };
-  const keyPolicy = options.identityOnly ? undefined : policies.keyPolicy;
-  if (keyPolicy) visit(keyPolicy, true);
-  for (const policy of policies.identityPolicies) visit(policy, false);
+    const result = statementApplies(statement, visit.prepared, visit.context);
+    if (visit.explain && result.failedCondition) {
+      const clause = result.failedCondition;
+      visit.reasons.push(
+        `${describe(policy.name, statement)} (${statement.effect}) did not apply: condition ${clause.operator} on ${clause.key} was not met.`,
+      );
+    }
+    if (!result.applies) continue;
+    const matched = matchedOf(policy.name, statement);
+    if (statement.effect === 'Deny') visit.denies.push(matched);
+    else if (!isKeyPolicy) visit.identityAllows.push(matched);
+    else if (principal === 'direct') visit.directAllows.push(matched);
+    else visit.accountAllows.push(matched);
+  }
+}
 
-  const name = (m: MatchedStatement) => `${m.policy} statement ${m.index}${m.sid ? ` (Sid "${m.sid}")` : ''}`;
+function nameOf(m: MatchedStatement): string {
+  return `${m.policy} statement ${m.index}${m.sid ? ` (Sid "${m.sid}")` : ''}`;
+}
+
+function explainEach(reasons: string[], prefix: string, matched: MatchedStatement[]): void {
+  for (let i = 0; i < matched.length; i++) reasons.push(`${prefix} ${nameOf(matched[i])}.`);
+}
+
+/** The request's condition keys, lower-cased (a Map given is taken as already lower-cased). */
+function contextMap(context: KmsRequest['context']): ReadonlyMap<string, ContextValue> {
+  if (context instanceof Map) return context;
+  const map = new Map<string, ContextValue>();
+  for (const [key, value] of Object.entries(context)) map.set(key.toLowerCase(), value);
+  return map;
+}
+
+export function evaluate(request: KmsRequest, policies: RequestPolicies, options: EvaluationOptions = {}): EvaluationResult {
+  const explain = options.reasons !== false;
+  const visit: Visit = {
+    request,
+    prepared: {
+      action: request.action.toLowerCase(),
+      resourceParts: request.resource === '*' ? undefined : arnParts(request.resource),
+    },
+    names: principalNames(request.principalArn),
+    context: contextMap(request.context),
+    explain,
+    reasons: [],
+    denies: [],
+    directAllows: [],
+    accountAllows: [],
+    identityAllows: [],
+  };
+  const { reasons, denies, directAllows, accountAllows, identityAllows } = visit;
+  const keyPolicy = options.identityOnly ? undefined : policies.keyPolicy;
+  if (keyPolicy) visitPolicy(visit, keyPolicy, true);
+  for (let i = 0; i < policies.identityPolicies.length; i++) visitPolicy(visit, policies.identityPolicies[i], false);
+
   if (denies.length > 0) {
-    for (const m of denies) reasons.push(`Explicitly denied by ${name(m)}.`);
+    if (explain) explainEach(reasons, 'Explicitly denied by', denies);
     // A deny in the key policy is named first: it is the one AWS reports.
-    const deniedBy = keyPolicy && denies.some((m) => m.policy === keyPolicy.name) ? 'resource' : 'identity';
+    let deniedBy: 'resource' | 'identity' = 'identity';
+    for (let i = 0; i < denies.length; i++) if (keyPolicy && denies[i].policy === keyPolicy.name) deniedBy = 'resource';
     return { decision: 'explicit-deny', matched: denies, reasons, deniedBy };
   }
   if (options.identityOnly) {
     if (identityAllows.length > 0) {
-      for (const m of identityAllows) reasons.push(`Allowed by ${name(m)}.`);
+      if (explain) explainEach(reasons, 'Allowed by', identityAllows);
       return { decision: 'allow', matched: identityAllows, reasons };
     }
-    reasons.push('No identity policy allows the request.');
+    if (explain) reasons.push('No identity policy allows the request.');
     return { decision: 'implicit-deny', matched: [], reasons, deniedBy: 'identity' };
   }
   if (!policies.keyPolicy) {
-    reasons.push('The key has no key policy, so nothing is allowed.');
+    if (explain) reasons.push('The key has no key policy, so nothing is allowed.');
     return { decision: 'implicit-deny', matched: [], reasons, deniedBy: 'resource' };
   }
   if (directAllows.length > 0) {
-    for (const m of directAllows) reasons.push(`Allowed to the principal by ${name(m)}.`);
+    if (explain) explainEach(reasons, 'Allowed to the principal by', directAllows);
     return { decision: 'allow', matched: directAllows, reasons };
   }
   if (accountAllows.length > 0 && identityAllows.length > 0) {
-    for (const m of accountAllows) reasons.push(`The key policy delegates to the caller's account in ${name(m)}.`);
-    for (const m of identityAllows) reasons.push(`Allowed by ${name(m)}.`);
+    if (explain) {
+      explainEach(reasons, "The key policy delegates to the caller's account in", accountAllows);
+      explainEach(reasons, 'Allowed by', identityAllows);
+    }
     return { decision: 'allow', matched: [...accountAllows, ...identityAllows], reasons };
   }
   if (accountAllows.length > 0) {
-    reasons.push("The key policy delegates to the caller's account, but no identity policy allows the request.");
+    if (explain) reasons.push("The key policy delegates to the caller's account, but no identity policy allows the request.");
     return { decision: 'implicit-deny', matched: [], reasons, deniedBy: 'identity' };
   }
-  reasons.push('No key policy statement allows the principal or delegates to its account.');
-  if (identityAllows.length > 0) reasons.push('An identity policy allows the request, but the key policy does not delegate to the account.');
+  if (explain) {
+    reasons.push('No key policy statement allows the principal or delegates to its account.');
+    if (identityAllows.length > 0) reasons.push('An identity policy allows the request, but the key policy does not delegate to the account.');
+  }
   return { decision: 'implicit-deny', matched: [], reasons, deniedBy: 'resource' };
 }
