@@ -1,15 +1,21 @@
 // Summarizes V8 .cpuprofile files (node --cpu-prof): top functions by self time, and self time
 // by source file / package.
 //
-//   node bench/cpu-profile-top.mjs [--top 25] <file.cpuprofile>...
+//   node bench/cpu-profile-top.mjs [--top 25] [--under <path>[,<path>...]] <file.cpuprofile>...
+//
+// --under adds, per function defined in one of those source files (e.g.
+// src/service/authorization.ts,src/policy/evaluate.ts), its inclusive time: every sample with the
+// function anywhere on its stack, counted once (so recursion and nesting do not double-count).
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 
 const args = process.argv.slice(2);
 let top = 25;
+let under = [];
 const files = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--top') top = Number(args[++i]);
+  else if (args[i] === '--under') under = args[++i].split(',').filter(Boolean);
   else files.push(args[i]);
 }
 const root = process.cwd();
@@ -76,4 +82,32 @@ for (const file of files) {
   for (const [place, us] of [...places].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`${pct(us)}  ${place}`);
   console.log('-- time charged to the nearest project source file on the stack (self + what it called)');
   for (const [owner, us] of [...owners].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`${pct(us)}  ${owner}`);
+  if (under.length) {
+    // Inclusive time of each function of the --under files: walk each sampled node's stack once.
+    const inclusive = new Map();
+    const selfIn = new Map();
+    let anyUnder = 0;
+    for (const [id, us] of self) {
+      const seen = new Set();
+      let at = id;
+      while (at !== undefined) {
+        const { functionName, url } = byId.get(at).callFrame;
+        const place = where(url);
+        if (under.includes(place)) {
+          const key = `${functionName || '(anonymous)'}  ${place}`;
+          if (!seen.has(key)) {
+            seen.add(key);
+            inclusive.set(key, (inclusive.get(key) ?? 0) + us);
+            if (at === id) selfIn.set(key, (selfIn.get(key) ?? 0) + us);
+          }
+        }
+        at = parent.get(at);
+      }
+      if (seen.size) anyUnder += us;
+    }
+    console.log(`-- inclusive time under ${under.join(', ')}: ${pct(anyUnder)} of all samples; per function (inclusive, self)`);
+    for (const [key, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      console.log(`${pct(us)} ${pct(selfIn.get(key) ?? 0)}  ${key}`);
+    }
+  }
 }

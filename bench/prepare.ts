@@ -22,6 +22,10 @@
  * authorization; no x-amz-content-sha256. Signatures are dated now and the server accepts
  * ±5 minutes of skew, so sign right before each wrk run.
  *
+ * A state file may also carry an `encryptionContext` (bench/prepare-authz.ts writes such state
+ * files, one per access-control case, with a key and a ciphertext made under that context); the
+ * Encrypt, Decrypt and GenerateDataKey requests then send it as their EncryptionContext.
+ *
  * Pool file format (read by the Lua script): for each request, its byte length in decimal, a
  * newline, then exactly that many bytes. Nothing else.
  *
@@ -77,6 +81,8 @@ interface State {
   signingKeys?: Partial<Record<KeySpec, string>>;
   /** Per signing op name, messages with a signature Strongroom made. */
   signedMessages?: Record<string, SignedMessage[]>;
+  /** Sent as EncryptionContext by the symmetric ops (ciphertext32 was made under it). */
+  encryptionContext?: Record<string, string>;
 }
 
 interface Credentials {
@@ -199,15 +205,16 @@ function signingBodyFor(state: State, index: number): string {
 
 function bodyFor(state: State, index: number): string {
   if (signingOp !== undefined) return signingBodyFor(state, index);
+  const context = state.encryptionContext ? { EncryptionContext: state.encryptionContext } : {};
   switch (op) {
     case 'encrypt-32':
-      return JSON.stringify({ KeyId: state.keyId, Plaintext: randomBytes(32).toString('base64') });
+      return JSON.stringify({ KeyId: state.keyId, Plaintext: randomBytes(32).toString('base64'), ...context });
     case 'encrypt-4k':
-      return JSON.stringify({ KeyId: state.keyId, Plaintext: randomBytes(4096).toString('base64') });
+      return JSON.stringify({ KeyId: state.keyId, Plaintext: randomBytes(4096).toString('base64'), ...context });
     case 'decrypt-32':
-      return JSON.stringify({ CiphertextBlob: state.ciphertext32, KeyId: state.keyId });
+      return JSON.stringify({ CiphertextBlob: state.ciphertext32, KeyId: state.keyId, ...context });
     case 'generate-data-key':
-      return JSON.stringify({ KeyId: state.keyId, KeySpec: 'AES_256' });
+      return JSON.stringify({ KeyId: state.keyId, KeySpec: 'AES_256', ...context });
     default:
       throw new Error(`no request body for op ${op}`);
   }

@@ -2,7 +2,9 @@
 # CPU profile of Strongroom's workers under the bench load (not part of `npm run bench`).
 #
 #   bash bench/profile.sh [op]      op: encrypt-32 (default), encrypt-4k, decrypt-32, generate-data-key,
-#                                   or a sign-*/verify-* case of run.sh (e.g. sign-rsa2048-pkcs1)
+#                                   a sign-*/verify-* case of run.sh (e.g. sign-rsa2048-pkcs1), or
+#                                   authz-allow-all / authz-realistic: bench/authz.sh's two cases
+#                                   (Encrypt 32 B as that case's user, set up by prepare-authz.ts)
 #
 # Starts `node --cpu-prof bin/strongroom.mjs serve --workers 2` (primary and workers each
 # write a .cpuprofile on exit), loads it with the same pre-signed requests and wrk settings as
@@ -51,8 +53,18 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 
-timeout 120 node --import tsx bench/prepare.ts --endpoint "$URL" --credentials "$WORK/data/credentials" \
-  --state "$WORK/state.json" --op "$OP" --count 2000 --out "$WORK/pool.bin"
+case $OP in
+  authz-*)
+    timeout 120 node --import tsx bench/prepare-authz.ts --endpoint "$URL" --credentials "$WORK/data/credentials" \
+      --out-dir "$WORK/authz"
+    timeout 120 node --import tsx bench/prepare.ts --endpoint "$URL" --credentials "$WORK/authz/${OP#authz-}.credentials" \
+      --state "$WORK/authz/${OP#authz-}.state.json" --op encrypt-32 --count 2000 --out "$WORK/pool.bin"
+    ;;
+  *)
+    timeout 120 node --import tsx bench/prepare.ts --endpoint "$URL" --credentials "$WORK/data/credentials" \
+      --state "$WORK/state.json" --op "$OP" --count 2000 --out "$WORK/pool.bin"
+    ;;
+esac
 timeout $((DURATION + 30)) wrk -t2 -c32 -d"${DURATION}s" --latency -s bench/wrk-requests.lua "$URL" -- "$WORK/pool.bin" \
   | grep -E '^(BENCH_RESULT|BENCH_NON2XX_SAMPLE)'
 
@@ -66,4 +78,7 @@ rm -f "$OUT"/*.cpuprofile
 # The largest profiles are the workers' (the primary is nearly idle under load).
 mapfile -t profiles < <(ls -S "$WORK"/prof/*.cpuprofile | head -n 2)
 for profile in "${profiles[@]}"; do cp "$profile" "$OUT/$OP-$(basename "$profile")"; done
-node bench/cpu-profile-top.mjs --top 30 "$OUT"/*.cpuprofile
+# The authz cases also get the inclusive time of the access-control code.
+UNDER=()
+case $OP in authz-*) UNDER=(--under src/service/authorization.ts,src/policy/evaluate.ts) ;; esac
+node bench/cpu-profile-top.mjs --top 30 "${UNDER[@]}" "$OUT"/*.cpuprofile

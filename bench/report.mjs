@@ -1,14 +1,14 @@
-// Turns the per-run results (TSV written by bench/run.sh) into bench/RESULTS.md.
+// Turns the per-run results (TSV written by bench/run.sh) into bench/RESULTS.md. (bench/authz.sh's
+// section is bench/report-authz.mjs; both read the TSV through bench/results-lib.mjs.)
 //
 //   node bench/report.mjs <results.tsv> <RESULTS.md>
 //
 // TSV rows: case, repetition, then the key=value fields of wrk-requests.lua's BENCH_RESULT line.
 // Machine facts and run settings come in BENCH_META_* environment variables.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { fmt, median, meta, ms, readRuns, summarize } from './results-lib.mjs';
 
 const [tsvPath, outPath] = process.argv.slice(2);
-const env = process.env;
-const meta = (name, fallback = '') => env[`BENCH_META_${name}`] ?? fallback;
 
 const clkTck = Number(meta('CLK_TCK', '100'));
 const TARGET_RATIO = 0.45;
@@ -44,58 +44,9 @@ const SIGN_CASES = Object.fromEntries(
   ),
 );
 
-const runs = new Map();
-for (const line of readFileSync(tsvPath, 'utf8').split('\n')) {
-  if (!line.trim()) continue;
-  const [name, rep, fields] = line.split('\t');
-  const values = Object.fromEntries(fields.trim().split(/\s+/).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
-  if (!runs.has(name)) runs.set(name, []);
-  runs.get(name).push({ rep: Number(rep), ...values });
-}
+const runs = readRuns(tsvPath);
 
-const median = (numbers) => {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
-function summarize(name) {
-  const list = runs.get(name) ?? [];
-  if (list.length === 0) return undefined;
-  const sum = (field) => list.reduce((total, run) => total + Math.max(0, run[field] ?? 0), 0);
-  return {
-    runs: list,
-    rps: median(list.map((r) => r.rps)),
-    p50: median(list.map((r) => r.p50_us)) / 1000,
-    p99: median(list.map((r) => r.p99_us)) / 1000,
-    requests: sum('requests'),
-    non2xx: sum('non2xx'),
-    // Server CPU time (both servers' primaries and workers) per request, in µs: how much work one
-    // request costs, which other load on the machine disturbs far less than req/s.
-    cpuPerRequest: median(list.map((r) => (r.requests > 0 ? (r.server_cpu_ticks / clkTck) * 1e6 / r.requests : NaN))),
-    socketErrors: sum('connect_errors') + sum('read_errors') + sum('write_errors') + sum('timeouts'),
-    // A missing BENCH_RESULT line is recorded as non2xx=-1.
-    broken: list.some((r) => r.non2xx < 0 || !(r.requests > 0)),
-    // Sign/Verify cases only: the raw node:crypto baseline measured right after each run.
-    rawOps: median(list.map((r) => r.raw_ops_per_s ?? NaN)),
-    rawCpuPerOp: median(list.map((r) => r.raw_cpu_us_per_op ?? NaN)),
-    pairedRawRatio: median(list.map((r) => (r.raw_ops_per_s > 0 ? r.rps / r.raw_ops_per_s : NaN))),
-    // What the req/s ratio would be if both sides had the cores to themselves: on shared cores
-    // req/s ≈ cores ÷ (server + wrk CPU per request) and raw ops/s ≈ cores ÷ raw CPU per op.
-    cpuCostRatio: median(
-      list.map((r) =>
-        r.requests > 0 && r.raw_cpu_us_per_op > 0
-          ? r.raw_cpu_us_per_op / ((((r.server_cpu_ticks + r.wrk_cpu_ticks) / clkTck) * 1e6) / r.requests)
-          : NaN,
-      ),
-    ),
-  };
-}
-
-const fmt = (n, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const ms = (n) => fmt(n, 2);
-
-const summaries = Object.fromEntries([...Object.keys(CASES), ...Object.keys(SIGN_CASES)].map((name) => [name, summarize(name)]));
+const summaries = Object.fromEntries([...Object.keys(CASES), ...Object.keys(SIGN_CASES)].map((name) => [name, summarize(runs.get(name), clkTck)]));
 const anyErrors = Object.values(summaries).some((s) => s && (s.non2xx > 0 || s.socketErrors > 0 || s.broken));
 
 const rows = [];
