@@ -5,7 +5,7 @@
  * trail stores, hashes and exports.
  */
 import { randomUUID } from 'node:crypto';
-import { identityArnOf } from './authorization.ts';
+import { identityArnOf } from './principals.ts';
 import type { Caller, ServiceContext } from './context.ts';
 import type { KmsError } from './errors.ts';
 

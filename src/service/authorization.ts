@@ -16,7 +16,6 @@ import { parsePolicyDocument, type PolicyDocument, type PolicyKind } from '../po
 import {
   conditionKeysOf,
   evaluate,
-  principalNames,
   type ContextValue,
   type EvaluationResult,
   type NamedPolicy,
@@ -24,7 +23,10 @@ import {
 import type { GrantRecord, IdentityPolicyRecord, KeyRecord, PrincipalRecord } from '../storage/types.ts';
 import type { Caller, ServiceContext } from './context.ts';
 import { KmsError } from './errors.ts';
+import { requestContext } from './condition-keys.ts';
+import { grantCovers } from './grant-matching.ts';
 import { keyArn, resolveKey } from './key-resolution.ts';
+import { identityArnOf } from './principals.ts';
 
 export const KEY_POLICY_NAME = 'key policy';
 
@@ -61,13 +63,6 @@ export interface AccessExplanation {
   reasons: string[];
 }
 
-/** The grant operations AWS accepts (CreateGrant's Operations). */
-export const GRANT_OPERATIONS = [
-  'Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext', 'ReEncryptFrom', 'ReEncryptTo',
-  'Sign', 'Verify', 'GetPublicKey', 'CreateGrant', 'RetireGrant', 'DescribeKey', 'GenerateDataKeyPair',
-  'GenerateDataKeyPairWithoutPlaintext', 'GenerateMac', 'VerifyMac', 'DeriveSharedSecret',
-] as const;
-
 // ---------------------------------------------------------------------------------------------
 // Parsed-policy cache: policies are parsed once per distinct text, not once per request.
 
@@ -93,19 +88,6 @@ function parsed(text: string, kind: PolicyKind): ParsedPolicy | undefined {
 
 // ---------------------------------------------------------------------------------------------
 // Principals
-
-const ASSUMED_ROLE = /^arn:([^:]+):sts::(\d{12}):assumed-role\/([^/]+)\/(.+)$/;
-const IAM_PRINCIPAL = /^arn:([^:]+):iam::(\d{12}):(user|role|root)(?:\/(.+))?$/;
-
-/** The user or role whose identity policies a caller answers to (a session answers to its role). */
-export function identityArnOf(principalArn: string): string {
-  const session = ASSUMED_ROLE.exec(principalArn);
-  return session ? `arn:${session[1]}:iam::${session[2]}:role/${session[3]}` : principalArn;
-}
-
-export function accountOf(principalArn: string): string | undefined {
-  return ASSUMED_ROLE.exec(principalArn)?.[2] ?? IAM_PRINCIPAL.exec(principalArn)?.[2];
-}
 
 interface Identity {
   principal?: PrincipalRecord;
@@ -140,137 +122,6 @@ async function identityOf(context: ServiceContext, caller: Caller): Promise<Iden
   const identity = { principal, policies, conditionKeys };
   if (Object.isFrozen(records)) preparedIdentities.set(records, identity);
   return identity;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Request context
-
-/** What a set of referenced condition keys needs looked up, worked out once per set. */
-interface Wanted {
-  resourceTags: boolean;
-  principalTags: boolean;
-  encryptionContext: boolean;
-}
-
-const wantedBySet = new WeakMap<Set<string>, Wanted>();
-
-function wantedOf(referenced: Set<string>): Wanted {
-  let wanted = wantedBySet.get(referenced);
-  if (!wanted) {
-    wanted = { resourceTags: false, principalTags: false, encryptionContext: false };
-    for (const name of referenced) {
-      if (name.startsWith('aws:resourcetag/')) wanted.resourceTags = true;
-      if (name.startsWith('aws:principaltag/')) wanted.principalTags = true;
-      if (name.startsWith('kms:encryptioncontext')) wanted.encryptionContext = true;
-    }
-    wantedBySet.set(referenced, wanted);
-  }
-  return wanted;
-}
-
-/**
- * The request's condition keys, lower-cased, limited to those the policies in play test: a
- * policy with no conditions costs no context at all, and a key's tags or aliases are read only
- * when some policy asks.
- */
-async function requestContext(
-  context: ServiceContext,
-  caller: Caller,
-  request: AccessRequest,
-  identity: Identity,
-  referenced: Set<string>,
-): Promise<Map<string, ContextValue>> {
-  const values = new Map<string, ContextValue>();
-  if (referenced.size === 0) return values;
-  const has = (name: string) => referenced.has(name);
-  const principal = identity.principal;
-  const session = ASSUMED_ROLE.exec(caller.principalArn);
-  if (has('aws:principalarn')) values.set('aws:principalarn', identityArnOf(caller.principalArn));
-  if (has('aws:principalaccount')) values.set('aws:principalaccount', accountOf(caller.principalArn));
-  if (has('kms:calleraccount')) values.set('kms:calleraccount', accountOf(caller.principalArn));
-  if (has('aws:principaltype')) values.set('aws:principaltype', session ? 'AssumedRole' : principal?.kind === 'user' ? 'User' : undefined);
-  if (has('aws:userid') && principal) values.set('aws:userid', session ? `${principal.principalId}:${session[4]}` : principal.principalId);
-  if (has('aws:username') && principal?.kind === 'user' && !session) values.set('aws:username', principal.name);
-  if (has('aws:sourceip')) values.set('aws:sourceip', caller.sourceIp?.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, ''));
-  if (has('aws:securetransport')) values.set('aws:securetransport', caller.secureTransport ?? false);
-  if (has('aws:currenttime')) values.set('aws:currenttime', context.now().toISOString());
-  if (has('aws:epochtime')) values.set('aws:epochtime', Math.floor(context.now().getTime() / 1000));
-  if (has('aws:requestedregion')) values.set('aws:requestedregion', context.region);
-  if (has('kms:requestalias')) values.set('kms:requestalias', request.requestAlias);
-  if (request.conditions) {
-    for (const name in request.conditions) {
-      const lower = name.toLowerCase();
-      if (has(lower)) values.set(lower, request.conditions[name]);
-    }
-  }
-  const wanted = wantedOf(referenced);
-  if (wanted.principalTags && principal) {
-    for (const tag of principal.tags) values.set(`aws:principaltag/${tag.tagKey.toLowerCase()}`, tag.tagValue);
-  }
-  const key = request.key;
-  if (key) {
-    if (has('kms:keyspec')) values.set('kms:keyspec', key.keySpec);
-    if (has('kms:keyusage')) values.set('kms:keyusage', key.keyUsage);
-    if (has('kms:keyorigin')) values.set('kms:keyorigin', key.origin);
-    if (has('kms:customermasterkeyspec')) values.set('kms:customermasterkeyspec', key.keySpec);
-    if (has('kms:customermasterkeyusage')) values.set('kms:customermasterkeyusage', key.keyUsage);
-    if (wanted.resourceTags) {
-      for (const tag of await context.store.listTags(key.keyId)) values.set(`aws:resourcetag/${tag.tagKey.toLowerCase()}`, tag.tagValue);
-    }
-    if (has('kms:resourcealiases')) {
-      const aliases = await context.store.listAliases(100, undefined, key.keyId);
-      values.set('kms:resourcealiases', aliases.items.map((alias) => alias.aliasName));
-    }
-  }
-  const encryptionContext = request.encryptionContext;
-  if (encryptionContext && wanted.encryptionContext) {
-    const names = Object.keys(encryptionContext);
-    values.set('kms:encryptioncontextkeys', names);
-    for (const name of names) values.set(`kms:encryptioncontext:${name.toLowerCase()}`, encryptionContext[name]);
-  }
-  return values;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Grants
-
-/** Does the grant's constraint hold for this request's encryption context? */
-function constraintsHold(grant: GrantRecord, encryptionContext: Record<string, string> | undefined): boolean {
-  const constraints = grant.constraints;
-  if (!constraints) return true;
-  const requestContext = encryptionContext ?? {};
-  const has = (pairs: Record<string, string>) =>
-    Object.entries(pairs).every(([name, value]) => Object.hasOwn(requestContext, name) && requestContext[name] === value);
-  if (constraints.encryptionContextEquals) {
-    const wanted = constraints.encryptionContextEquals;
-    if (Object.keys(wanted).length !== Object.keys(requestContext).length || !has(wanted)) return false;
-  }
-  if (constraints.encryptionContextSubset && !has(constraints.encryptionContextSubset)) return false;
-  return true;
-}
-
-/** The grant operation an action is, or undefined when grants cannot allow it. */
-function grantOperationOf(action: string): string | undefined {
-  if (!action.startsWith('kms:')) return undefined;
-  const name = action.slice(4);
-  return (GRANT_OPERATIONS as readonly string[]).includes(name) ? name : undefined;
-}
-
-/**
- * AWS: a grant's encryption-context constraint applies to the operations that take an encryption
- * context; "Grants with grant constraints can include the DescribeKey and RetireGrant operations,
- * but the constraint doesn't apply to these operations."
- */
-const UNCONSTRAINED_OPERATIONS = new Set(['DescribeKey', 'RetireGrant', 'GetPublicKey', 'CreateGrant']);
-
-export function grantCovers(grant: GrantRecord, caller: Caller, request: AccessRequest): boolean {
-  const operation = grantOperationOf(request.action);
-  return (
-    operation !== undefined &&
-    grant.operations.includes(operation) &&
-    principalNames(caller.principalArn).includes(grant.granteePrincipal) &&
-    (UNCONSTRAINED_OPERATIONS.has(operation) || constraintsHold(grant, request.encryptionContext))
-  );
 }
 
 // ---------------------------------------------------------------------------------------------

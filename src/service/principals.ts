@@ -42,3 +42,17 @@ export async function ensureAdministrator(store: MetadataStore, arn: string, now
     await store.putIdentityPolicy({ principalArn: arn, policyName: ADMINISTRATOR_ACCESS_POLICY_NAME, document: ADMINISTRATOR_ACCESS_POLICY });
   }
 }
+
+/** arn:<partition>:sts::<account>:assumed-role/<role>/<session> */
+export const ASSUMED_ROLE = /^arn:([^:]+):sts::(\d{12}):assumed-role\/([^/]+)\/(.+)$/;
+const IAM_PRINCIPAL = /^arn:([^:]+):iam::(\d{12}):(user|role|root)(?:\/(.+))?$/;
+
+/** The user or role whose identity policies a caller answers to (a session answers to its role). */
+export function identityArnOf(principalArn: string): string {
+  const session = ASSUMED_ROLE.exec(principalArn);
+  return session ? `arn:${session[1]}:iam::${session[2]}:role/${session[3]}` : principalArn;
+}
+
+export function accountOf(principalArn: string): string | undefined {
+  return ASSUMED_ROLE.exec(principalArn)?.[2] ?? IAM_PRINCIPAL.exec(principalArn)?.[2];
+}

@@ -5,7 +5,8 @@
  * key policies and grants naming the role apply to its sessions.
  */
 import { newAccessKey, newSessionToken, storeAccessKey } from './access-keys.ts';
-import { authorize, identityArnOf } from './authorization.ts';
+import { authorize } from './authorization.ts';
+import { identityArnOf } from './principals.ts';
 import type { Caller, ServiceContext } from './context.ts';
 import { KmsError } from './errors.ts';
 

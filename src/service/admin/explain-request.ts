@@ -6,7 +6,8 @@
  * Reasons never carry request values.
  */
 import type { ContextValue } from '../../policy/evaluate.ts';
-import { explainAccess, identityArnOf, type AccessExplanation } from '../authorization.ts';
+import { explainAccess, type AccessExplanation } from '../authorization.ts';
+import { identityArnOf } from '../principals.ts';
 import type { Caller, ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
 import { resolveKey } from '../key-resolution.ts';
