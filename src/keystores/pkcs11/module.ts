@@ -1,0 +1,572 @@
+import { realpathSync } from 'node:fs';
+import pkcs11js from 'pkcs11js';
+import { CryptoError } from '../../crypto/errors.ts';
+import { SecretBytes } from '../../crypto/secret-bytes.ts';
+import { CKR_CRYPTOKI_ALREADY_INITIALIZED, Pkcs11Error, call, returnValueOf, translate } from './errors.ts';
+
+/**
+ * PKCS#11 modules, tokens and session pools.
+ *
+ * Blocking. pkcs11js runs every call on the calling thread, blocking the event loop, except those
+ * it also offers as callback/`…Async` forms, which run on libuv's thread pool (UV_THREADPOOL_SIZE,
+ * default 4, bounds how many run at once). In pkcs11js 2.1.7 these are: C_Encrypt, C_Decrypt,
+ * C_EncryptFinal, C_DecryptFinal, C_Digest(Final), C_Sign(Final), C_Verify(Final),
+ * C_GenerateKey, C_GenerateKeyPair, C_DeriveKey, C_WrapKey, C_UnwrapKey and the four
+ * dual-function updates. Everything else is synchronous: C_Initialize/C_Finalize, slot and token
+ * queries, C_OpenSession/C_CloseSession, C_Login/C_Logout, C_EncryptInit/C_DecryptInit,
+ * C_FindObjects*, C_GetAttributeValue, C_DestroyObject, C_GenerateRandom. The store uses the
+ * async forms for all crypto and key generation; the synchronous calls left are short in SoftHSM.
+ * Against a network HSM (Luna, CloudHSM), C_OpenSession, C_Login and C_FindObjects are round
+ * trips: they happen at start, on session replacement and on a handle-cache miss only.
+ */
+
+export type Handle = Buffer;
+
+// CK_STATE (PKCS#11 v2.40 §3.3; pkcs11js does not export the CKS_ constants).
+const CKS_RW_USER_FUNCTIONS = 3;
+// CK_TOKEN_INFO flags (v2.40 §3.2).
+const CKF_USER_PIN_INITIALIZED = 0x0000_0008;
+const CKF_TOKEN_INITIALIZED = 0x0000_0400;
+const CKF_USER_PIN_LOCKED = 0x0004_0000;
+
+interface SlotLogin {
+  /** The PIN the process is logged in with, to check a second token user's PIN against. */
+  readonly pin: SecretBytes;
+  tokens: number;
+}
+
+interface LoadedModule {
+  readonly api: pkcs11js.PKCS11;
+  users: number;
+  /** False when C_Initialize said CKR_CRYPTOKI_ALREADY_INITIALIZED: then someone else finalizes. */
+  readonly finalize: boolean;
+  /**
+   * Login state is per application and token, shared by all its sessions (v2.40 §5.6 C_Login),
+   * so two Pkcs11Tokens on one slot share one login; keyed by slot id.
+   */
+  readonly logins: Map<string, SlotLogin>;
+}
+
+const modules = new Map<string, LoadedModule>();
+
+export type SlotSelector = { readonly tokenLabel: string } | { readonly slotId: number | bigint };
+
+/**
+ * A lease on a loaded PKCS#11 module. The library is loaded and C_Initialize'd once per process
+ * per module path (v2.40 §5.4: a second C_Initialize is CKR_CRYPTOKI_ALREADY_INITIALIZED) and
+ * C_Finalize'd when the last lease closes.
+ */
+export class Pkcs11Module {
+  #closed = false;
+
+  private constructor(
+    readonly path: string,
+    readonly api: pkcs11js.PKCS11,
+    private readonly loaded: LoadedModule,
+  ) {}
+
+  static open(modulePath: string): Pkcs11Module {
+    let path: string;
+    try {
+      path = realpathSync(modulePath);
+    } catch {
+      throw new Pkcs11Error('MODULE_LOAD_FAILED', `PKCS#11 module ${modulePath} not found`);
+    }
+    let loaded = modules.get(path);
+    if (!loaded) {
+      const api = new pkcs11js.PKCS11();
+      try {
+        api.load(path);
+      } catch {
+        throw new Pkcs11Error('MODULE_LOAD_FAILED', `PKCS#11 module ${path} could not be loaded`);
+      }
+      let finalize = true;
+      try {
+        // CKF_OS_LOCKING_OK: calls arrive from libuv's worker threads as well as the main
+        // thread; without it (NULL args) a library may assume one thread (v2.40 §5.4, §3.7).
+        api.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      } catch (error) {
+        if (returnValueOf(error) !== CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+          api.close();
+          throw translate(error, 'C_Initialize');
+        }
+        finalize = false;
+      }
+      loaded = { api, users: 0, finalize, logins: new Map() };
+      modules.set(path, loaded);
+    }
+    loaded.users++;
+    return new Pkcs11Module(path, loaded.api, loaded);
+  }
+
+  /** Leases open on a module path (tests check the refcount with it). */
+  static users(modulePath: string): number {
+    try {
+      return modules.get(realpathSync(modulePath))?.users ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** The slot holding the token with this label (CK_TOKEN_INFO.label, blank-padded, §3.2) or id. */
+  findSlot(selector: SlotSelector): Handle {
+    const api = this.api;
+    const present = call('C_GetSlotList', () => api.C_GetSlotList(true));
+    if ('slotId' in selector) {
+      const wanted = BigInt(selector.slotId);
+      const match = present.find((slot) => slotNumber(slot) === wanted);
+      if (match) return match;
+      const all = call('C_GetSlotList', () => api.C_GetSlotList(false));
+      if (all.some((slot) => slotNumber(slot) === wanted)) {
+        throw new Pkcs11Error('TOKEN_NOT_PRESENT', `no token present in PKCS#11 slot ${wanted}`);
+      }
+      throw new Pkcs11Error('TOKEN_NOT_FOUND', `no PKCS#11 slot ${wanted}`);
+    }
+    const label = selector.tokenLabel.trimEnd();
+    const matches = present.filter(
+      (slot) => call('C_GetTokenInfo', () => api.C_GetTokenInfo(slot)).label.trimEnd() === label,
+    );
+    if (matches.length === 0) throw new Pkcs11Error('TOKEN_NOT_FOUND', `no PKCS#11 token labelled "${label}"`);
+    if (matches.length > 1) {
+      throw new Pkcs11Error('TOKEN_AMBIGUOUS', `${matches.length} PKCS#11 tokens are labelled "${label}"; name a slot id`);
+    }
+    return matches[0];
+  }
+
+  /** @internal the shared login record of a slot. */
+  loginOf(slot: Handle): SlotLogin | undefined {
+    return this.loaded.logins.get(slotKey(slot));
+  }
+
+  /** @internal */
+  setLogin(slot: Handle, login: SlotLogin | undefined): void {
+    if (login) this.loaded.logins.set(slotKey(slot), login);
+    else this.loaded.logins.delete(slotKey(slot));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (--this.loaded.users > 0) return;
+    modules.delete(this.path);
+    try {
+      if (this.loaded.finalize) this.api.C_Finalize();
+    } finally {
+      this.api.close();
+    }
+  }
+}
+
+const slotNumber = (slot: Handle): bigint => (slot.length >= 8 ? slot.readBigUInt64LE(0) : BigInt(slot.readUInt32LE(0)));
+const slotKey = (slot: Handle): string => slotNumber(slot).toString();
+
+export interface Pkcs11TokenOptions {
+  readonly modulePath: string;
+  /** Which token: by label (must be unique) or by slot id. */
+  readonly tokenLabel?: string;
+  readonly slotId?: number | bigint;
+  /** The crypto user's PIN. Copied; the caller may wipe its own copy after open() returns. */
+  readonly pin: SecretBytes | Buffer;
+  /** Read-write sessions in the pool (default 8). */
+  readonly sessions?: number;
+  /** How long acquire waits for a free session before POOL_TIMEOUT (default 10 s). */
+  readonly acquireTimeoutMs?: number;
+}
+
+export interface PoolStats {
+  readonly size: number;
+  /** Sessions open now (idle + in use). */
+  readonly open: number;
+  readonly inUse: number;
+  readonly idle: number;
+  readonly waiting: number;
+  /** The most sessions ever in use at once. */
+  readonly maxInUse: number;
+  /** Sessions discarded after an error that may have left them unusable. */
+  readonly discarded: number;
+}
+
+/**
+ * A logged-in token with a bounded pool of read-write sessions. One session runs one operation
+ * at a time (v2.40 §5.6 "a single session can perform only one operation at a time"), so each
+ * operation borrows a session for its duration; concurrency is the pool's size.
+ */
+export class Pkcs11Token {
+  readonly #module: Pkcs11Module;
+  readonly #slot: Handle;
+  readonly #pin: SecretBytes;
+  readonly #pool: SessionPool;
+  #epoch = 0;
+  #closed = false;
+  /** Counted in the module's shared login record of the slot. */
+  #registered = false;
+
+  private constructor(module: Pkcs11Module, slot: Handle, pin: SecretBytes, options: Pkcs11TokenOptions) {
+    this.#module = module;
+    this.#slot = slot;
+    this.#pin = pin;
+    this.#pool = new SessionPool({
+      size: options.sessions ?? 8,
+      acquireTimeoutMs: options.acquireTimeoutMs ?? 10_000,
+      open: () => this.#openSession(),
+      close: (session) => {
+        try {
+          this.#module.api.C_CloseSession(session);
+        } catch {
+          // Already gone (device removed, session invalid): nothing left to close.
+        }
+      },
+    });
+  }
+
+  static async open(options: Pkcs11TokenOptions): Promise<Pkcs11Token> {
+    const size = options.sessions ?? 8;
+    if (!Number.isInteger(size) || size < 1) throw new RangeError('sessions must be a positive integer');
+    const selector: SlotSelector | undefined =
+      options.tokenLabel !== undefined ? { tokenLabel: options.tokenLabel } : options.slotId !== undefined ? { slotId: options.slotId } : undefined;
+    if (!selector) throw new RangeError('name the token by tokenLabel or slotId');
+    const pin = SecretBytes.from(options.pin instanceof SecretBytes ? options.pin.exposeSecretBytes() : options.pin);
+    let module: Pkcs11Module | undefined;
+    let token: Pkcs11Token | undefined;
+    try {
+      module = Pkcs11Module.open(options.modulePath);
+      const slot = module.findSlot(selector);
+      const api = module.api;
+      const info = call('C_GetTokenInfo', () => api.C_GetTokenInfo(slot));
+      if ((info.flags & CKF_TOKEN_INITIALIZED) === 0 || (info.flags & CKF_USER_PIN_INITIALIZED) === 0) {
+        throw new Pkcs11Error('TOKEN_NOT_INITIALIZED', 'the PKCS#11 token or its user PIN is not initialized');
+      }
+      if ((info.flags & CKF_USER_PIN_LOCKED) !== 0) {
+        throw new Pkcs11Error('PIN_LOCKED', 'the PKCS#11 token has locked the user PIN');
+      }
+      token = new Pkcs11Token(module, slot, pin, options);
+      const shared = module.loginOf(slot);
+      if (shared) {
+        // Logged in already by another Pkcs11Token of this process: C_Login would only say
+        // CKR_USER_ALREADY_LOGGED_IN and accept any PIN, so compare with the one that logged in.
+        if (!shared.pin.equals(pin)) throw new Pkcs11Error('PIN_INCORRECT', 'PKCS#11 login failed: incorrect PIN');
+        shared.tokens++;
+        token.#registered = true;
+        token.#pool.fill();
+      } else {
+        token.#pool.fill(() => token!.#openSession(true));
+        module.setLogin(slot, { pin: SecretBytes.from(pin.exposeSecretBytes()), tokens: 1 });
+        token.#registered = true;
+      }
+      return token;
+    } catch (error) {
+      if (token) await token.close();
+      else {
+        pin.zero();
+        module?.close();
+      }
+      throw error;
+    }
+  }
+
+  /** The pkcs11js binding (for tests and the later cluster code; the PIN is not reachable from it). */
+  get api(): pkcs11js.PKCS11 {
+    return this.#module.api;
+  }
+
+  get slot(): Handle {
+    return this.#slot;
+  }
+
+  /**
+   * Changes whenever object handles may have become invalid: a session was lost (device removed,
+   * session closed under us) or the login had to be redone. Object handles stay valid only while
+   * a session that can see the object lives (v2.40 §3.4, CK_OBJECT_HANDLE), and a token may reuse
+   * the number, so handle caches compare this before trusting an entry.
+   */
+  get handleEpoch(): number {
+    return this.#epoch;
+  }
+
+  get stats(): PoolStats {
+    return this.#pool.stats;
+  }
+
+  /**
+   * Runs fn with a session of its own. A session that fn's error may have left unusable (anything
+   * but a clean authentication failure or a refused lookup) is closed and replaced. When the
+   * session itself was gone (CKR_SESSION_HANDLE_INVALID, CKR_USER_NOT_LOGGED_IN), fn is run once
+   * more on another session; fn must be safe to repeat.
+   */
+  async withSession<T>(fn: (session: Handle) => Promise<T> | T): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const session = await this.#pool.acquire();
+      let discard = false;
+      try {
+        return await fn(session);
+      } catch (error) {
+        discard = !leavesSessionUsable(error);
+        if (error instanceof Pkcs11Error && LOSS_CODES.has(error.code)) {
+          this.#epoch++;
+          this.#pool.purgeIdle();
+        }
+        const retry = attempt === 0 && error instanceof Pkcs11Error && (error.code === 'SESSION_INVALID' || error.code === 'NOT_LOGGED_IN');
+        if (!retry) throw error;
+      } finally {
+        this.#pool.release(session, discard);
+      }
+    }
+  }
+
+  /** Closes every session (the last one logs the process out, v2.40 §5.6 C_CloseSession) and the module lease. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    let logout = false;
+    if (this.#registered) {
+      const shared = this.#module.loginOf(this.#slot);
+      if (shared && --shared.tokens === 0) {
+        this.#module.setLogin(this.#slot, undefined);
+        shared.pin.zero();
+        logout = true;
+      }
+    }
+    await this.#pool.close(
+      logout
+        ? (session) => {
+            try {
+              this.#module.api.C_Logout(session);
+            } catch {
+              // Closing the last session logs out anyway.
+            }
+          }
+        : undefined,
+    );
+    this.#pin.zero();
+    this.#module.close();
+  }
+
+  #openSession(loginRequired = false): Handle {
+    const api = this.#module.api;
+    // CKF_SERIAL_SESSION is mandatory (v2.40 §5.6 C_OpenSession); RW to create and destroy objects.
+    const session = call('C_OpenSession', () => api.C_OpenSession(this.#slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION));
+    try {
+      const { state } = call('C_GetSessionInfo', () => api.C_GetSessionInfo(session));
+      if (state !== CKS_RW_USER_FUNCTIONS) {
+        if (!loginRequired) this.#epoch++; // the login was lost since the pool started
+        this.#login(session);
+      } else if (loginRequired) {
+        // Logged in by a user of this library outside this registry: the PIN cannot be checked.
+        throw new Pkcs11Error('ALREADY_LOGGED_IN', 'the PKCS#11 token is already logged in by other code in this process');
+      }
+      return session;
+    } catch (error) {
+      try {
+        api.C_CloseSession(session);
+      } catch {
+        // ignore: the error being thrown is the one that matters
+      }
+      throw error;
+    }
+  }
+
+  #login(session: Handle): void {
+    // pkcs11js takes the PIN only as a JS string, which cannot be wiped: it lives until garbage
+    // collection. It is made here, for this one call, and goes nowhere else.
+    const pinText = this.#pin.exposeSecretBytes().toString('utf8');
+    call('C_Login', () => this.#module.api.C_Login(session, pkcs11js.CKU_USER, pinText));
+  }
+}
+
+// Errors after which the session is known to be fine: an authentication failure (C_Decrypt
+// ends the operation whatever it returns but CKR_BUFFER_TOO_SMALL, v2.40 §5.9), and failures of
+// calls that start nothing (a lookup that found nothing, an *Init or C_GenerateKey refused).
+const CLEAN_CODES = new Set<string>([
+  'KEY_NOT_FOUND',
+  'KEY_AMBIGUOUS',
+  'KEY_ATTRIBUTES_WRONG',
+  'REFERENCE_INVALID',
+  'NOT_SUPPORTED',
+  'TEMPLATE_REJECTED',
+  'MECHANISM_INVALID',
+]);
+const LOSS_CODES = new Set<string>(['SESSION_INVALID', 'NOT_LOGGED_IN', 'DEVICE_REMOVED', 'TOKEN_NOT_PRESENT']);
+
+function leavesSessionUsable(error: unknown): boolean {
+  return error instanceof CryptoError || (error instanceof Pkcs11Error && CLEAN_CODES.has(error.code));
+}
+
+interface Waiter {
+  resolve(session: Handle): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+  done: boolean;
+}
+
+interface SessionPoolOptions {
+  readonly size: number;
+  readonly acquireTimeoutMs: number;
+  open(): Handle;
+  close(session: Handle): void;
+}
+
+/**
+ * At most `size` sessions; acquire takes an idle one, opens one while fewer than `size` are
+ * open, or waits in a FIFO queue (a released session goes to the longest waiter, never to a
+ * newcomer) until `acquireTimeoutMs`. A discarded session is closed, and replaced at once for
+ * the first waiter, else on the next acquire.
+ */
+class SessionPool {
+  readonly #idle: Handle[] = [];
+  readonly #waiters: Waiter[] = [];
+  #waitHead = 0;
+  /** Waiters neither served nor timed out. */
+  #waiting = 0;
+  #open = 0;
+  #inUse = 0;
+  #maxInUse = 0;
+  #discarded = 0;
+  #closed = false;
+  #drained: (() => void) | undefined;
+
+  constructor(private readonly options: SessionPoolOptions) {}
+
+  /** Opens every session now, the first one with `first` when given (Pkcs11Token.open). */
+  fill(first?: () => Handle): void {
+    while (this.#open < this.options.size) {
+      const session = first && this.#open === 0 ? first() : this.options.open();
+      this.#open++;
+      this.#idle.push(session);
+    }
+  }
+
+  /** Closes every idle session: after a loss they are likely dead too; acquire opens new ones. */
+  purgeIdle(): void {
+    for (const session of this.#idle.splice(0)) {
+      this.options.close(session);
+      this.#open--;
+    }
+  }
+
+  get stats(): PoolStats {
+    return {
+      size: this.options.size,
+      open: this.#open,
+      inUse: this.#inUse,
+      idle: this.#idle.length,
+      waiting: this.#waiting,
+      maxInUse: this.#maxInUse,
+      discarded: this.#discarded,
+    };
+  }
+
+  acquire(): Promise<Handle> {
+    if (this.#closed) return Promise.reject(new Pkcs11Error('CLOSED', 'the PKCS#11 token has been closed'));
+    this.#serveWaiters();
+    const idle = this.#idle.pop();
+    if (idle) return Promise.resolve(this.#lend(idle));
+    if (this.#open < this.options.size && !this.#hasWaiters()) {
+      this.#open++;
+      try {
+        return Promise.resolve(this.#lend(this.options.open()));
+      } catch (error) {
+        this.#open--;
+        return Promise.reject(error);
+      }
+    }
+    return new Promise<Handle>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        done: false,
+        timer: setTimeout(() => {
+          waiter.done = true;
+          this.#waiting--;
+          reject(new Pkcs11Error('POOL_TIMEOUT', `no PKCS#11 session free within ${this.options.acquireTimeoutMs} ms`));
+        }, this.options.acquireTimeoutMs),
+      };
+      this.#waiters.push(waiter);
+      this.#waiting++;
+    });
+  }
+
+  release(session: Handle, discard: boolean): void {
+    this.#inUse--;
+    if (discard || this.#closed) {
+      this.#open--;
+      if (discard) this.#discarded++;
+      this.options.close(session);
+      if (!this.#closed) this.#serveWaiters();
+      this.#checkDrained();
+      return;
+    }
+    const waiter = this.#nextWaiter();
+    if (waiter) {
+      waiter.resolve(this.#lend(session));
+      return;
+    }
+    this.#idle.push(session);
+  }
+
+  /** Refuses new work, waits for sessions in use to come back, then closes them all. */
+  async close(beforeLastClose?: (session: Handle) => void): Promise<void> {
+    this.#closed = true;
+    for (let waiter = this.#nextWaiter(); waiter; waiter = this.#nextWaiter()) {
+      waiter.reject(new Pkcs11Error('CLOSED', 'the PKCS#11 token has been closed'));
+    }
+    if (this.#inUse > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    const sessions = this.#idle.splice(0);
+    sessions.forEach((session, index) => {
+      if (index === sessions.length - 1) beforeLastClose?.(session);
+      this.options.close(session);
+      this.#open--;
+    });
+  }
+
+  #lend(session: Handle): Handle {
+    this.#inUse++;
+    if (this.#inUse > this.#maxInUse) this.#maxInUse = this.#inUse;
+    return session;
+  }
+
+  #nextWaiter(): Waiter | undefined {
+    while (this.#waitHead < this.#waiters.length) {
+      const waiter = this.#waiters[this.#waitHead++];
+      if (this.#waitHead > 1024 && this.#waitHead * 2 > this.#waiters.length) {
+        this.#waiters.splice(0, this.#waitHead);
+        this.#waitHead = 0;
+      }
+      if (waiter.done) continue;
+      waiter.done = true;
+      this.#waiting--;
+      clearTimeout(waiter.timer);
+      return waiter;
+    }
+    return undefined;
+  }
+
+  #hasWaiters(): boolean {
+    return this.#waiting > 0;
+  }
+
+  /**
+   * Opens sessions for queued waiters while below size (after discards). A session that cannot be
+   * opened (token gone) fails the waiter with that error rather than letting it time out.
+   */
+  #serveWaiters(): void {
+    while (this.#open < this.options.size) {
+      const waiter = this.#nextWaiter();
+      if (!waiter) return;
+      this.#open++;
+      try {
+        waiter.resolve(this.#lend(this.options.open()));
+      } catch (error) {
+        this.#open--;
+        waiter.reject(error instanceof Error ? error : new Pkcs11Error('FAILED', 'PKCS#11 session could not be opened'));
+      }
+    }
+  }
+
+  #checkDrained(): void {
+    if (this.#inUse === 0 && this.#drained) {
+      const drained = this.#drained;
+      this.#drained = undefined;
+      drained();
+    }
+  }
+}

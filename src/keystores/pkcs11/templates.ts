@@ -1,0 +1,149 @@
+import pkcs11js from 'pkcs11js';
+
+/**
+ * The one builder of PKCS#11 object templates. Every key object Strongroom asks a token to make
+ * comes from here, so its protection is decided in one place: sensitive, non-extractable, and
+ * wrap-with-trusted, whatever the token's defaults (which are token-specific: SoftHSMv2 2.6.1,
+ * for one, gives a secret key CKA_SIGN/CKA_VERIFY true unless told otherwise).
+ *
+ * Every boolean attribute the spec lets a token default is stated explicitly. Attribute rules are
+ * PKCS#11 v2.40 §4.4 (storage objects), §4.7 (key objects) and §4.10 (secret key objects).
+ *
+ * What SoftHSMv2 2.6.1 allows (measured against it, see test/keystores/pkcs11-templates.test.ts
+ * and docs/design.md):
+ * - CKA_TRUSTED = true only in an SO session (§4.10, footnote: "can only be set to CK_TRUE by the
+ *   SO user"); a user session gets CKR_ATTRIBUTE_READ_ONLY, at creation and by C_SetAttributeValue.
+ * - An SO session can create public objects only: CKA_PRIVATE = true gives CKR_USER_NOT_LOGGED_IN.
+ *   So a trusted wrapping key is a public token object (usable, never readable: it is sensitive).
+ * - CKA_WRAP_WITH_TRUSTED, CKA_SENSITIVE: once true, read-only (§4.10). CKA_EXTRACTABLE: once
+ *   false, read-only. CKA_COPYABLE = false and CKA_MODIFIABLE = false are honoured
+ *   (CKR_ACTION_PROHIBITED); neither stops C_DestroyObject (CKA_DESTROYABLE stays true).
+ * - A key with CKA_EXTRACTABLE = false cannot be wrapped at all (CKR_KEY_UNEXTRACTABLE, §5.14
+ *   C_WrapKey); with CKA_EXTRACTABLE = true and CKA_WRAP_WITH_TRUSTED = true only a CKA_TRUSTED
+ *   key may wrap it (CKR_KEY_NOT_WRAPPABLE otherwise).
+ * - pkcs11js 2.1.7 cannot pass attribute-array values, so CKA_WRAP_TEMPLATE/CKA_UNWRAP_TEMPLATE
+ *   cannot be set; a user holding a wrapped blob can unwrap it under the wrapping key as a
+ *   non-sensitive key (measured). Backups must therefore be guarded like the PIN.
+ */
+
+export type TemplateAttribute = pkcs11js.Attribute;
+
+/** AES-256: the only secret key this store makes. */
+export const AES_256_KEY_BYTES = 32;
+
+/** CKA_LABEL of a KMS key version's object: what an operator sees in pkcs11-tool. */
+export function keyVersionLabel(keyId: string, version: number): string {
+  return `strongroom:${keyId}:v${version}`;
+}
+
+export interface KeyVersionTemplateArgs {
+  readonly keyId: string;
+  readonly version: number;
+  /** CKA_ID: unique per object (see reference.ts), the store's lookup key. */
+  readonly objectId: Buffer;
+  /**
+   * Let a CKA_TRUSTED wrapping key export the object (CKA_EXTRACTABLE = true, still
+   * CKA_WRAP_WITH_TRUSTED). Off by default: the object then can never leave the token, not even
+   * to another cluster member. The cluster's replication will need it on (see docs/design.md).
+   */
+  readonly exportableToTrustedWrappingKey?: boolean;
+}
+
+/**
+ * An AES-256 secret key for one KMS key version: a private token object that encrypts and
+ * decrypts and does nothing else.
+ */
+export function keyVersionTemplate(args: KeyVersionTemplateArgs): TemplateAttribute[] {
+  return build({
+    label: keyVersionLabel(args.keyId, args.version),
+    objectId: args.objectId,
+    private: true,
+    trusted: false,
+    extractable: args.exportableToTrustedWrappingKey === true,
+    usage: { encrypt: true, decrypt: true, wrap: false, unwrap: false },
+  });
+}
+
+export interface WrappingKeyTemplateArgs {
+  readonly label: string;
+  readonly objectId: Buffer;
+  /**
+   * CKA_TRUSTED = true: may wrap keys that are CKA_WRAP_WITH_TRUSTED. Needs an SO session, and
+   * SoftHSM then forces a public object, so this also sets CKA_PRIVATE = false.
+   */
+  readonly trusted: boolean;
+  /** So the ceremony can carry it to other members under a trusted transport key. Default false. */
+  readonly exportableToTrustedWrappingKey?: boolean;
+}
+
+/** The cluster wrapping key of the later key ceremony: wraps and unwraps, nothing else. */
+export function wrappingKeyTemplate(args: WrappingKeyTemplateArgs): TemplateAttribute[] {
+  return build({
+    label: args.label,
+    objectId: args.objectId,
+    private: !args.trusted,
+    trusted: args.trusted,
+    extractable: args.exportableToTrustedWrappingKey === true,
+    usage: { encrypt: false, decrypt: false, wrap: true, unwrap: true },
+  });
+}
+
+interface ObjectPolicy {
+  label: string;
+  objectId: Buffer;
+  private: boolean;
+  trusted: boolean;
+  extractable: boolean;
+  usage: { encrypt: boolean; decrypt: boolean; wrap: boolean; unwrap: boolean };
+}
+
+function build(policy: ObjectPolicy): TemplateAttribute[] {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+    { type: pkcs11js.CKA_VALUE_LEN, value: AES_256_KEY_BYTES },
+    // §4.4: persistent, and (unless it must be an SO-made trusted key) visible only after login.
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: policy.private },
+    { type: pkcs11js.CKA_MODIFIABLE, value: false },
+    { type: pkcs11js.CKA_COPYABLE, value: false },
+    { type: pkcs11js.CKA_DESTROYABLE, value: true },
+    { type: pkcs11js.CKA_LABEL, value: policy.label },
+    // §4.7: CKA_ID is the application's handle for the object across sessions and tokens.
+    { type: pkcs11js.CKA_ID, value: Buffer.from(policy.objectId) },
+    // §4.10: the value never leaves in the clear; wrapping, if allowed at all, needs a trusted key.
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: policy.extractable },
+    { type: pkcs11js.CKA_WRAP_WITH_TRUSTED, value: true },
+    { type: pkcs11js.CKA_ENCRYPT, value: policy.usage.encrypt },
+    { type: pkcs11js.CKA_DECRYPT, value: policy.usage.decrypt },
+    { type: pkcs11js.CKA_WRAP, value: policy.usage.wrap },
+    { type: pkcs11js.CKA_UNWRAP, value: policy.usage.unwrap },
+    { type: pkcs11js.CKA_SIGN, value: false },
+    { type: pkcs11js.CKA_VERIFY, value: false },
+    { type: pkcs11js.CKA_DERIVE, value: false },
+    // true only in an SO session (§4.10); false is accepted in a user session.
+    { type: pkcs11js.CKA_TRUSTED, value: policy.trusted },
+  ];
+}
+
+/**
+ * The attributes a generated object must show afterwards, read back with C_GetAttributeValue: the
+ * template's booleans plus what only the token sets (CKA_LOCAL, CKA_ALWAYS_SENSITIVE,
+ * CKA_NEVER_EXTRACTABLE, §4.7/§4.10). A token that silently ignored part of the template is caught.
+ */
+export function expectedBooleanAttributes(template: readonly TemplateAttribute[]): Array<{ type: number; value: boolean }> {
+  const expected = template
+    .filter((attribute): attribute is { type: number; value: boolean } => typeof attribute.value === 'boolean')
+    // CKA_MODIFIABLE/COPYABLE/DESTROYABLE are v2.40 additions some tokens do not report.
+    .filter((attribute) => !OPTIONAL_READBACK.has(attribute.type));
+  const extractable = template.find((attribute) => attribute.type === pkcs11js.CKA_EXTRACTABLE)?.value === true;
+  expected.push(
+    { type: pkcs11js.CKA_LOCAL, value: true },
+    { type: pkcs11js.CKA_ALWAYS_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_NEVER_EXTRACTABLE, value: !extractable },
+  );
+  return expected;
+}
+
+const OPTIONAL_READBACK = new Set<number>([pkcs11js.CKA_MODIFIABLE, pkcs11js.CKA_COPYABLE, pkcs11js.CKA_DESTROYABLE]);
