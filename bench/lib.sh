@@ -1,11 +1,12 @@
-# Shared pieces of the bench scripts (bench/run.sh, bench/authz.sh). Sourced, not run:
+# Shared pieces of the bench scripts (bench/run.sh, bench/authz.sh, bench/audit.sh). Sourced, not run:
 #
 #   cd "$(dirname "$0")/.." && ROOT=$(pwd) && . bench/lib.sh
 #
 # Expects, before its functions are called: HOST, WORK (the script's temp dir), SR_PID and
 # BARE_PID (empty until start_servers), for start_servers also SR_PORT, SR_URL, BARE_PORT,
 # BARE_URL and WORKERS, and for wrk_measure / measure_case also THREADS, CONNECTIONS, TSV,
-# NOISE_LIMIT, RETRIES_LEFT, RETRIES_USED and a run_case function.
+# NOISE_LIMIT, RETRIES_LEFT, RETRIES_USED and a run_case function. Optional: EXTRA_PIDS, more
+# servers a script started itself (bench/audit.sh), stopped on exit like the other two.
 
 BENCH_LOG_NAME=${BENCH_LOG_NAME:-bench}
 log() { printf '[%s %s] %s\n' "$BENCH_LOG_NAME" "$(date +%H:%M:%S)" "$*" >&2; }
@@ -98,16 +99,17 @@ wait_listening() { # name pid logfile
   return 1
 }
 
-# Stops the servers and removes WORK on exit (trap bench_cleanup EXIT); on failure, shows the
-# servers' logs.
+# Stops the servers (SR_PID, BARE_PID and any in EXTRA_PIDS) and removes WORK on exit (trap
+# bench_cleanup EXIT); on failure, shows the servers' logs ($WORK/*.log).
 bench_cleanup() {
-  local status=$?
+  local status=$? pid
   trap - EXIT INT TERM
   stop_pid "$SR_PID"
   stop_pid "$BARE_PID"
+  for pid in ${EXTRA_PIDS:-}; do stop_pid "$pid"; done
   if [ "$status" -ne 0 ]; then
     log "failed (exit $status); logs:"
-    tail -n 30 "$WORK/strongroom.log" "$WORK/bare.log" 2>/dev/null >&2 || true
+    tail -n 30 "$WORK"/*.log 2>/dev/null >&2 || true
   fi
   rm -rf "$WORK"
   exit "$status"

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { runDueBackgroundWork } from '../service/background.ts';
 import { buildRequestEvent } from '../service/audit-events.ts';
+import type { ServiceContext } from '../service/context.ts';
 import { createKmsHandler, type RequestAuditor } from '../transports/kms-json/handler.ts';
 import { createStsHandler, isStsRequest } from '../transports/sts-query/handler.ts';
 import { SigV4Verifier } from '../transports/kms-json/sigv4.ts';
@@ -137,46 +138,52 @@ async function stopWorkers(): Promise<void> {
   );
 }
 
-async function startServer(options: ServeOptions, instance: Instance, logger: Logger): Promise<number> {
+/** Replacements for parts of the request path (bench/unaudited-server.ts measures without the trail). */
+export interface RequestHandlerOverrides {
+  readonly audit?: RequestAuditor;
+  readonly context?: ServiceContext;
+}
+
+/**
+ * The HTTP request handler `strongroom serve` runs: /healthz, the STS query protocol, and the KMS
+ * JSON front door (with the admin API), each request's event recorded before it is answered.
+ */
+export function createRequestHandler(
+  instance: Instance,
+  options: ServeOptions,
+  logger: Logger,
+  overrides: RequestHandlerOverrides = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const context = overrides.context ?? instance.context;
   const lookup = async (accessKeyId: string) => {
     const resolved = await instance.accessKeys.resolve(accessKeyId);
     return resolved && { secretAccessKey: resolved.secretAccessKey };
   };
   // A second resolve is a cache hit (same record, same unsealed secret): no store read.
   const authenticate = (accessKeyId: string, sessionToken: string | undefined) =>
-    instance.accessKeys.authenticate(accessKeyId, sessionToken, instance.context.now());
+    instance.accessKeys.authenticate(accessKeyId, sessionToken, context.now());
   // Each request's event, durable before its response (docs/audit.md).
-  const audit: RequestAuditor = {
+  const audit: RequestAuditor = overrides.audit ?? {
     record: async (request) =>
-      instance.context.audit.record(
-        await buildRequestEvent(instance.context, request, { encryptionContextValues: options.auditEncryptionContextValues ?? false }),
+      context.audit.record(
+        await buildRequestEvent(context, request, { encryptionContextValues: options.auditEncryptionContextValues ?? false }),
       ),
   };
-  const verifier = new SigV4Verifier({
-    region: options.region,
-    service: 'kms',
-    requiredSignedHeaders: ['x-amz-target'],
-    lookup,
-  });
   const kms = createKmsHandler({
-    context: instance.context,
-    verifier,
+    context,
+    verifier: new SigV4Verifier({ region: options.region, service: 'kms', requiredSignedHeaders: ['x-amz-target'], lookup }),
     authenticate,
     logger,
     audit,
   });
   const sts = createStsHandler({
-    context: instance.context,
-    verifier: new SigV4Verifier({
-      region: options.region,
-      service: 'sts',
-      lookup,
-    }),
+    context,
+    verifier: new SigV4Verifier({ region: options.region, service: 'sts', lookup }),
     authenticate,
     logger,
     audit,
   });
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
+  return (req, res) => {
     if (req.method === 'GET' && req.url === '/healthz') {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
       return;
@@ -184,6 +191,10 @@ async function startServer(options: ServeOptions, instance: Instance, logger: Lo
     if (isStsRequest(req)) sts(req, res);
     else kms(req, res);
   };
+}
+
+async function startServer(options: ServeOptions, instance: Instance, logger: Logger): Promise<number> {
+  const handler = createRequestHandler(instance, options, logger);
   const server = options.tlsCert
     ? createHttpsServer(
         { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey as string) },

@@ -183,6 +183,26 @@ describe('audit trail', () => {
   });
 });
 
+describe('audit trail: several worker processes, one writer', () => {
+  it('records every worker\'s requests in one chain that verifies', async () => {
+    const server = await startServer({ args: ['--workers', '2'] });
+    try {
+      const kms = server.kms();
+      const key = await createKey(kms);
+      const requestIds = await Promise.all(
+        Array.from({ length: 200 }, async () => (await kms.send(new EncryptCommand({ KeyId: key.KeyId, Plaintext: Buffer.from('w') }))).$metadata.requestId),
+      );
+      const recorded = new Set((await exportedEvents(server.dataDir)).map((event) => event.requestID));
+      assert.deepEqual(requestIds.filter((id) => !recorded.has(id)), []);
+      const { stdout } = await strongroom(['audit', 'verify', '--data-dir', server.dataDir]);
+      assert.match(stdout, /intact/i);
+    } finally {
+      await server.stop();
+      await removeDataDir(server.dataDir);
+    }
+  });
+});
+
 describe('audit trail: SIGKILL under load', () => {
   it('loses no event of a request that got a response, and the chain verifies', async () => {
     const server = await startServer();

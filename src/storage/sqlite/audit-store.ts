@@ -42,9 +42,10 @@ export const AUDIT_MIGRATIONS: readonly string[] = [
     error_code     TEXT,
     crypto_success INTEGER NOT NULL
   );
+  -- Every index is written by every request's event: only time (query ranges), errors (partial:
+  -- only failed requests pay) and keys (GetKeyLastUsage) are indexed. Principal and event-name
+  -- filters scan within the time range; they serve operators, not the request path.
   CREATE INDEX events_time ON events (time);
-  CREATE INDEX events_principal ON events (principal_arn, seq) WHERE principal_arn IS NOT NULL;
-  CREATE INDEX events_name ON events (event_name, seq);
   CREATE INDEX events_error ON events (error_code, seq) WHERE error_code IS NOT NULL;
   CREATE TABLE event_keys (
     key_id         TEXT NOT NULL,
