@@ -3,6 +3,9 @@ import pkcs11js from 'pkcs11js';
 import { CryptoError } from '../../crypto/errors.ts';
 import { SecretBytes } from '../../crypto/secret-bytes.ts';
 import { CKR_CRYPTOKI_ALREADY_INITIALIZED, Pkcs11Error, call, returnValueOf, translate } from './errors.ts';
+import { SessionPool, type Handle, type PoolStats } from './session-pool.ts';
+
+export type { Handle, PoolStats };
 
 /**
  * PKCS#11 modules, tokens and session pools.
@@ -20,7 +23,6 @@ import { CKR_CRYPTOKI_ALREADY_INITIALIZED, Pkcs11Error, call, returnValueOf, tra
  * trips: they happen at start, on session replacement and on a handle-cache miss only.
  */
 
-export type Handle = Buffer;
 
 // CK_STATE (PKCS#11 v2.40 §3.3; pkcs11js does not export the CKS_ constants).
 const CKS_RW_USER_FUNCTIONS = 3;
@@ -173,18 +175,6 @@ export interface Pkcs11TokenOptions {
   readonly acquireTimeoutMs?: number;
 }
 
-export interface PoolStats {
-  readonly size: number;
-  /** Sessions open now (idle + in use). */
-  readonly open: number;
-  readonly inUse: number;
-  readonly idle: number;
-  readonly waiting: number;
-  /** The most sessions ever in use at once. */
-  readonly maxInUse: number;
-  /** Sessions discarded after an error that may have left them unusable. */
-  readonly discarded: number;
-}
 
 /**
  * A logged-in token with a bounded pool of read-write sessions. One session runs one operation
@@ -389,184 +379,4 @@ const LOSS_CODES = new Set<string>(['SESSION_INVALID', 'NOT_LOGGED_IN', 'DEVICE_
 
 function leavesSessionUsable(error: unknown): boolean {
   return error instanceof CryptoError || (error instanceof Pkcs11Error && CLEAN_CODES.has(error.code));
-}
-
-interface Waiter {
-  resolve(session: Handle): void;
-  reject(error: Error): void;
-  timer: NodeJS.Timeout;
-  done: boolean;
-}
-
-interface SessionPoolOptions {
-  readonly size: number;
-  readonly acquireTimeoutMs: number;
-  open(): Handle;
-  close(session: Handle): void;
-}
-
-/**
- * At most `size` sessions; acquire takes an idle one, opens one while fewer than `size` are
- * open, or waits in a FIFO queue (a released session goes to the longest waiter, never to a
- * newcomer) until `acquireTimeoutMs`. A discarded session is closed, and replaced at once for
- * the first waiter, else on the next acquire.
- */
-class SessionPool {
-  readonly #idle: Handle[] = [];
-  readonly #waiters: Waiter[] = [];
-  #waitHead = 0;
-  /** Waiters neither served nor timed out. */
-  #waiting = 0;
-  #open = 0;
-  #inUse = 0;
-  #maxInUse = 0;
-  #discarded = 0;
-  #closed = false;
-  #drained: (() => void) | undefined;
-
-  constructor(private readonly options: SessionPoolOptions) {}
-
-  /** Opens every session now, the first one with `first` when given (Pkcs11Token.open). */
-  fill(first?: () => Handle): void {
-    while (this.#open < this.options.size) {
-      const session = first && this.#open === 0 ? first() : this.options.open();
-      this.#open++;
-      this.#idle.push(session);
-    }
-  }
-
-  /** Closes every idle session: after a loss they are likely dead too; acquire opens new ones. */
-  purgeIdle(): void {
-    for (const session of this.#idle.splice(0)) {
-      this.options.close(session);
-      this.#open--;
-    }
-  }
-
-  get stats(): PoolStats {
-    return {
-      size: this.options.size,
-      open: this.#open,
-      inUse: this.#inUse,
-      idle: this.#idle.length,
-      waiting: this.#waiting,
-      maxInUse: this.#maxInUse,
-      discarded: this.#discarded,
-    };
-  }
-
-  acquire(): Promise<Handle> {
-    if (this.#closed) return Promise.reject(new Pkcs11Error('CLOSED', 'the PKCS#11 token has been closed'));
-    this.#serveWaiters();
-    const idle = this.#idle.pop();
-    if (idle) return Promise.resolve(this.#lend(idle));
-    if (this.#open < this.options.size && !this.#hasWaiters()) {
-      this.#open++;
-      try {
-        return Promise.resolve(this.#lend(this.options.open()));
-      } catch (error) {
-        this.#open--;
-        return Promise.reject(error);
-      }
-    }
-    return new Promise<Handle>((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        done: false,
-        timer: setTimeout(() => {
-          waiter.done = true;
-          this.#waiting--;
-          reject(new Pkcs11Error('POOL_TIMEOUT', `no PKCS#11 session free within ${this.options.acquireTimeoutMs} ms`));
-        }, this.options.acquireTimeoutMs),
-      };
-      this.#waiters.push(waiter);
-      this.#waiting++;
-    });
-  }
-
-  release(session: Handle, discard: boolean): void {
-    this.#inUse--;
-    if (discard || this.#closed) {
-      this.#open--;
-      if (discard) this.#discarded++;
-      this.options.close(session);
-      if (!this.#closed) this.#serveWaiters();
-      this.#checkDrained();
-      return;
-    }
-    const waiter = this.#nextWaiter();
-    if (waiter) {
-      waiter.resolve(this.#lend(session));
-      return;
-    }
-    this.#idle.push(session);
-  }
-
-  /** Refuses new work, waits for sessions in use to come back, then closes them all. */
-  async close(beforeLastClose?: (session: Handle) => void): Promise<void> {
-    this.#closed = true;
-    for (let waiter = this.#nextWaiter(); waiter; waiter = this.#nextWaiter()) {
-      waiter.reject(new Pkcs11Error('CLOSED', 'the PKCS#11 token has been closed'));
-    }
-    if (this.#inUse > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
-    const sessions = this.#idle.splice(0);
-    sessions.forEach((session, index) => {
-      if (index === sessions.length - 1) beforeLastClose?.(session);
-      this.options.close(session);
-      this.#open--;
-    });
-  }
-
-  #lend(session: Handle): Handle {
-    this.#inUse++;
-    if (this.#inUse > this.#maxInUse) this.#maxInUse = this.#inUse;
-    return session;
-  }
-
-  #nextWaiter(): Waiter | undefined {
-    while (this.#waitHead < this.#waiters.length) {
-      const waiter = this.#waiters[this.#waitHead++];
-      if (this.#waitHead > 1024 && this.#waitHead * 2 > this.#waiters.length) {
-        this.#waiters.splice(0, this.#waitHead);
-        this.#waitHead = 0;
-      }
-      if (waiter.done) continue;
-      waiter.done = true;
-      this.#waiting--;
-      clearTimeout(waiter.timer);
-      return waiter;
-    }
-    return undefined;
-  }
-
-  #hasWaiters(): boolean {
-    return this.#waiting > 0;
-  }
-
-  /**
-   * Opens sessions for queued waiters while below size (after discards). A session that cannot be
-   * opened (token gone) fails the waiter with that error rather than letting it time out.
-   */
-  #serveWaiters(): void {
-    while (this.#open < this.options.size) {
-      const waiter = this.#nextWaiter();
-      if (!waiter) return;
-      this.#open++;
-      try {
-        waiter.resolve(this.#lend(this.options.open()));
-      } catch (error) {
-        this.#open--;
-        waiter.reject(error instanceof Error ? error : new Pkcs11Error('FAILED', 'PKCS#11 session could not be opened'));
-      }
-    }
-  }
-
-  #checkDrained(): void {
-    if (this.#inUse === 0 && this.#drained) {
-      const drained = this.#drained;
-      this.#drained = undefined;
-      drained();
-    }
-  }
 }
