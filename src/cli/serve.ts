@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -30,6 +31,17 @@ export interface ServeOptions {
 
 const WORKER_ENV = 'STRONGROOM_WORKER_OPTIONS';
 
+/**
+ * Where each process commits its audit events. A writer thread keeps the event loop serving
+ * during the fsync, which pays when a core is free for it; when every core already runs a server
+ * process, the thread only competes with them and the thread hops add latency, so commits run
+ * inline (the fsync wait then lets the other processes run). Measured on 2 cores with 2 workers:
+ * inline ~79% of unaudited throughput, thread 69% (bench/RESULTS.md, audit.sh).
+ */
+export function auditModeFor(options: Pick<ServeOptions, 'workers'>): 'worker' | 'inline' {
+  return options.workers >= availableParallelism() ? 'inline' : 'worker';
+}
+
 /** `strongroom serve`: the primary owns the data dir, the scheduler and the workers. */
 export async function serve(options: ServeOptions): Promise<void> {
   if (cluster.isWorker) return runWorker(JSON.parse(process.env[WORKER_ENV] as string) as ServeOptions);
@@ -51,7 +63,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   }
   let instance: Instance;
   try {
-    instance = await openInstance({ dataDir, region: options.region });
+    instance = await openInstance({ dataDir, region: options.region, auditMode: auditModeFor(options) });
   } catch (error) {
     // A refused start (loose permissions, a damaged key file, a newer schema) is the operator's
     // to fix: say what is wrong without a stack trace.
@@ -240,7 +252,7 @@ async function forkWorkers(options: ServeOptions, dataDir: string): Promise<numb
 async function runWorker(options: ServeOptions): Promise<void> {
   const logger = pino({ level: options.logLevel }, pino.destination(2));
   try {
-    const instance = await openInstance({ dataDir: options.dataDir, region: options.region });
+    const instance = await openInstance({ dataDir: options.dataDir, region: options.region, auditMode: auditModeFor(options) });
     const port = await startServer(options, instance, logger);
     process.on('SIGTERM', async () => {
       await closeServers();

@@ -133,6 +133,9 @@ export class SqliteAuditStore implements AuditStore {
     }
     const started = this.statement('SELECT value FROM meta WHERE name = ?').get(STARTED_AT) as Row | undefined;
     this.startedAt = Number(started?.value ?? 0);
+    // From here on writes wait in withWriteLock (short retries), not in SQLite's busy handler;
+    // WAL readers do not wait for the write lock.
+    if (!options.readonly) this.db.pragma('busy_timeout = 0');
     this.appendTransaction = this.db.transaction((entries, seal, probe) => this.appendInTransaction(entries, seal, probe))
       .immediate as typeof this.appendTransaction;
   }
@@ -280,20 +283,18 @@ export class SqliteAuditStore implements AuditStore {
    * It blocks the calling thread while it waits, as the busy handler would.
    */
   private withWriteLock<T>(transaction: () => T): T {
-    const deadline = performance.now() + this.busyTimeoutMs;
-    this.db.pragma('busy_timeout = 0');
-    try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return transaction();
-        } catch (error) {
-          if ((error as { code?: string }).code !== 'SQLITE_BUSY' || performance.now() >= deadline) throw error;
-        }
-        const ms = Math.min(MAX_RETRY_SLEEP_MS, 0.05 * 2 ** attempt) * (0.5 + Math.random());
-        Atomics.wait(SLEEPER, 0, 0, ms);
+    // busy_timeout is 0 on this connection: a busy lock throws at once and is retried here.
+    let deadline = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return transaction();
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
+        if (attempt === 0) deadline = performance.now() + this.busyTimeoutMs;
+        else if (performance.now() >= deadline) throw error;
       }
-    } finally {
-      this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+      const ms = Math.min(MAX_RETRY_SLEEP_MS, 0.05 * 2 ** attempt) * (0.5 + Math.random());
+      Atomics.wait(SLEEPER, 0, 0, ms);
     }
   }
 
