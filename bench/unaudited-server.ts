@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { lockDataDir } from '../src/cli/data-dir-lock.ts';
 import { bootstrapAdministrator, dataDirPaths, openInstance, type Instance } from '../src/cli/instance.ts';
-import { createRequestHandler, type RequestHandlerOverrides, type ServeOptions } from '../src/cli/serve.ts';
+import { createRequestHandler, forkServerWorkers, type RequestHandlerOverrides, type ServeOptions } from '../src/cli/serve.ts';
 import type { AuditTrail } from '../src/service/context.ts';
 import type { RequestAuditor } from '../src/transports/kms-json/handler.ts';
 
@@ -136,26 +136,7 @@ async function runPrimary(options: ServeOptions): Promise<void> {
   if (options.workers <= 1) {
     ({ port, stop: stopServing } = await startServing(options));
   } else {
-    const ports: Promise<number>[] = [];
-    for (let index = 0; index < options.workers; index++) {
-      const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify(options) });
-      ports.push(
-        new Promise((done, fail) => {
-          worker.once('message', (message: { listening?: number; error?: string }) => {
-            if (message.listening !== undefined) done(message.listening);
-            else fail(new Error(message.error ?? 'worker failed to start'));
-          });
-          worker.once('exit', (code) => fail(new Error(`worker exited with code ${code} during start`)));
-        }),
-      );
-    }
-    cluster.on('exit', (worker, code, signal) => {
-      if (code !== 0 && signal !== 'SIGTERM') {
-        process.stderr.write(`unaudited-server: worker ${worker.process.pid} died (${signal ?? code}); stopping\n`);
-        process.kill(process.pid, 'SIGTERM');
-      }
-    });
-    port = (await Promise.all(ports))[0];
+    port = (await forkServerWorkers(options.workers, { [WORKER_ENV]: JSON.stringify(options) }, 'unaudited-server'))[0];
   }
 
   let stopping = false;

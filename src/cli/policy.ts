@@ -4,7 +4,8 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { callAdmin, keyValue, printJson, run, withConnectionOptions, type ConnectionOptions } from './iam.ts';
+import { callAdmin, type ConnectionOptions } from './admin-client.ts';
+import { keyValue, printJson, run, withConnectionOptions } from './iam.ts';
 
 interface Explanation {
   Decision: string;

@@ -226,10 +226,17 @@ async function startServer(options: ServeOptions, instance: Instance, logger: Lo
 }
 
 async function forkWorkers(options: ServeOptions, dataDir: string): Promise<number[]> {
-  const workerOptions: ServeOptions = { ...options, dataDir };
+  return forkServerWorkers(options.workers, { [WORKER_ENV]: JSON.stringify({ ...options, dataDir }) }, 'strongroom');
+}
+
+/**
+ * Forks `count` cluster workers with `env` and resolves with the port each reports (a worker
+ * sends `{ listening: port }` or `{ error }`). A worker that dies later stops the whole server.
+ */
+export async function forkServerWorkers(count: number, env: Record<string, string>, name: string): Promise<number[]> {
   const ports: Promise<number>[] = [];
-  for (let index = 0; index < options.workers; index++) {
-    const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify(workerOptions) });
+  for (let index = 0; index < count; index++) {
+    const worker = cluster.fork(env);
     ports.push(
       new Promise((done, fail) => {
         worker.once('message', (message: { listening?: number; error?: string }) => {
@@ -242,7 +249,7 @@ async function forkWorkers(options: ServeOptions, dataDir: string): Promise<numb
   }
   cluster.on('exit', (worker, code, signal) => {
     if (code !== 0 && signal !== 'SIGTERM') {
-      process.stderr.write(`strongroom: worker ${worker.process.pid} died (${signal ?? code}); stopping\n`);
+      process.stderr.write(`${name}: worker ${worker.process.pid} died (${signal ?? code}); stopping\n`);
       process.kill(process.pid, 'SIGTERM');
     }
   });

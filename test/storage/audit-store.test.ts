@@ -12,7 +12,8 @@ import { digestSealer } from '../../src/service/audit/digests.ts';
 import { publicKeyIdOf } from '../../src/service/audit/signing-key.ts';
 import { verifyStore } from '../../src/service/audit/verify.ts';
 import type { AuditEntryInput, DigestRequest, DigestSealer } from '../../src/storage/audit-types.ts';
-import { AUDIT_MIGRATIONS, SqliteAuditStore } from '../../src/storage/sqlite/audit-store.ts';
+import { AUDIT_MIGRATIONS } from '../../src/storage/sqlite/audit-schema.ts';
+import { SqliteAuditStore } from '../../src/storage/sqlite/audit-store.ts';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
 
