@@ -1,0 +1,166 @@
+/**
+ * Files for `strongroom encrypt` / `decrypt`: which inputs become which outputs (a file, a whole
+ * tree with --recursive, or stdin/stdout), and outputs that appear only when complete — written to
+ * a temporary file beside the target, flushed, then renamed over it; removed on any failure and on
+ * SIGINT/SIGTERM/SIGHUP, so a half-written output is never left behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { unlinkSync, type WriteStream } from 'node:fs';
+import { link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { UsageError, type Mode } from './encrypt-options.ts';
+
+export const STDIO = '-';
+const PARTIAL_SUFFIX = '.strongroom-partial';
+
+export interface Job {
+  /** A path, or `-` for stdin. */
+  source: string;
+  /** A path, or `-` for stdout. */
+  target: string;
+  /** Bytes of the source when it is a file. */
+  size: number | undefined;
+}
+
+export interface Plan {
+  jobs: Job[];
+  /** Symbolic links and other non-regular files met while walking a tree (not followed). */
+  skipped: string[];
+}
+
+async function statOrUndefined(path: string) {
+  try {
+    return await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * --input/--output to jobs. A usage error (exit 2) for combinations that cannot work: a directory
+ * without --recursive, a tree into a file or stdout, stdin into a directory, output = input.
+ */
+export async function planJobs(options: { mode: Mode; input: string; output: string; recursive: boolean; suffix: string }): Promise<Plan> {
+  const { input, output, suffix } = options;
+  if (input === STDIO) {
+    if (output !== STDIO && (await statOrUndefined(output))?.isDirectory()) {
+      throw new UsageError('--output must be a file or - when --input is - (stdin)');
+    }
+    return { jobs: [{ source: STDIO, target: output, size: undefined }], skipped: [] };
+  }
+  const source = await statOrUndefined(input);
+  if (!source) throw new UsageError(`--input ${input} does not exist`);
+  if (source.isDirectory()) {
+    if (!options.recursive) throw new UsageError(`--input ${input} is a directory: add --recursive`);
+    if (output === STDIO) throw new UsageError('--output must be a directory when --input is a directory');
+    const existing = await statOrUndefined(output);
+    if (existing && !existing.isDirectory()) throw new UsageError(`--output ${output} is not a directory`);
+    if (resolve(input) === resolve(output) && suffix === '') throw new UsageError('--output is the input directory and --suffix is empty: outputs would replace inputs');
+    return walkTree(resolve(input), resolve(output), suffix);
+  }
+  if (!source.isFile()) throw new UsageError(`--input ${input} is not a regular file`);
+  if (output === STDIO) return { jobs: [{ source: input, target: STDIO, size: source.size }], skipped: [] };
+  const existing = await statOrUndefined(output);
+  const target = existing?.isDirectory() ? join(output, basename(input) + suffix) : output;
+  if (resolve(target) === resolve(input)) throw new UsageError('--output names the input file itself');
+  return { jobs: [{ source: input, target, size: source.size }], skipped: [] };
+}
+
+/** Every regular file under `root`, mapped to the same relative path under `outputRoot` plus the suffix. */
+async function walkTree(root: string, outputRoot: string, suffix: string): Promise<Plan> {
+  const jobs: Job[] = [];
+  const skipped: string[] = [];
+  const pending = [root];
+  while (pending.length > 0) {
+    const dir = pending.pop() as string;
+    // The output tree may sit inside the input tree: never encrypt our own outputs.
+    if (dir === outputRoot && outputRoot !== root) continue;
+    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) pending.push(path);
+      else if (entry.isFile()) {
+        if (entry.name.endsWith(PARTIAL_SUFFIX)) continue;
+        const target = join(outputRoot, relative(root, path)) + suffix;
+        jobs.push({ source: path, target, size: (await lstat(path)).size });
+      } else skipped.push(path);
+    }
+  }
+  jobs.sort((a, b) => (a.source < b.source ? -1 : 1));
+  return { jobs, skipped };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs that appear only when complete
+
+const partialFiles = new Set<string>();
+let cleanupInstalled = false;
+
+/** Removes every temporary output if the process is interrupted; then exits as the signal asks. */
+export function installInterruptCleanup(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    process.once(signal, () => {
+      for (const path of partialFiles) {
+        try {
+          unlinkSync(path);
+        } catch {
+          // Already gone.
+        }
+      }
+      process.exit(code);
+    });
+  }
+}
+
+export class AtomicOutput {
+  readonly target: string;
+  readonly #temporary: string;
+  readonly #handle: FileHandle;
+  readonly stream: WriteStream;
+
+  private constructor(target: string, temporary: string, handle: FileHandle) {
+    this.target = target;
+    this.#temporary = temporary;
+    this.#handle = handle;
+    // flush: fsync before the stream closes the file, so a rename never exposes unwritten data.
+    this.stream = handle.createWriteStream({ flush: true });
+  }
+
+  /**
+   * A new temporary file beside `target` (same directory, so the rename is atomic), created
+   * exclusively. Decrypted output is plaintext: 0600. Encrypted output: 0666 less the umask.
+   */
+  static async create(target: string, mode: Mode): Promise<AtomicOutput> {
+    await mkdir(dirname(target), { recursive: true });
+    const temporary = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
+    const handle = await open(temporary, 'wx', mode === 'decrypt' ? 0o600 : 0o666);
+    partialFiles.add(temporary);
+    return new AtomicOutput(target, temporary, handle);
+  }
+
+  /** After the stream has finished (flushed, closed): rename over the target, or (no overwrite) link, which fails if it exists. */
+  async commit(overwrite: boolean): Promise<void> {
+    if (overwrite) await rename(this.#temporary, this.target);
+    else {
+      try {
+        await link(this.#temporary, this.target);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${this.target} exists (and --no-overwrite was given)`);
+        throw error;
+      }
+      await unlink(this.#temporary);
+    }
+    partialFiles.delete(this.#temporary);
+  }
+
+  async abort(): Promise<void> {
+    this.stream.destroy();
+    await this.#handle.close().catch(() => undefined);
+    await unlink(this.#temporary).catch(() => undefined);
+    partialFiles.delete(this.#temporary);
+  }
+}
+

@@ -1,0 +1,82 @@
+/**
+ * The KMS side of `strongroom encrypt` / `decrypt`: one KMSClient for the run (endpoint, region and
+ * credentials from the options and the SDK's default chain: environment, shared credentials and
+ * config files, SSO, process credentials, instance roles) and the keyring or materials manager.
+ */
+import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CachingCryptographicMaterialsManager } from '../esdk/caching-cmm.ts';
+import { KmsDiscoveryKeyring } from '../esdk/kms-discovery-keyring.ts';
+import { KmsKeyring, isKmsKeyIdentifier, parseKmsKeyArn } from '../esdk/kms-keyring.ts';
+import type { CryptographicMaterialsManager, Keyring } from '../esdk/types.ts';
+import { UsageError, type RunConfig } from './encrypt-options.ts';
+
+export function kmsClientFor(config: Pick<RunConfig, 'endpoint' | 'region' | 'profile'>): KMSClient {
+  // The SDK's notice that its future releases will need Node 22 addresses whoever picks SDK
+  // versions (package.json pins one), not someone encrypting a file; keep it off the CLI's stderr,
+  // where scripts read our messages. Setting the variable yourself still wins.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  return new KMSClient({
+    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    ...(config.region ? { region: config.region } : {}),
+    ...(config.profile ? { profile: config.profile } : {}),
+  });
+}
+
+export function checkKeyIdentifiers(keys: readonly string[]): void {
+  for (const key of keys) {
+    if (!isKmsKeyIdentifier(key)) throw new UsageError(`--key ${JSON.stringify(key)} is not a key id, key ARN, alias name or alias ARN`);
+  }
+}
+
+/**
+ * EDKs record key ARNs, and a decrypting keyring matches them by ARN (aws-kms-keyring.md). So that
+ * `--key alias/app` or a bare key id work at decrypt as they do at encrypt, such names are resolved
+ * to their key ARN with DescribeKey first.
+ */
+export async function resolveKeyArns(client: KMSClient, keys: readonly string[]): Promise<string[]> {
+  const arns: string[] = [];
+  for (const key of keys) {
+    if (parseKmsKeyArn(key)) {
+      arns.push(key);
+      continue;
+    }
+    let arn: string | undefined;
+    try {
+      arn = (await client.send(new DescribeKeyCommand({ KeyId: key }))).KeyMetadata?.Arn;
+    } catch (error) {
+      const name = error instanceof Error ? error.name : 'Error';
+      const message = error instanceof Error ? `: ${error.message.slice(0, 200)}` : '';
+      throw new Error(`cannot resolve --key ${key} to a key ARN (DescribeKey failed: ${name}${message})`);
+    }
+    if (!arn) throw new Error(`cannot resolve --key ${key} to a key ARN`);
+    arns.push(arn);
+  }
+  return arns;
+}
+
+/** The keyring (or, with --cache-max-age, a caching manager over it) for this run. */
+export async function materialsFor(
+  config: RunConfig,
+  client: KMSClient,
+): Promise<{ keyring: Keyring } | { cmm: CryptographicMaterialsManager }> {
+  const grantTokens = config.grantTokens.length > 0 ? config.grantTokens : undefined;
+  let keyring: Keyring;
+  if (config.mode === 'decrypt' && config.discovery) {
+    const discoveryFilter =
+      config.discoveryAccounts.length > 0 ? { partition: config.discoveryPartition ?? 'aws', accountIds: config.discoveryAccounts } : undefined;
+    keyring = new KmsDiscoveryKeyring({ client, discoveryFilter, grantTokens });
+  } else {
+    const keys = config.mode === 'decrypt' ? await resolveKeyArns(client, config.keys) : config.keys;
+    keyring = config.mode === 'encrypt'
+      ? new KmsKeyring({ generatorKeyId: keys[0], keyIds: keys.slice(1), client, grantTokens })
+      : new KmsKeyring({ keyIds: keys, client, grantTokens });
+  }
+  if (config.cacheMaxAgeSeconds === undefined) return { keyring };
+  return {
+    cmm: new CachingCryptographicMaterialsManager({
+      underlying: keyring,
+      maxAge: config.cacheMaxAgeSeconds * 1000,
+      maxMessagesEncrypted: config.cacheMaxMessages,
+    }),
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * One run of `strongroom encrypt` / `decrypt`: every job streamed through the Encryption SDK in
+ * constant memory (file → encryptStream/decryptStream → temporary file → rename), a progress bar on
+ * a terminal for large inputs, and one metadata line per finished file.
+ */
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { Transform, type Duplex, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import cliProgress from 'cli-progress';
+import { decryptStream, encryptStream, type MessageHeaderInfo } from '../esdk/index.ts';
+import { EsdkError } from '../esdk/errors.ts';
+import { AtomicOutput, STDIO, installInterruptCleanup, planJobs, type Job } from './encrypt-files.ts';
+import { kmsClientFor, materialsFor } from './encrypt-keyring.ts';
+import { openMetadataOutput, metadataRecord, type MetadataOutput } from './encrypt-metadata.ts';
+import { UsageError, type RunConfig } from './encrypt-options.ts';
+
+/** Inputs at least this large (in total) get a progress bar, when stderr is a terminal. */
+export const PROGRESS_THRESHOLD_BYTES = 16 * 1024 * 1024;
+
+/** A failure of one file: its path and what went wrong (never plaintext, keys or context values). */
+export class JobError extends Error {
+  override readonly name = 'JobError';
+}
+
+/** Counts bytes on their way to the SDK (for the progress bar and the metadata). */
+class ByteCounter extends Transform {
+  bytes = 0;
+  readonly #onBytes: ((count: number) => void) | undefined;
+  constructor(onBytes?: (count: number) => void) {
+    super();
+    this.#onBytes = onBytes;
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null, data?: Buffer) => void): void {
+    this.bytes += chunk.length;
+    this.#onBytes?.(chunk.length);
+    done(null, chunk);
+  }
+}
+
+/**
+ * Every `--context` pair must be in the message's stored context with the same value; checked when
+ * the header is parsed, before any plaintext is written. (Not handed to the SDK as a reproduced
+ * context: there a key the message lacks would count as a "required" key and surface as a KMS
+ * InvalidCiphertextException instead of this clear message. So messages with required-only keys
+ * are out of the CLI's reach.)
+ */
+function checkContext(expected: Record<string, string>, header: MessageHeaderInfo): void {
+  for (const [key, value] of Object.entries(expected)) {
+    if (!Object.hasOwn(header.encryptionContext, key)) throw new EsdkError('ContextMismatch', `the message's encryption context has no key "${key}"`);
+    if (header.encryptionContext[key] !== value) throw new EsdkError('ContextMismatch', `the message's encryption context has another value for "${key}"`);
+  }
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof EsdkError || error instanceof JobError) return error.message;
+  const code = (error as NodeJS.ErrnoException)?.code;
+  const path = (error as NodeJS.ErrnoException)?.path;
+  if (code && path) return `${code}: ${path}`;
+  if (error instanceof Error) return `${error.name}: ${error.message.slice(0, 300)}`;
+  return 'unknown error';
+}
+
+export async function runEsdkCommand(config: RunConfig): Promise<void> {
+  if (config.metadataOutput === STDIO && config.output === STDIO) throw new UsageError('--metadata-output - and --output - cannot both use stdout');
+  if (config.frameLength === 0 && config.mode === 'encrypt' && config.input === STDIO) {
+    throw new UsageError('--frame-length 0 (non-framed) needs a file input: the length must be known before the first byte');
+  }
+  const plan = await planJobs(config);
+  for (const path of plan.skipped) process.stderr.write(`skipped (not a regular file): ${path}\n`);
+  installInterruptCleanup();
+  const client = kmsClientFor(config);
+  let metadata: MetadataOutput | undefined;
+  let bar: cliProgress.SingleBar | undefined;
+  try {
+    const materials = await materialsFor(config, client);
+    metadata = config.metadataOutput ? await openMetadataOutput(config.metadataOutput, config.overwriteMetadata) : undefined;
+    const total = plan.jobs.every((job) => job.size !== undefined) ? plan.jobs.reduce((sum, job) => sum + (job.size as number), 0) : undefined;
+    if (config.progress && process.stderr.isTTY && total !== undefined && total >= PROGRESS_THRESHOLD_BYTES) {
+      bar = new cliProgress.SingleBar(
+        { stream: process.stderr, format: `${config.mode} |{bar}| {percentage}% | {value}/{total} bytes | ETA {eta_formatted}`, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0);
+    }
+    for (const job of plan.jobs) {
+      const result = await runJob(config, job, materials, bar);
+      await metadata?.write(metadataRecord(config.mode, job, result));
+    }
+  } finally {
+    bar?.stop();
+    await metadata?.close();
+    client.destroy();
+  }
+}
+
+interface JobResult {
+  header: MessageHeaderInfo;
+  inputBytes: number;
+  outputBytes: number;
+}
+
+async function runJob(config: RunConfig, job: Job, materials: Awaited<ReturnType<typeof materialsFor>>, bar: cliProgress.SingleBar | undefined): Promise<JobResult> {
+  const display = job.source === STDIO ? '<stdin>' : job.source;
+  let header: MessageHeaderInfo | undefined;
+  let output: AtomicOutput | undefined;
+  try {
+    const sdk: Duplex =
+      config.mode === 'encrypt'
+        ? encryptStream({
+            ...materials,
+            encryptionContext: config.context,
+            suiteId: config.suiteId,
+            ...(config.frameLength === 0 ? { contentType: 'non-framed' as const } : { frameLength: config.frameLength }),
+            commitmentPolicy: config.commitmentPolicy,
+            maxEncryptedDataKeys: config.maxEncryptedDataKeys,
+            plaintextLength: job.size,
+          })
+        : decryptStream({
+            ...materials,
+            commitmentPolicy: config.commitmentPolicy,
+            maxEncryptedDataKeys: config.maxEncryptedDataKeys,
+            // To a file, plaintext goes to a temporary file that is removed unless the whole
+            // message (signature included) verifies: streaming it keeps memory constant. To
+            // stdout, nothing is released before the signature is verified.
+            allowUnsignedStreaming: job.target !== STDIO,
+          });
+    sdk.once('header', (info: MessageHeaderInfo) => {
+      header = info;
+      if (config.mode === 'decrypt') {
+        try {
+          checkContext(config.context, info);
+        } catch (error) {
+          sdk.destroy(error as Error);
+        }
+      }
+    });
+    const input: Readable = job.source === STDIO ? process.stdin : createReadStream(job.source);
+    const counter = new ByteCounter(bar ? (count) => bar.increment(count) : undefined);
+    let outputBytes = 0;
+    if (job.target === STDIO) {
+      await pipeline(input, counter, sdk, async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) {
+          outputBytes += chunk.length;
+          if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+        }
+      });
+    } else {
+      output = await AtomicOutput.create(job.target, config.mode);
+      const outputCounter = new ByteCounter();
+      await pipeline(input, counter, sdk, outputCounter, output.stream);
+      await output.commit(config.overwrite);
+      outputBytes = outputCounter.bytes;
+    }
+    if (!header) throw new JobError('the SDK reported no message header');
+    return { header, inputBytes: counter.bytes, outputBytes };
+  } catch (error) {
+    await output?.abort();
+    throw new JobError(`${display}: ${describeFailure(error)}`);
+  }
+}

@@ -1,0 +1,198 @@
+import { createVerify, type DecipherGCM, type Verify } from 'node:crypto';
+import { Transform, type Duplex, type TransformCallback } from 'node:stream';
+import { FINAL_FRAME_MARKER, IV_LENGTH, MAX_NON_FRAMED_LENGTH, TAG_LENGTH } from './body.ts';
+import { ByteQueue } from './byte-queue.ts';
+import { beginDecryption, decryptSettings, tryParseHeader, type DecryptSession, type DecryptSettings } from './decrypt-session.ts';
+import { EsdkError, malformed } from './errors.ts';
+import type { DecryptOptions } from './options.ts';
+
+type State = 'header' | 'frame' | 'single-header' | 'single-content' | 'single-tag' | 'footer' | 'done';
+
+/**
+ * Streaming decrypt: message in, plaintext out, with the Transform's backpressure.
+ * - Framed, non-signing suites: each frame's plaintext leaves once its tag verified; memory is one
+ *   frame plus the chunk in hand.
+ * - Signing suites: plaintext is held until the footer signature verified (memory grows with the
+ *   plaintext), unless `allowUnsignedStreaming` releases it frame by frame as above — then a bad
+ *   signature is only reported at the end, after plaintext was emitted.
+ * - Non-framed bodies: one GCM tag covers all content, so plaintext is always held until it verifies.
+ */
+class DecryptStream extends Transform {
+  readonly #options: DecryptOptions;
+  readonly #settings: DecryptSettings;
+  readonly #queue = new ByteQueue();
+  readonly #hint = { needed: 1 };
+  #state: State = 'header';
+  #session: DecryptSession | undefined;
+  #verifier: Verify | undefined;
+  #releaseEarly = false;
+  #held: Buffer[] = [];
+  #sequenceNumber = 1;
+  #decipher: DecipherGCM | undefined;
+  #contentLeft = 0;
+
+  constructor(options: DecryptOptions) {
+    super();
+    this.#options = options;
+    this.#settings = decryptSettings(options);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (!Buffer.isBuffer(chunk)) return callback(new EsdkError('InvalidArgument', 'decryptStream takes bytes'));
+    this.#queue.push(chunk);
+    if (this.#state !== 'header') return this.#guarded(callback);
+    if (this.#queue.length < this.#hint.needed) return callback();
+    let header;
+    try {
+      header = tryParseHeader(this.#queue.all(), this.#settings, this.#hint);
+    } catch (error) {
+      return callback(error as Error);
+    }
+    if (!header) return callback();
+    beginDecryption(header, this.#options, this.#settings).then((session) => {
+      this.#session = session;
+      const signature = header.suite.signature;
+      if (signature) this.#verifier = createVerify(signature.hash);
+      this.#releaseEarly = !signature || this.#options.allowUnsignedStreaming === true;
+      this.#consume(header.length);
+      this.#state = header.contentType === 2 ? 'frame' : 'single-header';
+      this.emit('header', session.headerInfo);
+      this.#guarded(callback);
+    }, callback);
+  }
+
+  #guarded(callback: TransformCallback): void {
+    try {
+      this.#drain();
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  /** Takes n message bytes off the queue, feeding the signature verifier (everything before the footer). */
+  #consume(n: number): Buffer {
+    const bytes = this.#queue.take(n);
+    this.#verifier?.update(bytes);
+    return bytes;
+  }
+
+  #emit(plaintext: Buffer): void {
+    if (this.#releaseEarly) this.push(plaintext);
+    else this.#held.push(plaintext);
+  }
+
+  /** Parses and decrypts as much of the queue as is complete. */
+  #drain(): void {
+    const queue = this.#queue;
+    const session = this.#session as DecryptSession;
+    for (;;) {
+      switch (this.#state) {
+        case 'frame': {
+          if (queue.length < 4) return;
+          const marker = queue.peek(4).readUInt32BE(0);
+          const frameLength = session.header.frameLength;
+          if (marker === FINAL_FRAME_MARKER) {
+            if (queue.length < 12 + IV_LENGTH) return;
+            const head = queue.peek(12 + IV_LENGTH);
+            const length = head.readUInt32BE(8 + IV_LENGTH);
+            if (head.readUInt32BE(4) !== this.#sequenceNumber) throw malformed('frame out of sequence');
+            if (length > frameLength) throw malformed('final frame longer than the frame length');
+            if (queue.length < 12 + IV_LENGTH + length + TAG_LENGTH) return;
+            const frame = this.#consume(12 + IV_LENGTH + length + TAG_LENGTH);
+            const start = 12 + IV_LENGTH;
+            this.#emit(session.body.open('final', this.#sequenceNumber, frame.subarray(8, 8 + IV_LENGTH), frame.subarray(start, start + length), frame.subarray(start + length)));
+            this.#state = this.#verifier ? 'footer' : 'done';
+            break;
+          }
+          if (marker !== this.#sequenceNumber) throw malformed('frame out of sequence');
+          if (marker === FINAL_FRAME_MARKER - 1) throw malformed('too many frames');
+          if (queue.length < 4 + IV_LENGTH + frameLength + TAG_LENGTH) return;
+          const frame = this.#consume(4 + IV_LENGTH + frameLength + TAG_LENGTH);
+          const start = 4 + IV_LENGTH;
+          this.#emit(session.body.open('frame', this.#sequenceNumber, frame.subarray(4, start), frame.subarray(start, start + frameLength), frame.subarray(start + frameLength)));
+          this.#sequenceNumber++;
+          break;
+        }
+        case 'single-header': {
+          if (queue.length < IV_LENGTH + 8) return;
+          const head = this.#consume(IV_LENGTH + 8);
+          const length = head.readUInt32BE(IV_LENGTH) * 0x100000000 + head.readUInt32BE(IV_LENGTH + 4);
+          if (length > MAX_NON_FRAMED_LENGTH) throw malformed('non-framed content too long');
+          this.#decipher = session.body.singleDecipher(head.subarray(0, IV_LENGTH), length);
+          this.#contentLeft = length;
+          this.#state = 'single-content';
+          break;
+        }
+        case 'single-content': {
+          const n = Math.min(this.#contentLeft, queue.length);
+          if (n > 0) {
+            // Unauthenticated until the tag: always held, whatever allowUnsignedStreaming says.
+            this.#held.push((this.#decipher as DecipherGCM).update(this.#consume(n)));
+            this.#contentLeft -= n;
+          }
+          if (this.#contentLeft > 0) return;
+          this.#state = 'single-tag';
+          break;
+        }
+        case 'single-tag': {
+          if (queue.length < TAG_LENGTH) return;
+          const decipher = this.#decipher as DecipherGCM;
+          decipher.setAuthTag(this.#consume(TAG_LENGTH));
+          try {
+            decipher.final();
+          } catch {
+            throw new EsdkError('AuthenticationFailed', 'message body authentication failed (content)');
+          }
+          if (this.#releaseEarly) this.#release();
+          this.#state = this.#verifier ? 'footer' : 'done';
+          break;
+        }
+        case 'footer': {
+          if (queue.length < 2) return;
+          const length = queue.peek(2).readUInt16BE(0);
+          if (queue.length < 2 + length) return;
+          const signature = queue.take(2 + length).subarray(2);
+          let valid = false;
+          try {
+            valid = (this.#verifier as Verify).verify({ key: session.verificationKey!, dsaEncoding: 'der' }, signature);
+          } catch {
+            valid = false;
+          }
+          if (!valid) throw new EsdkError('SignatureInvalid', 'message signature verification failed');
+          this.#release();
+          this.#state = 'done';
+          break;
+        }
+        case 'done':
+          if (queue.length > 0) throw malformed('trailing bytes after the message');
+          return;
+        default:
+          return;
+      }
+    }
+  }
+
+  #release(): void {
+    for (const plaintext of this.#held) this.push(plaintext);
+    this.#held = [];
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#state === 'done') {
+      this.#release();
+      return callback();
+    }
+    callback(this.#state === 'header' && this.#queue.length === 0 ? malformed('empty message') : malformed('message is truncated'));
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    for (const plaintext of this.#held) plaintext.fill(0);
+    this.#held = [];
+    callback(error);
+  }
+}
+
+export function decryptStream(options: DecryptOptions): Duplex {
+  return new DecryptStream(options);
+}

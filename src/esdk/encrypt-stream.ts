@@ -1,0 +1,156 @@
+import type { CipherGCM } from 'node:crypto';
+import { Transform, type Duplex, type TransformCallback } from 'node:stream';
+import { IV_LENGTH, MAX_NON_FRAMED_LENGTH, TAG_LENGTH } from './body.ts';
+import { MessageSigner } from './ecdsa-presigned.ts';
+import { beginEncryption, type EncryptSession } from './encrypt-session.ts';
+import { framedBodyLength, writeFinalFrame } from './encrypt.ts';
+import { EsdkError } from './errors.ts';
+import type { EncryptOptions } from './options.ts';
+
+const FRAME_OVERHEAD = 4 + IV_LENGTH + TAG_LENGTH;
+
+/**
+ * Streaming encrypt: plaintext in, ESDK message out, with the Transform's backpressure. Memory is
+ * one frame of pending plaintext plus the chunk being encrypted, whatever the input size. Full frames
+ * leave as soon as they fill; the final frame (possibly empty) and the footer on end. A non-framed
+ * message needs `plaintextLength` up front (its length precedes the content).
+ */
+class EncryptStream extends Transform {
+  readonly #options: EncryptOptions;
+  #session: EncryptSession | undefined;
+  #signer: MessageSigner | undefined;
+  /** Plaintext of the frame being filled. */
+  #pending: Buffer | undefined;
+  #pendingLength = 0;
+  #sequenceNumber = 1;
+  #cipher: CipherGCM | undefined;
+  #seen = 0;
+
+  constructor(options: EncryptOptions) {
+    super();
+    this.#options = options;
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    const options = this.#options;
+    if (options?.contentType === 'non-framed' && options.plaintextLength === undefined) {
+      callback(new EsdkError('InvalidArgument', 'a non-framed stream needs plaintextLength'));
+      return;
+    }
+    beginEncryption(options, options?.plaintextLength).then((session) => this.#start(session, callback), callback);
+  }
+
+  #start(session: EncryptSession, callback: (error?: Error | null) => void): void {
+    this.#session = session;
+    if (session.signingKey) this.#signer = new MessageSigner(session.suite.signature!.hash, session.signingKey);
+    this.#emitBytes(session.header);
+    if (!session.framed) {
+      const length = this.#options.plaintextLength as number;
+      if (length > MAX_NON_FRAMED_LENGTH) return callback(new EsdkError('InvalidArgument', 'plaintext too long for a non-framed message'));
+      const bodyHeader = Buffer.alloc(IV_LENGTH + 8);
+      session.body.frameIv(1).copy(bodyHeader, 0);
+      bodyHeader.writeUInt32BE(Math.floor(length / 0x100000000), IV_LENGTH);
+      bodyHeader.writeUInt32BE(length >>> 0, IV_LENGTH + 4);
+      this.#cipher = session.body.singleCipher(length);
+      this.#emitBytes(bodyHeader);
+    }
+    this.emit('header', session.headerInfo);
+    callback();
+  }
+
+  #emitBytes(bytes: Buffer): void {
+    this.#signer?.update(bytes);
+    this.push(bytes);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      if (!Buffer.isBuffer(chunk)) throw new EsdkError('InvalidArgument', 'encryptStream takes bytes');
+      this.#seen += chunk.length;
+      if (this.#cipher) {
+        if (this.#seen > (this.#options.plaintextLength as number)) throw new EsdkError('InvalidArgument', 'more plaintext than plaintextLength');
+        this.#emitBytes(this.#cipher.update(chunk));
+      } else {
+        this.#framed(chunk);
+      }
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  /** Encrypts every frame this chunk completes into one output buffer; keeps the rest pending. */
+  #framed(chunk: Buffer): void {
+    const session = this.#session as EncryptSession;
+    const frameLength = session.frameLength;
+    const available = this.#pendingLength + chunk.length;
+    const frames = Math.floor(available / frameLength);
+    let position = 0;
+    if (frames > 0) {
+      const out = Buffer.allocUnsafe(frames * (frameLength + FRAME_OVERHEAD));
+      let offset = 0;
+      for (let i = 0; i < frames; i++) {
+        let content: Buffer;
+        if (this.#pendingLength > 0) {
+          const take = frameLength - this.#pendingLength;
+          chunk.copy(this.#pending as Buffer, this.#pendingLength, position, position + take);
+          position += take;
+          this.#pendingLength = 0;
+          content = this.#pending as Buffer;
+        } else {
+          content = chunk.subarray(position, position + frameLength);
+          position += frameLength;
+        }
+        offset = this.#sealFrame(content, out, offset);
+      }
+      this.#emitBytes(out);
+    }
+    if (position < chunk.length) {
+      this.#pending ??= Buffer.allocUnsafe(frameLength);
+      chunk.copy(this.#pending, this.#pendingLength, position);
+      this.#pendingLength += chunk.length - position;
+    }
+  }
+
+  #sealFrame(content: Buffer, out: Buffer, offset: number): number {
+    const body = (this.#session as EncryptSession).body;
+    const sequenceNumber = this.#sequenceNumber++;
+    if (sequenceNumber >= 0xffffffff) throw new EsdkError('InvalidArgument', 'plaintext needs more frames than the format allows');
+    out.writeUInt32BE(sequenceNumber, offset);
+    const iv = body.frameIv(sequenceNumber);
+    iv.copy(out, offset + 4);
+    return body.seal('frame', sequenceNumber, iv, content, out, offset + 4 + IV_LENGTH);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      const session = this.#session as EncryptSession;
+      if (this.#cipher) {
+        if (this.#seen !== this.#options.plaintextLength) throw new EsdkError('InvalidArgument', 'less plaintext than plaintextLength');
+        this.#cipher.final();
+        this.#emitBytes(this.#cipher.getAuthTag());
+      } else {
+        const content = this.#pending ? this.#pending.subarray(0, this.#pendingLength) : Buffer.alloc(0);
+        const out = Buffer.allocUnsafe(framedBodyLength(content.length, session.frameLength));
+        const end = writeFinalFrame(session, this.#sequenceNumber, content, out, 0);
+        this.#emitBytes(out.subarray(0, end));
+        this.#pending?.fill(0);
+      }
+      if (this.#signer) {
+        const signature = this.#signer.sign();
+        const footer = Buffer.allocUnsafe(2 + signature.length);
+        footer.writeUInt16BE(signature.length, 0);
+        signature.copy(footer, 2);
+        this.push(footer);
+      }
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+}
+
+export function encryptStream(options: EncryptOptions): Duplex {
+  return new EncryptStream(options);
+}
+

@@ -1,0 +1,94 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { EsdkError, type EsdkErrorCode } from '../errors.ts';
+import type { FrameJob, FrameJobResult } from './frame-worker.ts';
+
+/**
+ * One helper thread for large buffered messages, so a 100 MB encrypt or decrypt uses both cores:
+ * the calling thread works on one run of frames (or the signature) while the helper does another.
+ * Started on first use; referenced only while a job is outstanding, so it never keeps a process
+ * alive. If it cannot start (no worker support, a loader that cannot load it) callers stay
+ * single-threaded.
+ */
+export const PARALLEL_THRESHOLD = 4 * 1024 * 1024;
+
+let worker: Worker | undefined;
+let broken = availableParallelism() < 2;
+let pending: { resolve: () => void; reject: (error: Error) => void } | undefined;
+let queue: Promise<void> = Promise.resolve();
+/** The helper is stopped after this long without a job. */
+const IDLE_MS = 5000;
+let idle: NodeJS.Timeout | undefined;
+
+function stopWhenIdle(): void {
+  if (idle) return void idle.refresh();
+  idle = setTimeout(() => {
+    idle = undefined;
+    if (pending || !worker) return;
+    void worker.terminate();
+    worker = undefined;
+  }, IDLE_MS);
+  idle.unref();
+}
+
+const workerUrl = new URL(`./frame-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
+/** TypeScript sources (run through tsx) register tsx's loader in the worker first, as src/service/audit/writer.ts does. */
+function startWorker(): Worker {
+  if (!workerUrl.pathname.endsWith('.ts')) return new Worker(workerUrl);
+  const code = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
+  return new Worker(code, { eval: true });
+}
+
+function start(): Worker | undefined {
+  if (worker || broken) return worker;
+  try {
+    const created = startWorker();
+    created.on('message', (result: FrameJobResult) => {
+      const waiter = pending;
+      pending = undefined;
+      created.unref();
+      stopWhenIdle();
+      if (result.ok) waiter?.resolve();
+      else waiter?.reject(new EsdkError(result.code as EsdkErrorCode, result.message));
+    });
+    created.on('error', () => {
+      broken = true;
+      worker = undefined;
+      pending?.reject(new EsdkError('KeyringFailure', 'the frame worker failed'));
+      pending = undefined;
+    });
+    created.unref();
+    worker = created;
+  } catch {
+    broken = true;
+  }
+  return worker;
+}
+
+export function parallelAvailable(): boolean {
+  return start() !== undefined;
+}
+
+/** Runs a job on the helper thread; jobs from concurrent calls queue behind each other. */
+export function runOnHelper(job: FrameJob): Promise<void> {
+  const run = (): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const helper = start();
+      if (!helper) return reject(new EsdkError('KeyringFailure', 'no frame worker'));
+      pending = { resolve, reject };
+      helper.ref();
+      helper.postMessage(job);
+    });
+  const result = queue.then(run, run);
+  queue = result.catch(() => undefined);
+  return result;
+}
+
+/** A SharedArrayBuffer view of `bytes`: the same memory when it already is one, else a copy. */
+export function shared(bytes: Uint8Array, start: number, end: number): { buffer: SharedArrayBuffer; offset: number } {
+  if (bytes.buffer instanceof SharedArrayBuffer) return { buffer: bytes.buffer, offset: bytes.byteOffset + start };
+  const buffer = new SharedArrayBuffer(end - start);
+  new Uint8Array(buffer).set(bytes.subarray(start, end));
+  return { buffer, offset: 0 };
+}

@@ -1,0 +1,147 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { KeyObject } from 'node:crypto';
+
+/**
+ * Background supply of ECDSA material for the signing suites. Every message of a signing suite
+ * needs a fresh key pair (framework/default-cmm.md) and one signature; in OpenSSL 3.0 each P-384
+ * key generation or signature is a generic-curve scalar multiplication costing about a
+ * millisecond, which would dominate small messages. Both multiplications by the base point do not
+ * depend on the message, so worker threads make them ahead of time:
+ * - the message's key pair (private KeyObject, its scalar d, the compressed public key), and
+ * - a one-time nonce k with r = (k·G).x mod n and k⁻¹ mod n,
+ * leaving only s = k⁻¹(h + r·d) mod n for the encrypting thread (ecdsa-presigned.ts).
+ *
+ * Each entry is handed out once and forgotten. The workers are unref'd (they never keep a process
+ * alive) and started on first use; if they fail, callers fall back to generating on their own thread.
+ */
+export interface PresignMaterial {
+  curve: 'P-256' | 'P-384';
+  privateKey: KeyObject;
+  publicKeyBase64: string;
+  d: bigint;
+  r: bigint;
+  kInverse: bigint;
+}
+
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createECDH, generateKeyPairSync } = require('node:crypto');
+const ORDER = {
+  'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+  'P-384': 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+};
+const NODE_CURVE = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
+function toBig(base64url) { return BigInt('0x' + Buffer.from(base64url, 'base64url').toString('hex')); }
+function modPow(base, exponent, modulus) {
+  let result = 1n;
+  base %= modulus;
+  while (exponent > 0n) {
+    if (exponent & 1n) result = (result * base) % modulus;
+    base = (base * base) % modulus;
+    exponent >>= 1n;
+  }
+  return result;
+}
+parentPort.on('message', ({ curve, count }) => {
+  const n = ORDER[curve];
+  const entries = [];
+  while (entries.length < count) {
+    const signing = generateKeyPairSync('ec', { namedCurve: NODE_CURVE[curve] });
+    // The nonce needs no KeyObject: a bare ECDH key pair is the cheapest k with k·G.
+    const nonce = createECDH(NODE_CURVE[curve]);
+    const point = nonce.generateKeys();
+    const size = (point.length - 1) / 2;
+    const r = BigInt('0x' + point.subarray(1, 1 + size).toString('hex')) % n;
+    const k = BigInt('0x' + nonce.getPrivateKey('hex'));
+    if (r === 0n) continue;
+    const pub = signing.publicKey.export({ format: 'jwk' });
+    const x = Buffer.from(pub.x, 'base64url');
+    const y = Buffer.from(pub.y, 'base64url');
+    const compressed = Buffer.concat([Buffer.from([2 | (y[y.length - 1] & 1)]), x]).toString('base64');
+    entries.push({ curve, privateKey: signing.privateKey, publicKeyBase64: compressed, d: toBig(signing.privateKey.export({ format: 'jwk' }).d), r, kInverse: modPow(k, n - 2n, n) });
+  }
+  parentPort.postMessage(entries);
+});
+`;
+
+const BATCH = 8;
+const LOW_WATER = 16;
+const HIGH_WATER = 64;
+const IDLE_MS = 2000;
+
+class Pool {
+  readonly #ready: PresignMaterial[] = [];
+  readonly #curve: 'P-256' | 'P-384';
+  #workers: Worker[] | undefined;
+  #inFlight = 0;
+  #broken = false;
+  #idle: NodeJS.Timeout | undefined;
+
+  constructor(curve: 'P-256' | 'P-384') {
+    this.#curve = curve;
+  }
+
+  take(): PresignMaterial | undefined {
+    const entry = this.#ready.pop();
+    this.#refill();
+    this.#idle?.refresh();
+    return entry;
+  }
+
+  /** Stops the workers after a quiet spell: the pool costs nothing when signing suites are not in use. */
+  #stop(): void {
+    for (const worker of this.#workers ?? []) void worker.terminate();
+    this.#workers = undefined;
+    this.#inFlight = 0;
+    this.#idle = undefined;
+  }
+
+  #refill(): void {
+    if (this.#broken || this.#ready.length + this.#inFlight * BATCH >= LOW_WATER) return;
+    const workers = this.#start();
+    if (!workers) return;
+    // Ask every worker for a batch, up to the high-water mark.
+    for (const worker of workers) {
+      if (this.#ready.length + (this.#inFlight + 1) * BATCH > HIGH_WATER) break;
+      this.#inFlight++;
+      worker.postMessage({ curve: this.#curve, count: BATCH });
+    }
+  }
+
+  #start(): Worker[] | undefined {
+    if (this.#workers) return this.#workers;
+    try {
+      const count = Math.max(1, Math.min(2, availableParallelism()));
+      this.#workers = Array.from({ length: count }, () => {
+        // Plain JavaScript: no loader hooks (tsx and the like) are needed or inherited.
+        const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
+        worker.on('message', (entries: PresignMaterial[]) => {
+          if (!this.#workers?.includes(worker)) return; // stopped meanwhile
+          this.#inFlight--;
+          this.#ready.push(...entries);
+          this.#refill();
+        });
+        worker.on('error', () => {
+          this.#broken = true;
+        });
+        // After the listeners: attaching a 'message' listener refs the worker again.
+        worker.unref();
+        return worker;
+      });
+      this.#idle = setTimeout(() => this.#stop(), IDLE_MS);
+      this.#idle.unref();
+      return this.#workers;
+    } catch {
+      this.#broken = true;
+      return undefined;
+    }
+  }
+}
+
+const pools = { 'P-256': new Pool('P-256'), 'P-384': new Pool('P-384') };
+
+/** A fresh, never-used entry for the curve, or undefined when none is ready (caller generates). */
+export function takePresignMaterial(curve: 'P-256' | 'P-384'): PresignMaterial | undefined {
+  return pools[curve].take();
+}

@@ -1,0 +1,340 @@
+/**
+ * `strongroom encrypt` / `strongroom decrypt` as a user runs them: a real CLI process against a
+ * real `strongroom serve`, credentials from the environment or the credentials file. Files,
+ * trees, stdin/stdout, metadata lines, exit codes, and no output left behind on any failure.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { buildClient, CommitmentPolicy, KmsKeyringNode } from '@aws-crypto/client-node';
+import { CreateAliasCommand, KMS } from '@aws-sdk/client-kms';
+import { createKey } from '../support/kms-assertions.ts';
+import { STRONGROOM_BIN, removeDataDir, startServer, type RunningServer } from '../support/server.ts';
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+let server: RunningServer;
+let keyArn: string;
+let otherKeyArn: string;
+let accountId: string;
+let work: string;
+let baseEnv: Record<string, string>;
+
+/** Runs the CLI with only the AWS_* variables given (none leak in from the test's environment). */
+function strongroom(args: string[], options: { env?: Record<string, string>; input?: Buffer; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('AWS_') && value !== undefined) env[name] = value;
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [STRONGROOM_BIN, ...args], { env: { ...env, ...(options.env ?? baseEnv) }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('error', fail);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      done({ code, signal, stdout: Buffer.concat(stdout), stderr });
+    });
+    options.onSpawn?.(child);
+    if (!options.onSpawn) child.stdin.end(options.input ?? Buffer.alloc(0));
+  });
+}
+
+const path = (...parts: string[]) => join(work, ...parts);
+const metadataLines = async (file: string) => (await readFile(file, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, any>);
+
+async function listTree(dir: string, prefix = ''): Promise<string[]> {
+  const names: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) names.push(...(await listTree(join(dir, entry.name), `${prefix}${entry.name}/`)));
+    else names.push(`${prefix}${entry.name}`);
+  }
+  return names.sort();
+}
+
+before(async () => {
+  server = await startServer({ timeoutMs: 60_000 }); // generous: the CI machine may be busy
+  const kms = server.kms();
+  const key = await createKey(kms);
+  keyArn = key.Arn as string;
+  accountId = key.AWSAccountId as string;
+  otherKeyArn = (await createKey(kms)).Arn as string;
+  await kms.send(new CreateAliasCommand({ AliasName: 'alias/cli-test', TargetKeyId: keyArn }));
+  work = await mkdtemp(join(tmpdir(), 'strongroom-cli-esdk-'));
+  baseEnv = {
+    AWS_ACCESS_KEY_ID: server.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
+    AWS_REGION: server.region,
+    AWS_ENDPOINT_URL_KMS: server.endpoint,
+  };
+});
+
+after(async () => {
+  await server?.stop();
+  if (server) await removeDataDir(server.dataDir);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('strongroom encrypt / decrypt', () => {
+  it('round-trips a file, resolving an alias at decrypt, and writes metadata lines', async () => {
+    const plaintext = randomBytes(300_000);
+    await mkdir(path('single'));
+    await writeFile(path('single', 'report.bin'), plaintext);
+    const encrypted = await strongroom([
+      'encrypt', '-i', path('single', 'report.bin'), '-o', path('single'), '--key', 'alias/cli-test',
+      '--context', 'tenant=acme', '--context', 'purpose=cli', '--metadata-output', path('single', 'meta.jsonl'),
+    ]);
+    assert.equal(encrypted.code, 0, encrypted.stderr);
+    assert.equal(encrypted.stderr, '');
+    const decrypted = await strongroom([
+      'decrypt', '-i', path('single', 'report.bin.encrypted'), '-o', path('single', 'report.out'), '--key', 'alias/cli-test',
+      '--context', 'tenant=acme', '--metadata-output', path('single', 'meta.jsonl'),
+    ]);
+    assert.equal(decrypted.code, 0, decrypted.stderr);
+    assert.ok((await readFile(path('single', 'report.out'))).equals(plaintext));
+    assert.equal((await stat(path('single', 'report.out'))).mode & 0o777, 0o600, 'decrypted output is 0600');
+
+    const [encryptLine, decryptLine] = await metadataLines(path('single', 'meta.jsonl'));
+    assert.deepEqual(Object.keys(encryptLine).sort(), ['header', 'input', 'input_bytes', 'mode', 'output', 'output_bytes']);
+    assert.equal(encryptLine.mode, 'encrypt');
+    assert.equal(encryptLine.input, path('single', 'report.bin'));
+    assert.equal(encryptLine.output, path('single', 'report.bin.encrypted'));
+    assert.equal(encryptLine.input_bytes, plaintext.length);
+    assert.equal(encryptLine.output_bytes, (await stat(path('single', 'report.bin.encrypted'))).size);
+    const { header } = encryptLine;
+    assert.equal(header.version, 2);
+    assert.equal(header.algorithm_id, '0x0578');
+    assert.equal(header.algorithm, 'AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384');
+    assert.equal(Buffer.from(header.message_id, 'base64').length, 32);
+    assert.equal(header.encryption_context.tenant, 'acme');
+    assert.equal(header.encryption_context.purpose, 'cli');
+    assert.ok(header.encryption_context['aws-crypto-public-key']);
+    assert.equal(header.encrypted_data_keys.length, 1);
+    assert.deepEqual(header.encrypted_data_keys[0].key_provider, { provider_id: 'aws-kms', key_info: Buffer.from(keyArn).toString('base64'), key_arn: keyArn });
+    assert.equal(header.content_type, 'framed');
+    assert.equal(header.frame_length, 4096);
+    assert.equal(decryptLine.mode, 'decrypt');
+    assert.equal(decryptLine.output_bytes, plaintext.length);
+    assert.deepEqual(decryptLine.header.message_id, header.message_id);
+  });
+
+  it('encrypts a directory tree recursively, keeping the tree, and decrypts it back', async () => {
+    const files: Record<string, Buffer> = { 'a.txt': Buffer.from('alpha'), 'sub/b.bin': randomBytes(70_000), 'sub/deeper/empty': Buffer.alloc(0) };
+    for (const [name, content] of Object.entries(files)) {
+      await mkdir(join(path('tree', 'in'), name, '..'), { recursive: true });
+      await writeFile(join(path('tree', 'in'), name), content);
+    }
+    const notRecursive = await strongroom(['encrypt', '-i', path('tree', 'in'), '-o', path('tree', 'enc'), '--key', keyArn]);
+    assert.equal(notRecursive.code, 2);
+    assert.match(notRecursive.stderr, /--recursive/);
+
+    const encrypted = await strongroom([
+      'encrypt', '-r', '-i', path('tree', 'in'), '-o', path('tree', 'enc'), '--key', keyArn, '--key', otherKeyArn,
+      '--metadata-output', path('tree', 'meta.jsonl'), '--cache-max-age', '60',
+    ]);
+    assert.equal(encrypted.code, 0, encrypted.stderr);
+    assert.deepEqual(await listTree(path('tree', 'enc')), ['a.txt.encrypted', 'sub/b.bin.encrypted', 'sub/deeper/empty.encrypted']);
+    const lines = await metadataLines(path('tree', 'meta.jsonl'));
+    assert.equal(lines.length, 3);
+    // --cache-max-age: one data key (so one GenerateDataKey and one Encrypt) for the whole tree.
+    const edkSets = lines.map((line) => JSON.stringify(line.header.encrypted_data_keys));
+    assert.equal(new Set(edkSets).size, 1);
+    assert.deepEqual(lines[0].header.encrypted_data_keys.map((edk: any) => edk.key_provider.key_arn), [keyArn, otherKeyArn]);
+
+    const tooMany = await strongroom(['decrypt', '-r', '-i', path('tree', 'enc'), '-o', path('tree', 'dec'), '--key', keyArn, '--max-encrypted-data-keys', '1']);
+    assert.equal(tooMany.code, 1, 'two EDKs exceed --max-encrypted-data-keys 1');
+    assert.deepEqual(await listTree(path('tree', 'dec')).catch(() => []), []);
+
+    // Any one of the keys decrypts; here only the second.
+    const decrypted = await strongroom(['decrypt', '-r', '-i', path('tree', 'enc'), '-o', path('tree', 'dec'), '--key', otherKeyArn, '--suffix', '']);
+    assert.equal(decrypted.code, 0, decrypted.stderr);
+    for (const [name, content] of Object.entries(files)) {
+      assert.ok((await readFile(join(path('tree', 'dec'), `${name}.encrypted`))).equals(content), name);
+    }
+  });
+
+  it('streams stdin to stdout both ways', async () => {
+    const plaintext = randomBytes(2 * 1024 * 1024 + 17);
+    const encrypted = await strongroom(['encrypt', '-i', '-', '-o', '-', '--key', keyArn, '--suite', '0x0478', '--frame-length', '65536'], { input: plaintext });
+    assert.equal(encrypted.code, 0, encrypted.stderr);
+    assert.equal(encrypted.stdout.readUInt16BE(1), 0x0478);
+    const decrypted = await strongroom(['decrypt', '-i', '-', '-o', '-', '--key', keyArn, '--metadata-output', path('stdio-meta.jsonl')], { input: encrypted.stdout });
+    assert.equal(decrypted.code, 0, decrypted.stderr);
+    assert.ok(decrypted.stdout.equals(plaintext));
+    const [line] = await metadataLines(path('stdio-meta.jsonl'));
+    assert.equal(line.input, '<stdin>');
+    assert.equal(line.output, '<stdout>');
+    assert.equal(line.header.frame_length, 65536);
+  });
+
+  it('writes a message the official AWS Encryption SDK decrypts (non-framed, 0x0478)', async () => {
+    const plaintext = randomBytes(12_345);
+    await writeFile(path('official.bin'), plaintext);
+    const run = await strongroom(['encrypt', '-i', path('official.bin'), '-o', path('official.msg'), '--key', keyArn, '--suite', 'AES_256_GCM_HKDF_SHA512_COMMIT_KEY', '--frame-length', '0', '--context', 'x=y']);
+    assert.equal(run.code, 0, run.stderr);
+    const kms = new KMS({ endpoint: server.endpoint, region: server.region, credentials: server.credentials });
+    try {
+      const { decrypt } = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
+      const result = await decrypt(new KmsKeyringNode({ keyIds: [keyArn], clientProvider: () => kms }), await readFile(path('official.msg')));
+      assert.ok(result.plaintext.equals(plaintext));
+      assert.equal(result.messageHeader.encryptionContext.x, 'y');
+    } finally {
+      kms.destroy();
+    }
+  });
+
+  describe('failures: exit code 1, a message naming what failed, and no output left behind', () => {
+    let message: string;
+
+    before(async () => {
+      await mkdir(path('fail'));
+      await writeFile(path('fail', 'secret.txt'), randomBytes(1024 * 1024));
+      const run = await strongroom(['encrypt', '-i', path('fail', 'secret.txt'), '-o', path('fail', 'secret.msg'), '--key', keyArn, '--context', 'tenant=acme']);
+      assert.equal(run.code, 0, run.stderr);
+      message = path('fail', 'secret.msg');
+    });
+
+    const leftovers = async () => (await readdir(path('fail'))).filter((name) => name !== 'secret.txt' && name !== 'secret.msg' && name !== 'tampered.msg');
+
+    it('a wrong --context value', async () => {
+      const run = await strongroom(['decrypt', '-i', message, '-o', path('fail', 'out'), '--key', keyArn, '--context', 'tenant=globex']);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /encryption context/);
+      assert.ok(!run.stderr.includes('globex') && !run.stderr.includes('acme'), 'no context value in the message');
+      assert.deepEqual(await leftovers(), []);
+    });
+
+    it('a --context key the message lacks', async () => {
+      const run = await strongroom(['decrypt', '-i', message, '-o', path('fail', 'out'), '--key', keyArn, '--context', 'department=hr']);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /no key "department"/);
+      assert.deepEqual(await leftovers(), []);
+    });
+
+    it('a key that cannot decrypt the message', async () => {
+      const run = await strongroom(['decrypt', '-i', message, '-o', path('fail', 'out'), '--key', otherKeyArn]);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, new RegExp(`${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+      assert.deepEqual(await leftovers(), []);
+    });
+
+    it('a message tampered with near its end (after plaintext was streamed to the temporary file)', async () => {
+      const tampered = await readFile(message);
+      tampered[tampered.length - 300] ^= 0x01;
+      await writeFile(path('fail', 'tampered.msg'), tampered);
+      const run = await strongroom(['decrypt', '-i', path('fail', 'tampered.msg'), '-o', path('fail', 'out'), '--key', keyArn]);
+      assert.equal(run.code, 1);
+      assert.deepEqual(await leftovers(), []);
+    });
+
+    it('an existing output with --no-overwrite (the existing file is kept)', async () => {
+      await writeFile(path('fail', 'out'), 'keep me');
+      try {
+        const run = await strongroom(['decrypt', '-i', message, '-o', path('fail', 'out'), '--key', keyArn, '--no-overwrite']);
+        assert.equal(run.code, 1);
+        assert.match(run.stderr, /exists/);
+        assert.equal(await readFile(path('fail', 'out'), 'utf8'), 'keep me');
+        assert.deepEqual(await leftovers(), ['out']);
+      } finally {
+        await rm(path('fail', 'out'));
+      }
+    });
+
+    it('discovery limited to another account', async () => {
+      const run = await strongroom(['decrypt', '-i', message, '-o', path('fail', 'out'), '--discovery', '--discovery-account', '999999999999']);
+      assert.equal(run.code, 1);
+      assert.deepEqual(await leftovers(), []);
+    });
+
+    it('an interrupt while writing removes the temporary file (SIGINT, exit 130)', async () => {
+      const run = await strongroom(['encrypt', '-i', '-', '-o', path('fail', 'interrupted'), '--key', keyArn], {
+        onSpawn: (child) => {
+          child.stdin?.write(randomBytes(256 * 1024));
+          // Once the partial file exists, interrupt the still-running command.
+          const poll = setInterval(async () => {
+            if ((await leftovers()).some((name) => name.endsWith('.strongroom-partial'))) {
+              clearInterval(poll);
+              child.kill('SIGINT');
+            }
+          }, 50);
+          child.once('close', () => clearInterval(poll));
+        },
+      });
+      assert.equal(run.code, 130, run.stderr);
+      assert.deepEqual(await leftovers(), []);
+    });
+  });
+
+  it('decrypts with discovery within the right account', async () => {
+    await writeFile(path('disc.bin'), 'discovered');
+    assert.equal((await strongroom(['encrypt', '-i', path('disc.bin'), '-o', path('disc.msg'), '--key', keyArn])).code, 0);
+    const run = await strongroom(['decrypt', '-i', path('disc.msg'), '-o', '-', '--discovery', '--discovery-account', accountId]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.toString(), 'discovered');
+  });
+
+  it('reads credentials from the credentials file, with --endpoint and --region flags', async () => {
+    await writeFile(path('creds.bin'), 'from the credentials file');
+    const env = { AWS_SHARED_CREDENTIALS_FILE: join(server.dataDir, 'credentials'), AWS_CONFIG_FILE: path('no-config') };
+    const flags = ['--endpoint', server.endpoint, '--region', server.region];
+    assert.equal((await strongroom(['encrypt', '-i', path('creds.bin'), '-o', path('creds.msg'), '--key', keyArn, ...flags], { env })).code, 0);
+    const run = await strongroom(['decrypt', '-i', path('creds.msg'), '-o', '-', '--key', keyArn, ...flags], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.toString(), 'from the credentials file');
+  });
+
+  it('shows a progress bar for a large input on a terminal only', async () => {
+    await writeFile(path('large.bin'), randomBytes(17 * 1024 * 1024));
+    const args = ['encrypt', '-i', path('large.bin'), '-o', path('large.msg'), '--key', keyArn, '--suite', '0x0478', '--frame-length', '65536'];
+    const plain = await strongroom(args);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.equal(plain.stderr, '', 'no bar when stderr is not a terminal');
+    // script(1) gives the command a terminal; its transcript is the terminal's output.
+    const env: Record<string, string> = {};
+    for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('AWS_') && value !== undefined) env[name] = value;
+    const transcript = await new Promise<string>((done, fail) => {
+      const child = spawn('script', ['-q', '-e', '-c', [process.execPath, STRONGROOM_BIN, ...args].join(' '), '/dev/null'], {
+        env: { ...env, ...baseEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.once('error', fail);
+      child.once('close', (code) => (code === 0 ? done(output) : fail(new Error(`exit ${code}: ${output}`))));
+    });
+    assert.match(transcript, /encrypt \|.*\| 100% \| 17825792\/17825792 bytes/);
+    await rm(path('large.bin'));
+    await rm(path('large.msg'));
+  });
+
+  describe('usage errors exit 2', () => {
+    const cases: [string, string[]][] = [
+      ['no --key at encrypt', ['encrypt', '-i', '-', '-o', '-']],
+      ['neither --key nor --discovery at decrypt', ['decrypt', '-i', '-', '-o', '-']],
+      ['--key with --discovery', ['decrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--discovery']],
+      ['an unknown suite', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--suite', '0x0099']],
+      ['a context pair without =', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--context', 'tenant']],
+      ['a malformed key ARN', ['encrypt', '-i', '-', '-o', '-', '--key', 'arn:aws:kms:us-east-1:key/x']],
+      ['an unknown option', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--frobnicate']],
+      ['a missing input file', ['encrypt', '-i', '/nonexistent/input', '-o', '-', '--key', 'alias/x']],
+      ['non-framed from stdin', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--frame-length', '0']],
+    ];
+    for (const [title, args] of cases) {
+      it(title, async () => {
+        const run = await strongroom(args);
+        assert.equal(run.code, 2, run.stderr);
+        assert.ok(run.stderr.length > 0);
+      });
+    }
+  });
+});

@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildClient, CommitmentPolicy, RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/client-node';
+import { decrypt, decryptStream, encrypt } from '../../src/esdk/index.ts';
+import { PARALLEL_THRESHOLD, parallelAvailable } from '../../src/esdk/parallel/frame-pool.ts';
+import { AES_KEY, aesKeyring, collect, pattern, policyFor } from './support/fixtures.ts';
+
+/** Messages above PARALLEL_THRESHOLD take the two-thread path (src/esdk/parallel/). */
+const SIZE = PARALLEL_THRESHOLD * 2 + 12_345;
+const plaintext = pattern(SIZE, 99);
+const official = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT);
+const theirs = new RawAesKeyringNode({
+  keyNamespace: 'strongroom-test',
+  keyName: 'aes-256',
+  unencryptedMasterKey: new Uint8Array(AES_KEY),
+  wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+});
+
+describe('large buffered messages on two threads', () => {
+  it('has a helper thread on this machine', () => {
+    assert.equal(parallelAvailable(), true);
+  });
+
+  for (const [suiteId, frameLength] of [[0x0478, 65536], [0x0578, 4096], [0x0014, 4096], [0x0378, 65536]] as const) {
+    it(`suite 0x${suiteId.toString(16).padStart(4, '0')}, ${frameLength}-byte frames: round trip, streaming and official SDK agree`, async () => {
+      const { ciphertext } = await encrypt(plaintext, { keyring: aesKeyring, suiteId, frameLength, commitmentPolicy: policyFor(suiteId) });
+      assert.ok((await decrypt(ciphertext, { keyring: aesKeyring, commitmentPolicy: 'REQUIRE_ENCRYPT_ALLOW_DECRYPT' })).plaintext.equals(plaintext));
+      assert.ok((await collect(decryptStream({ keyring: aesKeyring, commitmentPolicy: 'REQUIRE_ENCRYPT_ALLOW_DECRYPT' }), [ciphertext])).equals(plaintext));
+      assert.ok(Buffer.from((await official.decrypt(theirs, ciphertext)).plaintext).equals(plaintext));
+      if (suiteId >= 0x0478) {
+        const { result } = await official.encrypt(theirs, plaintext, { suiteId, frameLength });
+        assert.ok((await decrypt(result, { keyring: aesKeyring })).plaintext.equals(plaintext));
+      }
+    });
+  }
+
+  it('detects tampering in either thread\'s half, truncation, trailing bytes and a bad signature', async () => {
+    for (const suiteId of [0x0478, 0x0578]) {
+      const { ciphertext } = await encrypt(plaintext, { keyring: aesKeyring, suiteId, frameLength: 4096 });
+      const signed = suiteId === 0x0578;
+      for (const at of [Math.floor(ciphertext.length * 0.25), Math.floor(ciphertext.length * 0.75), ciphertext.length - (signed ? 140 : 20)]) {
+        const tampered = Buffer.from(ciphertext);
+        tampered[at] ^= 1;
+        await assert.rejects(decrypt(tampered, { keyring: aesKeyring }), { code: 'AuthenticationFailed' }, `0x${suiteId.toString(16)} flip at ${at}`);
+      }
+      await assert.rejects(decrypt(ciphertext.subarray(0, ciphertext.length - 1), { keyring: aesKeyring }), { code: 'MalformedMessage' });
+      await assert.rejects(decrypt(Buffer.concat([ciphertext, Buffer.alloc(1)]), { keyring: aesKeyring }), { code: 'MalformedMessage' });
+      if (signed) {
+        const badSignature = Buffer.from(ciphertext);
+        badSignature[badSignature.length - 3] ^= 1;
+        await assert.rejects(decrypt(badSignature, { keyring: aesKeyring }), { code: 'SignatureInvalid' });
+      }
+    }
+  });
+});

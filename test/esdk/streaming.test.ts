@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { buildClient, CommitmentPolicy, RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/client-node';
+import { decrypt, decryptStream, encrypt, encryptStream, type MessageHeaderInfo } from '../../src/esdk/index.ts';
+import { AES_KEY, aesKeyring, collect, pattern } from './support/fixtures.ts';
+
+const MB = 1024 * 1024;
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** A source of `total` bytes in `chunkSize` pieces, made on demand (never held in memory whole). */
+function source(total: number, chunkSize: number, counter?: { produced: number }): Readable {
+  const block = pattern(chunkSize, 7);
+  let produced = 0;
+  return new Readable({
+    highWaterMark: chunkSize,
+    read() {
+      if (produced >= total) return void this.push(null);
+      const n = Math.min(chunkSize, total - produced);
+      produced += n;
+      if (counter) counter.produced = produced;
+      this.push(Buffer.from(block.subarray(0, n)));
+    },
+  });
+}
+
+describe('streaming encrypt/decrypt', () => {
+  it('streams 50 MB through encryptStream → decryptStream in constant memory', async () => {
+    const expected = createHash('sha256');
+    const block = pattern(64 * 1024, 7);
+    for (let i = 0; i < 50 * 16; i++) expected.update(block);
+    const actual = createHash('sha256');
+    let received = 0;
+    let peak = 0;
+    gc();
+    const baseline = process.memoryUsage().arrayBuffers;
+    const sink = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        actual.update(chunk);
+        received += chunk.length;
+        if (received % (2 * MB) < chunk.length) {
+          gc(); // measure what is retained, not garbage the collector has not reached yet
+          peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline);
+        }
+        callback();
+      },
+    });
+    const headers: MessageHeaderInfo[] = [];
+    const encryptor = encryptStream({ keyring: aesKeyring, suiteId: 0x0478 }).on('header', (h: MessageHeaderInfo) => headers.push(h));
+    await pipeline(source(50 * MB, 64 * 1024), encryptor, decryptStream({ keyring: aesKeyring }), sink);
+    assert.equal(received, 50 * MB);
+    assert.equal(actual.digest('hex'), expected.digest('hex'));
+    assert.equal(headers.length, 1);
+    assert.equal(headers[0].suiteId, 0x0478);
+    assert.ok(peak < 16 * MB, `buffers grew by ${(peak / MB).toFixed(1)} MB while streaming 50 MB`);
+  });
+
+  it('applies backpressure: an unread encryptStream stops pulling its input', async () => {
+    const counter = { produced: 0 };
+    const encryptor = encryptStream({ keyring: aesKeyring, suiteId: 0x0478 });
+    source(100 * MB, 16 * 1024, counter).pipe(encryptor);
+    await sleep(300);
+    assert.ok(counter.produced < 2 * MB, `read ${counter.produced} bytes with nobody reading the output`);
+    encryptor.destroy();
+  });
+
+  it('holds the plaintext of a signed message until the footer signature verified', async () => {
+    const plaintext = pattern(50_000);
+    const { ciphertext } = await encrypt(plaintext, { keyring: aesKeyring, suiteId: 0x0578, frameLength: 1024 });
+    const footerStart = ciphertext.length - 2 - (ciphertext.length - findFooter(ciphertext) - 2);
+    const decryptor = decryptStream({ keyring: aesKeyring });
+    const out: Buffer[] = [];
+    decryptor.on('data', (chunk: Buffer) => out.push(chunk));
+    decryptor.write(ciphertext.subarray(0, footerStart));
+    await sleep(50);
+    assert.equal(out.length, 0, 'plaintext left before the signature was checked');
+    decryptor.end(ciphertext.subarray(footerStart));
+    await new Promise((resolve) => decryptor.on('end', resolve));
+    assert.deepEqual(Buffer.concat(out), plaintext);
+  });
+
+  it('emits nothing and fails when the signature is bad', async () => {
+    const { ciphertext } = await encrypt(pattern(20_000), { keyring: aesKeyring, suiteId: 0x0578, frameLength: 1024 });
+    const tampered = Buffer.from(ciphertext);
+    tampered[tampered.length - 5] ^= 1;
+    const decryptor = decryptStream({ keyring: aesKeyring });
+    let emitted = 0;
+    decryptor.on('data', (chunk: Buffer) => (emitted += chunk.length));
+    await assert.rejects(pipeline(Readable.from([tampered]), decryptor), { code: 'SignatureInvalid' });
+    assert.equal(emitted, 0);
+  });
+
+  it('with allowUnsignedStreaming releases verified frames before the footer, and still checks the signature at the end', async () => {
+    const plaintext = pattern(50_000);
+    const { ciphertext } = await encrypt(plaintext, { keyring: aesKeyring, suiteId: 0x0578, frameLength: 1024 });
+    const footerStart = findFooter(ciphertext);
+    const decryptor = decryptStream({ keyring: aesKeyring, allowUnsignedStreaming: true });
+    const out: Buffer[] = [];
+    decryptor.on('data', (chunk: Buffer) => out.push(chunk));
+    decryptor.write(ciphertext.subarray(0, footerStart));
+    await sleep(50);
+    assert.ok(out.length > 0);
+    decryptor.end(ciphertext.subarray(footerStart));
+    await new Promise((resolve) => decryptor.on('end', resolve));
+    assert.deepEqual(Buffer.concat(out), plaintext);
+
+    const tampered = Buffer.from(ciphertext);
+    tampered[tampered.length - 5] ^= 1;
+    await assert.rejects(collect(decryptStream({ keyring: aesKeyring, allowUnsignedStreaming: true }), [tampered]), { code: 'SignatureInvalid' });
+  });
+
+  it('non-framed streaming needs plaintextLength and enforces it', async () => {
+    await assert.rejects(collect(encryptStream({ keyring: aesKeyring, contentType: 'non-framed' }), [Buffer.alloc(1)]), { code: 'InvalidArgument' });
+    await assert.rejects(collect(encryptStream({ keyring: aesKeyring, contentType: 'non-framed', plaintextLength: 5 }), [Buffer.alloc(4)]), { code: 'InvalidArgument' });
+    await assert.rejects(collect(encryptStream({ keyring: aesKeyring, contentType: 'non-framed', plaintextLength: 3 }), [Buffer.alloc(4)]), { code: 'InvalidArgument' });
+    const message = await collect(encryptStream({ keyring: aesKeyring, contentType: 'non-framed', plaintextLength: 4 }), [Buffer.from('ab'), Buffer.from('cd')]);
+    assert.equal((await decrypt(message, { keyring: aesKeyring })).plaintext.toString(), 'abcd');
+  });
+
+  it('the official SDK decrypts encryptStream output and Strongroom decryptStream reads the official encryptStream output', async () => {
+    const official = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
+    const theirs = new RawAesKeyringNode({
+      keyNamespace: 'strongroom-test',
+      keyName: 'aes-256',
+      unencryptedMasterKey: new Uint8Array(AES_KEY),
+      wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+    });
+    const plaintext = pattern(300_000);
+    for (const suiteId of [0x0478, 0x0578]) {
+      const ours = await collect(encryptStream({ keyring: aesKeyring, suiteId, frameLength: 4096 }), [plaintext.subarray(0, 1000), plaintext.subarray(1000)]);
+      assert.deepEqual(Buffer.from((await official.decrypt(theirs, ours)).plaintext), plaintext);
+      const officialMessage: Buffer[] = [];
+      await pipeline(Readable.from([plaintext]), official.encryptStream(theirs, { suiteId, frameLength: 4096 }), new Writable({ write(c: Buffer, _e, cb) { officialMessage.push(c); cb(); } }));
+      assert.deepEqual(await collect(decryptStream({ keyring: aesKeyring }), officialMessage), plaintext);
+    }
+  });
+});
+
+/** Start of the footer (uint16 length ‖ DER signature), which ends the message. */
+function findFooter(ciphertext: Buffer): number {
+  for (let length = 60; length <= 110; length++) {
+    const at = ciphertext.length - 2 - length;
+    if (ciphertext.readUInt16BE(at) === length) return at;
+  }
+  throw new Error('no footer');
+}
