@@ -33,6 +33,10 @@ export interface KeyRecord {
   /** The version new ciphertexts are made with; versions start at 1. */
   currentVersion: number;
   onDemandRotationCount: number;
+  /** Keys in a custom key store (Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE): the store's id. */
+  customKeyStoreId?: string;
+  /** Origin EXTERNAL_KEY_STORE: the key's id in the external key manager, as the proxy knows it. */
+  xksKeyId?: string;
 }
 
 export type RotationType = 'AUTOMATIC' | 'ON_DEMAND';
@@ -125,6 +129,50 @@ export interface GrantRecord {
   createdAt: Date;
 }
 
+export type CustomKeyStoreType = 'AWS_CLOUDHSM' | 'EXTERNAL_KEY_STORE';
+
+/** AWS's ConnectionStateType. */
+export type CustomKeyStoreConnectionState = 'CONNECTED' | 'CONNECTING' | 'FAILED' | 'DISCONNECTED' | 'DISCONNECTING';
+
+/** The proxy an EXTERNAL_KEY_STORE reaches (AWS's XksProxyConfigurationType, minus the secret). */
+export interface XksProxyConfiguration {
+  connectivity: 'PUBLIC_ENDPOINT' | 'VPC_ENDPOINT_SERVICE';
+  /** https://host[:port]; several, comma-separated in Strongroom, for redundant links. */
+  uriEndpoint: string;
+  uriPath: string;
+  accessKeyId: string;
+  vpcEndpointServiceName?: string;
+  vpcEndpointServiceOwner?: string;
+}
+
+/** A custom key store: keys whose material lives in an HSM cluster or behind an XKS proxy. */
+export interface CustomKeyStoreRecord {
+  /** cks- and 17 hex characters, as AWS's. */
+  customKeyStoreId: string;
+  name: string;
+  type: CustomKeyStoreType;
+  createdAt: Date;
+  connectionState: CustomKeyStoreConnectionState;
+  /** AWS's ConnectionErrorCodeType, set while the state is FAILED. */
+  connectionErrorCode?: string;
+  /** AWS_CLOUDHSM: the Strongroom HSM cluster the store uses. */
+  cloudHsmClusterId?: string;
+  trustAnchorCertificate?: string;
+  /**
+   * Sealed under the root key, bound to the store id: the crypto user's PIN (AWS_CLOUDHSM's
+   * KeyStorePassword) or the proxy's SigV4 secret (EXTERNAL_KEY_STORE's RawSecretAccessKey).
+   */
+  sealedSecret: Buffer;
+  xksProxy?: XksProxyConfiguration;
+}
+
+export type CustomKeyStorePatch = Partial<
+  Pick<
+    CustomKeyStoreRecord,
+    'name' | 'connectionState' | 'connectionErrorCode' | 'cloudHsmClusterId' | 'sealedSecret' | 'xksProxy'
+  >
+>;
+
 export interface Page<T> {
   items: T[];
   /** Present when more items follow; the caller turns it into an opaque marker. */
@@ -156,6 +204,28 @@ export class StoreKeyNotFoundError extends Error {}
 
 export interface MetadataStore {
   getSetting(name: string): Promise<string | undefined>;
+
+  /** StoreConflictError when the name is taken. */
+  createCustomKeyStore(record: CustomKeyStoreRecord): Promise<void>;
+  getCustomKeyStore(customKeyStoreId: string): Promise<CustomKeyStoreRecord | undefined>;
+  /** Every custom key store, oldest first (AWS allows 10 per account and Region). */
+  listCustomKeyStores(): Promise<CustomKeyStoreRecord[]>;
+  /**
+   * Applies the patch (`null` clears a field) if the store exists and, when given, is in one of
+   * `expectedStates`, checked in the same statement. StoreConflictError when a new name is taken.
+   */
+  updateCustomKeyStore(
+    customKeyStoreId: string,
+    patch: { [K in keyof CustomKeyStorePatch]: CustomKeyStorePatch[K] | null },
+    expectedStates?: readonly CustomKeyStoreConnectionState[],
+  ): Promise<boolean>;
+  /** Deletes a store that holds no keys (checked in the same transaction). */
+  deleteCustomKeyStore(
+    customKeyStoreId: string,
+    expectedStates: readonly CustomKeyStoreConnectionState[],
+  ): Promise<'deleted' | 'not-found' | 'has-keys' | 'wrong-state'>;
+  /** How many keys (in any state) live in the store. */
+  countKeysInCustomKeyStore(customKeyStoreId: string): Promise<number>;
   /** Sets the value only when none exists; returns the value in force. */
   putSettingIfAbsent(name: string, value: string): Promise<string>;
 
@@ -271,3 +341,51 @@ export interface MetadataStore {
 /** The identity policy that lets its principal do everything, given to the first administrator. */
 export const ADMINISTRATOR_ACCESS_POLICY_NAME = 'AdministratorAccess';
 export const ADMINISTRATOR_ACCESS_POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}';
+
+/** An HSM cluster as configured with `strongroom hsm cluster create` (src/storage/sqlite/hsm-tables.ts). */
+export interface HsmClusterRecord {
+  readonly clusterId: string;
+  readonly createdAt: Date;
+  /** Members that must hold a new key before its creation succeeds. */
+  readonly minReplicas: number;
+  /** Per member call, before the member is taken out and the call retried on another. */
+  readonly requestTimeoutMs: number;
+}
+
+/** An in-process PKCS#11 token member. */
+export interface HsmPkcs11MemberConfig {
+  readonly kind: 'pkcs11';
+  readonly modulePath: string;
+  readonly tokenLabel?: string;
+  readonly slotId?: number;
+  readonly sessions?: number;
+}
+
+/** A remote member: an hsm-agent over mutual TLS; the PEM files are read at connect. */
+export interface HsmAgentMemberConfig {
+  readonly kind: 'agent';
+  readonly host: string;
+  readonly port: number;
+  readonly servername?: string;
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export interface HsmMemberRecord {
+  readonly clusterId: string;
+  readonly name: string;
+  readonly config: HsmPkcs11MemberConfig | HsmAgentMemberConfig;
+  /** The crypto user's PIN sealed under the root key (binding hsmMemberPinBinding); agents hold their own. */
+  readonly sealedPin?: Buffer;
+  readonly addedAt: Date;
+}
+
+/** What a member that was out of service owes (src/keystores/pkcs11/cluster/journal.ts). */
+export interface HsmOwedOperationRecord {
+  readonly objectId: Buffer;
+  readonly operation: 'create' | 'destroy';
+}
+
+/** The sealing binding of a member's PIN: a sealed PIN moved to another member's row does not open. */
+export const hsmMemberPinBinding = (clusterId: string, memberName: string): string => `hsm-member-pin:${clusterId}:${memberName}`;

@@ -11,31 +11,12 @@ import { ZERO_HASH, chainHash } from '../../src/crypto/audit-chain.ts';
 import { digestSealer } from '../../src/service/audit/digests.ts';
 import { publicKeyIdOf } from '../../src/service/audit/signing-key.ts';
 import { verifyStore } from '../../src/service/audit/verify.ts';
-import type { AuditEntryInput, DigestRequest, DigestSealer } from '../../src/storage/audit-types.ts';
+import type { AuditEntryInput, AuditStore, DigestRequest, DigestSealer } from '../../src/storage/audit-types.ts';
 import { AUDIT_MIGRATIONS } from '../../src/storage/sqlite/audit-schema.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite/audit-store.ts';
+import { forEachBackend, type AuditOptions, type TestDatabase } from './backends.ts';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
-
-let dir: string;
-let path: string;
-const open: SqliteAuditStore[] = [];
-
-function openStore(options: ConstructorParameters<typeof SqliteAuditStore>[1] = {}): SqliteAuditStore {
-  const store = new SqliteAuditStore(path, options);
-  open.push(store);
-  return store;
-}
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'strongroom-audit-store-'));
-  path = join(dir, 'audit.db');
-});
-
-afterEach(async () => {
-  for (const store of open.splice(0)) await store.close().catch(() => {});
-  await rm(dir, { recursive: true, force: true });
-});
 
 function entry(n: number, overrides: Partial<AuditEntryInput> = {}): AuditEntryInput {
   return {
@@ -66,7 +47,222 @@ const realKey = () => {
   return { privateKey, publicKey, publicKeyId: publicKeyIdOf(publicKey) };
 };
 
-describe('SqliteAuditStore', () => {
+forEachBackend('AuditStore', (backend) => {
+  let db: TestDatabase;
+  const open: AuditStore[] = [];
+
+  async function openStore(options: AuditOptions = {}): Promise<AuditStore> {
+    const store = await db.openAuditStore(options);
+    open.push(store);
+    return store;
+  }
+
+  beforeEach(async () => {
+    db = await backend.create();
+  });
+
+  afterEach(async () => {
+    for (const store of open.splice(0)) await store.close().catch(() => {});
+    await db.drop();
+  });
+
+  test('chains each event to the one before it, seq from 1 with no gaps', async () => {
+    const store = await openStore();
+    const { seal } = recordingSealer();
+    const first = await store.append([entry(1), entry(2)], seal);
+    const second = await store.append([entry(3)], seal);
+    assert.deepEqual([first.firstSeq, first.lastSeq, second.firstSeq, second.lastSeq], [1, 2, 3, 3]);
+    const events = await store.readEvents(1, 100);
+    assert.deepEqual(events.map((event) => event.seq), [1, 2, 3]);
+    let previous = ZERO_HASH;
+    for (const event of events) {
+      assert.deepEqual(event.hash, chainHash(previous, event.text));
+      previous = event.hash;
+    }
+    assert.equal(events[0].text, entry(1).text);
+    assert.deepEqual(events[0].time, entry(1).time);
+  });
+
+  test('writes a digest in the same transaction every N events', async () => {
+    const store = await openStore({ digestEveryEvents: 4 });
+    const { seal, requests } = recordingSealer();
+    const result = await store.append(Array.from({ length: 10 }, (_, i) => entry(i + 1)), seal);
+    assert.equal(result.digestsWritten, 2);
+    assert.equal(result.sealedUpTo, 8);
+    assert.deepEqual(
+      requests.map((r) => [r.seq, r.lastSeq, r.eventCount]),
+      [
+        [1, 4, 4],
+        [2, 8, 4],
+      ],
+    );
+    assert.equal(requests[0].previousText, undefined);
+    assert.equal(requests[1].previousText, JSON.stringify({ seq: 1, lastSeq: 4 }));
+    const events = await store.readEvents(1, 100);
+    assert.deepEqual(requests[1].lastHash, events[7].hash);
+    await store.append([entry(11), entry(12)], seal);
+    const digests = await store.readDigests(1, 100);
+    assert.deepEqual(
+      digests.map((d) => [d.seq, d.lastSeq]),
+      [
+        [1, 4],
+        [2, 8],
+        [3, 12],
+      ],
+    );
+    assert.deepEqual(await store.tail(), { lastSeq: 12, lastDigestSeq: 3 });
+  });
+
+  test('writes a digest once the interval has passed since the last one, and only with new events', async () => {
+    let now = T0.getTime();
+    const store = await openStore({ digestIntervalMs: 60_000, now: () => new Date(now) });
+    const { seal, requests } = recordingSealer();
+    await store.append([entry(1), entry(2), entry(3)], seal);
+    assert.equal(requests.length, 0, 'the trail began just now');
+    now += 59_999;
+    assert.equal((await store.append([], seal)).digestsWritten, 0);
+    now += 1;
+    const due = await store.append([], seal);
+    assert.equal(due.digestsWritten, 1);
+    assert.deepEqual([requests[0].lastSeq, requests[0].eventCount], [3, 3]);
+    assert.deepEqual(requests[0].time, new Date(now));
+    now += 120_000;
+    assert.equal((await store.append([], seal)).digestsWritten, 0, 'nothing new to seal');
+    // The first event after a quiet interval is sealed in its own transaction.
+    assert.equal((await store.append([entry(4)], seal)).digestsWritten, 1);
+    now += 1_000;
+    assert.equal((await store.append([entry(5)], seal)).digestsWritten, 0);
+    assert.equal((await store.readDigests(1, 10)).length, 2);
+  });
+
+  test('a failing sealer rolls the whole append back', async () => {
+    const store = await openStore({ digestEveryEvents: 2 });
+    const failing: DigestSealer = () => {
+      throw new Error('no signer');
+    };
+    await assert.rejects(store.append([entry(1), entry(2), entry(3)], failing), /no signer/);
+    assert.deepEqual(await store.tail(), { lastSeq: 0, lastDigestSeq: 0 });
+    await store.append([entry(1)], recordingSealer().seal);
+    assert.equal((await store.readEvents(1, 10))[0].seq, 1);
+  });
+
+  test('refuses a malformed entry before writing anything', async () => {
+    const store = await openStore();
+    await assert.rejects(store.append([entry(1), { ...entry(2), time: new Date(Number.NaN) }], recordingSealer().seal), TypeError);
+    assert.equal((await store.tail()).lastSeq, 0);
+  });
+
+  test('probe rejects once the store is closed', async () => {
+    const store = await openStore();
+    await store.close();
+    await assert.rejects(store.probe());
+    await assert.rejects(store.append([entry(1)], recordingSealer().seal));
+  });
+
+  test('two connections appending in turn make one gap-free chain that verifies', async () => {
+    const key = realKey();
+    const seal = digestSealer(key);
+    const a = await openStore({ digestEveryEvents: 7 });
+    const b = await openStore({ digestEveryEvents: 7 });
+    let n = 0;
+    for (let round = 0; round < 20; round++) {
+      const batch = (size: number) => Array.from({ length: size }, () => entry(++n));
+      await Promise.all([a.append(batch(1 + (round % 3)), seal), b.append(batch(2 + (round % 4)), seal)]);
+    }
+    const result = await verifyStore(a, key.publicKey, { digestEveryEvents: 7 });
+    assert.deepEqual(result, { ok: true, events: n, digests: Math.floor(n / 7), eventsAfterLastDigest: n % 7 });
+  });
+
+  test('queries by time, principal, key, event name and error, both directions', async () => {
+    const store = await openStore();
+    const { seal } = recordingSealer();
+    await store.append(
+      [
+        entry(1),
+        entry(2, { eventName: 'Decrypt', principalArn: 'arn:aws:iam::111122223333:user/bob', keyIds: ['key-b'] }),
+        entry(3, { eventName: 'ReEncrypt', keyIds: ['key-a', 'key-b'] }),
+        entry(4, { eventName: 'Decrypt', keyIds: ['key-b'], errorCode: 'AccessDeniedException', cryptoSuccess: false }),
+        entry(5, { eventName: 'CreateKey', keyIds: ['key-c'], cryptoSuccess: false }),
+        entry(6, { eventName: 'ListKeys', principalArn: undefined, keyIds: [], cryptoSuccess: false, errorCode: 'UnrecognizedClientException' }),
+      ],
+      seal,
+    );
+    const seqs = async (query: Parameters<typeof store.query>[0]) => (await store.query(query)).map((event) => event.seq);
+    assert.deepEqual(await seqs({ limit: 10 }), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(await seqs({ limit: 2, order: 'desc' }), [6, 5]);
+    assert.deepEqual(await seqs({ limit: 2, order: 'desc', beforeSeq: 5 }), [4, 3]);
+    assert.deepEqual(await seqs({ limit: 2, afterSeq: 2 }), [3, 4]);
+    assert.deepEqual(await seqs({ limit: 10, keyId: 'key-b' }), [2, 3, 4]);
+    assert.deepEqual(await seqs({ limit: 10, principalArn: 'arn:aws:iam::111122223333:user/bob' }), [2]);
+    assert.deepEqual(await seqs({ limit: 10, eventName: 'Decrypt' }), [2, 4]);
+    assert.deepEqual(await seqs({ limit: 10, onlyErrors: true }), [4, 6]);
+    assert.deepEqual(await seqs({ limit: 10, errorCode: 'AccessDeniedException' }), [4]);
+    assert.deepEqual(await seqs({ limit: 10, from: entry(2).time, to: entry(4).time }), [2, 3]);
+    assert.deepEqual(await seqs({ limit: 10, keyId: 'key-b', eventName: 'Decrypt', onlyErrors: true }), [4]);
+    const [row] = await store.query({ limit: 1, eventName: 'ListKeys' });
+    assert.equal(row.principalArn, undefined);
+    assert.equal(row.errorCode, 'UnrecognizedClientException');
+    assert.equal(row.cryptoSuccess, false);
+  });
+
+  test('lastCryptoUse is the latest successful cryptographic event naming the key', async () => {
+    const store = await openStore();
+    const { seal } = recordingSealer();
+    await store.append([entry(1), entry(2, { keyIds: ['key-b'] })], seal);
+    await store.append(
+      [
+        entry(3, { eventName: 'ReEncrypt', keyIds: ['key-b', 'key-a'] }),
+        entry(4, { eventName: 'Decrypt', keyIds: ['key-a'], errorCode: 'InvalidCiphertextException', cryptoSuccess: false }),
+        entry(5, { eventName: 'DescribeKey', keyIds: ['key-a'], cryptoSuccess: false }),
+      ],
+      seal,
+    );
+    assert.equal((await store.lastCryptoUse('key-a'))?.seq, 3);
+    assert.equal((await store.lastCryptoUse('key-b'))?.seq, 3);
+    assert.equal((await store.lastCryptoUse('key-b'))?.eventName, 'ReEncrypt');
+    assert.equal(await store.lastCryptoUse('key-c'), undefined);
+  });
+
+  test('keeps the trail start time and the first event time', async () => {
+    const store = await openStore({ now: () => T0 });
+    assert.deepEqual(await store.startTime(), T0);
+    assert.equal(await store.firstEventTime(), undefined);
+    await store.append([entry(5), entry(6)], recordingSealer().seal);
+    assert.deepEqual(await store.firstEventTime(), entry(5).time);
+    const later = await openStore({ now: () => new Date(T0.getTime() + 10_000) });
+    assert.deepEqual(await later.startTime(), T0, 'fixed at creation');
+  });
+
+  test('meta values are insert-if-absent', async () => {
+    const a = await openStore();
+    const b = await openStore();
+    assert.equal(await a.getMeta('x'), undefined);
+    assert.equal(await a.putMetaIfAbsent('x', 'first'), 'first');
+    assert.equal(await b.putMetaIfAbsent('x', 'second'), 'first');
+  });
+});
+
+describe('SqliteAuditStore only: the file, its WAL flush, locking and processes', () => {
+  let dir: string;
+  let path: string;
+  const open: SqliteAuditStore[] = [];
+
+  function openStore(options: ConstructorParameters<typeof SqliteAuditStore>[1] = {}): SqliteAuditStore {
+    const store = new SqliteAuditStore(path, options);
+    open.push(store);
+    return store;
+  }
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'strongroom-audit-store-'));
+    path = join(dir, 'audit.db');
+  });
+
+  afterEach(async () => {
+    for (const store of open.splice(0)) await store.close().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  });
+
   test('creates audit.db 0600 in WAL mode at the current schema version', async () => {
     openStore();
     assert.equal(statSync(path).mode & 0o777, 0o600);
@@ -138,92 +334,6 @@ describe('SqliteAuditStore', () => {
     await store.append([entry(3)], seal); // the next append flushes again and succeeds
   });
 
-  test('chains each event to the one before it, seq from 1 with no gaps', async () => {
-    const store = openStore();
-    const { seal } = recordingSealer();
-    const first = await store.append([entry(1), entry(2)], seal);
-    const second = await store.append([entry(3)], seal);
-    assert.deepEqual([first.firstSeq, first.lastSeq, second.firstSeq, second.lastSeq], [1, 2, 3, 3]);
-    const events = await store.readEvents(1, 100);
-    assert.deepEqual(events.map((event) => event.seq), [1, 2, 3]);
-    let previous = ZERO_HASH;
-    for (const event of events) {
-      assert.deepEqual(event.hash, chainHash(previous, event.text));
-      previous = event.hash;
-    }
-    assert.equal(events[0].text, entry(1).text);
-    assert.deepEqual(events[0].time, entry(1).time);
-  });
-
-  test('writes a digest in the same transaction every N events', async () => {
-    const store = openStore({ digestEveryEvents: 4 });
-    const { seal, requests } = recordingSealer();
-    const result = await store.append(Array.from({ length: 10 }, (_, i) => entry(i + 1)), seal);
-    assert.equal(result.digestsWritten, 2);
-    assert.equal(result.sealedUpTo, 8);
-    assert.deepEqual(
-      requests.map((r) => [r.seq, r.lastSeq, r.eventCount]),
-      [
-        [1, 4, 4],
-        [2, 8, 4],
-      ],
-    );
-    assert.equal(requests[0].previousText, undefined);
-    assert.equal(requests[1].previousText, JSON.stringify({ seq: 1, lastSeq: 4 }));
-    const events = await store.readEvents(1, 100);
-    assert.deepEqual(requests[1].lastHash, events[7].hash);
-    await store.append([entry(11), entry(12)], seal);
-    const digests = await store.readDigests(1, 100);
-    assert.deepEqual(
-      digests.map((d) => [d.seq, d.lastSeq]),
-      [
-        [1, 4],
-        [2, 8],
-        [3, 12],
-      ],
-    );
-    assert.deepEqual(await store.tail(), { lastSeq: 12, lastDigestSeq: 3 });
-  });
-
-  test('writes a digest once the interval has passed since the last one, and only with new events', async () => {
-    let now = T0.getTime();
-    const store = openStore({ digestIntervalMs: 60_000, now: () => new Date(now) });
-    const { seal, requests } = recordingSealer();
-    await store.append([entry(1), entry(2), entry(3)], seal);
-    assert.equal(requests.length, 0, 'the trail began just now');
-    now += 59_999;
-    assert.equal((await store.append([], seal)).digestsWritten, 0);
-    now += 1;
-    const due = await store.append([], seal);
-    assert.equal(due.digestsWritten, 1);
-    assert.deepEqual([requests[0].lastSeq, requests[0].eventCount], [3, 3]);
-    assert.deepEqual(requests[0].time, new Date(now));
-    now += 120_000;
-    assert.equal((await store.append([], seal)).digestsWritten, 0, 'nothing new to seal');
-    // The first event after a quiet interval is sealed in its own transaction.
-    assert.equal((await store.append([entry(4)], seal)).digestsWritten, 1);
-    now += 1_000;
-    assert.equal((await store.append([entry(5)], seal)).digestsWritten, 0);
-    assert.equal((await store.readDigests(1, 10)).length, 2);
-  });
-
-  test('a failing sealer rolls the whole append back', async () => {
-    const store = openStore({ digestEveryEvents: 2 });
-    const failing: DigestSealer = () => {
-      throw new Error('no signer');
-    };
-    await assert.rejects(store.append([entry(1), entry(2), entry(3)], failing), /no signer/);
-    assert.deepEqual(await store.tail(), { lastSeq: 0, lastDigestSeq: 0 });
-    await store.append([entry(1)], recordingSealer().seal);
-    assert.equal((await store.readEvents(1, 10))[0].seq, 1);
-  });
-
-  test('refuses a malformed entry before writing anything', async () => {
-    const store = openStore();
-    await assert.rejects(store.append([entry(1), { ...entry(2), time: new Date(Number.NaN) }], recordingSealer().seal), TypeError);
-    assert.equal((await store.tail()).lastSeq, 0);
-  });
-
   test('probe commits a write, and fails when the database is locked by another writer', async () => {
     const store = openStore({ busyTimeoutMs: 50 });
     await store.probe();
@@ -244,27 +354,6 @@ describe('SqliteAuditStore', () => {
     } finally {
       db.close();
     }
-  });
-
-  test('probe rejects once the store is closed', async () => {
-    const store = openStore();
-    await store.close();
-    await assert.rejects(store.probe());
-    await assert.rejects(store.append([entry(1)], recordingSealer().seal));
-  });
-
-  test('two connections appending in turn make one gap-free chain that verifies', async () => {
-    const key = realKey();
-    const seal = digestSealer(key);
-    const a = openStore({ digestEveryEvents: 7 });
-    const b = openStore({ digestEveryEvents: 7 });
-    let n = 0;
-    for (let round = 0; round < 20; round++) {
-      const batch = (size: number) => Array.from({ length: size }, () => entry(++n));
-      await Promise.all([a.append(batch(1 + (round % 3)), seal), b.append(batch(2 + (round % 4)), seal)]);
-    }
-    const result = await verifyStore(a, key.publicKey, { digestEveryEvents: 7 });
-    assert.deepEqual(result, { ok: true, events: n, digests: Math.floor(n / 7), eventsAfterLastDigest: n % 7 });
   });
 
   test('two processes appending concurrently make one gap-free chain that verifies', async () => {
@@ -315,74 +404,6 @@ describe('SqliteAuditStore', () => {
     // And the trail carries on from there.
     await store.append([entry(1)], digestSealer(key));
     assert.equal((await verifyStore(store, key.publicKey, { digestEveryEvents: 5 })).ok, true);
-  });
-
-  test('queries by time, principal, key, event name and error, both directions', async () => {
-    const store = openStore();
-    const { seal } = recordingSealer();
-    await store.append(
-      [
-        entry(1),
-        entry(2, { eventName: 'Decrypt', principalArn: 'arn:aws:iam::111122223333:user/bob', keyIds: ['key-b'] }),
-        entry(3, { eventName: 'ReEncrypt', keyIds: ['key-a', 'key-b'] }),
-        entry(4, { eventName: 'Decrypt', keyIds: ['key-b'], errorCode: 'AccessDeniedException', cryptoSuccess: false }),
-        entry(5, { eventName: 'CreateKey', keyIds: ['key-c'], cryptoSuccess: false }),
-        entry(6, { eventName: 'ListKeys', principalArn: undefined, keyIds: [], cryptoSuccess: false, errorCode: 'UnrecognizedClientException' }),
-      ],
-      seal,
-    );
-    const seqs = async (query: Parameters<typeof store.query>[0]) => (await store.query(query)).map((event) => event.seq);
-    assert.deepEqual(await seqs({ limit: 10 }), [1, 2, 3, 4, 5, 6]);
-    assert.deepEqual(await seqs({ limit: 2, order: 'desc' }), [6, 5]);
-    assert.deepEqual(await seqs({ limit: 2, order: 'desc', beforeSeq: 5 }), [4, 3]);
-    assert.deepEqual(await seqs({ limit: 2, afterSeq: 2 }), [3, 4]);
-    assert.deepEqual(await seqs({ limit: 10, keyId: 'key-b' }), [2, 3, 4]);
-    assert.deepEqual(await seqs({ limit: 10, principalArn: 'arn:aws:iam::111122223333:user/bob' }), [2]);
-    assert.deepEqual(await seqs({ limit: 10, eventName: 'Decrypt' }), [2, 4]);
-    assert.deepEqual(await seqs({ limit: 10, onlyErrors: true }), [4, 6]);
-    assert.deepEqual(await seqs({ limit: 10, errorCode: 'AccessDeniedException' }), [4]);
-    assert.deepEqual(await seqs({ limit: 10, from: entry(2).time, to: entry(4).time }), [2, 3]);
-    assert.deepEqual(await seqs({ limit: 10, keyId: 'key-b', eventName: 'Decrypt', onlyErrors: true }), [4]);
-    const [row] = await store.query({ limit: 1, eventName: 'ListKeys' });
-    assert.equal(row.principalArn, undefined);
-    assert.equal(row.errorCode, 'UnrecognizedClientException');
-    assert.equal(row.cryptoSuccess, false);
-  });
-
-  test('lastCryptoUse is the latest successful cryptographic event naming the key', async () => {
-    const store = openStore();
-    const { seal } = recordingSealer();
-    await store.append([entry(1), entry(2, { keyIds: ['key-b'] })], seal);
-    await store.append(
-      [
-        entry(3, { eventName: 'ReEncrypt', keyIds: ['key-b', 'key-a'] }),
-        entry(4, { eventName: 'Decrypt', keyIds: ['key-a'], errorCode: 'InvalidCiphertextException', cryptoSuccess: false }),
-        entry(5, { eventName: 'DescribeKey', keyIds: ['key-a'], cryptoSuccess: false }),
-      ],
-      seal,
-    );
-    assert.equal((await store.lastCryptoUse('key-a'))?.seq, 3);
-    assert.equal((await store.lastCryptoUse('key-b'))?.seq, 3);
-    assert.equal((await store.lastCryptoUse('key-b'))?.eventName, 'ReEncrypt');
-    assert.equal(await store.lastCryptoUse('key-c'), undefined);
-  });
-
-  test('keeps the trail start time and the first event time', async () => {
-    const store = openStore({ now: () => T0 });
-    assert.deepEqual(await store.startTime(), T0);
-    assert.equal(await store.firstEventTime(), undefined);
-    await store.append([entry(5), entry(6)], recordingSealer().seal);
-    assert.deepEqual(await store.firstEventTime(), entry(5).time);
-    const later = openStore({ now: () => new Date(T0.getTime() + 10_000) });
-    assert.deepEqual(await later.startTime(), T0, 'fixed at creation');
-  });
-
-  test('meta values are insert-if-absent', async () => {
-    const a = openStore();
-    const b = openStore();
-    assert.equal(await a.getMeta('x'), undefined);
-    assert.equal(await a.putMetaIfAbsent('x', 'first'), 'first');
-    assert.equal(await b.putMetaIfAbsent('x', 'second'), 'first');
   });
 
   test('a read-only store reads an existing trail and writes nothing', async () => {

@@ -11,6 +11,7 @@ import {
   SQLITE_MIGRATIONS,
 } from '../../src/storage/sqlite/schema.ts';
 import { SqliteMetadataStore } from '../../src/storage/sqlite/sqlite-store.ts';
+import { forEachBackend, type TestDatabase } from './backends.ts';
 import {
   StoreConflictError,
   StoreKeyNotFoundError,
@@ -18,6 +19,7 @@ import {
   type AccessKeyRecord,
   type GrantRecord,
   type KeyRecord,
+  type MetadataStore,
   type PrincipalRecord,
 } from '../../src/storage/types.ts';
 
@@ -95,7 +97,7 @@ function grantRecord(keyId: string, overrides: Partial<GrantRecord> = {}): Grant
   };
 }
 
-async function createKey(store: SqliteMetadataStore, overrides: Partial<KeyRecord> = {}): Promise<string> {
+async function createKey(store: MetadataStore, overrides: Partial<KeyRecord> = {}): Promise<string> {
   const key: KeyRecord = {
     keyId: randomUUID(),
     createdAt: T0,
@@ -121,16 +123,6 @@ async function createKey(store: SqliteMetadataStore, overrides: Partial<KeyRecor
   return key.keyId;
 }
 
-/** Counts rows of a table matching `where`, read straight from the file. */
-function countRows(path: string, table: string, where: string, ...values: unknown[]): number {
-  const db = new Database(path, { readonly: true });
-  try {
-    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE ${where}`).get(...values) as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
-
 /**
  * The read cache reuses its freshness check until the next process.nextTick callback runs, and a
  * chain of awaits on settled promises never lets one run. A real request arrives through I/O,
@@ -153,20 +145,18 @@ async function allPages<T, R>(
   return pages;
 }
 
-describe('SqliteMetadataStore: access keys, principals, identity policies and grants', () => {
-  let dir: string;
-  let path: string;
-  let store: SqliteMetadataStore;
+forEachBackend('MetadataStore: access keys, principals, identity policies and grants', (backend) => {
+  let db: TestDatabase;
+  let store: MetadataStore;
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'strongroom-sqlite-'));
-    path = join(dir, 'strongroom.db');
-    store = new SqliteMetadataStore(path);
+    db = await backend.create();
+    store = await db.openMetadataStore();
   });
 
   afterEach(async () => {
     await store.close().catch(() => {});
-    await rm(dir, { recursive: true, force: true });
+    await db.drop();
   });
 
   describe('access keys', () => {
@@ -352,7 +342,7 @@ describe('SqliteMetadataStore: access keys, principals, identity policies and gr
       assert.equal(await store.deletePrincipal(alice.arn), true);
       assert.equal(await store.getPrincipal(alice.arn), undefined);
       assert.deepEqual(await store.listIdentityPolicies(alice.arn), []);
-      assert.equal(countRows(path, 'identity_policies', 'principal_arn = ?', alice.arn), 0);
+      assert.equal(await db.countRows('identity_policies', 'principal_arn = ?', alice.arn), 0);
       assert.equal(await store.deletePrincipal(alice.arn), false);
 
       assert.deepEqual(await store.getPrincipal(bob.arn), bob);
@@ -437,7 +427,7 @@ describe('SqliteMetadataStore: access keys, principals, identity policies and gr
         StoreLimitError,
       );
       assert.equal(await store.getIdentityPolicy(alice.arn, 'c'), undefined);
-      assert.equal(countRows(path, 'identity_policies', 'principal_arn = ?', alice.arn), 2);
+      assert.equal(await db.countRows('identity_policies', 'principal_arn = ?', alice.arn), 2);
       // Replacing one at the limit adds nothing, so it is allowed.
       await store.putIdentityPolicy({ principalArn: alice.arn, policyName: 'b', document: '{"v":2}' }, 2);
       assert.equal((await store.getIdentityPolicy(alice.arn, 'b'))?.document, '{"v":2}');
@@ -446,7 +436,7 @@ describe('SqliteMetadataStore: access keys, principals, identity policies and gr
     test('a policy for a principal that does not exist is refused', async () => {
       const missing = `arn:aws:iam::${ACCOUNT}:user/nobody`;
       await assert.rejects(store.putIdentityPolicy({ principalArn: missing, policyName: 'a', document: '{}' }));
-      assert.equal(countRows(path, 'identity_policies', 'principal_arn = ?', missing), 0);
+      assert.equal(await db.countRows('identity_policies', 'principal_arn = ?', missing), 0);
     });
 
     test('deleteIdentityPolicy removes one policy once', async () => {
@@ -493,7 +483,7 @@ describe('SqliteMetadataStore: access keys, principals, identity policies and gr
       const grant = grantRecord(randomUUID());
       await assert.rejects(store.createGrant(grant, 10), StoreKeyNotFoundError);
       assert.equal(await store.getGrant(grant.grantId), undefined);
-      assert.equal(countRows(path, 'grants', 'grant_id = ?', grant.grantId), 0);
+      assert.equal(await db.countRows('grants', 'grant_id = ?', grant.grantId), 0);
     });
 
     test('a grant beyond maxPerKey is a StoreLimitError and is not written', async () => {
@@ -504,7 +494,7 @@ describe('SqliteMetadataStore: access keys, principals, identity policies and gr
       const third = grantRecord(full);
       await assert.rejects(store.createGrant(third, 2), StoreLimitError);
       assert.equal(await store.getGrant(third.grantId), undefined);
-      assert.equal(countRows(path, 'grants', 'key_id = ?', full), 2);
+      assert.equal(await db.countRows('grants', 'key_id = ?', full), 2);
       await store.createGrant(grantRecord(other), 2); // the limit is per key
       assert.equal((await store.grantsForKey(other)).length, 1);
     });
@@ -615,7 +605,7 @@ describe('SqliteMetadataStore: access keys, principals, identity policies and gr
 
       for (const keyId of [destroyed, due]) {
         assert.deepEqual(await store.grantsForKey(keyId), []);
-        assert.equal(countRows(path, 'grants', 'key_id = ?', keyId), 0);
+        assert.equal(await db.countRows('grants', 'key_id = ?', keyId), 0);
       }
       assert.equal((await store.grantsForKey(kept)).length, 1);
       assert.deepEqual(
@@ -625,44 +615,17 @@ describe('SqliteMetadataStore: access keys, principals, identity policies and gr
     });
   });
 
-  describe('read cache', () => {
-    test('cached principals, policy lists and grant lists are shared and frozen throughout', async () => {
-      const role = roleRecord('ops', { tags: [{ tagKey: 'a', tagValue: '1' }] });
-      await store.createPrincipal(role);
-      await store.putIdentityPolicy({ principalArn: role.arn, policyName: 'p', document: '{}' });
-      const keyId = await createKey(store);
-      await store.createGrant(grantRecord(keyId, { constraints: { encryptionContextEquals: { a: '1' } } }));
-
-      const principal = await store.getPrincipal(role.arn);
-      assert.equal(await store.getPrincipal(role.arn), principal);
-      assert.throws(() => principal!.tags.push({ tagKey: 'b', tagValue: '2' }), TypeError);
-      assert.throws(() => Object.assign(principal!.tags[0], { tagValue: 'x' }), TypeError);
-
-      const policies = await store.listIdentityPolicies(role.arn);
-      assert.equal(await store.listIdentityPolicies(role.arn), policies);
-      assert.throws(() => policies.pop(), TypeError);
-      assert.throws(() => Object.assign(policies[0], { document: 'x' }), TypeError);
-
-      const grants = await store.grantsForKey(keyId);
-      assert.equal(await store.grantsForKey(keyId), grants);
-      assert.throws(() => grants[0].operations.push('Encrypt'), TypeError);
-      assert.throws(() => Object.assign(grants[0].constraints!.encryptionContextEquals!, { a: '2' }), TypeError);
-    });
-
-    test("another connection's writes are seen by this one's next cached read", async () => {
+  describe('several connections', () => {
+    test("another connection's (another node's) writes are seen by this one's next read", async () => {
       const role = roleRecord('ops');
       await store.createPrincipal(role);
       const keyId = await createKey(store);
-      const other = new SqliteMetadataStore(path);
+      const other = await db.openMetadataStore();
       try {
-        // Warm this store's cache, and check that it is what answers.
-        const principal = await store.getPrincipal(role.arn);
-        assert.equal(await store.getPrincipal(role.arn), principal);
-        const policies = await store.listIdentityPolicies(role.arn);
-        assert.equal(await store.listIdentityPolicies(role.arn), policies);
-        const grants = await store.grantsForKey(keyId);
-        assert.equal(await store.grantsForKey(keyId), grants);
-        assert.deepEqual([policies, grants], [[], []]);
+        // Read once first: a store with a cache (SQLite's) now holds these answers.
+        assert.deepEqual((await store.getPrincipal(role.arn))?.tags, []);
+        assert.deepEqual(await store.listIdentityPolicies(role.arn), []);
+        assert.deepEqual(await store.grantsForKey(keyId), []);
 
         await nextRequest();
         await other.updatePrincipal(role.arn, { tags: [{ tagKey: 'team', tagValue: 'ops' }] });
@@ -690,6 +653,67 @@ describe('SqliteMetadataStore: access keys, principals, identity policies and gr
       } finally {
         await other.close();
       }
+    });
+
+    test("a use recorded by another connection (another node) is seen by this one's next read", async () => {
+      const key = accessKeyRecord(`arn:aws:iam::${ACCOUNT}:user/alice`);
+      await store.putAccessKey(key);
+      const other = await db.openMetadataStore();
+      try {
+        assert.equal((await store.getAccessKey(key.accessKeyId))?.lastUsedAt, undefined);
+        await nextRequest();
+        await other.touchAccessKey(key.accessKeyId, at(HOUR_MS), at(0));
+        await nextRequest();
+        assert.deepEqual((await store.getAccessKey(key.accessKeyId))?.lastUsedAt, at(HOUR_MS));
+        // Not stale: nothing is written.
+        await other.touchAccessKey(key.accessKeyId, at(HOUR_MS + 1), at(0));
+        await nextRequest();
+        assert.deepEqual((await store.getAccessKey(key.accessKeyId))?.lastUsedAt, at(HOUR_MS));
+      } finally {
+        await other.close();
+      }
+    });
+  });
+});
+
+describe('SqliteMetadataStore only: the read cache and migration 2', () => {
+  let dir: string;
+  let path: string;
+  let store: SqliteMetadataStore;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'strongroom-sqlite-'));
+    path = join(dir, 'strongroom.db');
+    store = new SqliteMetadataStore(path);
+  });
+
+  afterEach(async () => {
+    await store.close().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('read cache', () => {
+    test('cached principals, policy lists and grant lists are shared and frozen throughout', async () => {
+      const role = roleRecord('ops', { tags: [{ tagKey: 'a', tagValue: '1' }] });
+      await store.createPrincipal(role);
+      await store.putIdentityPolicy({ principalArn: role.arn, policyName: 'p', document: '{}' });
+      const keyId = await createKey(store);
+      await store.createGrant(grantRecord(keyId, { constraints: { encryptionContextEquals: { a: '1' } } }));
+
+      const principal = await store.getPrincipal(role.arn);
+      assert.equal(await store.getPrincipal(role.arn), principal);
+      assert.throws(() => principal!.tags.push({ tagKey: 'b', tagValue: '2' }), TypeError);
+      assert.throws(() => Object.assign(principal!.tags[0], { tagValue: 'x' }), TypeError);
+
+      const policies = await store.listIdentityPolicies(role.arn);
+      assert.equal(await store.listIdentityPolicies(role.arn), policies);
+      assert.throws(() => policies.pop(), TypeError);
+      assert.throws(() => Object.assign(policies[0], { document: 'x' }), TypeError);
+
+      const grants = await store.grantsForKey(keyId);
+      assert.equal(await store.grantsForKey(keyId), grants);
+      assert.throws(() => grants[0].operations.push('Encrypt'), TypeError);
+      assert.throws(() => Object.assign(grants[0].constraints!.encryptionContextEquals!, { a: '2' }), TypeError);
     });
 
     test("a use recorded by another connection is seen, and an unrecorded one costs no one's cache", async () => {

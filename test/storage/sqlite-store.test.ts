@@ -8,7 +8,16 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/schema.ts';
 import { SqliteMetadataStore } from '../../src/storage/sqlite/sqlite-store.ts';
-import { StoreConflictError, type KeyRecord, type KeyVersionRecord, type TagRecord } from '../../src/storage/types.ts';
+import {
+  StoreConflictError,
+  StoreKeyNotFoundError,
+  StoreLimitError,
+  type KeyRecord,
+  type KeyVersionRecord,
+  type MetadataStore,
+  type TagRecord,
+} from '../../src/storage/types.ts';
+import { forEachBackend, type TestDatabase } from './backends.ts';
 
 const T0 = new Date('2025-01-01T00:00:00Z');
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -43,90 +52,30 @@ function versionRecord(keyId: string, version: number, overrides: Partial<KeyVer
 }
 
 /** Creates a key with its first version; returns the key id. */
-async function createKey(store: SqliteMetadataStore, tags: TagRecord[] = [], overrides: Partial<KeyRecord> = {}) {
+async function createKey(store: MetadataStore, tags: TagRecord[] = [], overrides: Partial<KeyRecord> = {}) {
   const key = keyRecord(overrides);
   await store.createKey(key, versionRecord(key.keyId, 1), tags);
   return key.keyId;
 }
 
-/** Counts rows of `table` belonging to the key, read straight from the file. */
-function countRows(path: string, table: 'keys' | 'key_versions' | 'tags' | 'aliases', keyId: string): number {
+/** Counts rows of `table` belonging to the key, read straight from the database. */
+function countRows(db: TestDatabase, table: 'keys' | 'key_versions' | 'tags' | 'aliases', keyId: string): Promise<number> {
   const column = table === 'aliases' ? 'target_key_id' : 'key_id';
-  const db = new Database(path, { readonly: true });
-  try {
-    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE ${column} = ?`).get(keyId) as { n: number }).n;
-  } finally {
-    db.close();
-  }
+  return db.countRows(table, `${column} = ?`, keyId);
 }
 
-describe('SqliteMetadataStore', () => {
-  let dir: string;
-  let path: string;
-  let store: SqliteMetadataStore;
+forEachBackend('MetadataStore: keys, versions, aliases and tags', (backend) => {
+  let db: TestDatabase;
+  let store: MetadataStore;
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'strongroom-sqlite-'));
-    path = join(dir, 'strongroom.db');
-    store = new SqliteMetadataStore(path);
+    db = await backend.create();
+    store = await db.openMetadataStore();
   });
 
   afterEach(async () => {
     await store.close().catch(() => {});
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  describe('migrations', () => {
-    test('applies every migration at first open and records the schema version in user_version', async () => {
-      await store.close();
-      const db = new Database(path, { readonly: true });
-      try {
-        assert.equal(db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length);
-        const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as {
-          name: string;
-        }[]).map((row) => row.name);
-        assert.deepEqual(tables, [
-          'access_keys',
-          'aliases',
-          'grants',
-          'identity_policies',
-          'key_versions',
-          'keys',
-          'principals',
-          'settings',
-          'tags',
-        ]);
-      } finally {
-        db.close();
-      }
-    });
-
-    test('a second open of the same file keeps its data and does not re-run the migrations', async () => {
-      const keyId = await createKey(store, [{ tagKey: 'team', tagValue: 'payments' }]);
-      await store.putSettingIfAbsent('account-id', '111122223333');
-      await store.close();
-
-      // Re-running migration 1 would fail on CREATE TABLE of an existing table.
-      store = new SqliteMetadataStore(path);
-      assert.equal((await store.getKey(keyId))?.keyId, keyId);
-      assert.deepEqual(await store.listTags(keyId), [{ tagKey: 'team', tagValue: 'payments' }]);
-      assert.equal(await store.getSetting('account-id'), '111122223333');
-      await store.close();
-      const db = new Database(path, { readonly: true });
-      try {
-        assert.equal(db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length);
-      } finally {
-        db.close();
-      }
-    });
-
-    test('refuses a database whose schema is newer than this release understands', async () => {
-      await store.close();
-      const db = new Database(path);
-      db.pragma(`user_version = ${SQLITE_MIGRATIONS.length + 1}`);
-      db.close();
-      assert.throws(() => new SqliteMetadataStore(path), /newer than this Strongroom understands/);
-    });
+    await db.drop();
   });
 
   describe('createKey', () => {
@@ -157,18 +106,18 @@ describe('SqliteMetadataStore', () => {
       const orphan = versionRecord(randomUUID(), 1);
       await assert.rejects(store.createKey(key, orphan, [{ tagKey: 'a', tagValue: '1' }]));
       assert.equal(await store.getKey(key.keyId), undefined);
-      assert.equal(countRows(path, 'keys', key.keyId), 0);
-      assert.equal(countRows(path, 'key_versions', orphan.keyId), 0);
-      assert.equal(countRows(path, 'tags', key.keyId), 0);
+      assert.equal(await countRows(db, 'keys', key.keyId), 0);
+      assert.equal(await countRows(db, 'key_versions', orphan.keyId), 0);
+      assert.equal(await countRows(db, 'tags', key.keyId), 0);
     });
 
     test('leaves nothing behind when one of its tags cannot be stored', async () => {
       const key = keyRecord();
       const badTag = { tagKey: 'b', tagValue: null } as unknown as TagRecord;
       await assert.rejects(store.createKey(key, versionRecord(key.keyId, 1), [{ tagKey: 'a', tagValue: '1' }, badTag]));
-      assert.equal(countRows(path, 'keys', key.keyId), 0);
-      assert.equal(countRows(path, 'key_versions', key.keyId), 0);
-      assert.equal(countRows(path, 'tags', key.keyId), 0);
+      assert.equal(await countRows(db, 'keys', key.keyId), 0);
+      assert.equal(await countRows(db, 'key_versions', key.keyId), 0);
+      assert.equal(await countRows(db, 'tags', key.keyId), 0);
     });
   });
 
@@ -205,7 +154,7 @@ describe('SqliteMetadataStore', () => {
     test('returns false for a key that does not exist and adds no orphan version', async () => {
       const keyId = randomUUID();
       assert.equal(await store.addKeyVersion(versionRecord(keyId, 2), 1, { countOnDemand: false }), false);
-      assert.equal(countRows(path, 'key_versions', keyId), 0);
+      assert.equal(await countRows(db, 'key_versions', keyId), 0);
     });
 
     test('keeps, clears or sets the next rotation date as the patch says', async () => {
@@ -216,6 +165,101 @@ describe('SqliteMetadataStore', () => {
       await store.addKeyVersion(versionRecord(keyId, 3), 2, { nextRotationAt: null, countOnDemand: false });
       assert.equal((await store.getKey(keyId))?.nextRotationAt, undefined, 'null clears the date');
       assert.equal((await store.getKey(keyId))?.onDemandRotationCount, 1);
+    });
+  });
+
+  describe('compare-and-set and limits', () => {
+    test('updateKey applies the patch only in an expected state; null clears a field', async () => {
+      const keyId = await createKey(store);
+      const deletion = new Date(T0.getTime() + 7 * DAY_MS);
+      assert.equal(await store.updateKey(keyId, { state: 'Enabled' }, ['Disabled']), false);
+      assert.equal(await store.updateKey(keyId, { state: 'PendingDeletion', deletionDate: deletion, pendingWindowInDays: 7 }, ['Enabled', 'Disabled']), true);
+      assert.deepEqual((await store.getKey(keyId))?.deletionDate, deletion);
+      assert.equal(await store.updateKey(keyId, { state: 'Disabled' }, ['Enabled']), false, 'a stale expectation loses');
+      assert.equal(await store.updateKey(keyId, { state: 'Disabled', deletionDate: null, pendingWindowInDays: null }, ['PendingDeletion']), true);
+      const key = await store.getKey(keyId);
+      assert.deepEqual([key?.state, key?.deletionDate, key?.pendingWindowInDays], ['Disabled', undefined, undefined]);
+      assert.equal(await store.updateKey(keyId, { rotationEnabled: true, rotationPeriodInDays: 90 }, ['Disabled']), true);
+      assert.equal((await store.getKey(keyId))?.rotationEnabled, true);
+      assert.equal(await store.updateKey(keyId, {}, ['Disabled']), false, 'an empty patch changes nothing');
+      assert.equal(await store.updateKey(randomUUID(), { state: 'Disabled' }, ['Enabled']), false);
+    });
+
+    test('destroyKeyIfDue destroys only a key still pending deletion whose date has come', async () => {
+      const due = new Date(T0.getTime() + 7 * DAY_MS);
+      const keyId = await createKey(store, [], { state: 'PendingDeletion', deletionDate: due, pendingWindowInDays: 7 });
+      assert.equal(await store.destroyKeyIfDue(keyId, new Date(due.getTime() - 1)), false);
+      await store.updateKey(keyId, { state: 'Disabled', deletionDate: null }, ['PendingDeletion']); // cancelled meanwhile
+      assert.equal(await store.destroyKeyIfDue(keyId, due), false);
+      await store.updateKey(keyId, { state: 'PendingDeletion', deletionDate: due }, ['Disabled']);
+      assert.equal(await store.destroyKeyIfDue(keyId, due), true);
+      assert.equal(await store.getKey(keyId), undefined);
+      assert.equal(await countRows(db, 'key_versions', keyId), 0);
+    });
+
+    test('aliases and tags beyond their per-key limits are StoreLimitErrors and are not written', async () => {
+      const keyId = await createKey(store, [{ tagKey: 'a', tagValue: '1' }]);
+      for (const aliasName of ['alias/one', 'alias/two']) {
+        await store.createAlias({ aliasName, targetKeyId: keyId, createdAt: T0, updatedAt: T0 }, 2);
+      }
+      await assert.rejects(store.createAlias({ aliasName: 'alias/three', targetKeyId: keyId, createdAt: T0, updatedAt: T0 }, 2), StoreLimitError);
+      assert.equal(await store.getAlias('alias/three'), undefined);
+      await store.putTags(keyId, [{ tagKey: 'b', tagValue: '2' }], 2);
+      await assert.rejects(store.putTags(keyId, [{ tagKey: 'a', tagValue: 'changed' }, { tagKey: 'c', tagValue: '3' }], 2), StoreLimitError);
+      assert.deepEqual(await store.listTags(keyId), [{ tagKey: 'a', tagValue: '1' }, { tagKey: 'b', tagValue: '2' }], 'rolled back whole');
+      await store.putTags(keyId, [{ tagKey: 'a', tagValue: 'changed' }], 2); // replacing adds nothing
+      await store.removeTags(keyId, ['b', 'absent']);
+      assert.deepEqual(await store.listTags(keyId), [{ tagKey: 'a', tagValue: 'changed' }]);
+    });
+
+    test('an alias moves atomically, but never to a key that does not exist', async () => {
+      const first = await createKey(store);
+      const second = await createKey(store);
+      await store.createAlias({ aliasName: 'alias/app', targetKeyId: first, createdAt: T0, updatedAt: T0 });
+      const later = new Date(T0.getTime() + DAY_MS);
+      assert.equal(await store.updateAlias('alias/app', second, later), true);
+      assert.deepEqual(await store.getAlias('alias/app'), { aliasName: 'alias/app', targetKeyId: second, createdAt: T0, updatedAt: later });
+      await assert.rejects(store.updateAlias('alias/app', randomUUID(), later), StoreKeyNotFoundError);
+      assert.equal((await store.getAlias('alias/app'))?.targetKeyId, second);
+      assert.equal(await store.updateAlias('alias/none', second, later), false);
+      assert.equal(await store.deleteAlias('alias/app'), true);
+      assert.equal(await store.deleteAlias('alias/app'), false);
+    });
+
+    test('settings are insert-if-absent', async () => {
+      assert.equal(await store.getSetting('account-id'), undefined);
+      assert.equal(await store.putSettingIfAbsent('account-id', '111122223333'), '111122223333');
+      assert.equal(await store.putSettingIfAbsent('account-id', '444455556666'), '111122223333');
+    });
+  });
+
+  describe('several connections (several nodes)', () => {
+    test("a key disabled, scheduled for deletion or destroyed through another connection is seen so by this one's next read", async () => {
+      const keyId = await createKey(store);
+      await store.createAlias({ aliasName: 'alias/app', targetKeyId: keyId, createdAt: T0, updatedAt: T0 });
+      const other = await db.openMetadataStore();
+      // A real request arrives through I/O, after any process.nextTick (see SQLite's read cache).
+      const nextRequest = () => new Promise<void>((resolve) => setImmediate(resolve));
+      try {
+        assert.equal((await store.getKey(keyId))?.state, 'Enabled'); // read first: a cache now holds it
+        assert.equal((await store.getAlias('alias/app'))?.targetKeyId, keyId);
+        await nextRequest();
+        assert.equal(await other.updateKey(keyId, { state: 'Disabled' }, ['Enabled']), true);
+        await nextRequest();
+        assert.equal((await store.getKey(keyId))?.state, 'Disabled');
+        await nextRequest();
+        await other.updateKey(keyId, { state: 'PendingDeletion', deletionDate: T0, pendingWindowInDays: 7 }, ['Disabled']);
+        await nextRequest();
+        assert.equal((await store.getKey(keyId))?.state, 'PendingDeletion');
+        await nextRequest();
+        assert.equal(await other.destroyKeyIfDue(keyId, T0), true);
+        await nextRequest();
+        assert.equal(await store.getKey(keyId), undefined);
+        assert.equal(await store.getKeyVersion(keyId, 1), undefined);
+        assert.equal(await store.getAlias('alias/app'), undefined);
+      } finally {
+        await other.close();
+      }
     });
   });
 
@@ -329,13 +373,101 @@ describe('SqliteMetadataStore', () => {
       assert.equal(await store.getAlias('alias/doomed'), undefined);
       assert.deepEqual(await store.listTags(doomed), []);
       for (const table of ['keys', 'key_versions', 'tags', 'aliases'] as const) {
-        assert.equal(countRows(path, table, doomed), 0, `${table} rows of the destroyed key`);
+        assert.equal(await countRows(db, table, doomed), 0, `${table} rows of the destroyed key`);
       }
       assert.equal((await store.listKeyVersions(kept)).length, 1);
       assert.equal((await store.getAlias('alias/kept'))?.targetKeyId, kept);
       assert.deepEqual(await store.listTags(kept), [{ tagKey: 'a', tagValue: '1' }]);
     });
+  });
 
+  test('keysDueForDeletion and keysDueForRotation answer only keys whose date has come', async () => {
+    const day = (n: number) => new Date(T0.getTime() + n * DAY_MS);
+    const deleting = await createKey(store, [], { state: 'PendingDeletion', deletionDate: day(7), pendingWindowInDays: 7 });
+    const rotating = await createKey(store, [], { rotationEnabled: true, rotationPeriodInDays: 90, nextRotationAt: day(90) });
+    await createKey(store);
+    assert.deepEqual(await store.keysDueForDeletion(day(6)), []);
+    assert.deepEqual(await store.keysDueForDeletion(day(7)), [deleting]);
+    assert.deepEqual(await store.keysDueForRotation(day(89)), []);
+    assert.deepEqual(await store.keysDueForRotation(day(90)), [rotating]);
+  });
+});
+
+describe('SqliteMetadataStore only: the file, its migrations and secure delete', () => {
+  let dir: string;
+  let path: string;
+  let store: SqliteMetadataStore;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'strongroom-sqlite-'));
+    path = join(dir, 'strongroom.db');
+    store = new SqliteMetadataStore(path);
+  });
+
+  afterEach(async () => {
+    await store.close().catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('migrations', () => {
+    test('applies every migration at first open and records the schema version in user_version', async () => {
+      await store.close();
+      const db = new Database(path, { readonly: true });
+      try {
+        assert.equal(db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length);
+        const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as {
+          name: string;
+        }[]).map((row) => row.name);
+        assert.deepEqual(tables, [
+          'access_keys',
+          'aliases',
+          'custom_key_stores',
+          'grants',
+          'hsm_backups',
+          'hsm_clusters',
+          'hsm_members',
+          'hsm_owed_operations',
+          'identity_policies',
+          'key_versions',
+          'keys',
+          'principals',
+          'settings',
+          'tags',
+        ]);
+      } finally {
+        db.close();
+      }
+    });
+
+    test('a second open of the same file keeps its data and does not re-run the migrations', async () => {
+      const keyId = await createKey(store, [{ tagKey: 'team', tagValue: 'payments' }]);
+      await store.putSettingIfAbsent('account-id', '111122223333');
+      await store.close();
+
+      // Re-running migration 1 would fail on CREATE TABLE of an existing table.
+      store = new SqliteMetadataStore(path);
+      assert.equal((await store.getKey(keyId))?.keyId, keyId);
+      assert.deepEqual(await store.listTags(keyId), [{ tagKey: 'team', tagValue: 'payments' }]);
+      assert.equal(await store.getSetting('account-id'), '111122223333');
+      await store.close();
+      const db = new Database(path, { readonly: true });
+      try {
+        assert.equal(db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length);
+      } finally {
+        db.close();
+      }
+    });
+
+    test('refuses a database whose schema is newer than this release understands', async () => {
+      await store.close();
+      const db = new Database(path);
+      db.pragma(`user_version = ${SQLITE_MIGRATIONS.length + 1}`);
+      db.close();
+      assert.throws(() => new SqliteMetadataStore(path), /newer than this Strongroom understands/);
+    });
+  });
+
+  describe('destroyKey', () => {
     test('runs with secure_delete on', () => {
       // secure_delete is a per-connection setting, so it is read on the store's own connection.
       const db = (store as unknown as { db: Database.Database }).db;
@@ -357,16 +489,5 @@ describe('SqliteMetadataStore', () => {
         if (existsSync(file)) assert.equal((await readFile(file)).includes(marker), false, `${file} holds the material`);
       }
     });
-  });
-
-  test('keysDueForDeletion and keysDueForRotation answer only keys whose date has come', async () => {
-    const day = (n: number) => new Date(T0.getTime() + n * DAY_MS);
-    const deleting = await createKey(store, [], { state: 'PendingDeletion', deletionDate: day(7), pendingWindowInDays: 7 });
-    const rotating = await createKey(store, [], { rotationEnabled: true, rotationPeriodInDays: 90, nextRotationAt: day(90) });
-    await createKey(store);
-    assert.deepEqual(await store.keysDueForDeletion(day(6)), []);
-    assert.deepEqual(await store.keysDueForDeletion(day(7)), [deleting]);
-    assert.deepEqual(await store.keysDueForRotation(day(89)), []);
-    assert.deepEqual(await store.keysDueForRotation(day(90)), [rotating]);
   });
 });

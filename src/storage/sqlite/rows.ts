@@ -38,6 +38,8 @@ export function keyFromRow(row: Row): KeyRecord {
     nextRotationAt: toDate(row.next_rotation_at),
     currentVersion: row.current_version as number,
     onDemandRotationCount: row.on_demand_rotation_count as number,
+    ...(row.custom_key_store_id != null ? { customKeyStoreId: row.custom_key_store_id as string } : {}),
+    ...(row.xks_key_id != null ? { xksKeyId: row.xks_key_id as string } : {}),
   };
 }
 

@@ -125,4 +125,55 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   INSERT INTO identity_policies (principal_arn, policy_name, document)
     SELECT arn, ${sqlString(ADMINISTRATOR_ACCESS_POLICY_NAME)}, ${sqlString(ADMINISTRATOR_ACCESS_POLICY)} FROM principals;
   `,
+  // 3: custom key stores (HSM clusters and external key stores), and the keys that live in them.
+  `
+  CREATE TABLE custom_key_stores (
+    seq                   INTEGER PRIMARY KEY AUTOINCREMENT,
+    custom_key_store_id   TEXT NOT NULL UNIQUE,
+    name                  TEXT NOT NULL UNIQUE,
+    type                  TEXT NOT NULL,
+    created_at            INTEGER NOT NULL,
+    connection_state      TEXT NOT NULL,
+    connection_error_code TEXT,
+    cloud_hsm_cluster_id  TEXT,
+    trust_anchor          TEXT,
+    sealed_secret         BLOB NOT NULL,
+    xks_proxy             TEXT -- JSON XksProxyConfiguration
+  );
+  ALTER TABLE keys ADD COLUMN custom_key_store_id TEXT REFERENCES custom_key_stores (custom_key_store_id);
+  ALTER TABLE keys ADD COLUMN xks_key_id TEXT;
+  CREATE INDEX keys_custom_key_store ON keys (custom_key_store_id) WHERE custom_key_store_id IS NOT NULL;
+  `,
+  // 4: HSM clusters, their members (PINs sealed), what members that were out still owe, managed backups.
+  `
+  CREATE TABLE hsm_clusters (
+    cluster_id         TEXT PRIMARY KEY,
+    created_at         INTEGER NOT NULL,
+    min_replicas       INTEGER NOT NULL,
+    request_timeout_ms INTEGER NOT NULL
+  );
+  CREATE TABLE hsm_members (
+    cluster_id TEXT NOT NULL REFERENCES hsm_clusters (cluster_id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    config     TEXT NOT NULL, -- JSON HsmPkcs11MemberConfig | HsmAgentMemberConfig
+    sealed_pin BLOB,
+    added_at   INTEGER NOT NULL,
+    PRIMARY KEY (cluster_id, name)
+  );
+  CREATE TABLE hsm_owed_operations (
+    cluster_id  TEXT NOT NULL,
+    member_name TEXT NOT NULL,
+    object_id   BLOB NOT NULL,
+    operation   TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (cluster_id, member_name, object_id),
+    FOREIGN KEY (cluster_id, member_name) REFERENCES hsm_members (cluster_id, name) ON DELETE CASCADE
+  );
+  CREATE TABLE hsm_backups (
+    cluster_id TEXT NOT NULL REFERENCES hsm_clusters (cluster_id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (cluster_id, path)
+  );
+  `,
 ];

@@ -10,13 +10,14 @@ import type {
 } from '../types.ts';
 import { StoreLimitError } from '../types.ts';
 import { PATCH_COLUMNS, aliasFromRow, keyFromRow, storeError, toMs, versionFromRow, type Row } from './rows.ts';
-import { SqliteIdentityTables } from './identity-tables.ts';
+import { SqliteCustomKeyStoreTables } from './custom-key-store-tables.ts';
 
 /**
  * The embedded default store: settings, keys, key versions, aliases and tags. The connection,
- * migrations and read cache are connection.ts's; the access-control tables identity-tables.ts's.
+ * migrations and read cache are connection.ts's; the access-control tables identity-tables.ts's;
+ * custom key stores custom-key-store-tables.ts's.
  */
-export class SqliteMetadataStore extends SqliteIdentityTables implements MetadataStore {
+export class SqliteMetadataStore extends SqliteCustomKeyStoreTables implements MetadataStore {
   async getSetting(name: string): Promise<string | undefined> {
     const row = this.statement('SELECT value FROM settings WHERE name = ?').get(name) as Row | undefined;
     return row?.value as string | undefined;
@@ -34,8 +35,8 @@ export class SqliteMetadataStore extends SqliteIdentityTables implements Metadat
       this.statement(
         `INSERT INTO keys (key_id, created_at, description, key_usage, key_spec, origin, state,
            deletion_date, pending_window_days, policy, rotation_enabled, rotation_period_days,
-           next_rotation_at, current_version, on_demand_rotation_count)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           next_rotation_at, current_version, on_demand_rotation_count, custom_key_store_id, xks_key_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         key.keyId,
         key.createdAt.getTime(),
@@ -52,6 +53,8 @@ export class SqliteMetadataStore extends SqliteIdentityTables implements Metadat
         toMs(key.nextRotationAt),
         key.currentVersion,
         key.onDemandRotationCount,
+        key.customKeyStoreId ?? null,
+        key.xksKeyId ?? null,
       );
       this.insertVersion(firstVersion);
       this.upsertTags(key.keyId, tags);

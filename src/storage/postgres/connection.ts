@@ -1,0 +1,112 @@
+import pg from 'pg';
+import { StoreConflictError, StoreKeyNotFoundError } from '../types.ts';
+
+/**
+ * Where a PostgreSQL store lives: a postgres:// (or postgresql://) URL as libpq and node-postgres
+ * read it, plus one Strongroom parameter, `schema`, naming the schema its tables live in (default
+ * `public`). Several installations, or parallel test runs, can share one database this way.
+ */
+export interface PostgresLocation {
+  connectionString: string;
+  schema: string;
+  /** The URL's own `options` (server settings, `-c name=value`), kept ahead of the store's. */
+  serverOptions?: string;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Splits Strongroom's `schema` parameter off a URL; the rest goes to node-postgres unchanged. */
+export function parsePostgresUrl(url: string): PostgresLocation {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error('the database URL is not a valid postgres:// URL');
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new Error('the database URL must start with postgres:// or postgresql://');
+  }
+  const schema = parsed.searchParams.get('schema') ?? 'public';
+  // The name goes into search_path and CREATE SCHEMA, which take no parameters: only plain
+  // lowercase identifiers are accepted, so it never needs quoting.
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new Error('the database URL schema parameter must be a lowercase SQL identifier ([a-z_][a-z0-9_]*)');
+  }
+  parsed.searchParams.delete('schema');
+  // node-postgres lets a URL's `options` replace the pool's: take it out and put it first, so the
+  // store's own settings (search_path, synchronous_commit), given after it, always win.
+  const serverOptions = parsed.searchParams.get('options') ?? undefined;
+  parsed.searchParams.delete('options');
+  return { connectionString: parsed.toString(), schema, ...(serverOptions ? { serverOptions } : {}) };
+}
+
+export interface PostgresPoolOptions {
+  /** Connections in the pool (default 10). */
+  max?: number;
+}
+
+/**
+ * A pool whose every connection has the store's schema first on its search_path and commits
+ * durably: synchronous_commit is set to `on` at connect, whatever the server's default, so a
+ * COMMIT returns only once its WAL record is flushed (and, with synchronous standbys configured,
+ * replicated).
+ */
+export function createPool(location: PostgresLocation, options: PostgresPoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: location.connectionString,
+    max: options.max ?? 10,
+    options: `${location.serverOptions ?? ''} -c search_path=${location.schema} -c synchronous_commit=on`.trimStart(),
+    connectionTimeoutMillis: 10_000,
+    application_name: 'strongroom',
+  });
+  // An idle connection that the server drops (restart, failover) emits 'error' on the pool; the
+  // pool discards it and opens another on the next query. Without a listener Node would crash.
+  pool.on('error', () => {});
+  return pool;
+}
+
+export type Queryable = pg.Pool | pg.PoolClient;
+export type Row = Record<string, unknown>;
+
+/**
+ * Runs `work` in one transaction on one pooled connection: COMMIT if it resolves, ROLLBACK if
+ * it throws. READ COMMITTED (PostgreSQL's default): each statement sees what was committed
+ * before it began, and the store takes the row locks its checks need explicitly (FOR UPDATE),
+ * so a check and the write it guards cannot be separated by another transaction.
+ */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackError) {
+      broken = rollbackError as Error; // the connection is unusable: the pool must not reuse it
+    }
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** PostgreSQL constraint failures (SQLSTATE) as the store's own errors; anything else unchanged. */
+export function storeError(error: unknown): unknown {
+  const code = (error as { code?: string }).code;
+  if (code === '23505') return new StoreConflictError('name exists'); // unique_violation
+  if (code === '23503') return new StoreKeyNotFoundError('key does not exist'); // foreign_key_violation
+  return error;
+}
+
+export const toMs = (date: Date | undefined | null): number | null => (date == null ? null : date.getTime());
+export const toDate = (ms: unknown): Date | undefined => (ms == null ? undefined : new Date(Number(ms)));
+
+/** A seq marker as a number; anything else starts from the beginning. */
+export function afterSeq(after: string | undefined): number {
+  const seq = after === undefined ? 0 : Number(after);
+  return Number.isSafeInteger(seq) && seq > 0 ? seq : 0;
+}
