@@ -86,11 +86,11 @@ export interface ListedObject {
  *     Usage:      encrypt, decrypt
  *     Access:     sensitive, always sensitive, never extractable, local
  */
-export function listObjects(token: TestToken): ListedObject[] {
+export function listObjects(token: TestToken, conf: string = SoftHsm.get().conf): ListedObject[] {
   const output = execFileSync(
     PKCS11_TOOL,
     ['--module', SOFTHSM_MODULE, '--token-label', token.label, '--login', '--pin', token.pin, '--list-objects'],
-    { env: { ...process.env, SOFTHSM2_CONF: SoftHsm.get().conf }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, SOFTHSM2_CONF: conf }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const objects: Array<{ kind: string; label?: string; id?: string; usage: string[]; access: string[] }> = [];
   for (const line of output.split('\n')) {
@@ -109,4 +109,32 @@ export function listObjects(token: TestToken): ListedObject[] {
     else if (name === 'Access') current.access = list;
   }
   return objects;
+}
+
+/**
+ * A token with a SoftHSM configuration of its own, for a member served by another process (an
+ * hsm-agent child): "one SoftHSMv2 configuration per member". This process never loads it.
+ */
+export interface StandaloneToken {
+  readonly token: TestToken;
+  readonly conf: string;
+  readonly dir: string;
+  cleanup(): void;
+}
+
+export function createStandaloneToken(label: string, pin = `user-${label}-0000`, soPin = `so-${label}-0000`): StandaloneToken {
+  const dir = mkdtempSync(join(tmpdir(), `strongroom-softhsm-${label}-`));
+  const tokens = join(dir, 'tokens');
+  mkdirSync(tokens, { mode: 0o700 });
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(conf, [`directories.tokendir = ${tokens}`, 'objectstore.backend = file', 'log.level = ERROR', ''].join('\n'), { mode: 0o600 });
+  const output = execFileSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', soPin], {
+    env: { ...process.env, SOFTHSM2_CONF: conf },
+    encoding: 'utf8',
+  });
+  const slot = /reassigned to slot (\d+)/.exec(output);
+  if (!slot) throw new Error(`softhsm2-util said: ${output}`);
+  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', cleanup);
+  return { token: { label, pin, soPin, slotId: BigInt(slot[1]) }, conf, dir, cleanup };
 }

@@ -30,6 +30,13 @@ export type Pkcs11ErrorCode =
   | 'MECHANISM_INVALID'
   | 'TEMPLATE_REJECTED'
   | 'NOT_SUPPORTED'
+  | 'OBJECT_EXISTS'
+  | 'CLUSTER_KEY_EXISTS'
+  | 'CLUSTER_KEY_MISSING'
+  | 'CEREMONY_FAILED'
+  | 'MEMBER_TIMEOUT'
+  | 'CONNECTION_FAILED'
+  | 'PROTOCOL_ERROR'
   | 'FAILED';
 
 export class Pkcs11Error extends Error {

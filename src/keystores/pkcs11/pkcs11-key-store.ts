@@ -22,6 +22,7 @@ import {
   translate,
 } from './errors.ts';
 import { Pkcs11Token, type Handle, type Pkcs11TokenOptions } from './module.ts';
+import { checkBooleanAttributes, findSecretKeys, gcmMechanism } from './objects.ts';
 import { decodeReference, encodeReference, newObjectId } from './reference.ts';
 import { AES_256_KEY_BYTES, expectedBooleanAttributes, keyVersionTemplate, type TemplateAttribute } from './templates.ts';
 
@@ -256,68 +257,21 @@ export class Pkcs11KeyStore implements KeyStore {
 
   /** Token secret-key objects with this CKA_ID, at most `limit` (v2.40 §5.7 C_FindObjects*). */
   #find(session: Handle, objectId: Buffer, limit: number): Handle[] {
-    const api = this.#token.api;
-    call('C_FindObjectsInit', () =>
-      api.C_FindObjectsInit(session, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-        { type: pkcs11js.CKA_TOKEN, value: true },
-        { type: pkcs11js.CKA_ID, value: objectId },
-      ]),
-    );
-    let found: Handle[];
-    try {
-      found = call('C_FindObjects', () => api.C_FindObjects(session, limit));
-    } catch (error) {
-      try {
-        api.C_FindObjectsFinal(session);
-      } catch {
-        // the session is discarded for the first error anyway
-      }
-      throw error;
-    }
-    call('C_FindObjectsFinal', () => api.C_FindObjectsFinal(session));
-    return found;
+    return findSecretKeys(this.#token.api, session, objectId, limit);
   }
 
   /** Reads back what the template asked for: a token that ignored part of it is caught here. */
   #checkAttributes(session: Handle, object: Handle, template: readonly TemplateAttribute[]): void {
-    const api = this.#token.api;
-    const expected = expectedBooleanAttributes(template);
-    const actual = call('C_GetAttributeValue', () =>
-      api.C_GetAttributeValue(session, object, [...expected.map(({ type }) => ({ type })), { type: pkcs11js.CKA_VALUE_LEN }]),
-    );
-    expected.forEach(({ type, value }, index) => {
-      const bytes = actual[index]?.value;
-      const isTrue = bytes !== undefined && bytes.some((byte) => byte !== 0);
-      if (isTrue !== value) {
-        throw new Pkcs11Error('KEY_ATTRIBUTES_WRONG', `the token made a key with attribute 0x${type.toString(16)} ${isTrue}, asked ${value}`);
-      }
-    });
-    const valueLength = actual[expected.length]?.value;
-    if (!valueLength || readUlong(valueLength) !== AES_256_KEY_BYTES) {
-      throw new Pkcs11Error('KEY_ATTRIBUTES_WRONG', 'the token made a key of the wrong length');
-    }
+    checkBooleanAttributes(this.#token.api, session, object, expectedBooleanAttributes(template), AES_256_KEY_BYTES);
   }
 }
 
-/**
- * CK_GCM_PARAMS (PKCS#11 v3.0; the v2.40 header's, with ulIvBits). pkcs11js' CK_PARAMS_AES_GCM
- * form leaves ulIvBits unset, so the v2.40 form is used and sets it to 96.
- */
 function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
-  const parameter: pkcs11js.AesGCM = { type: pkcs11js.CK_PARAMS_AES_GCM_v240, iv, aad, ivBits: HSM_IV_LENGTH * 8, tagBits: HSM_TAG_LENGTH * 8 };
-  return { mechanism: pkcs11js.CKM_AES_GCM, parameter };
+  return gcmMechanism(iv, aad, HSM_TAG_LENGTH);
 }
 
 const cacheKey = (keyId: string, version: number, objectId: Buffer): string => `${keyId}:${version}:${objectId.toString('hex')}`;
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** A CK_ULONG attribute value (native byte order: little-endian on the platforms Node runs on here). */
-function readUlong(bytes: Buffer): number {
-  if (bytes.length === 8) return Number(bytes.readBigUInt64LE(0));
-  if (bytes.length === 4) return bytes.readUInt32LE(0);
-  return -1;
 }

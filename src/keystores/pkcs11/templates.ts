@@ -147,3 +147,96 @@ export function expectedBooleanAttributes(template: readonly TemplateAttribute[]
 }
 
 const OPTIONAL_READBACK = new Set<number>([pkcs11js.CKA_MODIFIABLE, pkcs11js.CKA_COPYABLE, pkcs11js.CKA_DESTROYABLE]);
+
+/**
+ * A KMS key version's object in an HSM cluster member, generated or unwrapped: as
+ * keyVersionTemplate with exportableToTrustedWrappingKey, so the cluster wrapping key (trusted)
+ * can carry it to other members, and nothing else can (CKA_WRAP_WITH_TRUSTED). For C_UnwrapKey
+ * the token sets CKA_LOCAL/ALWAYS_SENSITIVE/NEVER_EXTRACTABLE false itself (§4.10), so
+ * those are not read back for replicas.
+ */
+export function clusterKeyVersionTemplate(label: string, objectId: Buffer): TemplateAttribute[] {
+  return build({
+    label,
+    objectId,
+    private: true,
+    trusted: false,
+    extractable: true,
+    usage: { encrypt: true, decrypt: true, wrap: false, unwrap: false },
+  });
+}
+
+/**
+ * The template C_UnwrapKey takes: CKA_VALUE_LEN comes from the wrapped value itself (§5.14), and
+ * SoftHSMv2 2.6.1 refuses CKA_MODIFIABLE in an unwrap template (CKR_ATTRIBUTE_READ_ONLY,
+ * measured), so replicas are modifiable; what matters stays one-way anyway (CKA_SENSITIVE and
+ * CKA_WRAP_WITH_TRUSTED cannot be turned off, §4.10).
+ */
+export function forUnwrap(template: readonly TemplateAttribute[]): TemplateAttribute[] {
+  return template.filter((attribute) => attribute.type !== pkcs11js.CKA_VALUE_LEN && attribute.type !== pkcs11js.CKA_MODIFIABLE);
+}
+
+/**
+ * The cluster wrapping key in every member: trusted (so it may wrap the wrap-with-trusted KMS
+ * objects), extractable only under another trusted key (the ceremony's transport key), wraps and
+ * unwraps, nothing else. Made in an SO session, hence a public object (see the header).
+ */
+export function clusterWrappingKeyTemplate(label: string, objectId: Buffer): TemplateAttribute[] {
+  return wrappingKeyTemplate({ label, objectId, trusted: true, exportableToTrustedWrappingKey: true });
+}
+
+/** RSA modulus of the ceremony's transport key pair: 3072 bits (SP 800-57 Pt. 1 §5.6.1: 128-bit strength). */
+export const TRANSPORT_MODULUS_BITS = 3072;
+
+/**
+ * The joining member's transport key pair (ceremony.ts): a token object made in an SO session
+ * (so, in SoftHSM, public), the private half sensitive, never extractable, and only able to
+ * unwrap. It lives from beginJoin to completeJoin and is destroyed there.
+ */
+export function transportKeyPairTemplates(label: string, objectId: Buffer): { publicKey: TemplateAttribute[]; privateKey: TemplateAttribute[] } {
+  const common: TemplateAttribute[] = [
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: false },
+    { type: pkcs11js.CKA_LABEL, value: label },
+    { type: pkcs11js.CKA_ID, value: Buffer.from(objectId) },
+    { type: pkcs11js.CKA_DERIVE, value: false },
+  ];
+  return {
+    publicKey: [
+      ...common,
+      { type: pkcs11js.CKA_MODULUS_BITS, value: TRANSPORT_MODULUS_BITS },
+      { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+      { type: pkcs11js.CKA_WRAP, value: false },
+      { type: pkcs11js.CKA_ENCRYPT, value: false },
+      { type: pkcs11js.CKA_VERIFY, value: false },
+    ],
+    privateKey: [
+      ...common,
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+      { type: pkcs11js.CKA_UNWRAP, value: true },
+      { type: pkcs11js.CKA_DECRYPT, value: false },
+      { type: pkcs11js.CKA_SIGN, value: false },
+    ],
+  };
+}
+
+/**
+ * The joining member's transport public key as imported into the source member: a session
+ * object (gone with the SO session that made it), CKA_TRUSTED so it may wrap the cluster
+ * wrapping key, able to wrap and nothing else.
+ */
+export function trustedTransportPublicKeyTemplate(modulus: Buffer, exponent: Buffer): TemplateAttribute[] {
+  return [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_PRIVATE, value: false },
+    { type: pkcs11js.CKA_MODULUS, value: Buffer.from(modulus) },
+    { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from(exponent) },
+    { type: pkcs11js.CKA_WRAP, value: true },
+    { type: pkcs11js.CKA_ENCRYPT, value: false },
+    { type: pkcs11js.CKA_VERIFY, value: false },
+    { type: pkcs11js.CKA_TRUSTED, value: true },
+  ];
+}

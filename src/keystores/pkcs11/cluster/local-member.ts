@@ -1,0 +1,385 @@
+import pkcs11js from 'pkcs11js';
+import { SecretBytes } from '../../../crypto/secret-bytes.ts';
+import { decryptionFailed } from '../ciphertext.ts';
+import { CKR_ENCRYPTED_DATA_INVALID, CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_GENERAL_ERROR, Pkcs11Error, call, callAsync, returnValueOf, translate } from '../errors.ts';
+import { Pkcs11Module, Pkcs11Token, type Handle, type SlotSelector } from '../module.ts';
+import { checkBooleanAttributes, findObjects, findSecretKeys, gcmMechanism } from '../objects.ts';
+import { OBJECT_ID_LENGTH } from '../reference.ts';
+import { AES_256_KEY_BYTES, clusterKeyVersionTemplate, expectedBooleanAttributes, forUnwrap } from '../templates.ts';
+import {
+  CLUSTER_KEY_ID,
+  CLUSTER_KEY_LABEL_PREFIX,
+  TOKEN_SET,
+  checkTransportKey,
+  clusterKeyMissing,
+  generateClusterKey,
+  generateTransportKey,
+  unwrapClusterKey,
+  wrapClusterKey,
+} from './ceremony-steps.ts';
+import { checkRandomLength, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
+
+export { CLUSTER_KEY_ID };
+
+/** RFC 3394 AES key wrap (CKM_AES_KEY_WRAP, v2.40 Mechanisms §2.14): every HSM vendor has it. */
+const AES_KEY_WRAP: pkcs11js.Mechanism = { mechanism: pkcs11js.CKM_AES_KEY_WRAP };
+// See pkcs11-key-store.ts: SoftHSM reports a failed GCM tag as CKR_GENERAL_ERROR.
+const AUTHENTICATION_FAILURES = new Set([CKR_ENCRYPTED_DATA_INVALID, CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_GENERAL_ERROR]);
+const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
+const GCM_TAG_BYTES = 16;
+
+export interface LocalMemberOptions {
+  readonly name: string;
+  readonly modulePath: string;
+  readonly tokenLabel?: string;
+  readonly slotId?: number | bigint;
+  /** The crypto user's PIN; copied. */
+  readonly pin: SecretBytes | Buffer;
+  readonly sessions?: number;
+  readonly acquireTimeoutMs?: number;
+}
+
+interface CachedHandle {
+  readonly object: Handle;
+  readonly epoch: number;
+}
+
+/**
+ * A cluster member whose token is loaded in this process (a local SoftHSM, or a network HSM whose
+ * vendor library does the networking). Crypto runs on the pooled user sessions of a Pkcs11Token;
+ * ceremony steps log in as the Security Officer on a session of their own, which PKCS#11 allows
+ * only while the application has no user login on the token (v2.40 §5.6 C_Login,
+ * CKR_USER_ANOTHER_ALREADY_LOGGED_IN), so the pool is closed for the step and reopened after it.
+ */
+export class LocalHsmMember implements HsmMember {
+  readonly name: string;
+  readonly #options: LocalMemberOptions;
+  readonly #pin: SecretBytes;
+  #token: Pkcs11Token | undefined;
+  #opening: Promise<void> | undefined;
+  /** Set while an SO step runs: user operations wait for it. */
+  #maintenance: Promise<void> | undefined;
+  #closed = false;
+  readonly #handles = new Map<string, CachedHandle>();
+
+  constructor(options: LocalMemberOptions) {
+    if (options.tokenLabel === undefined && options.slotId === undefined) throw new RangeError('name the token by tokenLabel or slotId');
+    this.name = options.name;
+    this.#options = options;
+    this.#pin = SecretBytes.from(options.pin instanceof SecretBytes ? options.pin.exposeSecretBytes() : options.pin);
+  }
+
+  async connect(): Promise<void> {
+    while (this.#maintenance) await this.#maintenance;
+    if (this.#closed) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
+    if (this.#token) return;
+    this.#opening ??= this.#open().finally(() => (this.#opening = undefined));
+    await this.#opening;
+  }
+
+  async health(): Promise<MemberHealth> {
+    try {
+      await this.connect();
+      const token = this.#token!;
+      const label = await token.withSession((session) => {
+        const [key] = findSecretKeys(token.api, session, CLUSTER_KEY_ID, 1);
+        if (!key) return undefined;
+        const [attribute] = call('C_GetAttributeValue', () => token.api.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_LABEL }]));
+        return attribute?.value?.toString('utf8');
+      });
+      const clusterId = label?.startsWith(CLUSTER_KEY_LABEL_PREFIX) ? label.slice(CLUSTER_KEY_LABEL_PREFIX.length) : undefined;
+      return clusterId === undefined ? { ok: true } : { ok: true, clusterId };
+    } catch (error) {
+      // A lost token is reopened from scratch on the next probe (a removed and reinserted token
+      // has new sessions and a new login).
+      if (error instanceof Pkcs11Error && ['DEVICE_REMOVED', 'TOKEN_NOT_PRESENT', 'SESSION_INVALID', 'DEVICE_ERROR', 'POOL_TIMEOUT'].includes(error.code)) {
+        await this.#dropToken();
+      }
+      return { ok: false, code: error instanceof Pkcs11Error ? error.code : 'FAILED' };
+    }
+  }
+
+  async generateAesKey(objectId: Buffer, label: string): Promise<void> {
+    checkObjectId(objectId);
+    const token = await this.#ready();
+    const template = clusterKeyVersionTemplate(label, objectId);
+    await token.withSession(async (session) => {
+      if (findSecretKeys(token.api, session, objectId, 1).length > 0) throw objectExists(this.name);
+      const object = await callAsync('C_GenerateKey', () => token.api.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, template));
+      try {
+        checkBooleanAttributes(token.api, session, object, expectedBooleanAttributes(template), AES_256_KEY_BYTES);
+      } catch (error) {
+        call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
+        throw error;
+      }
+      this.#remember(objectId, object, token);
+    });
+  }
+
+  async wrap(objectId: Buffer): Promise<Buffer> {
+    const token = await this.#ready();
+    return token.withSession(async (session) => {
+      const clusterKey = this.#clusterKey(token, session);
+      const object = this.#object(token, session, objectId);
+      return callAsync('C_WrapKey', () => token.api.C_WrapKeyAsync(session, AES_KEY_WRAP, clusterKey, object, Buffer.alloc(AES_256_KEY_BYTES + 8)));
+    });
+  }
+
+  async unwrap(objectId: Buffer, label: string, wrapped: Buffer): Promise<void> {
+    checkObjectId(objectId);
+    // RFC 3394 §2.2.1: a 32-byte key wraps to 40 bytes; the token's CKA_VALUE_LEN of an
+    // unwrapped key cannot be trusted (see checkBooleanAttributes), so the length is checked here.
+    if (wrapped.length !== AES_256_KEY_BYTES + 8) throw new Pkcs11Error('FAILED', 'a wrapped AES-256 key is 40 bytes');
+    const token = await this.#ready();
+    const template = clusterKeyVersionTemplate(label, objectId);
+    await token.withSession(async (session) => {
+      if (findSecretKeys(token.api, session, objectId, 1).length > 0) throw objectExists(this.name);
+      const clusterKey = this.#clusterKey(token, session);
+      const object = await callAsync('C_UnwrapKey', () => token.api.C_UnwrapKeyAsync(session, AES_KEY_WRAP, clusterKey, wrapped, forUnwrap(template)));
+      try {
+        // What the template set; CKA_LOCAL and the ALWAYS/NEVER pair are the token's and false for an unwrapped key (§4.10).
+        const expected = expectedBooleanAttributes(template).filter(({ type }) => !TOKEN_SET.has(type));
+        checkBooleanAttributes(token.api, session, object, expected, undefined);
+      } catch (error) {
+        call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
+        throw error;
+      }
+      this.#remember(objectId, object, token);
+    });
+  }
+
+  async encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
+    const token = this.#token ?? (await this.#ready());
+    const mechanism = gcmMechanism(iv, aad, GCM_TAG_BYTES);
+    const out = Buffer.allocUnsafe(plaintext.length + GCM_TAG_BYTES);
+    const input = plaintext.length === 0 ? EMPTY_INPUT : plaintext;
+    return token.withSession(async (session) => {
+      const object = this.#object(token, session, objectId);
+      this.#init('C_EncryptInit', token, session, mechanism, object, objectId);
+      return callAsync('C_Encrypt', () => token.api.C_EncryptAsync(session, input, out));
+    });
+  }
+
+  async decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer): Promise<Buffer> {
+    if (sealed.length < GCM_TAG_BYTES) throw decryptionFailed();
+    const token = this.#token ?? (await this.#ready());
+    const mechanism = gcmMechanism(iv, aad, GCM_TAG_BYTES);
+    const out = Buffer.alloc(sealed.length);
+    return token.withSession(async (session) => {
+      const object = this.#object(token, session, objectId);
+      this.#init('C_DecryptInit', token, session, mechanism, object, objectId);
+      try {
+        return await token.api.C_DecryptAsync(session, sealed, out);
+      } catch (error) {
+        out.fill(0);
+        const rv = returnValueOf(error);
+        if (rv !== undefined && AUTHENTICATION_FAILURES.has(rv)) throw decryptionFailed();
+        throw translate(error, 'C_Decrypt');
+      }
+    });
+  }
+
+  async destroy(objectId: Buffer): Promise<boolean> {
+    checkObjectId(objectId);
+    const token = await this.#ready();
+    this.#handles.delete(objectId.toString('hex'));
+    return token.withSession((session) => {
+      const objects = findSecretKeys(token.api, session, objectId, 16);
+      for (const object of objects) call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
+      return objects.length > 0;
+    });
+  }
+
+  async listObjects(): Promise<KeyObjectInfo[]> {
+    const token = await this.#ready();
+    return token.withSession((session) => {
+      const objects = findObjects(
+        token.api,
+        session,
+        [
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+          { type: pkcs11js.CKA_TOKEN, value: true },
+        ],
+        1_000_000,
+      );
+      const listed: KeyObjectInfo[] = [];
+      for (const object of objects) {
+        const [id, label] = call('C_GetAttributeValue', () =>
+          token.api.C_GetAttributeValue(session, object, [{ type: pkcs11js.CKA_ID }, { type: pkcs11js.CKA_LABEL }]),
+        );
+        const text = label?.value?.toString('utf8') ?? '';
+        if (id?.value?.length === OBJECT_ID_LENGTH && text.startsWith('strongroom:')) listed.push({ objectId: Buffer.from(id.value), label: text });
+      }
+      return listed;
+    });
+  }
+
+  async generateRandom(length: number): Promise<Buffer> {
+    checkRandomLength(length);
+    const token = await this.#ready();
+    return token.withSession((session) => call('C_GenerateRandom', () => token.api.C_GenerateRandom(session, Buffer.alloc(length))));
+  }
+
+  async createClusterKey(soPin: SecretBytes, clusterId: string): Promise<void> {
+    await this.#asSecurityOfficer(soPin, (api, session) => generateClusterKey(api, session, this.name, clusterId));
+  }
+
+  async beginJoin(soPin: SecretBytes): Promise<TransportPublicKey> {
+    return this.#asSecurityOfficer(soPin, (api, session) => generateTransportKey(api, session, this.name));
+  }
+
+  async wrapClusterKeyFor(soPin: SecretBytes, transport: TransportPublicKey): Promise<Buffer> {
+    checkTransportKey(transport); // before the SO step closes the user sessions
+    return this.#asSecurityOfficer(soPin, (api, session) => wrapClusterKey(api, session, this.name, transport));
+  }
+
+  async completeJoin(soPin: SecretBytes, clusterId: string, wrappedClusterKey: Buffer): Promise<void> {
+    await this.#asSecurityOfficer(soPin, (api, session) => unwrapClusterKey(api, session, this.name, clusterId, wrappedClusterKey));
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#maintenance) await this.#maintenance;
+    await this.#dropToken();
+    this.#pin.zero();
+  }
+
+  async #open(): Promise<void> {
+    const token = await Pkcs11Token.open({
+      modulePath: this.#options.modulePath,
+      ...selectorOptions(this.#options),
+      pin: this.#pin,
+      ...(this.#options.sessions !== undefined ? { sessions: this.#options.sessions } : {}),
+      acquireTimeoutMs: this.#options.acquireTimeoutMs ?? 5_000,
+    });
+    if (this.#closed) {
+      await token.close();
+      throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
+    }
+    this.#token = token;
+  }
+
+  async #dropToken(): Promise<void> {
+    const token = this.#token;
+    this.#token = undefined;
+    this.#handles.clear();
+    await token?.close();
+  }
+
+  async #ready(): Promise<Pkcs11Token> {
+    while (this.#maintenance) await this.#maintenance;
+    if (!this.#token) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} is not connected`);
+    return this.#token;
+  }
+
+  /**
+   * Runs fn in a Security Officer session. The user pool is closed first (it waits for the
+   * operations in flight) and reopened after; a module lease is held throughout so the library is
+   * not finalized in between. The SO PIN goes to C_Login and nowhere else.
+   */
+  async #asSecurityOfficer<T>(soPin: SecretBytes, fn: (api: pkcs11js.PKCS11, session: Handle) => Promise<T>): Promise<T> {
+    while (this.#maintenance) await this.#maintenance;
+    if (this.#closed) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
+    let done!: () => void;
+    this.#maintenance = new Promise<void>((resolve) => (done = resolve));
+    const module = Pkcs11Module.open(this.#options.modulePath);
+    const wasOpen = this.#token !== undefined;
+    try {
+      await this.#dropToken();
+      const api = module.api;
+      const slot = module.findSlot(slotSelector(this.#options));
+      const session = call('C_OpenSession', () => api.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION));
+      try {
+        const pinText = soPin.exposeSecretBytes().toString('utf8');
+        call('C_Login', () => api.C_Login(session, pkcs11js.CKU_SO, pinText));
+        try {
+          return await fn(api, session);
+        } finally {
+          try {
+            api.C_Logout(session);
+          } catch {
+            // closing the session logs out anyway
+          }
+        }
+      } finally {
+        try {
+          api.C_CloseSession(session);
+        } catch {
+          // already gone
+        }
+      }
+    } finally {
+      try {
+        if (wasOpen && !this.#closed) await this.#open();
+      } finally {
+        module.close();
+        this.#maintenance = undefined;
+        done();
+      }
+    }
+  }
+
+  #clusterKey(token: Pkcs11Token, session: Handle): Handle {
+    const cached = this.#cached(CLUSTER_KEY_ID, token);
+    if (cached) return cached;
+    const [key] = findSecretKeys(token.api, session, CLUSTER_KEY_ID, 1);
+    if (!key) throw clusterKeyMissing(this.name);
+    this.#remember(CLUSTER_KEY_ID, key, token);
+    return key;
+  }
+
+  #object(token: Pkcs11Token, session: Handle, objectId: Buffer): Handle {
+    const cached = this.#cached(objectId, token);
+    if (cached) return cached;
+    const found = findSecretKeys(token.api, session, objectId, 2);
+    if (found.length === 0) throw new Pkcs11Error('KEY_NOT_FOUND', `HSM member ${this.name} has no object with this id (destroyed, or not yet synchronised)`);
+    if (found.length > 1) throw new Pkcs11Error('KEY_AMBIGUOUS', `HSM member ${this.name} has ${found.length} objects with one id`);
+    this.#remember(objectId, found[0]!, token);
+    return found[0]!;
+  }
+
+  /**
+   * C_EncryptInit/C_DecryptInit. A handle the token no longer knows (the object was destroyed by
+   * another process) leaves the cache, so the next call looks the object up again.
+   */
+  #init(fn: 'C_EncryptInit' | 'C_DecryptInit', token: Pkcs11Token, session: Handle, mechanism: pkcs11js.Mechanism, object: Handle, objectId: Buffer): void {
+    try {
+      if (fn === 'C_EncryptInit') token.api.C_EncryptInit(session, mechanism, object);
+      else token.api.C_DecryptInit(session, mechanism, object);
+    } catch (error) {
+      const translated = translate(error, fn);
+      if (translated instanceof Pkcs11Error && translated.code === 'KEY_NOT_FOUND') this.#handles.delete(objectId.toString('hex'));
+      throw translated;
+    }
+  }
+
+  #cached(objectId: Buffer, token: Pkcs11Token): Handle | undefined {
+    const entry = this.#handles.get(objectId.toString('hex'));
+    if (!entry) return undefined;
+    if (entry.epoch === token.handleEpoch) return entry.object;
+    this.#handles.delete(objectId.toString('hex'));
+    return undefined;
+  }
+
+  #remember(objectId: Buffer, object: Handle, token: Pkcs11Token): void {
+    if (this.#handles.size >= 10_000) {
+      const oldest = this.#handles.keys().next().value;
+      if (oldest !== undefined) this.#handles.delete(oldest);
+    }
+    this.#handles.set(objectId.toString('hex'), { object, epoch: token.handleEpoch });
+  }
+}
+
+function slotSelector(options: LocalMemberOptions): SlotSelector {
+  return options.tokenLabel !== undefined ? { tokenLabel: options.tokenLabel } : { slotId: options.slotId! };
+}
+
+function selectorOptions(options: LocalMemberOptions): { tokenLabel: string } | { slotId: number | bigint } {
+  return options.tokenLabel !== undefined ? { tokenLabel: options.tokenLabel } : { slotId: options.slotId! };
+}
+
+function checkObjectId(objectId: Buffer): void {
+  if (objectId.length !== OBJECT_ID_LENGTH) throw new Pkcs11Error('REFERENCE_INVALID', 'an HSM object id is 28 bytes');
+}
+
+const objectExists = (member: string): Pkcs11Error => new Pkcs11Error('OBJECT_EXISTS', `HSM member ${member} already has an object with this id`);

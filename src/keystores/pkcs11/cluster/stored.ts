@@ -1,0 +1,174 @@
+/**
+ * HSM clusters from their stored configuration (the data directory's hsm_* tables), and the
+ * custom key store backend (CustomKeyStoreType AWS_CLOUDHSM) the service connects through.
+ */
+import { readFileSync } from 'node:fs';
+import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
+import type { HsmClusterRecord, HsmMemberRecord, HsmOwedOperationRecord } from '../../../storage/types.ts';
+import {
+  CustomKeyStoreConnectError,
+  type ConnectedKeyStore,
+  type CustomKeyStoreBackend,
+  type CustomKeyStoreConnectRequest,
+  type KeyVersionHandle,
+} from '../../types.ts';
+import { HsmCluster, HsmClusterError, type HsmAuditEvent } from './cluster.ts';
+import { HsmClusterKeyStore } from './cluster-key-store.ts';
+import type { ClusterJournal, OwedEntry, OwedOperation } from './journal.ts';
+import { LocalHsmMember } from './local-member.ts';
+import type { HsmMember } from './member.ts';
+import { RemoteHsmMember } from './remote-member.ts';
+
+/** What the cluster needs from storage (src/storage/sqlite/hsm-tables.ts's SqliteHsmStore fits). */
+export interface HsmClusterCatalog {
+  getCluster(clusterId: string): Promise<HsmClusterRecord | undefined>;
+  listMembers(clusterId: string): Promise<HsmMemberRecord[]>;
+  owedOperations(clusterId: string, memberName: string): Promise<HsmOwedOperationRecord[]>;
+  oweOperation(clusterId: string, memberName: string, objectId: Buffer, operation: OwedOperation, at: Date): Promise<void>;
+  settleOperation(clusterId: string, memberName: string, objectId: Buffer): Promise<void>;
+  listBackups(clusterId: string): Promise<string[]>;
+}
+
+/** The journal of one cluster, kept in the catalog. */
+export class CatalogJournal implements ClusterJournal {
+  constructor(
+    private readonly catalog: HsmClusterCatalog,
+    private readonly clusterId: string,
+  ) {}
+
+  owed(member: string): Promise<OwedEntry[]> {
+    return this.catalog.owedOperations(this.clusterId, member);
+  }
+
+  owe(member: string, objectId: Buffer, operation: OwedOperation): Promise<void> {
+    return this.catalog.oweOperation(this.clusterId, member, objectId, operation, new Date());
+  }
+
+  settle(member: string, objectId: Buffer): Promise<void> {
+    return this.catalog.settleOperation(this.clusterId, member, objectId);
+  }
+}
+
+/** A member from its record; `pin` is required for an in-process token (agents hold their own). */
+export function memberFromRecord(record: HsmMemberRecord, pin: SecretBytes | undefined): HsmMember {
+  const config = record.config;
+  if (config.kind === 'agent') {
+    return new RemoteHsmMember({
+      name: record.name,
+      host: config.host,
+      port: config.port,
+      ...(config.servername !== undefined ? { servername: config.servername } : {}),
+      ca: readFileSync(config.caFile),
+      cert: readFileSync(config.certFile),
+      key: readFileSync(config.keyFile),
+    });
+  }
+  if (!pin) throw new HsmClusterError('INVALID_CREDENTIALS', `no PIN for HSM member ${record.name}`);
+  return new LocalHsmMember({
+    name: record.name,
+    modulePath: config.modulePath,
+    ...(config.tokenLabel !== undefined ? { tokenLabel: config.tokenLabel } : { slotId: config.slotId ?? 0 }),
+    pin,
+    ...(config.sessions !== undefined ? { sessions: config.sessions } : {}),
+  });
+}
+
+export interface StoredClusterOptions {
+  readonly probeIntervalMs?: number;
+  readonly audit?: (event: HsmAuditEvent) => void;
+  /** The HSM audit log of each cluster (a backend serves several); takes precedence over audit. */
+  readonly auditFor?: (clusterId: string) => (event: HsmAuditEvent) => void;
+}
+
+/**
+ * Connects a stored cluster. pinOf gives each in-process member's PIN (the unsealed stored PIN,
+ * or the custom key store's KeyStorePassword). CLUSTER_NOT_FOUND for an unknown id.
+ */
+export async function connectStoredCluster(
+  catalog: HsmClusterCatalog,
+  clusterId: string,
+  pinOf: (member: HsmMemberRecord) => SecretBytes | undefined,
+  options: StoredClusterOptions = {},
+): Promise<HsmCluster> {
+  const cluster = await catalog.getCluster(clusterId);
+  if (!cluster) throw new HsmClusterError('CLUSTER_NOT_FOUND', `no HSM cluster ${clusterId}`);
+  const records = await catalog.listMembers(clusterId);
+  if (records.length === 0) throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', `HSM cluster ${clusterId} has no members`);
+  const members: HsmMember[] = [];
+  try {
+    for (const record of records) members.push(memberFromRecord(record, pinOf(record)));
+  } catch (error) {
+    await Promise.allSettled(members.map((member) => member.close()));
+    throw error;
+  }
+  return HsmCluster.connect({
+    clusterId,
+    members,
+    journal: new CatalogJournal(catalog, clusterId),
+    minReplicas: cluster.minReplicas,
+    requestTimeoutMs: cluster.requestTimeoutMs,
+    backupFiles: () => catalog.listBackups(clusterId),
+    ...(options.probeIntervalMs !== undefined ? { probeIntervalMs: options.probeIntervalMs } : {}),
+    ...(options.audit ? { audit: options.audit } : {}),
+  });
+}
+
+/** A connected cluster as a custom key store's key store. */
+export class ConnectedHsmClusterKeyStore extends HsmClusterKeyStore implements ConnectedKeyStore {
+  async close(): Promise<void> {
+    await this.cluster.close();
+  }
+
+  async generateRandom(length: number): Promise<Buffer> {
+    return this.cluster.generateRandom(length);
+  }
+
+  async destroyMaterial(handles: readonly KeyVersionHandle[]): Promise<void> {
+    for (const handle of handles) await this.destroyVersionMaterial(handle);
+  }
+}
+
+/**
+ * CustomKeyStoreType AWS_CLOUDHSM: CloudHsmClusterId names a stored cluster, KeyStorePassword is
+ * the crypto user's PIN, used for every in-process member (agents log in with their own).
+ */
+export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
+  constructor(
+    private readonly catalog: HsmClusterCatalog,
+    private readonly makePin: (secret: string) => SecretBytes,
+    private readonly options: StoredClusterOptions = {},
+  ) {}
+
+  async check(request: CustomKeyStoreConnectRequest): Promise<void> {
+    const clusterId = request.cloudHsmClusterId;
+    if (!clusterId || !(await this.catalog.getCluster(clusterId))) throw new CustomKeyStoreConnectError('CLUSTER_NOT_FOUND', `no HSM cluster ${clusterId ?? ''}`);
+    if ((await this.catalog.listMembers(clusterId)).length === 0) {
+      throw new CustomKeyStoreConnectError('INSUFFICIENT_CLOUDHSM_HSMS', `HSM cluster ${clusterId} has no members`);
+    }
+  }
+
+  async connect(request: CustomKeyStoreConnectRequest): Promise<ConnectedKeyStore> {
+    const clusterId = request.cloudHsmClusterId;
+    if (!clusterId) throw new CustomKeyStoreConnectError('CLUSTER_NOT_FOUND', 'no HSM cluster named');
+    const pin = this.makePin(request.secret);
+    try {
+      const audit = this.options.auditFor?.(clusterId) ?? this.options.audit;
+      const cluster = await connectStoredCluster(this.catalog, clusterId, () => pin, { ...this.options, ...(audit ? { audit } : {}) });
+      // KeyStorePassword is one PIN for the cluster: a member that refused it means it is wrong,
+      // even if other members (agents, which log in with their own PIN) are usable.
+      const refused = cluster.status().members.find((member) => member.errorCode === 'PIN_INCORRECT' || member.errorCode === 'PIN_LOCKED');
+      if (refused) {
+        await cluster.close();
+        const code = refused.errorCode === 'PIN_LOCKED' ? 'USER_LOCKED_OUT' : 'INVALID_CREDENTIALS';
+        throw new CustomKeyStoreConnectError(code, `HSM member ${refused.name} refused the key store password`);
+      }
+      return new ConnectedHsmClusterKeyStore(cluster);
+    } catch (error) {
+      if (error instanceof CustomKeyStoreConnectError) throw error;
+      if (error instanceof HsmClusterError) throw new CustomKeyStoreConnectError(error.code, error.message);
+      throw new CustomKeyStoreConnectError('INTERNAL_ERROR', 'the HSM cluster could not be connected');
+    } finally {
+      pin.zero();
+    }
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * `strongroom hsm …` as an operator runs it (child processes of bin/strongroom.mjs), over real
+ * SoftHSMv2 tokens, with the cluster configuration in the data directory's database; and the
+ * custom key store backend the service connects through, from that stored configuration.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { randomUuid } from '../../src/crypto/random.ts';
+import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
+import { hsmAuditFile } from '../../src/keystores/pkcs11/cluster/audit-file.ts';
+import { HsmClusterKeyStoreBackend } from '../../src/keystores/pkcs11/cluster/stored.ts';
+import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
+import { CustomKeyStoreConnectError, type ConnectedKeyStore } from '../../src/keystores/types.ts';
+import { HsmCatalog, clusterStatus, restoreCluster } from '../../src/cli/hsm-cluster.ts';
+import { AgentProcess } from './agent-process.ts';
+import { SOFTHSM_MODULE, SoftHsm, createStandaloneToken, listObjects, type TestToken } from './softhsm.ts';
+import { makeTestCerts } from './test-certs.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/strongroom.mjs', import.meta.url));
+const hsm = SoftHsm.get();
+// A custom key store's KeyStorePassword is one crypto-user PIN for the whole cluster (as
+// CloudHSM's kmsuser): the members share it; their SO PINs differ.
+const CRYPTO_USER_PIN = 'kms-user-pin-2468';
+const first = hsm.createToken('cli-first', CRYPTO_USER_PIN);
+// The second member is remote: an hsm-agent on a SoftHSM configuration of its own.
+const secondMember = createStandaloneToken('cli-second', CRYPTO_USER_PIN);
+const second = secondMember.token;
+const certs = makeTestCerts();
+const objectsOn = (token: TestToken) => (token === second ? listObjects(second, secondMember.conf) : listObjects(token));
+const dir = mkdtempSync(join(tmpdir(), 'strongroom-hsm-cli-'));
+const dataDir = join(dir, 'data');
+const secretFile = (name: string, value: string): string => {
+  const path = join(dir, name);
+  writeFileSync(path, `${value}\n`, { mode: 0o600 });
+  return path;
+};
+const files = {
+  firstPin: secretFile('first.pin', first.pin),
+  firstSoPin: secretFile('first.so-pin', first.soPin),
+  secondSoPin: secretFile('second.so-pin', second.soPin),
+};
+
+function strongroom(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args, '--data-dir', dataDir], { env: process.env }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+async function json(...args: string[]): Promise<Record<string, any>> {
+  const result = await strongroom(...args);
+  assert.equal(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout) as Record<string, any>;
+}
+
+/** The service's way in: the custom key store backend over the stored configuration. */
+async function connectAsKms(pin: string): Promise<{ store: ConnectedKeyStore; catalog: HsmCatalog }> {
+  const catalog = await HsmCatalog.open(dataDir);
+  try {
+    const backend = new HsmClusterKeyStoreBackend(catalog.store, (secret) => SecretBytes.from(Buffer.from(secret, 'utf8')), {
+      audit: hsmAuditFile(catalog.auditLogPath('cluster-cli'), 'cluster-cli'),
+    });
+    return { store: await backend.connect({ customKeyStoreId: 'cks-1', cloudHsmClusterId: 'cluster-cli', secret: pin }), catalog };
+  } catch (error) {
+    await catalog.close();
+    throw error;
+  }
+}
+
+describe('strongroom hsm', () => {
+  let agent: AgentProcess | undefined;
+  after(async () => {
+    await agent?.stop('SIGKILL');
+    secondMember.cleanup();
+    certs.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('cluster create, add-member (an hsm-agent), backup, list; keys and destruction through the stored cluster', async () => {
+    const created = await json('hsm', 'cluster', 'create', '--cluster-id', 'cluster-cli', '--member-name', 'first', '--module', SOFTHSM_MODULE,
+      '--token-label', first.label, '--pin-file', files.firstPin, '--so-pin-file', files.firstSoPin);
+    assert.equal(created.ConnectionState, 'CONNECTED');
+    assert.deepEqual(created.Members.map((member: any) => [member.Name, member.State, member.KeyObjects]), [['first', 'ACTIVE', 0]]);
+
+    // PINs at rest: sealed, never the PIN's bytes; the database file is 0600.
+    const db = new Database(join(dataDir, 'strongroom.db'), { readonly: true });
+    const rows = db.prepare('SELECT name, sealed_pin, config FROM hsm_members').all() as Array<{ name: string; sealed_pin: Buffer; config: string }>;
+    db.close();
+    assert.equal(rows.length, 1);
+    assert.ok(!rows[0]!.sealed_pin.includes(Buffer.from(first.pin)) && !rows[0]!.config.includes(first.pin));
+    assert.equal(statSync(join(dataDir, 'strongroom.db')).mode & 0o777, 0o600);
+
+    // A key made through the service's path lives in the first member.
+    let { store, catalog } = await connectAsKms(first.pin);
+    const keyId = randomUuid();
+    const handle = { keyId, version: 1, sealedMaterial: await store.createVersionMaterial(keyId, 1, 'SYMMETRIC_DEFAULT') };
+    const blob = await store.encrypt(handle, Buffer.from('stored cluster'), { app: 'cli' });
+    await store.close();
+    await catalog.close();
+
+    agent = await AgentProcess.start(secondMember, certs);
+    const added = await json('hsm', 'cluster', 'add-member', 'cluster-cli', '--member-name', 'second', '--agent', `127.0.0.1:${agent.port}`,
+      '--tls-ca', certs.ca, '--tls-cert', certs.clientCert, '--tls-key', certs.clientKey,
+      '--so-pin-file', files.secondSoPin, '--source-so-pin-file', files.firstSoPin);
+    assert.deepEqual(
+      added.Members.map((member: any) => [member.Name, member.Kind, member.State, member.KeyObjects]),
+      [['first', 'pkcs11', 'ACTIVE', 1], ['second', 'agent', 'ACTIVE', 1]],
+    );
+    const label = keyVersionLabel(keyId, 1);
+    for (const token of [first, second]) assert.ok(objectsOn(token).some((object) => object.label === label), token.label);
+    // The joining HSM's agent logged the fingerprint of the transport key it made: the same one.
+    assert.match(added.TransportKeyFingerprint, /^[0-9a-f]{64}$/);
+    assert.ok(agent.stderr().includes(`"message":"ceremony-transport-key-generated","detail":"${added.TransportKeyFingerprint}"`), agent.stderr());
+
+    const backupFile = join(dir, 'cluster-cli.backup.json');
+    const backup = await json('hsm', 'backup', 'cluster-cli', '--out', backupFile);
+    assert.equal(backup.Objects, 1);
+    assert.equal(statSync(backupFile).mode & 0o777, 0o600);
+    const objectIdHex = handle.sealedMaterial.subarray(6).toString('hex');
+    assert.ok(readFileSync(backupFile, 'utf8').includes(objectIdHex));
+
+    const listed = await json('hsm', 'cluster', 'list');
+    assert.deepEqual(listed.Clusters.map((cluster: any) => [cluster.ClusterId, cluster.Members]), [['cluster-cli', ['first', 'second']]]);
+
+    // Decrypt through the two-member cluster, then destroy: gone from both tokens and the managed backup.
+    ({ store, catalog } = await connectAsKms(first.pin));
+    try {
+      assert.deepEqual(await store.decrypt(handle, blob, { app: 'cli' }), Buffer.from('stored cluster'));
+      await store.destroyMaterial!([handle]);
+    } finally {
+      await store.close();
+      await catalog.close();
+    }
+    for (const token of [first, second]) {
+      assert.ok(!objectsOn(token).some((object) => object.label === label || object.id === objectIdHex), `${token.label}: destroyed`);
+    }
+    assert.ok(!readFileSync(backupFile, 'utf8').includes(objectIdHex), 'destroyed in the managed backup');
+    // So restoring that backup cannot bring the key back.
+    const restoring = await HsmCatalog.open(dataDir);
+    try {
+      assert.deepEqual(await restoreCluster(restoring, 'cluster-cli', backupFile), { ClusterId: 'cluster-cli', ObjectsInBackup: 0, Restored: { first: 0, second: 0 } });
+    } finally {
+      await restoring.close();
+    }
+    for (const token of [first, second]) assert.ok(!objectsOn(token).some((object) => object.id === objectIdHex));
+
+    // The cluster's own HSM audit log: who joined, what was made and destroyed where; no PINs.
+    const auditPath = join(dataDir, 'hsm-audit', 'cluster-cli.jsonl');
+    assert.equal(statSync(auditPath).mode & 0o777, 0o600);
+    const auditText = readFileSync(auditPath, 'utf8');
+    const events = auditText.trim().split('\n').map((line) => JSON.parse(line) as Record<string, string>);
+    const about = (operation: string) => events.filter((event) => event.operation === operation && event.objectId === objectIdHex).map((event) => event.member);
+    assert.deepEqual(about('create'), ['first']);
+    assert.deepEqual(about('destroy').sort(), ['first', 'second']);
+    assert.ok(events.some((event) => event.operation === 'join' && event.member === 'second'));
+    for (const secret of [CRYPTO_USER_PIN, first.soPin, second.soPin]) assert.ok(!auditText.includes(secret));
+  });
+
+  test('the backend reports INVALID_CREDENTIALS for a wrong KeyStorePassword and CLUSTER_NOT_FOUND for an unknown cluster', async () => {
+    await assert.rejects(connectAsKms('wrong-pin-0000'), (error: unknown) => error instanceof CustomKeyStoreConnectError && error.connectionErrorCode === 'INVALID_CREDENTIALS');
+    const catalog = await HsmCatalog.open(dataDir);
+    try {
+      const backend = new HsmClusterKeyStoreBackend(catalog.store, (secret) => SecretBytes.from(Buffer.from(secret)));
+      await assert.rejects(backend.check({ customKeyStoreId: 'x', cloudHsmClusterId: 'cluster-none', secret: 'x' }), (error: unknown) =>
+        error instanceof CustomKeyStoreConnectError && error.connectionErrorCode === 'CLUSTER_NOT_FOUND');
+    } finally {
+      await catalog.close();
+    }
+  });
+
+  test('remove-member, but never the last one; an unknown cluster is a clear error', async () => {
+    const removed = await json('hsm', 'cluster', 'remove-member', 'cluster-cli', 'first');
+    assert.deepEqual(removed.Members.map((member: any) => member.Name), ['second']);
+    const last = await strongroom('hsm', 'cluster', 'remove-member', 'cluster-cli', 'second');
+    assert.equal(last.code, 1);
+    assert.match(last.stderr, /^error: second is the last member of cluster-cli/);
+    const catalog = await HsmCatalog.open(dataDir);
+    try {
+      await assert.rejects(clusterStatus(catalog, 'cluster-nope'), /no HSM cluster cluster-nope/);
+    } finally {
+      await catalog.close();
+    }
+  });
+});
