@@ -12,8 +12,12 @@ import type { ServiceContext } from '../service/context.ts';
 import { createKmsHandler, type RequestAuditor } from '../transports/kms-json/handler.ts';
 import { createStsHandler, isStsRequest } from '../transports/sts-query/handler.ts';
 import { SigV4Verifier } from '../transports/kms-json/sigv4.ts';
+import { handleOpsRequest, type OpsEndpoints } from '../transports/ops/ops-handler.ts';
+import { observedResponseClass } from '../transports/ops/observed-response.ts';
 import { DataDirLockedError, lockDataDir } from './data-dir-lock.ts';
+import { drainServer, instanceReadiness, processTelemetry, serveMetricsToPrimary, startOpsListener, type ProcessTelemetry } from './serve-ops.ts';
 import { bootstrapAdministrator, dataDirPaths, openInstance, type Instance } from './instance.ts';
+import { quotaOptions, xksOptions } from './serve-settings.ts';
 
 export interface ServeOptions {
   dataDir: string;
@@ -27,6 +31,22 @@ export interface ServeOptions {
   logLevel: string;
   /** Record encryption-context values in audit events (default: keys only). */
   auditEncryptionContextValues?: boolean;
+  /** PEM file of CA certificates trusted for XKS proxies' TLS certificates. */
+  xksProxyCa?: string;
+  /** host=ip:port[,ip:port] entries: where external key stores' proxy hosts are reached. */
+  xksProxyAddresses?: string[];
+  /** CLASS=RATE entries (symmetric, rsa, ecc, control), or `aws` for AWS's defaults. */
+  quotas?: string[];
+  /** postgres://… : metadata and audit trail shared by several nodes (default: the data dir's SQLite). */
+  databaseUrl?: string;
+  /** One info log line per request (operation, outcome, duration, request id). */
+  logRequests?: boolean;
+  /** The operators' listener for /metrics, /healthz, /readyz; none when undefined. */
+  metricsPort?: number;
+  /** Where the metrics port listens (default loopback). */
+  metricsHost?: string;
+  /** On SIGTERM/SIGINT: seconds in-flight requests get to finish before connections are cut (default 10). */
+  drainTimeoutSeconds?: number;
 }
 
 const WORKER_ENV = 'STRONGROOM_WORKER_OPTIONS';
@@ -63,7 +83,14 @@ export async function serve(options: ServeOptions): Promise<void> {
   }
   let instance: Instance;
   try {
-    instance = await openInstance({ dataDir, region: options.region, auditMode: auditModeFor(options) });
+    instance = await openInstance({
+      dataDir,
+      region: options.region,
+      auditMode: auditModeFor(options),
+      xks: await xksOptions(options),
+      quotas: quotaOptions(options),
+      ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
+    });
   } catch (error) {
     // A refused start (loose permissions, a damaged key file, a newer schema) is the operator's
     // to fix: say what is wrong without a stack trace.
@@ -73,16 +100,26 @@ export async function serve(options: ServeOptions): Promise<void> {
   }
   const created = await bootstrapAdministrator(instance);
 
-  const listening = options.workers <= 1 ? [await startServer(options, instance, logger)] : await forkWorkers(options, dataDir);
+  const telemetry = await processTelemetry(options, instance, logger);
+  const clustered = options.workers > 1;
+  const listening = clustered ? await forkWorkers(options, dataDir) : [await startServer(options, instance, logger, telemetry)];
   const port = listening[0];
   const scheme = options.tlsCert ? 'https' : 'http';
   const url = `${scheme}://${formatHost(options.host)}:${port}`;
   printWelcome({ instance, url, created, region: options.region });
+  let opsServer: Server | undefined;
+  if (options.metricsPort !== undefined) {
+    const ops = await startOpsListener({ metricsPort: options.metricsPort, metricsHost: options.metricsHost }, telemetry, clustered);
+    opsServer = ops.server;
+    process.stdout.write(`metrics on http://${formatHost(options.metricsHost ?? '127.0.0.1')}:${ops.port}/metrics\n`);
+  }
 
   // One run at a time: a slow run (many keys due) is not overlapped by the next tick.
   let schedulerRunning = false;
+  let schedulerRun: Promise<void> | undefined;
+  let stopping = false;
   const runScheduler = async () => {
-    if (schedulerRunning) return;
+    if (schedulerRunning || stopping) return;
     schedulerRunning = true;
     try {
       const run = await runDueBackgroundWork(instance.context);
@@ -102,19 +139,30 @@ export async function serve(options: ServeOptions): Promise<void> {
       schedulerRunning = false;
     }
   };
-  const scheduler = setInterval(() => void runScheduler(), options.schedulerIntervalSeconds * 1000);
+  const scheduler = setInterval(() => void (schedulerRun = runScheduler()), options.schedulerIntervalSeconds * 1000);
   scheduler.unref();
   // Work that fell due while the server was down is done at start.
-  void runScheduler();
+  schedulerRun = runScheduler();
 
-  let stopping = false;
+  // Graceful: stop accepting, let requests in flight finish (bounded by --drain-timeout), then
+  // flush the audit trail and close the stores (instance.close), release the data dir, exit 0.
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     clearInterval(scheduler);
-    await Promise.all([closeServers(), stopWorkers()]);
-    await instance.close();
-    await unlock();
+    const drainMs = drainTimeoutMs(options);
+    logger.info({ drainTimeoutMs: drainMs }, 'stopping: draining requests in flight');
+    try {
+      await Promise.all([closeServers(drainMs, logger), stopWorkers(drainMs)]);
+      await schedulerRun;
+      if (opsServer) await drainServer(opsServer, 0);
+      await instance.close();
+      await unlock();
+    } catch (error) {
+      logger.error({ err: errorSummary(error) }, 'error while stopping');
+      process.exit(1);
+    }
+    logger.info('stopped');
     process.exit(0);
   };
   process.on('SIGINT', stop);
@@ -124,26 +172,31 @@ export async function serve(options: ServeOptions): Promise<void> {
 
 let servers: Server[] = [];
 
-async function closeServers(): Promise<void> {
-  await Promise.all(
-    servers.map(
-      (server) =>
-        new Promise<void>((done) => {
-          server.close(() => done());
-          server.closeIdleConnections();
-        }),
-    ),
-  );
+const DEFAULT_DRAIN_TIMEOUT_SECONDS = 10;
+const drainTimeoutMs = (options: Pick<ServeOptions, 'drainTimeoutSeconds'>): number =>
+  (options.drainTimeoutSeconds ?? DEFAULT_DRAIN_TIMEOUT_SECONDS) * 1000;
+
+/** Stops accepting and waits for requests in flight, at most `drainMs` (serve-ops.ts, drainServer). */
+async function closeServers(drainMs: number, logger?: Logger): Promise<void> {
+  await Promise.all(servers.map((server) => drainServer(server, drainMs, logger)));
 }
 
-async function stopWorkers(): Promise<void> {
+/**
+ * Each worker drains on SIGTERM within the same bound; one that has not exited a few seconds
+ * after it is killed, so that a stuck worker cannot hold the stop forever.
+ */
+async function stopWorkers(drainMs: number): Promise<void> {
   const workers = Object.values(cluster.workers ?? {});
   await Promise.all(
     workers.map(
       (worker) =>
         new Promise<void>((done) => {
           if (!worker || worker.isDead()) return done();
-          worker.once('exit', () => done());
+          const deadline = setTimeout(() => worker.process.kill('SIGKILL'), drainMs + 5_000);
+          worker.once('exit', () => {
+            clearTimeout(deadline);
+            done();
+          });
           worker.kill('SIGTERM');
         }),
     ),
@@ -154,10 +207,12 @@ async function stopWorkers(): Promise<void> {
 export interface RequestHandlerOverrides {
   readonly audit?: RequestAuditor;
   readonly context?: ServiceContext;
+  /** /healthz and /readyz (default: readiness checks over `instance`). */
+  readonly ops?: OpsEndpoints;
 }
 
 /**
- * The HTTP request handler `strongroom serve` runs: /healthz, the STS query protocol, and the KMS
+ * The HTTP request handler `strongroom serve` runs: /healthz and /readyz, the STS query protocol, and the KMS
  * JSON front door (with the admin API), each request's event recorded before it is answered.
  */
 export function createRequestHandler(
@@ -195,24 +250,27 @@ export function createRequestHandler(
     logger,
     audit,
   });
+  // GET /healthz, /readyz (and /metrics' pointer to the metrics port) before the AWS protocols:
+  // never signed, never audited. KMS and STS are POST only.
+  const ops: OpsEndpoints = overrides.ops ?? { readiness: instanceReadiness(instance, logger) };
   return (req, res) => {
-    if (req.method === 'GET' && req.url === '/healthz') {
-      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
-      return;
-    }
+    if (req.method === 'GET' && handleOpsRequest(req, res, ops)) return;
     if (isStsRequest(req)) sts(req, res);
     else kms(req, res);
   };
 }
 
-async function startServer(options: ServeOptions, instance: Instance, logger: Logger): Promise<number> {
-  const handler = createRequestHandler(instance, options, logger);
+async function startServer(options: ServeOptions, instance: Instance, logger: Logger, telemetry: ProcessTelemetry): Promise<number> {
+  const handler = createRequestHandler(instance, options, logger, { ops: { readiness: telemetry.readiness } });
+  // Requests are observed (metrics, access log) only when asked for: otherwise Node's own response class.
+  const observed =
+    telemetry.observers.metrics || telemetry.observers.accessLog ? { ServerResponse: observedResponseClass(telemetry.observers) } : {};
   const server = options.tlsCert
     ? createHttpsServer(
-        { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey as string) },
+        { ...observed, cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey as string) },
         handler,
       )
-    : createHttpServer(handler);
+    : createHttpServer(observed, handler);
   // Bounded waits so a slow or idle client cannot hold a connection's resources forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;
@@ -259,13 +317,33 @@ export async function forkServerWorkers(count: number, env: Record<string, strin
 async function runWorker(options: ServeOptions): Promise<void> {
   const logger = pino({ level: options.logLevel }, pino.destination(2));
   try {
-    const instance = await openInstance({ dataDir: options.dataDir, region: options.region, auditMode: auditModeFor(options) });
-    const port = await startServer(options, instance, logger);
-    process.on('SIGTERM', async () => {
-      await closeServers();
-      await instance.close();
-      process.exit(0);
+    const instance = await openInstance({
+      dataDir: options.dataDir,
+      region: options.region,
+      auditMode: auditModeFor(options),
+      xks: await xksOptions(options),
+      quotas: quotaOptions(options),
+      ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
     });
+    const telemetry = await processTelemetry(options, instance, logger);
+    await serveMetricsToPrimary(telemetry);
+    const port = await startServer(options, instance, logger, telemetry);
+    // SIGTERM from the primary; SIGINT too, as Ctrl-C reaches every process of the group.
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      try {
+        await closeServers(drainTimeoutMs(options), logger);
+        await instance.close();
+      } catch (error) {
+        logger.error({ err: errorSummary(error) }, 'error while stopping');
+        process.exit(1);
+      }
+      process.exit(0);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
     process.on('message', (message: { forget?: string }) => {
       if (typeof message?.forget === 'string') instance.context.keyStore.forget(message.forget);
     });

@@ -18,6 +18,8 @@ export interface RunningServer {
   dataDir: string;
   credentials: Credentials;
   process: ChildProcess;
+  /** The operators' listener (http://host:port), when started with --metrics-port. */
+  metricsEndpoint?: string;
   output: () => string;
   kms: (overrides?: Partial<ConstructorParameters<typeof KMSClient>[0]>) => KMSClient;
   /** SIGTERM and wait for exit (graceful). */
@@ -46,14 +48,14 @@ export function parseCredentialsFile(text: string): Credentials {
  * "listening on" line. Every test server is a separate process, as a user would run it.
  */
 export async function startServer(
-  options: { dataDir?: string; region?: string; args?: string[]; timeoutMs?: number } = {},
+  options: { dataDir?: string; region?: string; args?: string[]; timeoutMs?: number; env?: Record<string, string> } = {},
 ): Promise<RunningServer> {
   const dataDir = options.dataDir ?? (await makeDataDir());
   const region = options.region ?? 'us-east-1';
   const child = spawn(
     process.execPath,
     [STRONGROOM_BIN, 'serve', '--data-dir', dataDir, '--port', '0', '--region', region, '--log-level', 'warn', ...(options.args ?? [])],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: { ...process.env, ...options.env } } : {}) },
   );
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -61,7 +63,11 @@ export async function startServer(
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
 
   const endpoint = await new Promise<string>((done, fail) => {
-    const timer = setTimeout(() => fail(new Error(`server did not start in time:\n${output}`)), options.timeoutMs ?? 20_000);
+    const timer = setTimeout(() => {
+      // A server that never came up must not outlive the test (it would keep the runner waiting).
+      child.kill('SIGKILL');
+      fail(new Error(`server did not start in time:\n${output}`));
+    }, options.timeoutMs ?? 30_000);
     const check = () => {
       const match = /listening on (https?:\/\/\S+)/.exec(output);
       if (match) {
@@ -88,6 +94,7 @@ export async function startServer(
     dataDir,
     credentials,
     process: child,
+    metricsEndpoint: /metrics on (http:\/\/\S+)\/metrics/.exec(output)?.[1],
     output: () => output,
     kms: (overrides = {}) => {
       const client = new KMSClient({ endpoint, region, credentials, maxAttempts: 1, ...overrides });

@@ -11,6 +11,7 @@ import { SqliteAuditStore } from '../../storage/sqlite/audit-store.ts';
 import type { AuditTrail } from '../context.ts';
 import { digestSealer } from './digests.ts';
 import { loadOrCreateAuditSigningKey, type AuditSigningKey } from './signing-key.ts';
+import { databaseBackend, openAuditStore } from '../../storage/index.ts';
 import { InlineAuditWriter, WorkerAuditWriter, type AuditWriter } from './writer.ts';
 
 export const auditPaths = (dataDir: string) => ({
@@ -37,6 +38,9 @@ export interface AuditLogOptions {
   /** Where failures of the timer's digest check go (they lose no event). */
   onBackgroundError?: (error: unknown) => void;
 }
+
+/** One append transaction settled: how long it took, how many events it carried, whether it committed. */
+export type AuditCommitObserver = (seconds: number, events: number, committed: boolean) => void;
 
 interface Waiter {
   resolve: () => void;
@@ -65,6 +69,11 @@ export class AuditLog implements AuditTrail {
   private readonly timer: NodeJS.Timeout | undefined;
   /** Append transactions attempted, events committed, transactions failed. */
   readonly stats = { commits: 0, events: 0, failures: 0 };
+  /**
+   * Told of every append transaction once it settles (metrics: audit write latency). Unset, the
+   * commit path reads no clock.
+   */
+  commitObserver: AuditCommitObserver | undefined;
 
   constructor(options: AuditLogOptions) {
     this.store = options.store;
@@ -130,6 +139,8 @@ export class AuditLog implements AuditTrail {
       ...this.checkWaiters.splice(0),
     ];
     this.stats.commits++;
+    const observer = this.commitObserver;
+    const startedAt = observer ? performance.now() : 0;
     let commit: Promise<AppendResult>;
     try {
       commit = this.writer.commit(entries, probe);
@@ -139,10 +150,12 @@ export class AuditLog implements AuditTrail {
     this.inFlight = commit.then(
       () => {
         this.stats.events += entries.length;
+        observer?.((performance.now() - startedAt) / 1000, entries.length, true);
         for (const waiter of waiters) waiter.resolve();
       },
       (error: unknown) => {
         this.stats.failures++;
+        observer?.((performance.now() - startedAt) / 1000, entries.length, false);
         const failure = new AuditWriteError(error);
         for (const waiter of waiters) waiter.reject(failure);
       },
@@ -186,6 +199,8 @@ export class AuditLog implements AuditTrail {
 export interface OpenAuditLogOptions {
   dataDir: string;
   sealer: Sealer;
+  /** A shared PostgreSQL database (postgres://…) holds the trail instead of `<data-dir>/audit.db`. */
+  databaseUrl?: string;
   /** 'worker' (default): commits run on a worker thread. 'inline': on the calling thread. */
   mode?: 'worker' | 'inline';
   digestEveryEvents?: number;
@@ -207,7 +222,10 @@ export interface OpenedAuditLog {
  * writes `<data-dir>/audit-public-key.pem`.
  */
 export async function openAuditLog(options: OpenAuditLogOptions): Promise<OpenedAuditLog> {
-  const mode = options.mode ?? 'worker';
+  // PostgreSQL: one chain shared by every node, appended inline (its I/O never blocks the event
+  // loop, so a writer thread would add only hops).
+  const postgres = options.databaseUrl !== undefined && databaseBackend(options.databaseUrl) === 'postgres';
+  const mode = postgres ? 'inline' : (options.mode ?? 'worker');
   if (mode === 'worker' && options.now) throw new Error('a clock can be injected in inline mode only');
   const paths = auditPaths(options.dataDir);
   const storeOptions = {
@@ -215,7 +233,9 @@ export async function openAuditLog(options: OpenAuditLogOptions): Promise<Opened
     digestIntervalMs: options.digestIntervalMs,
     busyTimeoutMs: options.busyTimeoutMs,
   };
-  const store = new SqliteAuditStore(paths.database, { ...storeOptions, now: options.now });
+  const store: AuditStore = postgres
+    ? await openAuditStore(options.databaseUrl as string, { ...storeOptions, now: options.now })
+    : new SqliteAuditStore(paths.database, { ...storeOptions, now: options.now });
   try {
     const signingKey = await loadOrCreateAuditSigningKey(store, options.sealer, paths.publicKey);
     const writer =

@@ -1,0 +1,116 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { observeCustomKeyStoreCalls } from '../service/key-store-timing.ts';
+import type { ServerMetrics } from '../transports/ops/metrics.ts';
+import type { RequestObservers } from '../transports/ops/observed-response.ts';
+import { handleOpsRequest } from '../transports/ops/ops-handler.ts';
+import { Readiness } from '../transports/ops/readiness.ts';
+import type { Instance } from './instance.ts';
+
+/**
+ * What `strongroom serve` wires into each process for operators: readiness checks over the
+ * instance, and — when a metrics port is configured — metrics fed by the request path, the audit
+ * log's commits and the custom key stores' calls.
+ */
+export interface ProcessTelemetry {
+  readonly readiness: Readiness;
+  readonly metrics?: ServerMetrics;
+  readonly observers: RequestObservers;
+}
+
+const READINESS_BINDING = 'strongroom:readiness-probe';
+const READINESS_PROBE = Buffer.from('readiness');
+
+/**
+ * /readyz's checks: the metadata store answers a query; the root key is loaded (a seal and
+ * unseal round trip under it succeeds); the audit trail commits its probe row.
+ */
+export function instanceReadiness(instance: Instance, logger?: Logger): Readiness {
+  return new Readiness(
+    {
+      metadataStore: async () => {
+        await instance.store.getSetting('account-id');
+      },
+      rootKey: async () => {
+        instance.sealer.unseal(instance.sealer.seal(READINESS_PROBE, READINESS_BINDING), READINESS_BINDING).zero();
+      },
+      auditTrail: () => instance.audit.probe(),
+    },
+    { logger },
+  );
+}
+
+// prom-client is loaded only by a server that serves metrics: every other command starts faster.
+export async function processTelemetry(
+  options: { metricsPort?: number; logRequests?: boolean },
+  instance: Instance,
+  logger: Logger,
+): Promise<ProcessTelemetry> {
+  const readiness = instanceReadiness(instance, logger);
+  if (options.metricsPort === undefined) return { readiness, observers: { accessLog: options.logRequests ? logger : undefined } };
+  const { ServerMetrics } = await import('../transports/ops/metrics.ts');
+  const metrics = new ServerMetrics();
+  instance.audit.commitObserver = metrics.observeAuditCommit;
+  observeCustomKeyStoreCalls(instance.context, metrics.observeKeyStoreCall);
+  return { readiness, metrics, observers: { metrics, accessLog: options.logRequests ? logger : undefined } };
+}
+
+/** In a worker: let the primary collect this process's metrics for /metrics. */
+export async function serveMetricsToPrimary(telemetry: ProcessTelemetry): Promise<void> {
+  if (!telemetry.metrics) return;
+  const { answerMetricsRequests } = await import('../transports/ops/cluster-metrics.ts');
+  answerMetricsRequests(telemetry.metrics.registry);
+}
+
+/**
+ * The operators' listener (--metrics-port, loopback by default): /metrics, /healthz, /readyz,
+ * in the primary. With workers, /metrics sums every process's metrics.
+ */
+export async function startOpsListener(
+  options: { metricsPort: number; metricsHost?: string },
+  telemetry: ProcessTelemetry,
+  clustered: boolean,
+): Promise<{ server: Server; port: number }> {
+  const registry = telemetry.metrics?.registry;
+  const { clusterMetrics } = await import('../transports/ops/cluster-metrics.ts');
+  const metrics = registry
+    ? clustered
+      ? () => clusterMetrics(registry)
+      : async () => ({ contentType: registry.contentType, body: await registry.metrics() })
+    : undefined;
+  const server = createServer((req, res) => {
+    if (handleOpsRequest(req, res, { readiness: telemetry.readiness, metrics })) return;
+    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: /metrics, /healthz, /readyz\n');
+  });
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  await new Promise<void>((done, fail) => {
+    server.once('error', fail);
+    server.listen(options.metricsPort, options.metricsHost ?? '127.0.0.1', () => done());
+  });
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/**
+ * Graceful stop of one listener: no new connections; requests in flight finish (each connection
+ * is closed as soon as it goes idle); after `drainMs` whatever is left is cut off.
+ */
+export async function drainServer(server: Server, drainMs: number, logger?: Logger): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((done) => server.close(() => done()));
+  server.closeIdleConnections();
+  // A keep-alive connection whose request finishes after close() goes idle, not closed: sweep.
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((done) => {
+    timer = setTimeout(() => done('timeout'), drainMs);
+  });
+  if ((await Promise.race([closed, timedOut])) === 'timeout') {
+    logger?.warn({ drainTimeoutMs: drainMs }, 'drain timeout: closing connections with requests still in flight');
+    server.closeAllConnections();
+    await closed;
+  }
+  clearInterval(sweep);
+  clearTimeout(timer);
+}
