@@ -14,7 +14,8 @@ import { invokeAdminOperation } from '../service/admin/index.ts';
 import { buildRequestEvent } from '../service/audit-events.ts';
 import { KmsError, isKmsError } from '../service/errors.ts';
 import { DataDirLockedError, lockDataDir } from './data-dir-lock.ts';
-import { NodeSha256 } from './node-sha256.ts';
+import { NodeSha256 } from '../crypto/node-sha256.ts';
+import { rootKeyPaths } from './root-key.ts';
 import { adminPrincipalArn, bootstrapAdministratorPrincipal, dataDirPaths, openInstance } from './instance.ts';
 
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:7373';
@@ -162,8 +163,8 @@ function send(endpoint: URL, headers: Record<string, string>, body: string): Pro
 async function callLocal(options: ConnectionOptions, operation: string, input: object): Promise<Record<string, unknown>> {
   const dataDir = resolve(options.dataDir);
   const paths = dataDirPaths(dataDir);
-  if (!existsSync(paths.rootKey)) {
-    throw new Error(`${dataDir} is not a Strongroom data directory (no root.key); start a server on it once first`);
+  if (!existsSync(paths.rootKey) && !existsSync(rootKeyPaths(dataDir).hsmConfig)) {
+    throw new Error(`${dataDir} is not a Strongroom data directory (no root key); start a server on it once first`);
   }
   // Anything this process creates in the data directory is for its owner only, as with serve.
   process.umask(0o077);

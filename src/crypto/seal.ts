@@ -31,7 +31,25 @@ import { SecretBytes } from './secret-bytes.ts';
  * random-IV limit does not arise.
  *
  * The Sealer does not own the root key: it keeps a reference, and zeroing the root key disables it.
+ *
+ * A root key that lives in an HSM (non-extractable) seals through a SealingBackend instead
+ * (keystores/pkcs11/root-key.ts): the same bindings and AAD, its own format version byte, the AES
+ * operation done inside the token. Either way a sealed blob opens only under the root key, and
+ * the binding, it was sealed with.
  */
+
+/**
+ * Sealing done elsewhere (inside an HSM). Synchronous, like the key-file sealer: sealing happens
+ * when keys and credentials are made, unsealing on a cache miss, both rare and short.
+ */
+export interface SealingBackend {
+  /** The format version byte its blobs start with (never 0x01, the key-file format). */
+  readonly formatVersion: number;
+  /** Seals `plaintext` bound to `aad`; the blob starts with formatVersion. */
+  seal(plaintext: Uint8Array, aad: Buffer): Buffer;
+  /** Opens a blob it made; throws on any failure. */
+  unseal(sealed: Uint8Array, aad: Buffer): Buffer;
+}
 
 const FORMAT_VERSION = 0x01;
 const SALT_OFFSET = 1;
@@ -46,19 +64,33 @@ const KDF_INFO = Buffer.from(LABEL, 'utf8');
 const AAD_PREFIX = `${LABEL}\0`;
 
 export class Sealer {
-  readonly #rootKey: SecretBytes;
+  readonly #rootKey: SecretBytes | undefined;
+  readonly #backend: SealingBackend | undefined;
 
-  constructor(rootKey: SecretBytes) {
-    if (rootKey.length < MIN_ROOT_KEY_LENGTH) {
-      throw new CryptoError('invalid root key');
+  /** A root key in memory (the key file), or a backend that holds it (an HSM). */
+  constructor(rootKey: SecretBytes | SealingBackend) {
+    if (rootKey instanceof SecretBytes) {
+      if (rootKey.length < MIN_ROOT_KEY_LENGTH) {
+        throw new CryptoError('invalid root key');
+      }
+      this.#rootKey = rootKey;
+    } else {
+      if (rootKey.formatVersion === FORMAT_VERSION) throw new CryptoError('invalid sealing backend');
+      this.#backend = rootKey;
     }
-    this.#rootKey = rootKey;
   }
 
   seal(secret: SecretBytes | Uint8Array, binding: string): Buffer {
     const aad = bindingAad(binding);
     if (aad === undefined) {
       throw new CryptoError('invalid binding');
+    }
+    if (this.#backend) {
+      try {
+        return this.#backend.seal(secret instanceof SecretBytes ? secret.exposeSecretBytes() : secret, aad);
+      } catch {
+        throw new CryptoError('seal failed');
+      }
     }
     const header = Buffer.allocUnsafe(HEADER_LENGTH);
     header[0] = FORMAT_VERSION;
@@ -77,6 +109,20 @@ export class Sealer {
 
   unseal(sealed: Uint8Array, binding: string): SecretBytes {
     const aad = bindingAad(binding);
+    if (this.#backend) {
+      if (aad === undefined || sealed.byteLength === 0 || sealed[0] !== this.#backend.formatVersion) {
+        throw new CryptoError('unseal failed');
+      }
+      let opened: Buffer | undefined;
+      try {
+        opened = this.#backend.unseal(sealed, aad);
+        return SecretBytes.from(opened);
+      } catch {
+        throw new CryptoError('unseal failed');
+      } finally {
+        opened?.fill(0);
+      }
+    }
     if (aad === undefined || sealed.byteLength < MIN_SEALED_LENGTH || sealed[0] !== FORMAT_VERSION) {
       throw new CryptoError('unseal failed');
     }
@@ -103,7 +149,7 @@ export class Sealer {
   }
 
   #deriveKey(header: Buffer): SecretBytes {
-    return hkdf('sha256', this.#rootKey, header.subarray(SALT_OFFSET, IV_OFFSET), KDF_INFO, 32);
+    return hkdf('sha256', this.#rootKey as SecretBytes, header.subarray(SALT_OFFSET, IV_OFFSET), KDF_INFO, 32);
   }
 }
 
