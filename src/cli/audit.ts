@@ -5,10 +5,9 @@
  */
 import { createWriteStream, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Sealer } from '../crypto/seal.ts';
-import { loadOrCreateRootKeyFile } from '../keystores/root-key-file.ts';
+import { openRootSealer } from './root-key.ts';
 import {
   auditPaths,
   exportLines,
@@ -17,13 +16,18 @@ import {
   verifyStore,
   type VerifyResult,
 } from '../service/audit/index.ts';
-import type { AuditEventRow, AuditQuery } from '../storage/audit-types.ts';
+import type { AuditEventRow, AuditQuery, AuditStore } from '../storage/audit-types.ts';
+import { databaseBackend, openAuditStore } from '../storage/index.ts';
 import { SqliteAuditStore } from '../storage/sqlite/audit-store.ts';
 
 const dataDirOption = () => new Option('--data-dir <dir>', 'the data directory').default('./data');
+const databaseOption = () =>
+  new Option('--database <url>', "the nodes' shared PostgreSQL database (postgres://…), when the trail lives there").env('STRONGROOM_DATABASE');
 
-function openTrail(dataDir: string): SqliteAuditStore {
-  const path = auditPaths(resolve(dataDir)).database;
+/** The data directory's `audit.db` (read-only, beside a live server), or the shared PostgreSQL trail. */
+async function openTrail(options: { dataDir: string; database?: string }): Promise<AuditStore> {
+  if (options.database !== undefined && databaseBackend(options.database) === 'postgres') return openAuditStore(options.database);
+  const path = auditPaths(resolve(options.dataDir)).database;
   if (!existsSync(path)) throw new Error(`no audit trail at ${path}`);
   return new SqliteAuditStore(path, { readonly: true });
 }
@@ -33,15 +37,14 @@ function openTrail(dataDir: string): SqliteAuditStore {
  * the root key is readable (a replaced PEM file cannot then vouch for a re-signed trail),
  * otherwise `audit-public-key.pem`.
  */
-async function publicKeyOf(dataDir: string, store: SqliteAuditStore): Promise<string> {
-  const rootKeyPath = join(resolve(dataDir), 'root.key');
-  if (existsSync(rootKeyPath)) {
-    const { rootKey } = await loadOrCreateRootKeyFile(rootKeyPath);
+async function publicKeyOf(dataDir: string, store: AuditStore): Promise<string> {
+  const root = await openRootSealer(resolve(dataDir), { create: false }).catch(() => undefined);
+  if (root) {
     try {
-      const key = await loadAuditSigningKey(store, new Sealer(rootKey));
+      const key = await loadAuditSigningKey(store, root.sealer);
       if (key) return key.publicKeyPem;
     } finally {
-      rootKey.zero();
+      await root.close();
     }
   }
   return readFile(auditPaths(resolve(dataDir)).publicKey, 'utf8');
@@ -93,6 +96,7 @@ export function registerAuditCommands(program: Command): void {
     .command('verify')
     .description('check the hash chain and every signed digest; exit 0 when intact, 1 naming the first break')
     .addOption(dataDirOption())
+    .addOption(databaseOption())
     .option('--file <export>', 'verify an export (JSON Lines) instead of a data directory')
     .option('--public-key <pem>', 'the audit public key (with --file)')
     .action((options) =>
@@ -101,7 +105,7 @@ export function registerAuditCommands(program: Command): void {
           if (!options.publicKey) throw new Error('--file needs --public-key (from `strongroom audit public-key`)');
           return report(await verifyExportFile(options.file, await readFile(options.publicKey, 'utf8')));
         }
-        const store = openTrail(options.dataDir);
+        const store = await openTrail(options);
         try {
           return report(await verifyStore(store, await publicKeyOf(options.dataDir, store)));
         } finally {
@@ -114,10 +118,11 @@ export function registerAuditCommands(program: Command): void {
     .command('export')
     .description('write the whole trail as JSON Lines (CloudTrail-shaped events and signed digests)')
     .addOption(dataDirOption())
+    .addOption(databaseOption())
     .option('--output <file>', 'write here instead of stdout (created 0600)')
     .action((options) =>
       run(async () => {
-        const store = openTrail(options.dataDir);
+        const store = await openTrail(options);
         const file = options.output ? createWriteStream(options.output, { mode: 0o600 }) : undefined;
         const out: NodeJS.WritableStream = file ?? process.stdout;
         try {
@@ -135,10 +140,11 @@ export function registerAuditCommands(program: Command): void {
     .command('tail')
     .description('print the latest events, oldest first')
     .addOption(dataDirOption())
+    .addOption(databaseOption())
     .addOption(new Option('-n, --lines <n>', 'how many').default(20).argParser(count))
     .action((options) =>
       run(async () => {
-        const store = openTrail(options.dataDir);
+        const store = await openTrail(options);
         try {
           printEvents((await store.query({ order: 'desc', limit: options.lines })).reverse());
         } finally {
@@ -151,6 +157,7 @@ export function registerAuditCommands(program: Command): void {
     .command('query')
     .description('print events matching every filter given, oldest first (JSON Lines)')
     .addOption(dataDirOption())
+    .addOption(databaseOption())
     .addOption(new Option('--from <time>', 'at or after this time').argParser(date))
     .addOption(new Option('--to <time>', 'before this time').argParser(date))
     .option('--principal <arn>', 'made by this principal (user, role session)')
@@ -161,7 +168,7 @@ export function registerAuditCommands(program: Command): void {
     .addOption(new Option('--limit <n>', 'at most this many').default(1000).argParser(count))
     .action((options) =>
       run(async () => {
-        const store = openTrail(options.dataDir);
+        const store = await openTrail(options);
         try {
           const query: AuditQuery = {
             from: options.from,
@@ -184,9 +191,10 @@ export function registerAuditCommands(program: Command): void {
     .command('public-key')
     .description('print the audit signing public key (PEM), for verifying exports elsewhere')
     .addOption(dataDirOption())
+    .addOption(databaseOption())
     .action((options) =>
       run(async () => {
-        const store = openTrail(options.dataDir);
+        const store = await openTrail(options);
         try {
           process.stdout.write(await publicKeyOf(options.dataDir, store));
         } finally {

@@ -1,15 +1,22 @@
 import { randomInt } from 'node:crypto';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Sealer } from '../crypto/seal.ts';
-import { loadOrCreateRootKeyFile } from '../keystores/root-key-file.ts';
+import type { Sealer } from '../crypto/seal.ts';
+import { openRootSealer } from './root-key.ts';
 import { SoftwareKeyStore } from '../keystores/software/software-key-store.ts';
 import { AccessKeyResolver, newAccessKey, storeAccessKey } from '../service/access-keys.ts';
 import type { ServiceContext } from '../service/context.ts';
 import { ensureAdministrator } from '../service/principals.ts';
 import { openAuditLog, type AuditLog } from '../service/audit/index.ts';
-import { SqliteMetadataStore } from '../storage/sqlite/sqlite-store.ts';
-import type { MetadataStore } from '../storage/types.ts';
+import { openHsmStore, openMetadataStore } from '../storage/index.ts';
+import { HsmClusterKeyStoreBackend } from '../keystores/pkcs11/cluster/stored.ts';
+import { hsmAuditFile } from '../keystores/pkcs11/cluster/audit-file.ts';
+import { SecretBytes } from '../crypto/secret-bytes.ts';
+import type { CustomKeyStoreType, MetadataStore } from '../storage/types.ts';
+import type { CustomKeyStoreBackend } from '../keystores/types.ts';
+import { CustomKeyStoreConnections } from '../service/custom-key-stores/connections.ts';
+import { RequestQuotas, type QuotaLimits } from '../service/quotas.ts';
+import { XksBackend, type XksBackendOptions } from '../keystores/xks/xks-backend.ts';
 
 export interface InstanceOptions {
   dataDir: string;
@@ -20,6 +27,17 @@ export interface InstanceOptions {
    * serving during the fsync) or inline (tests with a moved clock, one-shot CLI commands).
    */
   auditMode?: 'worker' | 'inline';
+  /** Backends for custom key stores, replacing the defaults (tests of the service layer). */
+  customKeyStoreBackends?: Partial<Record<CustomKeyStoreType, CustomKeyStoreBackend>>;
+  /** How external key stores reach their proxies: extra CA certificates, static addresses. */
+  xks?: Pick<XksBackendOptions, 'ca' | 'addresses' | 'timeoutMs'>;
+  /**
+   * The metadata and audit database: `postgres://…` to share one among several nodes; default the
+   * data directory's SQLite files. The root key stays per node (the same key file, or the same HSM key).
+   */
+  databaseUrl?: string;
+  /** Request-rate quotas for the installation, and this process's share of them (1 / processes). */
+  quotas?: { limits: QuotaLimits; share: number };
 }
 
 export interface Instance {
@@ -50,25 +68,41 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
   await refuseLoosePermissions(dataDir, 'data directory');
   const paths = dataDirPaths(dataDir);
   await refuseLoosePermissions(paths.credentials, 'credentials file');
-  const { rootKey } = await loadOrCreateRootKeyFile(paths.rootKey);
-  // The sealer uses the root key by reference; close() zeroes it.
-  const sealer = new Sealer(rootKey);
-  const store = new SqliteMetadataStore(paths.database);
+  // A key file (made at first start) or a key in an HSM (strongroom init --root-key); close() ends it.
+  const root = await openRootSealer(dataDir, { create: true });
+  const sealer = root.sealer;
+  const databaseUrl = options.databaseUrl ?? `sqlite:${paths.database}`;
+  const store = await openMetadataStore(databaseUrl);
   const accountId = await store.putSettingIfAbsent('account-id', newAccountId());
   const { log: audit } = await openAuditLog({
     dataDir,
     sealer,
+    ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}),
     mode: options.auditMode ?? 'worker',
     ...(options.auditMode === 'inline' && options.now ? { now: options.now } : {}),
   });
+  const software = new SoftwareKeyStore(sealer);
+  // HSM clusters' configuration (strongroom hsm cluster …), read by the AWS_CLOUDHSM backend.
+  const hsmStore = await openHsmStore(databaseUrl);
   const context: ServiceContext = {
     store,
-    keyStore: new SoftwareKeyStore(sealer),
+    keyStore: software,
+    customKeyStores: new CustomKeyStoreConnections(
+      options.customKeyStoreBackends ?? {
+        AWS_CLOUDHSM: new HsmClusterKeyStoreBackend(hsmStore, (secret) => SecretBytes.from(Buffer.from(secret, 'utf8')), {
+          auditFor: (clusterId) => hsmAuditFile(join(dataDir, 'hsm-audit', `${clusterId}.jsonl`), clusterId),
+        }),
+        EXTERNAL_KEY_STORE: new XksBackend({ software, region: options.region, ...options.xks }),
+      },
+    ),
     sealer,
     audit,
     accountId,
     region: options.region,
     partition: 'aws',
+    ...(options.quotas && Object.keys(options.quotas.limits).length > 0
+      ? { quotas: new RequestQuotas(options.quotas.limits, { share: options.quotas.share }) }
+      : {}),
     now: options.now ?? (() => new Date()),
   };
   return {
@@ -82,8 +116,10 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
       // Pending events first: every acknowledged request's event is already durable, but
       // background events may still be queued.
       await audit.close();
+      await context.customKeyStores.closeAll();
+      await hsmStore.close();
       await store.close();
-      rootKey.zero();
+      await root.close();
     },
   };
 }

@@ -103,19 +103,29 @@ export function encryptSymmetric(args: EncryptSymmetricArgs): Buffer {
 }
 
 /**
- * Reads which key and version a blob claims, so the caller can fetch the material. Nothing is
- * authenticated yet: the claim is only trusted once decryptSymmetric succeeds with that material.
+ * The smallest blob of each format that shares v1's first 21 bytes (version, key id, key version):
+ * v1 (software keys, here), v2 (HSM keys: keystores/pkcs11/ciphertext.ts, 49 bytes of overhead) and
+ * v3 (external keys: keystores/xks, double encryption).
  */
-export function parseSymmetricCiphertextHeader(blob: Uint8Array): { keyId: string; keyVersion: number } {
+const MIN_LENGTH_BY_FORMAT: Readonly<Record<number, number>> = { 0x01: SYMMETRIC_CIPHERTEXT_OVERHEAD, 0x02: 49, 0x03: 49 };
+
+/**
+ * Reads which key and version a blob claims, so the caller can fetch the material. Nothing is
+ * authenticated yet: the claim is only trusted once the key's store decrypts with that material.
+ * Every symmetric format starts with the same 21 bytes, so Decrypt without a KeyId finds the key
+ * whatever store holds it; the store then refuses a format that is not its own.
+ */
+export function parseSymmetricCiphertextHeader(blob: Uint8Array): { keyId: string; keyVersion: number; format: number } {
   const bytes = asBuffer(blob);
-  if (bytes.length < SYMMETRIC_CIPHERTEXT_OVERHEAD || bytes[0] !== FORMAT_VERSION) {
+  const minLength = bytes.length > 0 ? MIN_LENGTH_BY_FORMAT[bytes[0]] : undefined;
+  if (minLength === undefined || bytes.length < minLength) {
     throw new CryptoError('invalid ciphertext');
   }
   const keyVersion = bytes.readUInt32BE(KEY_VERSION_OFFSET);
   if (keyVersion === 0) {
     throw new CryptoError('invalid ciphertext');
   }
-  return { keyId: bytesToUuid(bytes.subarray(KEY_ID_OFFSET, KEY_VERSION_OFFSET)), keyVersion };
+  return { keyId: bytesToUuid(bytes.subarray(KEY_ID_OFFSET, KEY_VERSION_OFFSET)), keyVersion, format: bytes[0] };
 }
 
 /** Decrypts a v1 blob with the material of the key version it names. Any failure is one error. */

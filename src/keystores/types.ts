@@ -23,21 +23,50 @@ export interface SignRequest {
   readonly messageType: string;
 }
 
+/**
+ * Who asked and why, for key stores that report it onward (an XKS proxy logs it as the spec's
+ * requestMetadata). Never secret.
+ */
+export interface KeyStoreRequestInfo {
+  readonly principalArn: string;
+  /** The KMS operation, e.g. "Encrypt". */
+  readonly operation: string;
+  readonly requestId: string;
+  readonly keyArn: string;
+}
+
+/**
+ * A key store could not do what was asked for a reason that is not the caller's data: its HSMs or
+ * proxy are unreachable, slow, or refuse. The service answers KMSInvalidStateException (AWS's
+ * answer for custom key stores), never the message, which is for the operator's log.
+ */
+export class KeyStoreUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeyStoreUnavailableError';
+  }
+}
+
 export interface KeyStore {
-  /** Makes material for a new key version of any supported spec; returns it in the form to persist. */
-  createVersionMaterial(keyId: string, version: number, keySpec: string): Promise<Buffer>;
+  /**
+   * Makes material for a new key version of any supported spec; returns it in the form to persist.
+   * `externalKeyId`: the external key backing it (EXTERNAL_KEY_STORE keys only).
+   */
+  createVersionMaterial(keyId: string, version: number, keySpec: string, externalKeyId?: string): Promise<Buffer>;
 
   /** SYMMETRIC_DEFAULT: encrypts under the version, producing a self-describing ciphertext blob. */
   encrypt(
     handle: KeyVersionHandle,
     plaintext: Uint8Array,
     encryptionContext: Readonly<Record<string, string>> | undefined,
+    request?: KeyStoreRequestInfo,
   ): Promise<Buffer>;
   /** SYMMETRIC_DEFAULT: decrypts a blob made by encrypt; throws CryptoError on any authentication failure. */
   decrypt(
     handle: KeyVersionHandle,
     ciphertextBlob: Uint8Array,
     encryptionContext: Readonly<Record<string, string>> | undefined,
+    request?: KeyStoreRequestInfo,
   ): Promise<Buffer>;
 
   /** Asymmetric specs: the DER SubjectPublicKeyInfo. */
@@ -55,4 +84,60 @@ export interface KeyStore {
 
   /** Drops anything held in memory for the key (called when its material is destroyed). */
   forget(keyId: string): void;
+}
+
+/**
+ * AWS's ConnectionErrorCodeType: why a custom key store could not connect (DescribeCustomKeyStores
+ * reports it while the store is FAILED). Messages name the cause, never a PIN or secret.
+ */
+export class CustomKeyStoreConnectError extends Error {
+  constructor(
+    readonly connectionErrorCode: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CustomKeyStoreConnectError';
+  }
+}
+
+/** A custom key store's key store while it is connected (one per store per process). */
+export interface ConnectedKeyStore extends KeyStore {
+  /** Ends the connection: sessions logged out, sockets closed. */
+  close(): Promise<void>;
+  /** Random bytes from the store's own generator (GenerateRandom with a CloudHSM key store). */
+  generateRandom?(length: number): Promise<Buffer>;
+  /**
+   * Destroys the versions' material where it lives (every HSM of a cluster), when the key's
+   * deletion is carried out.
+   */
+  destroyMaterial?(handles: readonly KeyVersionHandle[]): Promise<void>;
+  /** EXTERNAL_KEY_STORE: checks an external key exists and can encrypt and decrypt (CreateKey with XksKeyId). */
+  checkExternalKey?(xksKeyId: string): Promise<void>;
+}
+
+/** What a custom key store's backend needs to connect: its configuration and its unsealed secret. */
+export interface CustomKeyStoreConnectRequest {
+  readonly customKeyStoreId: string;
+  /** AWS_CLOUDHSM: the Strongroom HSM cluster id. */
+  readonly cloudHsmClusterId?: string;
+  /** EXTERNAL_KEY_STORE: the proxy. */
+  readonly xksProxy?: {
+    readonly uriEndpoint: string;
+    readonly uriPath: string;
+    readonly accessKeyId: string;
+  };
+  /** The crypto user's PIN, or the proxy's SigV4 secret access key. */
+  readonly secret: string;
+}
+
+/** One kind of custom key store (AWS_CLOUDHSM, EXTERNAL_KEY_STORE). */
+export interface CustomKeyStoreBackend {
+  /**
+   * Checks a configuration before it is saved (CreateCustomKeyStore, UpdateCustomKeyStore): the
+   * cluster exists and has members, the proxy answers and accepts the credential. Throws
+   * CustomKeyStoreConnectError with the code of what is wrong.
+   */
+  check(request: CustomKeyStoreConnectRequest): Promise<void>;
+  /** Connects, or throws CustomKeyStoreConnectError with the AWS error code. */
+  connect(request: CustomKeyStoreConnectRequest): Promise<ConnectedKeyStore>;
 }

@@ -21,7 +21,7 @@ const READ_ONLY = new Set([
   'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext', 'Sign', 'Verify', 'GenerateMac', 'VerifyMac',
   'DeriveSharedSecret', 'GetUser', 'ListUsers', 'GetRole', 'ListRoles', 'GetUserPolicy', 'ListUserPolicies',
   'GetRolePolicy', 'ListRolePolicies', 'ListAccessKeys', 'GetAccessKeyLastUsed', 'GetCallerIdentity',
-  'ExplainRequest',
+  'ExplainRequest', 'DescribeCustomKeyStores',
 ]);
 
 /** Cryptographic operations: what GetKeyLastUsage reports. */
@@ -45,7 +45,9 @@ const PLAIN_MEMBERS = new Set([
   'Operations', 'TagKeys', 'UserName', 'RoleName', 'AccessKeyId', 'Status', 'MaxSessionDuration', 'MaxItems',
   'PrincipalArn', 'Action', 'Resource', 'RoleArn', 'RoleSessionName', 'DurationSeconds', 'KeyMaterialId',
   'SourceKeyMaterialId', 'DestinationKeyMaterialId', 'SignatureValid', 'MacValid', 'DeletionDate', 'KeyState',
-  'Arn', 'AssumedRoleId', 'Expiration', 'Decision', 'Account', 'UserId',
+  'Arn', 'AssumedRoleId', 'Expiration', 'Decision', 'Account', 'UserId', 'CustomKeyStoreId', 'CustomKeyStoreName',
+  'NewCustomKeyStoreName', 'CustomKeyStoreType', 'CloudHsmClusterId', 'XksProxyUriEndpoint', 'XksProxyUriPath',
+  'XksProxyConnectivity', 'XksKeyId',
 ]);
 
 /** Encryption-context-shaped members: keys kept, values redacted unless opted in. */

@@ -26,6 +26,7 @@ import { KmsError } from './errors.ts';
 import { requestContext } from './condition-keys.ts';
 import { grantCovers } from './grant-matching.ts';
 import { keyArn, resolveKey } from './key-resolution.ts';
+import { quotaClassOf } from './quotas.ts';
 import { identityArnOf } from './principals.ts';
 
 export const KEY_POLICY_NAME = 'key policy';
@@ -251,6 +252,11 @@ export async function authorize(context: ServiceContext, caller: Caller, request
   const allowed = allowedBy(decision);
   caller.decisions.push({ action: request.action, resource: decision.resource, allowed });
   if (!allowed) throw accessDenied(caller.principalArn, request.action, decision);
+  // A request counts once against its quota, at its first allowed decision (the key is known there).
+  if (context.quotas && !caller.quotaCharged) {
+    caller.quotaCharged = true;
+    context.quotas.charge(quotaClassOf(request.action, request.key));
+  }
 }
 
 /**

@@ -2,11 +2,16 @@ import type { Sealer } from '../crypto/seal.ts';
 import type { AuditEntry } from './audit-events.ts';
 import type { KeyStore } from '../keystores/types.ts';
 import type { MetadataStore } from '../storage/types.ts';
+import type { CustomKeyStoreConnections } from './custom-key-stores/connections.ts';
+import type { RequestQuotas } from './quotas.ts';
 
 /** What every operation runs against. Transport-agnostic: no HTTP here. */
 export interface ServiceContext {
   readonly store: MetadataStore;
+  /** The software key store: keys of Origin AWS_KMS (and EXTERNAL's own half). */
   readonly keyStore: KeyStore;
+  /** This process's connections to custom key stores (HSM clusters, XKS proxies). */
+  readonly customKeyStores: CustomKeyStoreConnections;
   /** Seals credentials (access-key secrets) under the root key. */
   readonly sealer: Sealer;
   readonly accountId: string;
@@ -19,6 +24,8 @@ export interface ServiceContext {
   readonly audit: AuditTrail;
   /** The clock; tests move it to make rotations and deletions fall due. */
   readonly now: () => Date;
+  /** Request-rate quotas (quotas.ts); absent: none. */
+  readonly quotas?: RequestQuotas;
 }
 
 /** What the service needs of the audit trail. */
@@ -53,6 +60,10 @@ export interface Caller {
    * operation that made none: no operation runs unchecked.
    */
   readonly decisions: AccessDecision[];
+  /** The transport's request id (x-amzn-RequestId), passed on to key stores that log it. */
+  readonly requestId?: string;
+  /** Set once the request has been counted against its quota (at its first allowed decision). */
+  quotaCharged?: boolean;
 }
 
 export type Operation<Input, Output> = (context: ServiceContext, input: Input, caller: Caller) => Promise<Output>;

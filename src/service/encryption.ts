@@ -8,6 +8,7 @@ import { KmsError, invalidCiphertext } from './errors.ts';
 import { requireEnabled, requireKeyUsage, resolveKey } from './key-resolution.ts';
 import { profileOf } from './key-specs.ts';
 import { currentVersion, versionForDecrypt } from './key-versions.ts';
+import { keyStoreFailure, keyStoreFor, requestInfo } from './key-stores.ts';
 
 type EncryptionContext = Record<string, string> | undefined;
 
@@ -45,6 +46,9 @@ function encryptionAlgorithmFor(key: KeyRecord, requested: string | undefined): 
 export interface EncryptionKey {
   key: KeyRecord;
   algorithm: string;
+  /** Who asked, for key stores that report it (an XKS proxy's requestMetadata). */
+  caller: Caller;
+  operation: string;
 }
 
 /**
@@ -70,7 +74,7 @@ export async function keyForEncrypt(
   if (options.symmetricOnly && !isSymmetric(key)) {
     throw new KmsError('InvalidKeyUsageException', `${operation} requires a symmetric encryption KMS key; this key's spec is ${key.keySpec}.`);
   }
-  return { key, algorithm: encryptionAlgorithmFor(key, encryptionAlgorithm) };
+  return { key, algorithm: encryptionAlgorithmFor(key, encryptionAlgorithm), caller, operation };
 }
 
 export async function encryptWithCurrentVersion(
@@ -84,7 +88,13 @@ export async function encryptWithCurrentVersion(
   const { key, algorithm } = target;
   const version = await currentVersion(context, key);
   if (isSymmetric(key)) {
-    return { ciphertextBlob: await context.keyStore.encrypt(version, plaintext, encryptionContext), version };
+    const keyStore = await keyStoreFor(context, key);
+    const request = requestInfo(context, key, target.caller, target.operation);
+    try {
+      return { ciphertextBlob: await keyStore.encrypt(version, plaintext, encryptionContext, request), version };
+    } catch (error) {
+      throw keyStoreFailure(context, key, error);
+    }
   }
   checkNoContext(encryptionContext, contextParameter);
   const limit = rsaOaepMaxPlaintext(key.keySpec as RsaKeySpec, algorithm as RsaEncryptionAlgorithm);
@@ -94,7 +104,7 @@ export async function encryptWithCurrentVersion(
       `Algorithm ${algorithm} and key spec ${key.keySpec} cannot encrypt data larger than ${limit} bytes.`,
     );
   }
-  return { ciphertextBlob: await context.keyStore.rsaEncrypt(version, key.keySpec, algorithm, plaintext), version };
+  return { ciphertextBlob: await (await keyStoreFor(context, key)).rsaEncrypt(version, key.keySpec, algorithm, plaintext), version };
 }
 
 /** Encryption contexts exist only for symmetric keys (AWS: "not supported for asymmetric keys"). */
@@ -170,13 +180,15 @@ export async function decryptCiphertext(
   requireKeyUsage(context, key, 'ENCRYPT_DECRYPT', args.operation);
   const algorithm = encryptionAlgorithmFor(key, args.encryptionAlgorithm);
   const version = await versionForDecrypt(context, key.keyId, header.keyVersion);
+  const keyStore = await keyStoreFor(context, key);
   args.dryRun?.();
   try {
-    const plaintext = await context.keyStore.decrypt(version, args.ciphertextBlob, args.encryptionContext);
+    const request = requestInfo(context, key, args.caller, args.operation);
+    const plaintext = await keyStore.decrypt(version, args.ciphertextBlob, args.encryptionContext, request);
     return { key, version, plaintext, algorithm };
   } catch (error) {
     if (error instanceof CryptoError) throw invalidCiphertext();
-    throw error;
+    throw keyStoreFailure(context, key, error);
   }
 }
 
@@ -191,9 +203,10 @@ async function decryptAsymmetric(
   const algorithm = encryptionAlgorithmFor(key, args.encryptionAlgorithm);
   checkNoContext(args.encryptionContext, contextParameter);
   const version = await currentVersion(context, key);
+  const keyStore = await keyStoreFor(context, key);
   args.dryRun?.();
   try {
-    const plaintext = await context.keyStore.rsaDecrypt(version, algorithm, args.ciphertextBlob);
+    const plaintext = await keyStore.rsaDecrypt(version, algorithm, args.ciphertextBlob);
     return { key, version, plaintext, algorithm };
   } catch (error) {
     if (error instanceof CryptoError) throw invalidCiphertext();

@@ -21,6 +21,11 @@ export const ERROR_CATALOGUE = {
   // (recorded against AWS in localstack's snapshot), including KMSInvalidStateException,
   // although the Smithy model says 409.
   AlreadyExistsException: client(),
+  CloudHsmClusterInUseException: client(),
+  CloudHsmClusterInvalidConfigurationException: client(),
+  CloudHsmClusterNotActiveException: client(),
+  CloudHsmClusterNotFoundException: client(),
+  CloudHsmClusterNotRelatedException: client(),
   ConflictException: client(),
   CustomKeyStoreHasCMKsException: client(),
   CustomKeyStoreInvalidStateException: client(),
@@ -31,6 +36,7 @@ export const ERROR_CATALOGUE = {
   ExpiredImportTokenException: client(),
   IncorrectKeyException: client(),
   IncorrectKeyMaterialException: client(),
+  IncorrectTrustAnchorException: client(),
   InvalidAliasNameException: client(),
   InvalidArnException: client(),
   InvalidCiphertextException: client(),
@@ -47,6 +53,18 @@ export const ERROR_CATALOGUE = {
   NotFoundException: client(),
   TagException: client(),
   UnsupportedOperationException: client(),
+  XksKeyAlreadyInUseException: client(),
+  XksKeyInvalidConfigurationException: client(),
+  XksKeyNotFoundException: client(),
+  XksProxyIncorrectAuthenticationCredentialException: client(),
+  XksProxyInvalidConfigurationException: client(),
+  XksProxyInvalidResponseException: client(),
+  XksProxyUriEndpointInUseException: client(),
+  XksProxyUriInUseException: client(),
+  XksProxyUriUnreachableException: client(),
+  XksProxyVpcEndpointServiceInUseException: client(),
+  XksProxyVpcEndpointServiceInvalidConfigurationException: client(),
+  XksProxyVpcEndpointServiceNotFoundException: client(),
   // IAM's exceptions, for the identity administration API. 400 like every client fault here
   // (IAM's query API answers 404 or 409 for some; clients map by name, not status).
   NoSuchEntityException: client(),
@@ -77,11 +95,13 @@ export class KmsError extends Error {
   readonly status: number;
   readonly clientFault: boolean;
 
+  /** `cause`: what went wrong underneath, for the operator's log only (never sent to the caller). */
   constructor(
     readonly errorName: KmsErrorName,
     message = '',
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = errorName;
     const entry = ERROR_CATALOGUE[errorName];
     this.status = entry.status;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { randomBytes } from '../crypto/random.ts';
+import type { KeyStore } from '../keystores/types.ts';
 import type { KeyRecord, KeyVersionRecord, RotationType } from '../storage/types.ts';
 import type { ServiceContext } from './context.ts';
 import { KmsError, invalidCiphertext } from './errors.ts';
@@ -7,18 +8,19 @@ import { KmsError, invalidCiphertext } from './errors.ts';
 /** AWS's KeyMaterialId: 64 lowercase hex characters naming one version's material, not derived from it. */
 const newKeyMaterialId = (): string => createHash('sha256').update(randomBytes(32)).digest('hex');
 
-/** Makes material for `version` of the key through its key store. */
+/** Makes material for `version` of the key through its key store (the software store by default). */
 export async function makeKeyVersion(
   context: ServiceContext,
-  key: Pick<KeyRecord, 'keyId' | 'keySpec'>,
+  key: Pick<KeyRecord, 'keyId' | 'keySpec' | 'xksKeyId'>,
   version: number,
   rotationType: RotationType | undefined,
+  keyStore: KeyStore = context.keyStore,
 ): Promise<KeyVersionRecord> {
   return {
     keyId: key.keyId,
     version,
     keyMaterialId: newKeyMaterialId(),
-    sealedMaterial: await context.keyStore.createVersionMaterial(key.keyId, version, key.keySpec),
+    sealedMaterial: await keyStore.createVersionMaterial(key.keyId, version, key.keySpec, key.xksKeyId),
     createdAt: context.now(),
     rotationType,
   };

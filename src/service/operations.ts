@@ -4,6 +4,14 @@ import { KmsError } from './errors.ts';
 import { checkGrantTokens } from './grant-tokens.ts';
 import { createAlias, deleteAlias, listAliases, updateAlias } from './operations/aliases.ts';
 import { createKey } from './operations/create-key.ts';
+import {
+  connectCustomKeyStore,
+  createCustomKeyStore,
+  deleteCustomKeyStore,
+  describeCustomKeyStores,
+  disconnectCustomKeyStore,
+  updateCustomKeyStore,
+} from './operations/custom-key-stores.ts';
 import { decrypt } from './operations/decrypt.ts';
 import { deriveSharedSecret } from './operations/derive-shared-secret.ts';
 import { describeKey } from './operations/describe-key.ts';
@@ -39,6 +47,12 @@ type AnyOperation = (context: ServiceContext, input: any, caller: Caller) => Pro
 /** Every operation this service implements, by its AWS name. */
 export const OPERATIONS: ReadonlyMap<string, AnyOperation> = new Map<string, AnyOperation>([
   ['CancelKeyDeletion', cancelKeyDeletion],
+  ['ConnectCustomKeyStore', connectCustomKeyStore],
+  ['CreateCustomKeyStore', createCustomKeyStore],
+  ['DeleteCustomKeyStore', deleteCustomKeyStore],
+  ['DescribeCustomKeyStores', describeCustomKeyStores],
+  ['DisconnectCustomKeyStore', disconnectCustomKeyStore],
+  ['UpdateCustomKeyStore', updateCustomKeyStore],
   ['CreateAlias', createAlias],
   ['CreateGrant', createGrant],
   ['CreateKey', createKey],

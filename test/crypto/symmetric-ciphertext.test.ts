@@ -92,7 +92,7 @@ describe('symmetric ciphertext v1', () => {
     const copy = new Uint8Array(blob.length + 7);
     copy.set(blob, 7);
     const view = copy.subarray(7);
-    assert.deepEqual(parseSymmetricCiphertextHeader(view), { keyId: KEY_ID, keyVersion: 3 });
+    assert.deepEqual(parseSymmetricCiphertextHeader(view), { keyId: KEY_ID, keyVersion: 3, format: 1 });
     assert.deepEqual(
       decryptSymmetric({ material: MATERIAL, blob: view, encryptionContext: CONTEXT }),
       Buffer.from(plaintext),
@@ -102,7 +102,7 @@ describe('symmetric ciphertext v1', () => {
   describe('parseSymmetricCiphertextHeader', () => {
     test('reads the key id and key version a blob names', () => {
       const blob = encrypt({ keyVersion: 0xffff_ffff });
-      assert.deepEqual(parseSymmetricCiphertextHeader(blob), { keyId: KEY_ID, keyVersion: 0xffff_ffff });
+      assert.deepEqual(parseSymmetricCiphertextHeader(blob), { keyId: KEY_ID, keyVersion: 0xffff_ffff, format: 1 });
     });
 
     test('rejects a blob shorter than 65 bytes', () => {
@@ -112,8 +112,19 @@ describe('symmetric ciphertext v1', () => {
       assert.throws(() => parseSymmetricCiphertextHeader(new Uint8Array(0)), CryptoError);
     });
 
+    test('reads the HSM (v2) and external (v3) formats, which share the first 21 bytes, from 49 bytes on', () => {
+      for (const format of [0x02, 0x03]) {
+        const blob = encrypt({ plaintext: new Uint8Array(0) }).subarray(0, 49);
+        blob[0] = format;
+        assert.deepEqual(parseSymmetricCiphertextHeader(blob), { keyId: KEY_ID, keyVersion: 3, format });
+        assert.throws(() => parseSymmetricCiphertextHeader(blob.subarray(0, 48)), CryptoError);
+        // The software format's own reader still refuses them.
+        assert.throws(() => decryptSymmetric({ material: MATERIAL, blob, encryptionContext: CONTEXT }), isDecryptionFailure);
+      }
+    });
+
     test('rejects an unknown format version', () => {
-      for (const version of [0x00, 0x02, 0xff]) {
+      for (const version of [0x00, 0x04, 0xff]) {
         const blob = encrypt();
         blob[0] = version;
         assert.throws(() => parseSymmetricCiphertextHeader(blob), CryptoError);
@@ -189,7 +200,7 @@ describe('symmetric ciphertext v1', () => {
     test('key id was re-labelled to another key, even when decrypted with the original material', () => {
       const blob = encrypt();
       uuidToBytes(OTHER_KEY_ID).copy(blob, 1);
-      assert.deepEqual(parseSymmetricCiphertextHeader(blob), { keyId: OTHER_KEY_ID, keyVersion: 3 });
+      assert.deepEqual(parseSymmetricCiphertextHeader(blob), { keyId: OTHER_KEY_ID, keyVersion: 3, format: 1 });
       assert.throws(() => decryptSymmetric({ material: MATERIAL, blob, encryptionContext: CONTEXT }), isDecryptionFailure);
     });
 

@@ -58,6 +58,33 @@ describe('audit events', () => {
     assert.doesNotMatch(entry.text, /secret plaintext|ciphertext|blue/);
   });
 
+  test('custom key stores: the store is named, the HSM password and the proxy secret never are', async () => {
+    const { entry, event } = await build({
+      eventName: 'CreateCustomKeyStore',
+      caller: { principalArn: `arn:aws:iam::${ACCOUNT}:user/app`, accessKeyId: 'AKIAEXAMPLE000000000', decisions: [] },
+      input: {
+        CustomKeyStoreName: 'vault',
+        CustomKeyStoreType: 'EXTERNAL_KEY_STORE',
+        XksProxyUriEndpoint: 'https://xks.example.com',
+        XksProxyUriPath: '/kms/xks/v1',
+        XksProxyConnectivity: 'PUBLIC_ENDPOINT',
+        XksProxyAuthenticationCredential: { AccessKeyId: 'BETWEEN2TENAND32CHARACTERS', RawSecretAccessKey: 'PROXY-SECRET-ACCESS-KEY-VALUE' },
+        KeyStorePassword: 'HSM-PASSWORD',
+      },
+      output: { CustomKeyStoreId: 'cks-1234567890abcdef0' },
+    });
+    assert.deepEqual(event.requestParameters, {
+      customKeyStoreName: 'vault',
+      customKeyStoreType: 'EXTERNAL_KEY_STORE',
+      xksProxyUriEndpoint: 'https://xks.example.com',
+      xksProxyUriPath: '/kms/xks/v1',
+      xksProxyConnectivity: 'PUBLIC_ENDPOINT',
+    });
+    assert.deepEqual(event.responseElements, { customKeyStoreId: 'cks-1234567890abcdef0' });
+    assert.equal(event.readOnly, false);
+    assert.doesNotMatch(entry.text, /PROXY-SECRET|HSM-PASSWORD/);
+  });
+
   test('context values only when the operator opted in', async () => {
     const { event } = await build({ input: { KeyId: KEY_ID, EncryptionContext: { tenant: 'blue' } } }, true);
     assert.deepEqual(event.requestParameters.encryptionContext, { tenant: 'blue' });

@@ -101,6 +101,19 @@ describe('every KMS operation answers to policy', () => {
     ListGrants: { KeyId: keys.symmetric },
     RevokeGrant: { KeyId: keys.symmetric, GrantId: 'a'.repeat(64) },
     ListRetirableGrants: { RetiringPrincipal: nobody },
+    CreateCustomKeyStore: {
+      CustomKeyStoreName: 'store',
+      CustomKeyStoreType: 'EXTERNAL_KEY_STORE',
+      XksProxyUriEndpoint: 'https://xks.example',
+      XksProxyUriPath: '/kms/xks/v1',
+      XksProxyConnectivity: 'PUBLIC_ENDPOINT',
+      XksProxyAuthenticationCredential: { AccessKeyId: 'A'.repeat(20), RawSecretAccessKey: 'a'.repeat(43) },
+    },
+    DescribeCustomKeyStores: {},
+    ConnectCustomKeyStore: { CustomKeyStoreId: 'cks-0123456789abcdef0' },
+    DisconnectCustomKeyStore: { CustomKeyStoreId: 'cks-0123456789abcdef0' },
+    UpdateCustomKeyStore: { CustomKeyStoreId: 'cks-0123456789abcdef0', NewCustomKeyStoreName: 'x' },
+    DeleteCustomKeyStore: { CustomKeyStoreId: 'cks-0123456789abcdef0' },
   });
 
   test('the table covers every operation but RetireGrant, which AWS decides by the grant itself', () => {

@@ -15,6 +15,7 @@ import {
   dataDirPaths,
   openInstance,
   type Instance,
+  type InstanceOptions,
 } from '../../src/cli/instance.ts';
 import { runDueBackgroundWork } from '../../src/service/background.ts';
 import type { Caller } from '../../src/service/context.ts';
@@ -34,9 +35,15 @@ export class Harness {
     private readonly time: { clock: Date },
   ) {}
 
-  static async open(dataDir: string): Promise<Harness> {
+  static async open(dataDir: string, options: Pick<InstanceOptions, 'customKeyStoreBackends' | 'quotas'> = {}): Promise<Harness> {
     const time = { clock: new Date(T0) };
-    const instance = await openInstance({ dataDir, region: 'us-east-1', now: () => new Date(time.clock), auditMode: 'inline' });
+    const instance = await openInstance({
+      dataDir,
+      region: 'us-east-1',
+      now: () => new Date(time.clock),
+      auditMode: 'inline',
+      ...options,
+    });
     await bootstrapAdministratorPrincipal(instance);
     return new Harness(instance, adminPrincipalArn(instance.context.accountId), time);
   }

@@ -1,6 +1,6 @@
 /** Signing KMS requests with @smithy/signature-v4 in tests and the bench, hashing on node:crypto. */
 import { SignatureV4 } from '@smithy/signature-v4';
-import { NodeSha256 } from '../../src/cli/node-sha256.ts';
+import { NodeSha256 } from '../../src/crypto/node-sha256.ts';
 
 export { NodeSha256 };
 

@@ -225,7 +225,10 @@ describe('audit trail: SIGKILL under load', () => {
         }
       };
       const workers = Array.from({ length: 16 }, (_, n) => worker(n));
-      await new Promise((done) => setTimeout(done, 1500));
+      // Kill once the load is well under way (on a slow or busy machine that takes longer).
+      for (const started = Date.now(); acknowledged.length < 100 && Date.now() - started < 30_000; ) {
+        await new Promise((done) => setTimeout(done, 50));
+      }
       await server.kill();
       stop = true;
       await Promise.all(workers);

@@ -10,6 +10,7 @@ import { makeKeyVersion } from '../key-versions.ts';
 import { KEY_SPECS, UNSUPPORTED_KEY_SPECS } from '../key-specs.ts';
 import { checkRequestTags } from '../tags.ts';
 import { randomUuid } from '../../crypto/random.ts';
+import { customKeyStorePlacement } from '../custom-key-stores/placement.ts';
 
 export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (context, input, caller) => {
   await authorize(context, caller, {
@@ -45,15 +46,7 @@ export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (
     throw new KmsError('ValidationException', `KeyUsage ${keyUsage} is not compatible with KeySpec ${keySpec}`);
   }
   const origin = input.Origin ?? 'AWS_KMS';
-  if (origin !== 'AWS_KMS') {
-    throw new KmsError('UnsupportedOperationException', `Origin ${origin} is not supported by this Strongroom release.`);
-  }
-  if (input.CustomKeyStoreId !== undefined) {
-    throw new KmsError('CustomKeyStoreNotFoundException', `Custom key store ${input.CustomKeyStoreId} does not exist.`);
-  }
-  if (input.XksKeyId !== undefined) {
-    throw new KmsError('ValidationException', 'XksKeyId is allowed only with Origin EXTERNAL_KEY_STORE.');
-  }
+  const placement = await customKeyStorePlacement(context, input, origin, keySpec, keyUsage);
   if (input.MultiRegion) {
     throw new KmsError('UnsupportedOperationException', 'Multi-Region keys are not supported by Strongroom.');
   }
@@ -72,11 +65,13 @@ export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (
     rotationEnabled: false,
     currentVersion: 1,
     onDemandRotationCount: 0,
+    ...(placement ? { customKeyStoreId: placement.record.customKeyStoreId } : {}),
+    ...(input.XksKeyId !== undefined ? { xksKeyId: input.XksKeyId } : {}),
   };
   if (input.Policy !== undefined) {
     await checkNewKeyPolicy(context, caller, key, input.Policy, input.BypassPolicyLockoutSafetyCheck);
   }
-  const firstVersion = await makeKeyVersion(context, key, 1, undefined);
+  const firstVersion = await makeKeyVersion(context, key, 1, undefined, placement?.keyStore);
   await context.store.createKey(key, firstVersion, tags);
   return { KeyMetadata: await keyMetadata(context, key) };
 };

@@ -5,6 +5,7 @@ import { KmsError } from '../errors.ts';
 import { resolveKeyFor } from '../authorization.ts';
 import { keyArn, requireEnabled, requireKeyUsage, stopIfDryRun } from '../key-resolution.ts';
 import { profileOf } from '../key-specs.ts';
+import { keyStoreFor } from '../key-stores.ts';
 import { currentVersion } from '../key-versions.ts';
 
 /** ECDH between the KMS key's private key and a peer's DER SubjectPublicKeyInfo (NIST curves). */
@@ -31,7 +32,7 @@ export const deriveSharedSecret: Operation<DeriveSharedSecretRequest, DeriveShar
   const version = await currentVersion(context, key);
   let secret;
   try {
-    secret = await context.keyStore.deriveSharedSecret(version, key.keySpec, input.PublicKey as Uint8Array);
+    secret = await (await keyStoreFor(context, key)).deriveSharedSecret(version, key.keySpec, input.PublicKey as Uint8Array);
   } catch (error) {
     // AWS answers a public key it cannot use with an empty ValidationException (recorded). Any
     // other failure is in our own key material: a 500, logged.

@@ -4,6 +4,7 @@ import { KmsError } from '../errors.ts';
 import { resolveKeyFor } from '../authorization.ts';
 import { keyArn, requireEnabled } from '../key-resolution.ts';
 import { algorithmLists, profileOf } from '../key-specs.ts';
+import { keyStoreFor } from '../key-stores.ts';
 import { currentVersion } from '../key-versions.ts';
 
 export const getPublicKey: Operation<GetPublicKeyRequest, GetPublicKeyResponse> = async (context, input, caller) => {
@@ -19,7 +20,7 @@ export const getPublicKey: Operation<GetPublicKeyRequest, GetPublicKeyResponse> 
   return {
     KeyId: keyArn(context, key.keyId),
     // A copy: the key store's buffer also keys its KeyObject cache and must never change.
-    PublicKey: Buffer.from(await context.keyStore.publicKey(version, key.keySpec)),
+    PublicKey: Buffer.from(await (await keyStoreFor(context, key)).publicKey(version, key.keySpec)),
     CustomerMasterKeySpec: key.keySpec as GetPublicKeyResponse['CustomerMasterKeySpec'],
     KeySpec: key.keySpec as GetPublicKeyResponse['KeySpec'],
     KeyUsage: key.keyUsage as GetPublicKeyResponse['KeyUsage'],

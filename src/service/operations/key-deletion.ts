@@ -7,6 +7,9 @@ import type {
 import type { Operation, ServiceContext } from '../context.ts';
 import { KmsError, validationError } from '../errors.ts';
 import { resolveKeyFor } from '../authorization.ts';
+import { keyStoreFor } from '../key-stores.ts';
+import type { ConnectedKeyStore } from '../../keystores/types.ts';
+import type { KeyRecord, KeyVersionRecord } from '../../storage/types.ts';
 import { MANAGEABLE_STATES, keyArn, requireManageable, updateKeyInState } from '../key-resolution.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -77,12 +80,30 @@ export async function destroyDueKeys(
   const destroyed: string[] = [];
   for (const keyId of await context.store.keysDueForDeletion(now)) {
     try {
+      const key = await context.store.getKey(keyId);
+      const versions = key?.customKeyStoreId !== undefined ? await context.store.listKeyVersions(keyId) : [];
       if (!(await context.store.destroyKeyIfDue(keyId, now))) continue; // cancelled meanwhile
       context.keyStore.forget(keyId);
       destroyed.push(keyId);
+      if (key?.customKeyStoreId !== undefined) await destroyCustomKeyStoreMaterial(context, key, versions);
     } catch (error) {
       onFailure(keyId, error);
     }
   }
   return destroyed;
+}
+
+/**
+ * A key in a custom key store: its material is destroyed where it lives (every HSM of the cluster;
+ * members that are down owe the destruction and carry it out when they return). If the store is
+ * not connected, the key is gone from Strongroom but its material stays in the cluster, as in AWS;
+ * the failure is reported so the operator can remove it (`strongroom hsm`).
+ */
+async function destroyCustomKeyStoreMaterial(
+  context: ServiceContext,
+  key: KeyRecord,
+  versions: readonly KeyVersionRecord[],
+): Promise<void> {
+  const store = (await keyStoreFor(context, key)) as ConnectedKeyStore;
+  await store.destroyMaterial?.(versions);
 }

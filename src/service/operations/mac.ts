@@ -4,6 +4,7 @@ import { KmsError } from '../errors.ts';
 import { resolveKeyFor } from '../authorization.ts';
 import { keyArn, requireEnabled, requireKeyUsage, stopIfDryRun } from '../key-resolution.ts';
 import { profileOf } from '../key-specs.ts';
+import { keyStoreFor } from '../key-stores.ts';
 import { currentVersion } from '../key-versions.ts';
 
 async function macKey(context: ServiceContext, caller: Caller, keyIdParameter: string, algorithm: string, operation: string) {
@@ -24,7 +25,7 @@ export const generateMac: Operation<GenerateMacRequest, GenerateMacResponse> = a
   const algorithm = input.MacAlgorithm as string;
   const { key, version } = await macKey(context, caller, input.KeyId as string, algorithm, 'GenerateMac');
   stopIfDryRun(input.DryRun);
-  const mac = await context.keyStore.generateMac(version, algorithm, input.Message as Uint8Array);
+  const mac = await (await keyStoreFor(context, key)).generateMac(version, algorithm, input.Message as Uint8Array);
   return { Mac: mac, MacAlgorithm: algorithm as GenerateMacResponse['MacAlgorithm'], KeyId: keyArn(context, key.keyId) };
 };
 
@@ -32,7 +33,7 @@ export const verifyMac: Operation<VerifyMacRequest, VerifyMacResponse> = async (
   const algorithm = input.MacAlgorithm as string;
   const { key, version } = await macKey(context, caller, input.KeyId as string, algorithm, 'VerifyMac');
   stopIfDryRun(input.DryRun);
-  const valid = await context.keyStore.verifyMac(version, algorithm, input.Message as Uint8Array, input.Mac as Uint8Array);
+  const valid = await (await keyStoreFor(context, key)).verifyMac(version, algorithm, input.Message as Uint8Array, input.Mac as Uint8Array);
   // As AWS: a MAC that does not verify is this exception with an empty message.
   if (!valid) throw new KmsError('KMSInvalidMacException', '');
   return { KeyId: keyArn(context, key.keyId), MacValid: true, MacAlgorithm: algorithm as VerifyMacResponse['MacAlgorithm'] };

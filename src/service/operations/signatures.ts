@@ -6,6 +6,7 @@ import { KmsError } from '../errors.ts';
 import { resolveKeyFor } from '../authorization.ts';
 import { keyArn, requireEnabled, requireKeyUsage, stopIfDryRun } from '../key-resolution.ts';
 import { profileOf } from '../key-specs.ts';
+import { keyStoreFor } from '../key-stores.ts';
 import { currentVersion } from '../key-versions.ts';
 
 /** EXTERNAL_MU is FIPS 204's 64-byte message representative μ. */
@@ -76,7 +77,7 @@ export const sign: Operation<SignRequest, SignResponse> = async (context, input,
   const { key, algorithm, messageType } = await prepare(context, input, 'Sign', caller);
   stopIfDryRun(input.DryRun);
   const version = await currentVersion(context, key);
-  const signature = await context.keyStore.sign(version, {
+  const signature = await (await keyStoreFor(context, key)).sign(version, {
     keySpec: key.keySpec,
     algorithm,
     message: input.Message as Uint8Array,
@@ -89,7 +90,7 @@ export const verify: Operation<VerifyRequest, VerifyResponse> = async (context, 
   const { key, algorithm, messageType } = await prepare(context, input, 'Verify', caller);
   stopIfDryRun(input.DryRun);
   const version = await currentVersion(context, key);
-  const valid = await context.keyStore.verify(version, {
+  const valid = await (await keyStoreFor(context, key)).verify(version, {
     keySpec: key.keySpec,
     algorithm,
     message: input.Message as Uint8Array,

@@ -96,7 +96,7 @@ async function handle(
       headers,
       body,
     });
-    caller = await authenticatedCaller(options, req, verified);
+    caller = await authenticatedCaller(options, req, verified, requestId);
 
     const json = parseJsonBody(body, singleHeader(headers, 'content-type'));
     input = parse ? parse(json) : json;
@@ -105,6 +105,11 @@ async function handle(
       : await invokeAdminOperation(operationName, options.context, json, caller);
   } catch (error) {
     failure = isKmsError(error) ? error : internalError(options.logger, error, requestId, operationName);
+    // A client-visible error with a cause underneath (a custom key store that could not serve):
+    // the cause is for the operator. Key stores' messages carry no secrets (keystores/types.ts).
+    if (failure.cause instanceof Error) {
+      options.logger.warn({ requestId, operation: operationName, error: failure.errorName, cause: failure.cause.message }, 'request failed in a key store');
+    }
   }
 
   // Durable before the answer: a request whose event cannot be written gets a 500 and no result.
@@ -164,10 +169,12 @@ export async function authenticatedCaller(
   options: Pick<KmsHandlerOptions, 'authenticate'>,
   req: IncomingMessage,
   verified: VerifiedCaller,
+  requestId?: string,
 ): Promise<Caller> {
   const authenticated = await options.authenticate(verified.accessKeyId, verified.sessionToken);
   if ('principalArn' in authenticated) {
     return {
+      requestId,
       principalArn: authenticated.principalArn,
       accessKeyId: verified.accessKeyId,
       sourceIp: req.socket.remoteAddress,

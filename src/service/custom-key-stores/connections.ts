@@ -1,0 +1,102 @@
+import type { Sealer } from '../../crypto/seal.ts';
+import {
+  CustomKeyStoreConnectError,
+  type ConnectedKeyStore,
+  type CustomKeyStoreBackend,
+  type CustomKeyStoreConnectRequest,
+} from '../../keystores/types.ts';
+import type { CustomKeyStoreRecord, CustomKeyStoreType } from '../../storage/types.ts';
+
+/** Binds a store's sealed secret to its id: a row's secret cannot be moved to another store. */
+export const customKeyStoreSecretBinding = (customKeyStoreId: string): string => `custom-key-store:${customKeyStoreId}`;
+
+interface Live {
+  /** What the connection was made with: a changed configuration or secret means reconnect. */
+  fingerprint: string;
+  store: Promise<ConnectedKeyStore>;
+}
+
+const fingerprintOf = (record: CustomKeyStoreRecord): string =>
+  JSON.stringify([record.cloudHsmClusterId ?? null, record.xksProxy ?? null, record.sealedSecret.toString('base64')]);
+
+/**
+ * This process's live connections to custom key stores, one per store. The database holds each
+ * store's ConnectionState, shared by every server process; a process connects a store lazily the
+ * first time it uses one of its keys while the state is CONNECTED, and drops the connection when it
+ * sees the state change (the service checks the state on every use). Secrets are unsealed only to
+ * connect, and not kept.
+ */
+export class CustomKeyStoreConnections {
+  private readonly live = new Map<string, Live>();
+
+  constructor(private readonly backends: Partial<Record<CustomKeyStoreType, CustomKeyStoreBackend>> = {}) {}
+
+  supports(type: CustomKeyStoreType): boolean {
+    return this.backends[type] !== undefined;
+  }
+
+  /** The store's connected key store, connecting (or reconnecting after a change) when needed. */
+  open(sealer: Sealer, record: CustomKeyStoreRecord): Promise<ConnectedKeyStore> {
+    const fingerprint = fingerprintOf(record);
+    const existing = this.live.get(record.customKeyStoreId);
+    if (existing?.fingerprint === fingerprint) return existing.store;
+    if (existing) void this.close(record.customKeyStoreId);
+    const store = this.connect(sealer, record);
+    const live = { fingerprint, store };
+    this.live.set(record.customKeyStoreId, live);
+    // A failed attempt is not kept: the next use tries again.
+    store.catch(() => {
+      if (this.live.get(record.customKeyStoreId) === live) this.live.delete(record.customKeyStoreId);
+    });
+    return store;
+  }
+
+  /** Checks a configuration with its backend before it is saved (see CustomKeyStoreBackend.check). */
+  async check(record: CustomKeyStoreRecord, secret: string): Promise<void> {
+    await this.backendFor(record.type).check(this.requestFor(record, secret));
+  }
+
+  private backendFor(type: CustomKeyStoreType): CustomKeyStoreBackend {
+    const backend = this.backends[type];
+    if (!backend) throw new CustomKeyStoreConnectError('INTERNAL_ERROR', `this server has no ${type} backend`);
+    return backend;
+  }
+
+  private requestFor(record: CustomKeyStoreRecord, secret: string): CustomKeyStoreConnectRequest {
+    return {
+      customKeyStoreId: record.customKeyStoreId,
+      cloudHsmClusterId: record.cloudHsmClusterId,
+      xksProxy: record.xksProxy,
+      secret,
+    };
+  }
+
+  private async connect(sealer: Sealer, record: CustomKeyStoreRecord): Promise<ConnectedKeyStore> {
+    const backend = this.backendFor(record.type);
+    let secret: string;
+    try {
+      const bytes = sealer.unseal(record.sealedSecret, customKeyStoreSecretBinding(record.customKeyStoreId));
+      try {
+        secret = Buffer.from(bytes.exposeSecretBytes()).toString('utf8');
+      } finally {
+        bytes.zero();
+      }
+    } catch {
+      throw new CustomKeyStoreConnectError('INTERNAL_ERROR', 'the stored credential could not be unsealed');
+    }
+    return backend.connect(this.requestFor(record, secret));
+  }
+
+  /** Drops this process's connection to the store, if any. */
+  async close(customKeyStoreId: string): Promise<void> {
+    const live = this.live.get(customKeyStoreId);
+    if (!live) return;
+    this.live.delete(customKeyStoreId);
+    const store = await live.store.catch(() => undefined);
+    await store?.close();
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.live.keys()].map((id) => this.close(id)));
+  }
+}
