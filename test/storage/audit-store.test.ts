@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { mkdtemp, open as openFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
@@ -273,65 +273,6 @@ describe('SqliteAuditStore only: the file, its WAL flush, locking and processes'
     } finally {
       db.close();
     }
-  });
-
-  test('runs with synchronous=NORMAL and resolves an append only after its own flush of the WAL', async () => {
-    const store = openStore();
-    const { seal } = recordingSealer();
-    await store.append([entry(1)], seal); // opens the WAL handle
-    const db = new Database(path, { readonly: true });
-    try {
-      // NORMAL on the writer's connection is not visible from here; WAL mode is.
-      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    } finally {
-      db.close();
-    }
-    // Hold every FileHandle.datasync until released, and count them.
-    const probeHandle = await openFile(path, 'r');
-    const prototype = Object.getPrototypeOf(probeHandle) as { datasync: () => Promise<void> };
-    await probeHandle.close();
-    const original = prototype.datasync;
-    let release: () => void = () => {};
-    let calls = 0;
-    prototype.datasync = function (this: unknown) {
-      calls++;
-      return new Promise<void>((resolve, reject) => {
-        release = () => original.call(this).then(resolve, reject);
-      });
-    };
-    try {
-      let settled = false;
-      const appending = store.append([entry(2)], seal).finally(() => {
-        settled = true;
-      });
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      assert.equal(calls, 1, 'one flush of the WAL per append');
-      assert.equal(settled, false, 'not acknowledged before the flush completes');
-      // Committed (visible to readers) already; durable only after the flush.
-      assert.equal((await store.tail()).lastSeq, 2);
-      release();
-      assert.equal((await appending).lastSeq, 2);
-    } finally {
-      prototype.datasync = original;
-    }
-  });
-
-  test('an append whose flush fails rejects (the request it carries then fails closed)', async () => {
-    const store = openStore();
-    const { seal } = recordingSealer();
-    await store.append([entry(1)], seal);
-    const probeHandle = await openFile(path, 'r');
-    const prototype = Object.getPrototypeOf(probeHandle) as { datasync: () => Promise<void> };
-    await probeHandle.close();
-    const original = prototype.datasync;
-    prototype.datasync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
-    try {
-      await assert.rejects(store.append([entry(2)], seal), { code: 'EIO' });
-      await assert.rejects(store.probe(), { code: 'EIO' });
-    } finally {
-      prototype.datasync = original;
-    }
-    await store.append([entry(3)], seal); // the next append flushes again and succeeds
   });
 
   test('probe commits a write, and fails when the database is locked by another writer', async () => {

@@ -1,5 +1,4 @@
 import { closeSync, openSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { ZERO_HASH, chainHash } from '../../crypto/audit-chain.ts';
 import type {
@@ -43,20 +42,9 @@ interface Tail {
 }
 
 /**
- * The audit trail in SQLite, in WAL mode. Every append is one BEGIN IMMEDIATE transaction that reads
- * the tail first, so appends from several connections and processes serialise into one chain.
- * Nothing here caches the tail.
- *
- * Durability: append() resolves only once its transaction is on disk. The connection runs with
- * synchronous=NORMAL, so COMMIT writes the transaction's frames to the WAL without waiting for the
- * disk, and append() then fdatasyncs the WAL file itself, on libuv's thread pool: the calling thread
- * (a server's event loop) keeps serving requests during the flush instead of blocking in SQLite's
- * fsync as synchronous=FULL would. The guarantee is FULL's: the WAL is one append-mostly file, so a
- * flush after the COMMIT covers this transaction and every frame before it (other connections'
- * too); in NORMAL mode SQLite itself still syncs the WAL before a checkpoint copies it into the
- * database, the database after, and the WAL header when the file is reused, so a checkpoint never
- * loses a committed frame. A transaction is visible to other connections from its COMMIT, before
- * its flush; a crash of the machine in between loses it, and its request has had no response.
+ * The audit trail in SQLite (WAL, synchronous=FULL: a commit is on disk when it returns). Every
+ * append is one BEGIN IMMEDIATE transaction that reads the tail first, so appends from several
+ * connections and processes serialise into one chain. Nothing here caches the tail.
  */
 export class SqliteAuditStore implements AuditStore {
   private readonly db: Database.Database;
@@ -66,8 +54,6 @@ export class SqliteAuditStore implements AuditStore {
   private readonly now: () => Date;
   private readonly startedAt: number;
   private readonly busyTimeoutMs: number;
-  private readonly walPath: string;
-  private wal: Promise<FileHandle | undefined> | undefined;
   private readonly appendTransaction: (
     entries: readonly AuditEntryInput[],
     seal: DigestSealer,
@@ -78,7 +64,6 @@ export class SqliteAuditStore implements AuditStore {
     this.digestEveryEvents = positiveInteger(options.digestEveryEvents ?? DEFAULT_DIGEST_EVERY_EVENTS, 'digestEveryEvents');
     this.digestIntervalMs = positiveInteger(options.digestIntervalMs ?? DEFAULT_DIGEST_INTERVAL_MS, 'digestIntervalMs');
     this.now = options.now ?? (() => new Date());
-    this.walPath = `${path}-wal`;
     if (options.readonly) {
       this.db = new Database(path, { readonly: true, fileMustExist: true });
     } else {
@@ -86,8 +71,7 @@ export class SqliteAuditStore implements AuditStore {
       closeSync(openSync(path, 'a', 0o600));
       this.db = new Database(path);
       this.db.pragma('journal_mode = WAL');
-      // NORMAL plus append()'s own flush of the WAL: durable at resolve, see the class comment.
-      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('synchronous = FULL');
     }
     this.busyTimeoutMs = positiveInteger(options.busyTimeoutMs ?? 10_000, 'busyTimeoutMs');
     this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
@@ -235,31 +219,13 @@ export class SqliteAuditStore implements AuditStore {
         };
       }
     }
-    const result = this.withWriteLock(() => this.appendTransaction(entries, seal, probe));
-    await this.flush();
-    return result;
+    return this.withWriteLock(() => this.appendTransaction(entries, seal, probe));
   }
 
   async probe(): Promise<void> {
     this.withWriteLock(() =>
       this.db.transaction(() => this.statement('UPDATE probe SET writes = writes + 1 WHERE id = 1').run()).immediate(),
     );
-    await this.flush();
-  }
-
-  /**
-   * Makes every transaction committed so far durable: fdatasync of the WAL file, off the calling
-   * thread. The WAL exists from this connection's first write until its last connection closes
-   * (SQLite truncates or rewinds it, never replaces it while open), so one handle serves.
-   */
-  private async flush(): Promise<void> {
-    this.wal ??= open(this.walPath, 'r').catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-      this.wal = undefined; // no WAL yet: nothing was written through it; look again next time
-      return undefined;
-    });
-    const wal = await this.wal;
-    await wal?.datasync();
   }
 
   /**
@@ -363,15 +329,11 @@ export class SqliteAuditStore implements AuditStore {
 
   async putMetaIfAbsent(name: string, value: string): Promise<string> {
     this.statement('INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)').run(name, value);
-    await this.flush();
     return (await this.getMeta(name)) as string;
   }
 
   async close(): Promise<void> {
-    const wal = this.wal;
-    this.wal = undefined;
     this.db.close();
-    await (await wal?.catch(() => undefined))?.close();
   }
 }
 
