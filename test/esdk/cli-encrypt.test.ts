@@ -41,6 +41,10 @@ function strongroom(args: string[], options: { env?: Record<string, string>; inp
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.once('error', fail);
+    // A command that exits before reading all its input (a usage error, an interrupt) closes the pipe.
+    child.stdin.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') fail(error);
+    });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       done({ code, signal, stdout: Buffer.concat(stdout), stderr });
