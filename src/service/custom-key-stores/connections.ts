@@ -10,6 +10,20 @@ import type { CustomKeyStoreRecord, CustomKeyStoreType } from '../../storage/typ
 /** Binds a store's sealed secret to its id: a row's secret cannot be moved to another store. */
 export const customKeyStoreSecretBinding = (customKeyStoreId: string): string => `custom-key-store:${customKeyStoreId}`;
 
+/** A store's stored credential (PIN or proxy secret), unsealed for a connection or a check. */
+export function unsealCustomKeyStoreSecret(sealer: Sealer, record: CustomKeyStoreRecord): string {
+  try {
+    const bytes = sealer.unseal(record.sealedSecret, customKeyStoreSecretBinding(record.customKeyStoreId));
+    try {
+      return Buffer.from(bytes.exposeSecretBytes()).toString('utf8');
+    } finally {
+      bytes.zero();
+    }
+  } catch {
+    throw new CustomKeyStoreConnectError('INTERNAL_ERROR', 'the stored credential could not be unsealed');
+  }
+}
+
 interface Live {
   /** What the connection was made with: a changed configuration or secret means reconnect. */
   fingerprint: string;
@@ -73,18 +87,7 @@ export class CustomKeyStoreConnections {
 
   private async connect(sealer: Sealer, record: CustomKeyStoreRecord): Promise<ConnectedKeyStore> {
     const backend = this.backendFor(record.type);
-    let secret: string;
-    try {
-      const bytes = sealer.unseal(record.sealedSecret, customKeyStoreSecretBinding(record.customKeyStoreId));
-      try {
-        secret = Buffer.from(bytes.exposeSecretBytes()).toString('utf8');
-      } finally {
-        bytes.zero();
-      }
-    } catch {
-      throw new CustomKeyStoreConnectError('INTERNAL_ERROR', 'the stored credential could not be unsealed');
-    }
-    return backend.connect(this.requestFor(record, secret));
+    return backend.connect(this.requestFor(record, unsealCustomKeyStoreSecret(sealer, record)));
   }
 
   /** Drops this process's connection to the store, if any. */

@@ -15,7 +15,7 @@ import type { CustomKeyStoreRecord, CustomKeyStoreType } from '../../storage/typ
 import { StoreConflictError } from '../../storage/types.ts';
 import { authorize } from '../authorization.ts';
 import type { Operation, ServiceContext } from '../context.ts';
-import { customKeyStoreSecretBinding } from '../custom-key-stores/connections.ts';
+import { customKeyStoreSecretBinding, unsealCustomKeyStoreSecret } from '../custom-key-stores/connections.ts';
 import { checkError } from '../custom-key-stores/errors.ts';
 import {
   MAX_CUSTOM_KEY_STORES,
@@ -267,17 +267,7 @@ export const updateCustomKeyStore: Operation<UpdateCustomKeyStoreRequest, Empty>
   checkConflicts(await context.store.listCustomKeyStores(), updated);
   if (!renameOnly) {
     // The backend checks the new configuration with the secret in force (the new one, or the stored one).
-    const inForce =
-      secret ??
-      (() => {
-        const bytes = context.sealer.unseal(record.sealedSecret, customKeyStoreSecretBinding(record.customKeyStoreId));
-        try {
-          return Buffer.from(bytes.exposeSecretBytes()).toString('utf8');
-        } finally {
-          bytes.zero();
-        }
-      })();
-    await checkWithBackend(context, updated, inForce);
+    await checkWithBackend(context, updated, secret ?? unsealCustomKeyStoreSecret(context.sealer, record));
   }
   await context.audit.probe();
   try {
