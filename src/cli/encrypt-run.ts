@@ -121,8 +121,9 @@ async function runJob(config: RunConfig, job: Job, materials: Awaited<ReturnType
             commitmentPolicy: config.commitmentPolicy,
             maxEncryptedDataKeys: config.maxEncryptedDataKeys,
             // To a file, plaintext goes to a temporary file that is removed unless the whole
-            // message (signature included) verifies: streaming it keeps memory constant. To
-            // stdout, nothing is released before the signature is verified.
+            // message (signature included) verifies, so frames may leave as their tags verify.
+            // To stdout, nothing is released before the signature is verified: the SDK withholds
+            // it in an encrypted spill file under TMPDIR (constant memory either way).
             allowUnsignedStreaming: job.target !== STDIO,
           });
     sdk.once('header', (info: MessageHeaderInfo) => {

@@ -3,6 +3,8 @@
  * front. `take(n)` is zero-copy when the first chunk holds n bytes, and copies only across a chunk
  * boundary, so memory is what the parser is waiting for plus the chunk in hand.
  */
+const EMPTY = Buffer.alloc(0);
+
 export class ByteQueue {
   #chunks: Buffer[] = [];
   #head = 0;
@@ -48,13 +50,15 @@ export class ByteQueue {
       const rest = chunk.length - this.#offset;
       if (n < rest) {
         this.#offset += n;
-        return;
+        break;
       }
       n -= rest;
-      this.#head++;
+      // Let go of a consumed chunk at once: keeping it until the array is compacted would keep
+      // every byte received whenever no skip happens to end on a chunk boundary.
+      this.#chunks[this.#head++] = EMPTY;
       this.#offset = 0;
     }
-    if (this.#head > 64) {
+    if (this.#head > 64 || this.#head === this.#chunks.length) {
       this.#chunks = this.#chunks.slice(this.#head);
       this.#head = 0;
     }

@@ -1,21 +1,27 @@
 import { createVerify, type DecipherGCM, type Verify } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { Transform, type Duplex, type TransformCallback } from 'node:stream';
 import { FINAL_FRAME_MARKER, IV_LENGTH, MAX_NON_FRAMED_LENGTH, TAG_LENGTH } from './body.ts';
 import { ByteQueue } from './byte-queue.ts';
 import { beginDecryption, decryptSettings, tryParseHeader, type DecryptSession, type DecryptSettings } from './decrypt-session.ts';
 import { EsdkError, malformed } from './errors.ts';
 import type { DecryptOptions } from './options.ts';
+import { DEFAULT_SPILL_THRESHOLD, WithheldPlaintext, type SpillOptions } from './spill.ts';
 
 type State = 'header' | 'frame' | 'single-header' | 'single-content' | 'single-tag' | 'footer' | 'done';
 
 /**
- * Streaming decrypt: message in, plaintext out, with the Transform's backpressure.
- * - Framed, non-signing suites: each frame's plaintext leaves once its tag verified; memory is one
- *   frame plus the chunk in hand.
- * - Signing suites: plaintext is held until the footer signature verified (memory grows with the
- *   plaintext), unless `allowUnsignedStreaming` releases it frame by frame as above — then a bad
- *   signature is only reported at the end, after plaintext was emitted.
- * - Non-framed bodies: one GCM tag covers all content, so plaintext is always held until it verifies.
+ * Streaming decrypt: message in, plaintext out, with the Transform's backpressure; memory is one
+ * frame plus the chunk in hand (plus up to `spillThreshold` of withheld plaintext) at any size.
+ * - Framed, non-signing suites: each frame's plaintext leaves once its tag verified.
+ * - Signing suites: plaintext is withheld until the footer signature verified, unless
+ *   `allowUnsignedStreaming` releases it frame by frame as above — then a bad signature is only
+ *   reported at the end, after plaintext was emitted.
+ * - Non-framed bodies: one GCM tag covers all content, so plaintext is always withheld until it
+ *   verifies (node's decipher yields it before final()).
+ * Withheld plaintext beyond the threshold goes to an encrypted spill file (spill.ts) and is emitted
+ * only after the whole message verified and the input ended, at the pace the reader takes it. On any
+ * failure nothing withheld is emitted and the spill is removed.
  */
 class DecryptStream extends Transform {
   readonly #options: DecryptOptions;
@@ -26,7 +32,10 @@ class DecryptStream extends Transform {
   #session: DecryptSession | undefined;
   #verifier: Verify | undefined;
   #releaseEarly = false;
-  #held: Buffer[] = [];
+  readonly #spill: SpillOptions;
+  #withheld: WithheldPlaintext | undefined;
+  /** Resolves a release waiting for the reader (set while push() said the buffer is full). */
+  #wake: (() => void) | undefined;
   #sequenceNumber = 1;
   #decipher: DecipherGCM | undefined;
   #contentLeft = 0;
@@ -35,12 +44,13 @@ class DecryptStream extends Transform {
     super();
     this.#options = options;
     this.#settings = decryptSettings(options);
+    this.#spill = spillOptions(options);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     if (!Buffer.isBuffer(chunk)) return callback(new EsdkError('InvalidArgument', 'decryptStream takes bytes'));
     this.#queue.push(chunk);
-    if (this.#state !== 'header') return this.#guarded(callback);
+    if (this.#state !== 'header') return this.#step(callback);
     if (this.#queue.length < this.#hint.needed) return callback();
     let header;
     try {
@@ -54,20 +64,28 @@ class DecryptStream extends Transform {
       const signature = header.suite.signature;
       if (signature) this.#verifier = createVerify(signature.hash);
       this.#releaseEarly = !signature || this.#options.allowUnsignedStreaming === true;
+      if (!this.#releaseEarly || header.contentType !== 2) this.#withheld = new WithheldPlaintext(this.#spill);
       this.#consume(header.length);
       this.#state = header.contentType === 2 ? 'frame' : 'single-header';
       this.emit('header', session.headerInfo);
-      this.#guarded(callback);
+      this.#step(callback);
     }, callback);
   }
 
-  #guarded(callback: TransformCallback): void {
+  /**
+   * Decrypts what the queue holds, then puts withheld plaintext beyond the threshold on disk before
+   * asking for more input (so a slow disk slows the writer, and memory stays bounded).
+   */
+  #step(callback: TransformCallback): void {
+    if (this.destroyed) return callback(); // e.g. destroyed while the keyring was asked: start no spill
     try {
       this.#drain();
-      callback();
     } catch (error) {
-      callback(error as Error);
+      return callback(error as Error);
     }
+    const withheld = this.#withheld;
+    if (!withheld?.mustWrite) return callback();
+    withheld.write().then(() => callback(), callback);
   }
 
   /** Takes n message bytes off the queue, feeding the signature verifier (everything before the footer). */
@@ -79,7 +97,7 @@ class DecryptStream extends Transform {
 
   #emit(plaintext: Buffer): void {
     if (this.#releaseEarly) this.push(plaintext);
-    else this.#held.push(plaintext);
+    else (this.#withheld as WithheldPlaintext).add(plaintext);
   }
 
   /** Parses and decrypts as much of the queue as is complete. */
@@ -127,8 +145,8 @@ class DecryptStream extends Transform {
         case 'single-content': {
           const n = Math.min(this.#contentLeft, queue.length);
           if (n > 0) {
-            // Unauthenticated until the tag: always held, whatever allowUnsignedStreaming says.
-            this.#held.push((this.#decipher as DecipherGCM).update(this.#consume(n)));
+            // Unauthenticated until the tag: always withheld, whatever allowUnsignedStreaming says.
+            (this.#withheld as WithheldPlaintext).add((this.#decipher as DecipherGCM).update(this.#consume(n)));
             this.#contentLeft -= n;
           }
           if (this.#contentLeft > 0) return;
@@ -144,7 +162,6 @@ class DecryptStream extends Transform {
           } catch {
             throw new EsdkError('AuthenticationFailed', 'message body authentication failed (content)');
           }
-          if (this.#releaseEarly) this.#release();
           this.#state = this.#verifier ? 'footer' : 'done';
           break;
         }
@@ -160,7 +177,6 @@ class DecryptStream extends Transform {
             valid = false;
           }
           if (!valid) throw new EsdkError('SignatureInvalid', 'message signature verification failed');
-          this.#release();
           this.#state = 'done';
           break;
         }
@@ -173,24 +189,52 @@ class DecryptStream extends Transform {
     }
   }
 
-  #release(): void {
-    for (const plaintext of this.#held) this.push(plaintext);
-    this.#held = [];
+  /** Emits the withheld plaintext at the reader's pace: after a push() that said "full", waits for _read. */
+  #pushWhenWanted(plaintext: Buffer): Promise<void> {
+    if (this.destroyed || this.push(plaintext)) return Promise.resolve();
+    return new Promise((resolve) => (this.#wake = resolve));
   }
 
+  override _read(size: number): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+    super._read(size);
+  }
+
+  /** The whole message is in and verified (state 'done', nothing trailing): release what was withheld. */
   override _flush(callback: TransformCallback): void {
-    if (this.#state === 'done') {
-      this.#release();
-      return callback();
+    if (this.#state !== 'done') {
+      return callback(this.#state === 'header' && this.#queue.length === 0 ? malformed('empty message') : malformed('message is truncated'));
     }
-    callback(this.#state === 'header' && this.#queue.length === 0 ? malformed('empty message') : malformed('message is truncated'));
+    const withheld = this.#withheld;
+    if (!withheld) return callback();
+    withheld
+      .release((plaintext) => this.#pushWhenWanted(plaintext))
+      .then(() => withheld.discard())
+      .then(() => callback(), (error: Error) => callback(error));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    for (const plaintext of this.#held) plaintext.fill(0);
-    this.#held = [];
-    callback(error);
+    const wake = this.#wake;
+    this.#wake = undefined;
+    const withheld = this.#withheld;
+    if (!withheld) return callback(error);
+    // discard() marks the release as abandoned at once, so the woken release stops emitting.
+    withheld.discard().then(() => callback(error), () => callback(error));
+    wake?.();
   }
+}
+
+function spillOptions(options: DecryptOptions): SpillOptions {
+  const { spillDirectory, spillThreshold } = options;
+  if (spillDirectory !== undefined && (typeof spillDirectory !== 'string' || spillDirectory === '')) {
+    throw new EsdkError('InvalidArgument', 'spillDirectory must be a directory path');
+  }
+  if (spillThreshold !== undefined && (!Number.isSafeInteger(spillThreshold) || spillThreshold < 0)) {
+    throw new EsdkError('InvalidArgument', 'spillThreshold must be a non-negative integer');
+  }
+  return { directory: spillDirectory ?? tmpdir(), threshold: spillThreshold ?? DEFAULT_SPILL_THRESHOLD };
 }
 
 export function decryptStream(options: DecryptOptions): Duplex {

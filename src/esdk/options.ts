@@ -24,8 +24,19 @@ export interface DecryptOptions {
   maxEncryptedDataKeys?: number;
   /** Reproduced context: must match header values; supplies required keys. */
   encryptionContext?: Record<string, string>;
-  /** decryptStream only: release plaintext of signed messages before the footer is verified. */
+  /**
+   * decryptStream only: release each frame of a signed message once its tag verified, before the
+   * footer signature is checked (a bad signature is then reported after plaintext was emitted).
+   */
   allowUnsignedStreaming?: boolean;
+  /**
+   * decryptStream only: where plaintext that must be withheld until it is authenticated is spilled
+   * once it outgrows `spillThreshold` (encrypted under a key held only in memory; the file is
+   * unlinked as soon as it is open). Default: os.tmpdir().
+   */
+  spillDirectory?: string;
+  /** decryptStream only: withheld plaintext kept in memory before spilling; default 4 MiB. */
+  spillThreshold?: number;
 }
 
 export interface MessageHeaderInfo {

@@ -1,0 +1,179 @@
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EsdkError } from './errors.ts';
+
+/**
+ * Plaintext that decryptStream must not release yet (a signed message before its footer verified,
+ * a non-framed body before its tag verified), kept in constant memory.
+ *
+ * Up to `threshold` bytes stay in memory. Beyond that everything goes to a spill file, written as
+ * it is decrypted, in records of RECORD_LENGTH bytes sealed with AES-256-GCM under a key made for
+ * this one spill and held only in memory. Nothing readable of the plaintext ever reaches the disk,
+ * and once the key is gone (end of stream, crash) the file is noise. The file is created 0600 with
+ * O_EXCL in the spill directory and unlinked right after it is opened (POSIX; elsewhere when it is
+ * closed), so no other process can open it by name and no crash leaves it behind.
+ *
+ * Record i uses IV = i (big-endian, 12 bytes): unique under a fresh key, and it binds each record
+ * to its position, so a record moved, replaced or dropped on disk fails its tag on read-back.
+ */
+export const RECORD_LENGTH = 64 * 1024;
+export const DEFAULT_SPILL_THRESHOLD = 4 * 1024 * 1024;
+const TAG_LENGTH = 16;
+const SEALED_RECORD_LENGTH = RECORD_LENGTH + TAG_LENGTH;
+
+export interface SpillOptions {
+  directory: string;
+  /** Bytes held in memory before the spill file is started. */
+  threshold: number;
+}
+
+export class WithheldPlaintext {
+  readonly #options: SpillOptions;
+  /** Plaintext not on disk: all of it while below the threshold, after that less than a record plus the last input chunk. */
+  #memory: Buffer[] = [];
+  #memoryLength = 0;
+  #file: FileHandle | undefined;
+  #path: string | undefined;
+  #key: KeyObject | undefined;
+  #records = 0;
+  #discarded = false;
+
+  constructor(options: SpillOptions) {
+    this.#options = options;
+  }
+
+  /** Takes ownership of `plaintext` (it is zeroed when discarded). */
+  add(plaintext: Buffer): void {
+    if (plaintext.length === 0) return;
+    this.#memory.push(plaintext);
+    this.#memoryLength += plaintext.length;
+  }
+
+  /** True when `write()` has records to put on disk. */
+  get mustWrite(): boolean {
+    return this.#file ? this.#memoryLength >= RECORD_LENGTH : this.#memoryLength > this.#options.threshold;
+  }
+
+  /** Seals every whole record held in memory and appends them to the spill file (started on first use). */
+  async write(): Promise<void> {
+    if (this.#discarded || !this.mustWrite) return;
+    const file = this.#file ?? (await this.#create());
+    const pending = Buffer.concat(this.#memory, this.#memoryLength);
+    this.#wipeMemory();
+    const whole = Math.floor(pending.length / RECORD_LENGTH);
+    const sealed = Buffer.allocUnsafe(whole * SEALED_RECORD_LENGTH);
+    for (let i = 0; i < whole; i++) {
+      this.#seal(this.#records + i, pending.subarray(i * RECORD_LENGTH, (i + 1) * RECORD_LENGTH), sealed, i * SEALED_RECORD_LENGTH);
+    }
+    const rest = pending.subarray(whole * RECORD_LENGTH);
+    if (rest.length > 0) this.add(Buffer.from(rest));
+    pending.fill(0);
+    const position = this.#records * SEALED_RECORD_LENGTH;
+    this.#records += whole;
+    await writeAll(file, sealed, position);
+  }
+
+  /**
+   * Hands everything withheld, in order, to `emit` (which resolves when the consumer wants more):
+   * the records on disk one at a time, then what is in memory.
+   */
+  async release(emit: (plaintext: Buffer) => Promise<void>): Promise<void> {
+    if (this.#file) {
+      const sealed = Buffer.allocUnsafe(SEALED_RECORD_LENGTH);
+      for (let index = 0; index < this.#records; index++) {
+        const { bytesRead } = await this.#file.read(sealed, 0, SEALED_RECORD_LENGTH, index * SEALED_RECORD_LENGTH);
+        if (bytesRead !== SEALED_RECORD_LENGTH) throw spillFailure();
+        await emit(this.#open(index, sealed));
+        if (this.#discarded) return;
+      }
+    }
+    const memory = this.#memory;
+    this.#memory = [];
+    this.#memoryLength = 0;
+    for (const plaintext of memory) {
+      await emit(plaintext);
+      if (this.#discarded) return;
+    }
+  }
+
+  /** Zeroes what is in memory, forgets the key, closes and removes the spill file. Idempotent. */
+  async discard(): Promise<void> {
+    this.#discarded = true;
+    this.#wipeMemory();
+    this.#key = undefined;
+    const file = this.#file;
+    const path = this.#path;
+    this.#file = undefined;
+    this.#path = undefined;
+    await file?.close().catch(() => undefined);
+    if (path) await unlink(path).catch(() => undefined);
+  }
+
+  #wipeMemory(): void {
+    for (const plaintext of this.#memory) plaintext.fill(0);
+    this.#memory = [];
+    this.#memoryLength = 0;
+  }
+
+  async #create(): Promise<FileHandle> {
+    const path = join(this.#options.directory, `.strongroom-spill-${randomBytes(12).toString('hex')}`);
+    // O_EXCL: never reuse or follow something already there (a planted file or symlink).
+    const file = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+    this.#file = file;
+    if (this.#discarded) {
+      await this.discard();
+      throw spillFailure();
+    }
+    try {
+      await unlink(path);
+    } catch {
+      this.#path = path; // a platform that cannot unlink an open file: removed in discard()
+    }
+    const raw = randomBytes(32);
+    this.#key = createSecretKey(raw);
+    raw.fill(0);
+    return file;
+  }
+
+  #iv(index: number): Buffer {
+    const iv = Buffer.alloc(12);
+    iv.writeUIntBE(index, 6, 6);
+    return iv;
+  }
+
+  #seal(index: number, record: Buffer, out: Buffer, offset: number): void {
+    const cipher = createCipheriv('aes-256-gcm', this.#key as KeyObject, this.#iv(index), { authTagLength: TAG_LENGTH });
+    const ciphertext = cipher.update(record);
+    ciphertext.copy(out, offset);
+    cipher.final();
+    cipher.getAuthTag().copy(out, offset + RECORD_LENGTH);
+  }
+
+  #open(index: number, sealed: Buffer): Buffer {
+    const decipher = createDecipheriv('aes-256-gcm', this.#key as KeyObject, this.#iv(index), { authTagLength: TAG_LENGTH });
+    decipher.setAuthTag(sealed.subarray(RECORD_LENGTH));
+    const plaintext = decipher.update(sealed.subarray(0, RECORD_LENGTH));
+    try {
+      decipher.final();
+    } catch {
+      plaintext.fill(0);
+      throw spillFailure();
+    }
+    return plaintext;
+  }
+}
+
+async function writeAll(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const { bytesWritten } = await file.write(bytes, written, bytes.length - written, position + written);
+    written += bytesWritten;
+  }
+}
+
+/** The spill file changed under us, or was cut short: nothing of it is released. */
+function spillFailure(): EsdkError {
+  return new EsdkError('AuthenticationFailed', 'the spill file of withheld plaintext failed authentication');
+}

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { decryptStream, encrypt, type DecryptOptions } from '../../src/esdk/index.ts';
+import { aesKeyring, collect, pattern } from './support/fixtures.ts';
+import { spillDescriptors } from './support/spill-child.ts';
+
+/** The spill of decryptStream at small sizes (spillThreshold lowered), in this process. */
+const MB = 1024 * 1024;
+let spillDirectory: string;
+
+function options(extra: Partial<DecryptOptions> = {}): DecryptOptions {
+  return { keyring: aesKeyring, spillDirectory, ...extra };
+}
+
+/** Feeds the message, waits until every byte was processed (spilled), and leaves the stream open. */
+async function feedWithoutEnd(stream: Writable, message: Buffer): Promise<void> {
+  for (let at = 0; at < message.length; at += 64 * 1024) {
+    await new Promise<void>((resolve) => stream.write(message.subarray(at, at + 64 * 1024), () => resolve()));
+  }
+}
+
+describe('decryptStream spill', () => {
+  before(async () => {
+    spillDirectory = await mkdtemp(join(tmpdir(), 'strongroom-spill-unit-'));
+  });
+  after(async () => {
+    await rm(spillDirectory, { recursive: true, force: true });
+  });
+
+  it('keeps a signed message below the threshold in memory: no spill file is ever made', async () => {
+    const plaintext = pattern(1 * MB);
+    const { ciphertext } = await encrypt(plaintext, { keyring: aesKeyring, suiteId: 0x0578 });
+    const decryptor = decryptStream(options());
+    await feedWithoutEnd(decryptor, ciphertext);
+    assert.equal((await spillDescriptors(spillDirectory)).length, 0);
+    const out: Buffer[] = [];
+    decryptor.on('data', (chunk: Buffer) => out.push(chunk));
+    decryptor.end();
+    await new Promise((resolve) => decryptor.on('end', resolve));
+    assert.deepEqual(Buffer.concat(out), plaintext);
+  });
+
+  for (const [title, encryptOptions] of [
+    ['signed framed', { suiteId: 0x0578, frameLength: 1000 }],
+    ['non-framed', { suiteId: 0x0478, contentType: 'non-framed' as const }],
+    ['signed non-framed', { suiteId: 0x0578, contentType: 'non-framed' as const }],
+  ] as const) {
+    it(`round-trips a ${title} message through the spill and removes it`, async () => {
+      const plaintext = pattern(3 * MB + 12345, 3);
+      const { ciphertext } = await encrypt(plaintext, { keyring: aesKeyring, ...encryptOptions });
+      const decryptor = decryptStream(options({ spillThreshold: 0 }));
+      await feedWithoutEnd(decryptor, ciphertext);
+      assert.equal((await spillDescriptors(spillDirectory)).length, 1, 'no spill file while the message is withheld');
+      const out: Buffer[] = [];
+      decryptor.on('data', (chunk: Buffer) => out.push(chunk));
+      decryptor.end();
+      await new Promise((resolve) => decryptor.on('close', resolve));
+      assert.deepEqual(Buffer.concat(out), plaintext);
+      assert.equal((await spillDescriptors(spillDirectory)).length, 0);
+      assert.deepEqual(await readdir(spillDirectory), []);
+    });
+  }
+
+  it('stops with AuthenticationFailed at a spilled record altered on disk, emitting nothing from it on', async () => {
+    const { ciphertext } = await encrypt(pattern(2 * MB), { keyring: aesKeyring, suiteId: 0x0578 });
+    const decryptor = decryptStream(options({ spillThreshold: 0 }));
+    await feedWithoutEnd(decryptor, ciphertext);
+    const [spill] = await spillDescriptors(spillDirectory);
+    const handle = await open(`/proc/self/fd/${spill.fd}`, 'r+');
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, 70_000);
+    byte[0] ^= 0x80;
+    await handle.write(byte, 0, 1, 70_000);
+    await handle.close();
+    let emitted = 0;
+    decryptor.on('data', (chunk: Buffer) => (emitted += chunk.length));
+    decryptor.end();
+    await assert.rejects(new Promise((resolve, reject) => decryptor.on('end', resolve).on('error', reject)), { code: 'AuthenticationFailed' });
+    // The first record (64 KiB) verified and may have left; the altered second one and later never do.
+    assert.ok(emitted <= 64 * 1024, `${emitted} bytes emitted`);
+    await sleep(10);
+    assert.equal((await spillDescriptors(spillDirectory)).length, 0);
+  });
+
+  it('releases the spill at the reader\'s pace: an unread stream holds about one record, not the message', async () => {
+    const { ciphertext } = await encrypt(pattern(8 * MB), { keyring: aesKeyring, suiteId: 0x0578 });
+    const decryptor = decryptStream(options({ spillThreshold: 0 }));
+    await feedWithoutEnd(decryptor, ciphertext);
+    decryptor.end();
+    await sleep(200);
+    assert.ok(decryptor.readableLength <= 256 * 1024, `${decryptor.readableLength} bytes buffered with nobody reading`);
+    let received = 0;
+    await pipeline(decryptor, new Writable({ write(chunk: Buffer, _encoding, callback) { received += chunk.length; callback(); } }));
+    assert.equal(received, 8 * MB);
+  });
+
+  it('removes the spill when the reader gives up midway through the release', async () => {
+    const { ciphertext } = await encrypt(pattern(4 * MB), { keyring: aesKeyring, suiteId: 0x0578 });
+    const decryptor = decryptStream(options({ spillThreshold: 0 }));
+    await feedWithoutEnd(decryptor, ciphertext);
+    decryptor.end();
+    await new Promise((resolve) => decryptor.once('readable', resolve));
+    decryptor.read(1000);
+    decryptor.destroy();
+    await new Promise((resolve) => decryptor.on('close', resolve));
+    await sleep(10);
+    assert.equal((await spillDescriptors(spillDirectory)).length, 0);
+    assert.deepEqual(await readdir(spillDirectory), []);
+  });
+
+  it('fails, emitting nothing, when the spill directory cannot be used', async () => {
+    const { ciphertext } = await encrypt(pattern(2 * MB), { keyring: aesKeyring, suiteId: 0x0578 });
+    let emitted = 0;
+    const decryptor = decryptStream(options({ spillThreshold: 0, spillDirectory: join(spillDirectory, 'missing') }));
+    decryptor.on('data', (chunk: Buffer) => (emitted += chunk.length));
+    await assert.rejects(pipeline(Readable.from([ciphertext]), decryptor), { code: 'ENOENT' });
+    assert.equal(emitted, 0);
+  });
+
+  it('rejects a bad spillDirectory or spillThreshold before reading any input', async () => {
+    for (const bad of [{ spillDirectory: '' }, { spillThreshold: -1 }, { spillThreshold: 1.5 }] as Partial<DecryptOptions>[]) {
+      assert.throws(() => decryptStream(options(bad)), { code: 'InvalidArgument' });
+    }
+    const { ciphertext } = await encrypt(pattern(100), { keyring: aesKeyring });
+    assert.equal((await collect(decryptStream(options({ spillThreshold: 0 })), [ciphertext])).length, 100);
+  });
+});
