@@ -28,9 +28,11 @@ export interface SqliteAuditStoreOptions {
 }
 
 const STARTED_AT = 'started-at';
-/** Atomics.wait on this never wakes early: a sub-millisecond sleep. */
-const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
-const MAX_RETRY_SLEEP_MS = 1;
+/** Write-lock retries (withWriteLock): this many after one turn of the event loop, then every RETRY_SLEEP_MS. */
+const IMMEDIATE_RETRIES = 3;
+const RETRY_SLEEP_MS = 1;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 interface Tail {
   seq: number;
@@ -223,19 +225,23 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async probe(): Promise<void> {
-    this.withWriteLock(() =>
+    await this.withWriteLock(() =>
       this.db.transaction(() => this.statement('UPDATE probe SET writes = writes + 1 WHERE id = 1').run()).immediate(),
     );
   }
 
   /**
-   * Runs a BEGIN IMMEDIATE transaction, retrying while another connection holds the write lock.
-   * SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries, so a writer that comes
-   * back quickly (another server process committing batch after batch) can starve it for
-   * hundreds of milliseconds; this retries after 50 µs, doubling to 1 ms (with jitter), up to the busy timeout.
-   * It blocks the calling thread while it waits, as the busy handler would.
+   * Runs a BEGIN IMMEDIATE transaction, retrying while another connection (another server
+   * process) holds the write lock, up to the busy timeout. It waits without blocking the thread:
+   * the event loop goes on serving requests meanwhile, and their events join the next batch.
+   * (It used to sleep in Atomics.wait, as SQLite's busy handler would: a process waiting for the
+   * other's commit then answered nothing, and with both processes blocked, one on its fsync and
+   * one on the lock, the cores sat idle.) The first retries come as soon as the loop has turned
+   * (a commit is a fraction of a millisecond), later ones every millisecond; SQLite's own busy
+   * handler sleeps 1, 2, 5 … 100 ms, which let a process committing batch after batch starve the
+   * other for hundreds of milliseconds.
    */
-  private withWriteLock<T>(transaction: () => T): T {
+  private async withWriteLock<T>(transaction: () => T): Promise<T> {
     // busy_timeout is 0 on this connection: a busy lock throws at once and is retried here.
     let deadline = 0;
     for (let attempt = 0; ; attempt++) {
@@ -246,8 +252,7 @@ export class SqliteAuditStore implements AuditStore {
         if (attempt === 0) deadline = performance.now() + this.busyTimeoutMs;
         else if (performance.now() >= deadline) throw error;
       }
-      const ms = Math.min(MAX_RETRY_SLEEP_MS, 0.05 * 2 ** attempt) * (0.5 + Math.random());
-      Atomics.wait(SLEEPER, 0, 0, ms);
+      await (attempt < IMMEDIATE_RETRIES ? nextTurn() : sleep(RETRY_SLEEP_MS));
     }
   }
 
