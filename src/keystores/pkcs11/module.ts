@@ -125,9 +125,16 @@ export class Pkcs11Module {
       throw new Pkcs11Error('TOKEN_NOT_FOUND', `no PKCS#11 slot ${wanted}`);
     }
     const label = selector.tokenLabel.trimEnd();
-    const matches = present.filter(
-      (slot) => call('C_GetTokenInfo', () => api.C_GetTokenInfo(slot)).label.trimEnd() === label,
-    );
+    // A slot whose token cannot be read (removed under a running library) is not the one wanted,
+    // and must not stop the others from being found.
+    const labelOf = (slot: Handle): string | undefined => {
+      try {
+        return api.C_GetTokenInfo(slot).label.trimEnd();
+      } catch {
+        return undefined;
+      }
+    };
+    const matches = present.filter((slot) => labelOf(slot) === label);
     if (matches.length === 0) throw new Pkcs11Error('TOKEN_NOT_FOUND', `no PKCS#11 token labelled "${label}"`);
     if (matches.length > 1) {
       throw new Pkcs11Error('TOKEN_AMBIGUOUS', `${matches.length} PKCS#11 tokens are labelled "${label}"; name a slot id`);

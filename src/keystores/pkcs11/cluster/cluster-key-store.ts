@@ -1,5 +1,5 @@
 import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
-import type { KeyStore, KeyVersionHandle } from '../../types.ts';
+import type { KeyStore, KeyStoreRequestInfo, KeyVersionHandle } from '../../types.ts';
 import { HSM_HEADER_LENGTH, HSM_IV_LENGTH, HSM_IV_OFFSET, HSM_TAG_LENGTH, decryptionFailed, newHsmHeader, parseHsmBlob } from '../ciphertext.ts';
 import { Pkcs11Error, Pkcs11NotSupportedError } from '../errors.ts';
 import { decodeReference, encodeReference } from '../reference.ts';
@@ -19,10 +19,16 @@ export class HsmClusterKeyStore implements KeyStore {
     return encodeReference(await this.cluster.createKey(keyId, version));
   }
 
-  async encrypt(handle: KeyVersionHandle, plaintext: Uint8Array, encryptionContext: Readonly<Record<string, string>> | undefined): Promise<Buffer> {
+  /** `request` (the KMS request id and operation) goes to the cluster's HSM audit log with each member call. */
+  async encrypt(
+    handle: KeyVersionHandle,
+    plaintext: Uint8Array,
+    encryptionContext: Readonly<Record<string, string>> | undefined,
+    request?: KeyStoreRequestInfo,
+  ): Promise<Buffer> {
     const objectId = decodeReference(handle.sealedMaterial, handle.keyId, handle.version);
     const { header, aad } = newHsmHeader(handle.keyId, handle.version, encryptionContext);
-    const sealed = await this.cluster.encrypt(objectId, aad.subarray(HSM_IV_OFFSET, HSM_IV_OFFSET + HSM_IV_LENGTH), aad, asBuffer(plaintext));
+    const sealed = await this.cluster.encrypt(objectId, aad.subarray(HSM_IV_OFFSET, HSM_IV_OFFSET + HSM_IV_LENGTH), aad, asBuffer(plaintext), request);
     if (sealed.length !== plaintext.length + HSM_TAG_LENGTH) throw new Pkcs11Error('FAILED', 'HSM member returned an unexpected ciphertext length');
     const blob = Buffer.allocUnsafe(HSM_HEADER_LENGTH + sealed.length);
     header.copy(blob, 0);
@@ -30,11 +36,16 @@ export class HsmClusterKeyStore implements KeyStore {
     return blob;
   }
 
-  async decrypt(handle: KeyVersionHandle, ciphertextBlob: Uint8Array, encryptionContext: Readonly<Record<string, string>> | undefined): Promise<Buffer> {
+  async decrypt(
+    handle: KeyVersionHandle,
+    ciphertextBlob: Uint8Array,
+    encryptionContext: Readonly<Record<string, string>> | undefined,
+    request?: KeyStoreRequestInfo,
+  ): Promise<Buffer> {
     const objectId = decodeReference(handle.sealedMaterial, handle.keyId, handle.version);
     const blob = parseHsmBlob(ciphertextBlob, encryptionContext);
     if (blob.keyId !== handle.keyId || blob.keyVersion !== handle.version) throw decryptionFailed();
-    return this.cluster.decrypt(objectId, blob.iv, blob.aad, blob.sealed);
+    return this.cluster.decrypt(objectId, blob.iv, blob.aad, blob.sealed, request);
   }
 
   /** Destroys the version's object in every member (and managed backups); see HsmCluster.destroyKey. */

@@ -38,13 +38,35 @@ export interface ClusterStatus {
   readonly members: MemberStatus[];
 }
 
-/** A line for the cluster's own HSM audit log (no key bytes, no plaintext, no PINs). */
+/**
+ * A line for the cluster's own HSM audit log (no key bytes, no plaintext, no PINs): one per member
+ * operation (each encrypt/decrypt/random on the member that served or failed it) and per
+ * lifecycle event (create, replicate, destroy, resync, join, members taken out).
+ */
 export interface HsmAuditEvent {
   readonly member: string;
   readonly operation: string;
+  /** The PKCS#11 mechanism of a crypto operation, e.g. CKM_AES_GCM. */
+  readonly mechanism?: string;
+  /** The object's CKA_ID, hex (key id, version and 8 random bytes: reference.ts). */
   readonly objectId?: string;
   readonly outcome: 'ok' | 'error';
   readonly errorCode?: string;
+  /** The KMS request the operation served, and its KMS operation (e.g. Encrypt). */
+  readonly requestId?: string;
+  readonly kmsOperation?: string;
+}
+
+/** Where a cluster's audit events go; `flush`, if there is one, is called when the cluster closes. */
+export interface HsmAuditLog {
+  (event: HsmAuditEvent): void;
+  flush?(): void;
+}
+
+/** The KMS request a crypto call serves (KeyStoreRequestInfo fits), for the audit log. */
+export interface HsmRequestInfo {
+  readonly requestId: string;
+  readonly operation?: string;
 }
 
 export interface HsmClusterOptions {
@@ -59,6 +81,6 @@ export interface HsmClusterOptions {
   readonly minReplicas?: number;
   /** Backup files this cluster manages: destroyKey removes the object from each. */
   readonly backupFiles?: () => Promise<string[]>;
-  readonly audit?: (event: HsmAuditEvent) => void;
+  readonly audit?: HsmAuditLog;
 }
 

@@ -1,16 +1,18 @@
 import { CryptoError } from '../../../crypto/errors.ts';
-import { bytesToUuid } from '../../../crypto/random.ts';
 import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import { Pkcs11Error } from '../errors.ts';
-import { OBJECT_ID_LENGTH, newObjectId } from '../reference.ts';
-import { keyVersionLabel } from '../templates.ts';
+import { OBJECT_ID_LENGTH } from '../reference.ts';
 import { removeFromBackupFile } from './backup.ts';
 import { createClusterKey, installClusterKey } from './ceremony.ts';
-import type { ClusterConnectionError, ClusterStatus, HsmClusterOptions, MemberState } from './cluster-types.ts';
+import { ChangeLock } from './change-lock.ts';
+import type { ClusterStatus, HsmClusterOptions, HsmRequestInfo, MemberState } from './cluster-types.ts';
 import { HsmClusterError } from './cluster-types.ts';
 import { Deadlines } from './deadlines.ts';
-import { MemoryJournal, type ClusterJournal } from './journal.ts';
+import { MemoryJournal } from './journal.ts';
 import type { HsmMember } from './member.ts';
+import { checkMember, healthProblem, resyncMember } from './resync.ts';
+import { createReplicatedKey, destroyOn } from './replicated-key.ts';
+import { clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
 
 export * from './cluster-types.ts';
 
@@ -24,27 +26,20 @@ export * from './cluster-types.ts';
  * destroyed meanwhile) before it serves again.
  */
 
-interface Slot {
-  readonly member: HsmMember;
-  state: MemberState;
-  errorCode: string | undefined;
-  probing: boolean;
-}
-
 const ENCRYPT = 0;
 const DECRYPT = 1;
-/** Errors that are the member's credentials, not its health: probing again could lock the PIN. */
-const CREDENTIAL_CODES = new Set(['PIN_INCORRECT', 'PIN_LOCKED', 'PIN_EXPIRED', 'PIN_INVALID', 'ALREADY_LOGGED_IN']);
+const GCM = 'CKM_AES_GCM';
 
 export class HsmCluster {
   readonly clusterId: string;
   readonly #slots: Slot[];
   #active: Slot[] = [];
   #next = 0;
-  readonly #journal: ClusterJournal;
   readonly #minReplicas: number;
   readonly #options: HsmClusterOptions;
-  #mutex: Promise<void> = Promise.resolve();
+  readonly #lock = new ChangeLock();
+  /** What resync.ts and replicated-key.ts need from this cluster. */
+  readonly #context: ClusterContext;
   #probe: NodeJS.Timeout | undefined;
   readonly #deadlines: Deadlines;
   #closed = false;
@@ -53,10 +48,18 @@ export class HsmCluster {
     if (options.members.length === 0) throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', 'an HSM cluster needs at least one member');
     this.clusterId = options.clusterId;
     this.#options = options;
-    this.#slots = options.members.map((member) => ({ member, state: 'DOWN', errorCode: 'NOT_CONNECTED', probing: false }));
-    this.#journal = options.journal ?? new MemoryJournal();
+    this.#slots = options.members.map((member) => newSlot(member, 'DOWN', 'NOT_CONNECTED'));
     this.#minReplicas = options.minReplicas ?? 1;
     this.#deadlines = new Deadlines(options.requestTimeoutMs ?? 2_000);
+    this.#context = {
+      clusterId: this.clusterId,
+      journal: options.journal ?? new MemoryJournal(),
+      bounded: (operation, slot) => this.#bounded(operation, slot),
+      source: (except) => this.#active.find((candidate) => candidate !== except),
+      audit: (slot, operation, objectId) => this.#audit(slot, operation, objectId, 'ok'),
+      fail: (slot, error, operation, objectId) => this.#fail(slot, error, operation, objectId),
+      insufficient: () => this.#insufficient(),
+    };
   }
 
   /**
@@ -97,30 +100,25 @@ export class HsmCluster {
   }
 
   status(): ClusterStatus {
-    const members = this.#slots.map(({ member, state, errorCode }) => ({ name: member.name, state, ...(state === 'ACTIVE' ? {} : { errorCode }) }));
-    if (this.#active.length > 0) return { clusterId: this.clusterId, connectionState: 'CONNECTED', members };
-    const codes = this.#slots.map((slot) => slot.errorCode);
-    let error: ClusterConnectionError = 'INSUFFICIENT_CLOUDHSM_HSMS';
-    if (codes.length > 0 && codes.every((code) => code === 'PIN_INCORRECT' || code === 'PIN_INVALID')) error = 'INVALID_CREDENTIALS';
-    else if (codes.length > 0 && codes.every((code) => code === 'PIN_LOCKED')) error = 'USER_LOCKED_OUT';
-    else if (codes.length > 0 && codes.every((code) => code === 'ALREADY_LOGGED_IN')) error = 'USER_LOGGED_IN';
-    else if (codes.length > 0 && codes.every((code) => code === 'CONNECTION_FAILED')) error = 'NETWORK_ERRORS';
-    return { clusterId: this.clusterId, connectionState: 'FAILED', connectionErrorCode: error, members };
+    return clusterStatus(this.clusterId, this.#slots, this.#active.length);
   }
 
   get members(): readonly HsmMember[] {
     return this.#slots.map((slot) => slot.member);
   }
 
-  /** AES-GCM in one active member; ciphertext || tag. Retries elsewhere if the member fails. */
-  encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
+  /**
+   * AES-GCM in one active member; ciphertext || tag. Retries elsewhere if the member fails.
+   * `request`: the KMS request served, for the HSM audit log.
+   */
+  encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, request?: HsmRequestInfo): Promise<Buffer> {
     // Retrying after a timeout repeats the same IV with the same key, plaintext and AAD: the same
     // output, so a member that did finish late has not used the IV for anything else.
-    return this.#crypto(ENCRYPT, objectId, iv, aad, plaintext);
+    return this.#crypto(ENCRYPT, objectId, iv, aad, plaintext, request);
   }
 
-  decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer): Promise<Buffer> {
-    return this.#crypto(DECRYPT, objectId, iv, aad, sealed);
+  decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer, request?: HsmRequestInfo): Promise<Buffer> {
+    return this.#crypto(DECRYPT, objectId, iv, aad, sealed, request);
   }
 
   /** Random bytes from an active member's generator (GenerateRandom with an HSM key store), with failover. */
@@ -130,7 +128,9 @@ export class HsmCluster {
       const slot = this.#pick(tried);
       if (!slot) break;
       try {
-        return await this.#bounded(slot.member.generateRandom(length), slot);
+        const random = await this.#bounded(slot.member.generateRandom(length), slot);
+        this.#audit(slot, 'random', undefined, 'ok');
+        return random;
       } catch (error) {
         if (error instanceof RangeError) throw error;
         this.#fail(slot, error, 'random');
@@ -147,58 +147,7 @@ export class HsmCluster {
    * call fails.
    */
   async createKey(keyId: string, version: number): Promise<Buffer> {
-    return this.#exclusive(async () => {
-      const label = keyVersionLabel(keyId, version);
-      const candidates = this.#rotation();
-      let source: Slot | undefined;
-      let objectId = newObjectId(keyId, version);
-      for (const slot of candidates) {
-        try {
-          await this.#bounded(slot.member.generateAesKey(objectId, label), slot);
-          source = slot;
-          break;
-        } catch (error) {
-          this.#fail(slot, error, 'generate', objectId);
-          // It may have made the key after all (a timeout): that key must never be taken for the
-          // one another member makes next, so it is owed a destroy and the next attempt gets a
-          // CKA_ID of its own.
-          await this.#journal.owe(slot.member.name, objectId, 'destroy');
-          objectId = newObjectId(keyId, version);
-        }
-      }
-      if (!source) throw this.#insufficient();
-      const holders: Slot[] = [source];
-      const failed: Slot[] = [];
-      try {
-        const wrapped = await this.#bounded(source.member.wrap(objectId), source);
-        await Promise.all(
-          candidates
-            .filter((slot) => slot !== source && slot.state === 'ACTIVE')
-            .map(async (slot) => {
-              try {
-                await this.#bounded(slot.member.unwrap(objectId, label, wrapped), slot);
-                holders.push(slot);
-              } catch (error) {
-                failed.push(slot);
-                this.#fail(slot, error, 'replicate', objectId);
-              }
-            }),
-        );
-        if (holders.length < this.#minReplicas) throw this.#insufficient();
-      } catch (error) {
-        // Fail cleanly: gone from every member that made it; a member that failed mid-unwrap may
-        // have made it too, so it owes a destroy.
-        const destroyed = await Promise.all(holders.map((slot) => this.#destroyOn(slot, objectId)));
-        for (const [index, slot] of holders.entries()) if (!destroyed[index]) failed.push(slot);
-        for (const slot of failed) await this.#journal.owe(slot.member.name, objectId, 'destroy');
-        throw error;
-      }
-      for (const slot of this.#slots) {
-        if (!holders.includes(slot)) await this.#journal.owe(slot.member.name, objectId, 'create');
-      }
-      for (const slot of holders) this.#audit(slot, 'create', objectId, 'ok');
-      return objectId;
-    });
+    return this.#exclusive(() => createReplicatedKey(this.#context, this.#rotation(), this.#slots, keyId, version, this.#minReplicas));
   }
 
   /**
@@ -211,9 +160,9 @@ export class HsmCluster {
       const destroyedIn: string[] = [];
       const owedBy: string[] = [];
       for (const slot of this.#slots) {
-        if (slot.state === 'ACTIVE' && (await this.#destroyOn(slot, objectId))) destroyedIn.push(slot.member.name);
+        if (slot.state === 'ACTIVE' && (await destroyOn(this.#context, slot, objectId))) destroyedIn.push(slot.member.name);
         else {
-          await this.#journal.owe(slot.member.name, objectId, 'destroy');
+          await this.#context.journal.owe(slot.member.name, objectId, 'destroy');
           owedBy.push(slot.member.name);
         }
       }
@@ -243,7 +192,7 @@ export class HsmCluster {
         this.#setState(source, 'ACTIVE', undefined);
       }
       // Copied under the change lock: no key is created or destroyed meanwhile.
-      const slot: Slot = { member, state: 'SYNCING', errorCode: undefined, probing: false };
+      const slot = newSlot(member, 'SYNCING', undefined);
       const present = new Set((await this.#bounded(member.listObjects(), slot)).map((object) => object.objectId.toString('hex')));
       for (const object of await this.#bounded(source.member.listObjects(), source)) {
         if (present.has(object.objectId.toString('hex'))) continue;
@@ -281,9 +230,11 @@ export class HsmCluster {
       await Promise.allSettled(this.#slots.map((slot) => slot.member.close()));
     });
     this.#deadlines.close();
+    this.#options.audit?.flush?.();
   }
 
-  async #crypto(kind: number, objectId: Buffer, iv: Buffer, aad: Buffer, data: Buffer): Promise<Buffer> {
+  async #crypto(kind: number, objectId: Buffer, iv: Buffer, aad: Buffer, data: Buffer, request: HsmRequestInfo | undefined): Promise<Buffer> {
+    const operation = kind === ENCRYPT ? 'encrypt' : 'decrypt';
     let tried: Slot[] | undefined;
     let notFound: unknown;
     for (let attempt = 0; attempt < this.#slots.length; attempt++) {
@@ -291,11 +242,21 @@ export class HsmCluster {
       if (!slot) break;
       try {
         const call = kind === ENCRYPT ? slot.member.encrypt(objectId, iv, aad, data) : slot.member.decrypt(objectId, iv, aad, data);
-        return await this.#bounded(call, slot);
+        const result = await this.#bounded(call, slot);
+        this.#audit(slot, operation, objectId, 'ok', undefined, request);
+        return result;
       } catch (error) {
-        if (error instanceof CryptoError) throw error; // the caller's ciphertext or context, not the member
-        if (error instanceof Pkcs11Error && error.code === 'KEY_NOT_FOUND') notFound = error;
-        else this.#fail(slot, error, kind === ENCRYPT ? 'encrypt' : 'decrypt', objectId);
+        if (error instanceof CryptoError) {
+          // The caller's ciphertext or context, not the member: never retried.
+          this.#audit(slot, operation, objectId, 'error', 'INVALID_CIPHERTEXT', request);
+          throw error;
+        }
+        if (error instanceof Pkcs11Error && error.code === 'KEY_NOT_FOUND') {
+          notFound = error;
+          this.#audit(slot, operation, objectId, 'error', 'KEY_NOT_FOUND', request);
+          // A destroyed key, or a member that lost its objects (a removed token): the check tells them apart.
+          void this.#checkHolding(slot);
+        } else this.#fail(slot, error, operation, objectId, request);
         (tried ??= []).push(slot);
       }
     }
@@ -323,10 +284,28 @@ export class HsmCluster {
   }
 
   /** Takes a member out after a failure. */
-  #fail(slot: Slot, error: unknown, operation: string, objectId?: Buffer): void {
-    const code = error instanceof Pkcs11Error ? error.code : 'FAILED';
-    this.#audit(slot, operation, objectId, 'error', code);
-    if (slot.state === 'ACTIVE') this.#setState(slot, CREDENTIAL_CODES.has(code) ? 'FAILED' : 'DOWN', code);
+  #fail(slot: Slot, error: unknown, operation: string, objectId?: Buffer, request?: HsmRequestInfo): void {
+    const code = errorCodeOf(error);
+    this.#audit(slot, operation, objectId, 'error', code, request);
+    if (slot.state === 'ACTIVE') this.#setState(slot, stateAfter(code), code);
+  }
+
+  /**
+   * After a member said KEY_NOT_FOUND: if it no longer passes its health check or has lost this
+   * cluster's wrapping key (its token was removed or replaced), it is taken out like a failed
+   * member. A key that was only destroyed leaves it in service.
+   */
+  async #checkHolding(slot: Slot): Promise<void> {
+    if (slot.checking || slot.state !== 'ACTIVE' || this.#closed) return;
+    slot.checking = true;
+    try {
+      const problem = await healthProblem(this.#context, slot);
+      if (problem) this.#fail(slot, problem, 'health');
+    } catch (error) {
+      this.#fail(slot, error, 'health');
+    } finally {
+      slot.checking = false;
+    }
   }
 
   #setState(slot: Slot, state: MemberState, errorCode: string | undefined): void {
@@ -350,61 +329,18 @@ export class HsmCluster {
     if (slot.probing || slot.state === 'ACTIVE' || slot.state === 'FAILED' || this.#closed) return;
     slot.probing = true;
     try {
-      await this.#bounded(slot.member.connect(), slot);
-      const health = await this.#bounded(slot.member.health(), slot);
-      if (!health.ok) throw new Pkcs11Error((health.code as Pkcs11Error['code']) ?? 'FAILED', `member ${slot.member.name} is unhealthy`);
-      if (health.clusterId !== this.clusterId) throw new Pkcs11Error('CLUSTER_KEY_MISSING', `member ${slot.member.name} does not hold this cluster's wrapping key`);
+      await checkMember(this.#context, slot);
       await this.#exclusive(async () => {
         slot.state = 'SYNCING';
-        await this.#resync(slot);
+        await resyncMember(this.#context, slot);
         this.#setState(slot, 'ACTIVE', undefined);
         this.#audit(slot, 'resync', undefined, 'ok');
       });
     } catch (error) {
-      const code = error instanceof Pkcs11Error ? error.code : 'FAILED';
-      slot.state = CREDENTIAL_CODES.has(code) ? 'FAILED' : 'DOWN';
-      slot.errorCode = code;
-      this.#refreshActive();
+      const code = errorCodeOf(error);
+      this.#setState(slot, stateAfter(code), code);
     } finally {
       slot.probing = false;
-    }
-  }
-
-  /** Applies what the member owes: destroys first, then the objects it missed, copied from an active member. */
-  async #resync(slot: Slot): Promise<void> {
-    const owed = await this.#journal.owed(slot.member.name);
-    if (owed.length === 0) return;
-    const present = new Set((await this.#bounded(slot.member.listObjects(), slot)).map((object) => object.objectId.toString('hex')));
-    for (const entry of owed) {
-      if (entry.operation === 'destroy') {
-        await this.#bounded(slot.member.destroy(entry.objectId), slot);
-        this.#audit(slot, 'resync-destroy', entry.objectId, 'ok');
-      } else if (!present.has(entry.objectId.toString('hex'))) {
-        const source = this.#active.find((candidate) => candidate !== slot);
-        if (!source) throw this.#insufficient();
-        let wrapped: Buffer;
-        try {
-          wrapped = await this.#bounded(source.member.wrap(entry.objectId), source);
-        } catch (error) {
-          if (!(error instanceof Pkcs11Error && error.code === 'KEY_NOT_FOUND')) throw error;
-          await this.#journal.settle(slot.member.name, entry.objectId); // destroyed since: nothing to copy
-          continue;
-        }
-        await this.#bounded(slot.member.unwrap(entry.objectId, labelOf(entry.objectId), wrapped), slot);
-        this.#audit(slot, 'resync-create', entry.objectId, 'ok');
-      }
-      await this.#journal.settle(slot.member.name, entry.objectId);
-    }
-  }
-
-  async #destroyOn(slot: Slot, objectId: Buffer): Promise<boolean> {
-    try {
-      await this.#bounded(slot.member.destroy(objectId), slot);
-      this.#audit(slot, 'destroy', objectId, 'ok');
-      return true;
-    } catch (error) {
-      this.#fail(slot, error, 'destroy', objectId);
-      return false;
     }
   }
 
@@ -412,32 +348,24 @@ export class HsmCluster {
     return new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', `HSM cluster ${this.clusterId} has too few active members`);
   }
 
-  #audit(slot: Slot, operation: string, objectId: Buffer | undefined, outcome: 'ok' | 'error', errorCode?: string): void {
-    this.#options.audit?.({
+  /** One line for the HSM audit log: which member, operation, mechanism and CKA_ID, for which KMS request. */
+  #audit(slot: Slot, operation: string, objectId: Buffer | undefined, outcome: 'ok' | 'error', errorCode?: string, request?: HsmRequestInfo): void {
+    const audit = this.#options.audit;
+    if (!audit) return;
+    audit({
       member: slot.member.name,
       operation,
+      ...(operation === 'encrypt' || operation === 'decrypt' ? { mechanism: GCM } : {}),
       ...(objectId ? { objectId: objectId.toString('hex') } : {}),
       outcome,
       ...(errorCode ? { errorCode } : {}),
+      ...(request ? { requestId: request.requestId, ...(request.operation ? { kmsOperation: request.operation } : {}) } : {}),
     });
   }
 
   /** Serialises the cluster's changes (create, destroy, resync, membership); crypto does not wait. */
-  async #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const previous = this.#mutex;
-    let release!: () => void;
-    this.#mutex = new Promise<void>((resolve) => (release = resolve));
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#lock.run(fn);
   }
 }
 
-
-/** The CKA_LABEL of an object, from its CKA_ID (key id and version, reference.ts). */
-function labelOf(objectId: Buffer): string {
-  return keyVersionLabel(bytesToUuid(objectId.subarray(0, 16)), objectId.readUInt32BE(16));
-}

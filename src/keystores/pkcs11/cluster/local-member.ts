@@ -83,7 +83,17 @@ export class LocalHsmMember implements HsmMember {
       const token = this.#token!;
       const label = await token.withSession((session) => {
         const [key] = findSecretKeys(token.api, session, CLUSTER_KEY_ID, 1);
-        if (!key) return undefined;
+        if (!key) {
+          // No cluster key: a fresh token, or one that is gone. SoftHSM 2.6.1 keeps sessions open
+          // when its token directory disappears but finds no objects and fails C_GetTokenInfo
+          // (CKR_GENERAL_ERROR), as a removed token does (docs/hsm-cluster.md, "Token removal").
+          try {
+            token.api.C_GetTokenInfo(token.slot);
+          } catch {
+            throw new Pkcs11Error('TOKEN_NOT_PRESENT', `the token of HSM member ${this.name} can no longer be read (removed?)`);
+          }
+          return undefined;
+        }
         const [attribute] = call('C_GetAttributeValue', () => token.api.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_LABEL }]));
         return attribute?.value?.toString('utf8');
       });

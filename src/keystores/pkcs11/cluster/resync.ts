@@ -1,0 +1,55 @@
+/**
+ * Returning a member to service (cluster.ts): the health check that a member must pass, and the
+ * re-synchronisation from the journal that it gets before it serves again.
+ */
+import { Pkcs11Error } from '../errors.ts';
+import { labelOf, type ClusterContext, type Slot } from './slot.ts';
+
+/**
+ * Why the member cannot serve this cluster, or undefined if it can: it must answer its health
+ * check and hold this cluster's wrapping key. A token that was removed (SoftHSM: its directory
+ * gone) fails its health check or has lost the key.
+ */
+export async function healthProblem(context: ClusterContext, slot: Slot): Promise<Pkcs11Error | undefined> {
+  const health = await context.bounded(slot.member.health(), slot);
+  if (!health.ok) return new Pkcs11Error((health.code as Pkcs11Error['code']) ?? 'FAILED', `member ${slot.member.name} is unhealthy`);
+  if (health.clusterId !== context.clusterId) {
+    return new Pkcs11Error('CLUSTER_KEY_MISSING', `member ${slot.member.name} does not hold this cluster's wrapping key`);
+  }
+  return undefined;
+}
+
+/** Connects and checks the member; throws what is wrong. */
+export async function checkMember(context: ClusterContext, slot: Slot): Promise<void> {
+  await context.bounded(slot.member.connect(), slot);
+  const problem = await healthProblem(context, slot);
+  if (problem) throw problem;
+}
+
+/** Applies what the member owes: destroys first, then the objects it missed, copied from an active member. */
+export async function resyncMember(context: ClusterContext, slot: Slot): Promise<void> {
+  const { journal, bounded } = context;
+  const owed = await journal.owed(slot.member.name);
+  if (owed.length === 0) return;
+  const present = new Set((await bounded(slot.member.listObjects(), slot)).map((object) => object.objectId.toString('hex')));
+  for (const entry of owed) {
+    if (entry.operation === 'destroy') {
+      await bounded(slot.member.destroy(entry.objectId), slot);
+      context.audit(slot, 'resync-destroy', entry.objectId);
+    } else if (!present.has(entry.objectId.toString('hex'))) {
+      const source = context.source(slot);
+      if (!source) throw context.insufficient();
+      let wrapped: Buffer;
+      try {
+        wrapped = await bounded(source.member.wrap(entry.objectId), source);
+      } catch (error) {
+        if (!(error instanceof Pkcs11Error && error.code === 'KEY_NOT_FOUND')) throw error;
+        await journal.settle(slot.member.name, entry.objectId); // destroyed since: nothing to copy
+        continue;
+      }
+      await bounded(slot.member.unwrap(entry.objectId, labelOf(entry.objectId), wrapped), slot);
+      context.audit(slot, 'resync-create', entry.objectId);
+    }
+    await journal.settle(slot.member.name, entry.objectId);
+  }
+}
