@@ -46,10 +46,16 @@ const files = {
   secondSoPin: secretFile('second.so-pin', second.soPin),
 };
 
-function strongroom(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the CLI; a command still running after 60 s is killed (`killed`: it hung). */
+function strongroom(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; killed: boolean }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args, '--data-dir', dataDir], { env: process.env }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(process.execPath, [BIN, ...args, '--data-dir', dataDir], { env: process.env, timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({
+        code: error ? Number((error as { code?: number }).code ?? 1) : 0,
+        stdout,
+        stderr,
+        killed: Boolean((error as { killed?: boolean } | null)?.killed),
+      }),
     );
   });
 }
@@ -106,6 +112,17 @@ describe('strongroom hsm', () => {
     await catalog.close();
 
     agent = await AgentProcess.start(secondMember, certs);
+    // A join that fails after connecting (the joining HSM's SO PIN is wrong) exits promptly with a
+    // clear error: the joining agent's connection is closed, not left holding the command open.
+    const wrongSoPin = secretFile('second.wrong-so-pin', `${second.soPin}-wrong`);
+    const startedAt = Date.now();
+    const refused = await strongroom('hsm', 'cluster', 'add-member', 'cluster-cli', '--member-name', 'second', '--agent', `127.0.0.1:${agent.port}`,
+      '--tls-ca', certs.ca, '--tls-cert', certs.clientCert, '--tls-key', certs.clientKey,
+      '--so-pin-file', wrongSoPin, '--source-so-pin-file', files.firstSoPin);
+    assert.notEqual(refused.code, 0);
+    assert.ok(!refused.killed, `add-member hung after failing: ${refused.stderr}`);
+    assert.match(refused.stderr, /PIN|CKR_PIN_INCORRECT|credentials/i);
+    assert.ok(Date.now() - startedAt < 60_000);
     const added = await json('hsm', 'cluster', 'add-member', 'cluster-cli', '--member-name', 'second', '--agent', `127.0.0.1:${agent.port}`,
       '--tls-ca', certs.ca, '--tls-cert', certs.clientCert, '--tls-key', certs.clientKey,
       '--so-pin-file', files.secondSoPin, '--source-so-pin-file', files.firstSoPin);

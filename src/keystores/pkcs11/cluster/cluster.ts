@@ -122,18 +122,18 @@ export class HsmCluster {
   }
 
   /** Random bytes from an active member's generator (GenerateRandom with an HSM key store), with failover. */
-  async generateRandom(length: number): Promise<Buffer> {
+  async generateRandom(length: number, request?: HsmRequestInfo): Promise<Buffer> {
     let tried: Slot[] | undefined;
     for (let attempt = 0; attempt < this.#slots.length; attempt++) {
       const slot = this.#pick(tried);
       if (!slot) break;
       try {
         const random = await this.#bounded(slot.member.generateRandom(length), slot);
-        this.#audit(slot, 'random', undefined, 'ok');
+        this.#audit(slot, 'random', undefined, 'ok', undefined, request);
         return random;
       } catch (error) {
         if (error instanceof RangeError) throw error;
-        this.#fail(slot, error, 'random');
+        this.#fail(slot, error, 'random', undefined, request);
         (tried ??= []).push(slot);
       }
     }
@@ -182,22 +182,29 @@ export class HsmCluster {
       const source = sourceName === undefined ? this.#active[0] : this.#active.find((slot) => slot.member.name === sourceName);
       if (!source) throw sourceName === undefined ? this.#insufficient() : new Pkcs11Error('CEREMONY_FAILED', `source member ${sourceName} is not active`);
       // The user PIN first: a member that cannot log in must not receive the cluster key.
-      await member.connect();
-      // The source leaves the rotation during its SO step (its user sessions are closed then).
-      this.#setState(source, 'SYNCING', undefined);
+      // A join that fails at any step closes the joining member: its sessions (an agent's TLS
+      // connection) must not outlive the failed command.
       let fingerprint: string;
-      try {
-        fingerprint = await installClusterKey(this.clusterId, source.member, sourceSoPin, member, memberSoPin);
-      } finally {
-        this.#setState(source, 'ACTIVE', undefined);
-      }
-      // Copied under the change lock: no key is created or destroyed meanwhile.
       const slot = newSlot(member, 'SYNCING', undefined);
-      const present = new Set((await this.#bounded(member.listObjects(), slot)).map((object) => object.objectId.toString('hex')));
-      for (const object of await this.#bounded(source.member.listObjects(), source)) {
-        if (present.has(object.objectId.toString('hex'))) continue;
-        const wrapped = await this.#bounded(source.member.wrap(object.objectId), source);
-        await this.#bounded(member.unwrap(object.objectId, object.label, wrapped), slot);
+      try {
+        await member.connect();
+        // The source leaves the rotation during its SO step (its user sessions are closed then).
+        this.#setState(source, 'SYNCING', undefined);
+        try {
+          fingerprint = await installClusterKey(this.clusterId, source.member, sourceSoPin, member, memberSoPin);
+        } finally {
+          this.#setState(source, 'ACTIVE', undefined);
+        }
+        // Copied under the change lock: no key is created or destroyed meanwhile.
+        const present = new Set((await this.#bounded(member.listObjects(), slot)).map((object) => object.objectId.toString('hex')));
+        for (const object of await this.#bounded(source.member.listObjects(), source)) {
+          if (present.has(object.objectId.toString('hex'))) continue;
+          const wrapped = await this.#bounded(source.member.wrap(object.objectId), source);
+          await this.#bounded(member.unwrap(object.objectId, object.label, wrapped), slot);
+        }
+      } catch (error) {
+        await member.close().catch(() => {});
+        throw error;
       }
       slot.state = 'ACTIVE';
       this.#slots.push(slot);

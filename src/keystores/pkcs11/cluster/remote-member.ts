@@ -20,6 +20,8 @@ export interface RemoteMemberOptions {
   readonly connectTimeoutMs?: number;
   /** A request unanswered this long fails with MEMBER_TIMEOUT (default 10 s; the cluster's own bound is shorter). */
   readonly requestTimeoutMs?: number;
+  /** Deadline of a key ceremony step (SO operations), ms; default 120 s. */
+  readonly ceremonyTimeoutMs?: number;
 }
 
 interface Pending {
@@ -108,22 +110,22 @@ export class RemoteHsmMember implements HsmMember {
   }
 
   async createClusterKey(soPin: SecretBytes, clusterId: string): Promise<void> {
-    await this.#request(OP.createClusterKey, [Buffer.from(soPin.exposeSecretBytes()), utf8(clusterId)], true);
+    await this.#request(OP.createClusterKey, [Buffer.from(soPin.exposeSecretBytes()), utf8(clusterId)], true, this.#ceremonyTimeoutMs());
   }
 
   async beginJoin(soPin: SecretBytes): Promise<TransportPublicKey> {
-    const [modulus, exponent] = await this.#request(OP.beginJoin, [Buffer.from(soPin.exposeSecretBytes())], true);
+    const [modulus, exponent] = await this.#request(OP.beginJoin, [Buffer.from(soPin.exposeSecretBytes())], true, this.#ceremonyTimeoutMs());
     if (!modulus || !exponent) protocolError();
     return { modulus: Buffer.from(modulus), exponent: Buffer.from(exponent) };
   }
 
   async wrapClusterKeyFor(soPin: SecretBytes, transport: TransportPublicKey): Promise<Buffer> {
-    const [wrapped] = await this.#request(OP.wrapClusterKeyFor, [Buffer.from(soPin.exposeSecretBytes()), transport.modulus, transport.exponent], true);
+    const [wrapped] = await this.#request(OP.wrapClusterKeyFor, [Buffer.from(soPin.exposeSecretBytes()), transport.modulus, transport.exponent], true, this.#ceremonyTimeoutMs());
     return wrapped ?? protocolError();
   }
 
   async completeJoin(soPin: SecretBytes, clusterId: string, wrappedClusterKey: Buffer): Promise<void> {
-    await this.#request(OP.completeJoin, [Buffer.from(soPin.exposeSecretBytes()), utf8(clusterId), wrappedClusterKey], true);
+    await this.#request(OP.completeJoin, [Buffer.from(soPin.exposeSecretBytes()), utf8(clusterId), wrappedClusterKey], true, this.#ceremonyTimeoutMs());
   }
 
   async close(): Promise<void> {
@@ -135,7 +137,15 @@ export class RemoteHsmMember implements HsmMember {
   }
 
   /** Sends one request; `secretFirstField`: the first field is an SO PIN copy, zeroed once the frame is written. */
-  async #request(op: number, fields: Buffer[], secretFirstField = false): Promise<Buffer[]> {
+  /**
+   * Key ceremony steps (SO operations: an RSA-3072 key pair made in the HSM, wrapping the cluster
+   * key) take far longer than crypto calls on a busy or slow HSM; the operator waits for them.
+   */
+  #ceremonyTimeoutMs(): number {
+    return Math.max(this.#options.ceremonyTimeoutMs ?? 120_000, this.#options.requestTimeoutMs ?? 10_000);
+  }
+
+  async #request(op: number, fields: Buffer[], secretFirstField = false, timeoutMs = this.#options.requestTimeoutMs ?? 10_000): Promise<Buffer[]> {
     if (this.#closed) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
     const current = this.#socket;
     const socket = current && !current.destroyed ? current : await this.#open();
@@ -144,7 +154,7 @@ export class RemoteHsmMember implements HsmMember {
     const frame = encodeFrame(requestId, op, fields);
     if (secretFirstField) fields[0]!.fill(0);
     return new Promise<Buffer[]>((resolve, reject) => {
-      this.#pending.set(requestId, { resolve, reject, deadline: Date.now() + (this.#options.requestTimeoutMs ?? 10_000) });
+      this.#pending.set(requestId, { resolve, reject, deadline: Date.now() + timeoutMs });
       this.#cork(socket);
       socket.write(frame, secretFirstField ? () => frame.fill(0) : undefined);
     });
