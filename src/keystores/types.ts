@@ -105,7 +105,7 @@ export interface ConnectedKeyStore extends KeyStore {
   /** Ends the connection: sessions logged out, sockets closed. */
   close(): Promise<void>;
   /** Random bytes from the store's own generator (GenerateRandom with a CloudHSM key store). */
-  generateRandom?(length: number): Promise<Buffer>;
+  generateRandom?(length: number, request?: Omit<KeyStoreRequestInfo, 'keyArn'>): Promise<Buffer>;
   /**
    * Destroys the versions' material where it lives (every HSM of a cluster), when the key's
    * deletion is carried out.

@@ -33,7 +33,7 @@ export function timedKeyStore(context: ServiceContext, record: CustomKeyStoreRec
 
 /** Delegates every call, reporting its duration; results and errors pass through untouched. */
 class TimedKeyStore implements ConnectedKeyStore {
-  readonly generateRandom?: (length: number) => Promise<Buffer>;
+  readonly generateRandom?: (length: number, request?: Omit<KeyStoreRequestInfo, 'keyArn'>) => Promise<Buffer>;
   readonly destroyMaterial?: (handles: readonly KeyVersionHandle[]) => Promise<void>;
   readonly checkExternalKey?: (xksKeyId: string) => Promise<void>;
 
@@ -43,7 +43,7 @@ class TimedKeyStore implements ConnectedKeyStore {
     private readonly observer: KeyStoreCallObserver,
   ) {
     // Optional capabilities stay optional: callers test for their presence.
-    if (inner.generateRandom) this.generateRandom = (length) => this.time('generateRandom', performance.now(), inner.generateRandom!(length));
+    if (inner.generateRandom) this.generateRandom = (length, request) => this.time('generateRandom', performance.now(), inner.generateRandom!(length, request));
     if (inner.destroyMaterial) this.destroyMaterial = (handles) => this.time('destroyMaterial', performance.now(), inner.destroyMaterial!(handles));
     if (inner.checkExternalKey) this.checkExternalKey = (id) => this.time('checkExternalKey', performance.now(), inner.checkExternalKey!(id));
   }

@@ -1,6 +1,6 @@
 import { randomBytes } from '../../crypto/random.ts';
 import type { GenerateRandomRequest, GenerateRandomResponse } from '@aws-sdk/client-kms';
-import type { Operation, ServiceContext } from '../context.ts';
+import type { Caller, Operation, ServiceContext } from '../context.ts';
 import type { ConnectedKeyStore } from '../../keystores/types.ts';
 import { connectedStore } from '../key-stores.ts';
 import { authorize } from '../authorization.ts';
@@ -12,12 +12,12 @@ export const generateRandom: Operation<GenerateRandomRequest, GenerateRandomResp
   if (input.Recipient !== undefined) {
     throw new KmsError('UnsupportedOperationException', 'Recipient (Nitro Enclaves attestation) is not supported by Strongroom.');
   }
-  if (input.CustomKeyStoreId !== undefined) return { Plaintext: await randomFromCustomKeyStore(context, input) };
+  if (input.CustomKeyStoreId !== undefined) return { Plaintext: await randomFromCustomKeyStore(context, input, caller) };
   return { Plaintext: randomBytes(input.NumberOfBytes) };
 };
 
 /** GenerateRandom in a CloudHSM key store: the bytes come from the cluster's HSMs (AWS). */
-async function randomFromCustomKeyStore(context: ServiceContext, input: GenerateRandomRequest): Promise<Buffer> {
+async function randomFromCustomKeyStore(context: ServiceContext, input: GenerateRandomRequest, caller: Caller): Promise<Buffer> {
   const id = input.CustomKeyStoreId as string;
   const record = await context.store.getCustomKeyStore(id);
   if (!record) throw new KmsError('CustomKeyStoreNotFoundException', `Custom key store ${id} does not exist.`);
@@ -29,5 +29,10 @@ async function randomFromCustomKeyStore(context: ServiceContext, input: Generate
   if (record.connectionState !== 'CONNECTED') throw invalidState();
   const store = (await connectedStore(context, record, invalidState)) as ConnectedKeyStore;
   if (!store.generateRandom) throw new KmsError('UnsupportedOperationException', 'This key store cannot generate random bytes.');
-  return store.generateRandom(input.NumberOfBytes as number);
+  // The HSM layer's own audit log names the KMS request it served.
+  return store.generateRandom(input.NumberOfBytes as number, {
+    principalArn: caller.principalArn,
+    operation: 'GenerateRandom',
+    requestId: caller.requestId ?? '',
+  });
 }

@@ -15,6 +15,7 @@ import {
 import { HsmCluster, HsmClusterError, type HsmAuditEvent } from './cluster.ts';
 import { HsmClusterKeyStore } from './cluster-key-store.ts';
 import type { ClusterJournal, OwedEntry, OwedOperation } from './journal.ts';
+import type { HsmRequestInfo } from './cluster-types.ts';
 import { LocalHsmMember } from './local-member.ts';
 import type { HsmMember } from './member.ts';
 import { RemoteHsmMember } from './remote-member.ts';
@@ -70,6 +71,7 @@ export function memberFromRecord(record: HsmMemberRecord, pin: SecretBytes | und
     ...(config.tokenLabel !== undefined ? { tokenLabel: config.tokenLabel } : { slotId: config.slotId ?? 0 }),
     pin,
     ...(config.sessions !== undefined ? { sessions: config.sessions } : {}),
+    ...(config.inlineCalls ? { inlineCalls: true } : {}),
   });
 }
 
@@ -119,8 +121,8 @@ export class ConnectedHsmClusterKeyStore extends HsmClusterKeyStore implements C
     await this.cluster.close();
   }
 
-  async generateRandom(length: number): Promise<Buffer> {
-    return this.cluster.generateRandom(length);
+  async generateRandom(length: number, request?: HsmRequestInfo): Promise<Buffer> {
+    return this.cluster.generateRandom(length, request);
   }
 
   async destroyMaterial(handles: readonly KeyVersionHandle[]): Promise<void> {
