@@ -27,6 +27,7 @@ const NAMES = Object.keys(OPS).flatMap((op) => Object.keys(KEYS).map((key) => `$
 
 const [tsvPath, outPath] = process.argv.slice(2);
 const clkTck = Number(meta('CLK_TCK', '100'));
+const INLINE_NOTE = ', `--inline-calls`: C_Encrypt/C_Decrypt on the event loop, as for the agents\u2019 members';
 const runs = readRuns(tsvPath);
 const noise = noiseOf(runs);
 
@@ -143,7 +144,7 @@ ${ceilingBlock}
 - Server: \`SOFTHSM2_CONF=<in-process tokens> ${meta('SERVE_CMD')}\`
 - Agents (${meta('AGENTS')}): \`SOFTHSM2_CONF=<its own> ${meta('AGENT_CMD')}\`; ${meta('SOFTHSM')}; ECDSA P-256 certificates from a bench CA
 - Clusters (the ceremony, \`strongroom hsm cluster …\` on the data dir): \`${meta('LOCAL_CLUSTER')}\` = \`create\` with the in-process token
-  (${meta('SESSIONS')} sessions); \`${meta('AGENTS_CLUSTER')}\` = \`create\` with a bootstrap in-process token, \`add-member --agent\` ×${meta('AGENTS')} (cluster
+  (${meta('SESSIONS')} sessions${meta('INLINE') === '1' ? INLINE_NOTE : ', calls through the thread pool'}); \`${meta('AGENTS_CLUSTER')}\` = \`create\` with a bootstrap in-process token, \`add-member --agent\` ×${meta('AGENTS')} (cluster
   key from the bootstrap), \`remove-member\` of the bootstrap (\`cluster create\` has no \`--agent\`)
 - Setup (bench/prepare-hsm.ts, AWS SDK): per cluster CreateCustomKeyStore (AWS_CLOUDHSM, KeyStorePassword = the tokens' user
   PIN, TrustAnchorCertificate = the bench CA), ConnectCustomKeyStore, CreateKey with Origin AWS_CLOUDHSM; CreateKey (software);

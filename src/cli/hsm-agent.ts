@@ -25,6 +25,7 @@ export interface HsmAgentCliOptions {
   tlsKey: string;
   tlsCa: string;
   sessions: number;
+  inlineCalls?: boolean;
   name?: string;
 }
 
@@ -68,6 +69,7 @@ export async function runHsmAgent(options: HsmAgentCliOptions): Promise<void> {
     ...(options.tokenLabel !== undefined ? { tokenLabel: options.tokenLabel } : { slotId: options.slot! }),
     pin,
     sessions: options.sessions,
+    ...(options.inlineCalls ? { inlineCalls: true } : {}),
   });
   pin.zero();
   // The token may be absent or refuse the PIN now: the agent still serves, and health says why.
@@ -108,6 +110,7 @@ export function registerHsmAgentCommand(program: Command): void {
     .requiredOption('--tls-key <file>', "the agent's PEM private key")
     .requiredOption('--tls-ca <file>', 'PEM CA that client certificates must chain to')
     .addOption(new Option('--sessions <n>', 'PKCS#11 sessions in the pool').default(8).argParser(positiveInteger))
+    .option('--inline-calls', 'encrypt/decrypt on the event loop rather than the thread pool (for a token computing in-process, e.g. SoftHSM)')
     .option('--name <name>', 'member name in logs (default: the token label)')
     .action(async (options: HsmAgentCliOptions) => {
       try {

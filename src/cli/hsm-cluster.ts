@@ -27,6 +27,7 @@ export interface MemberOptions {
   tokenLabel?: string;
   slot?: number;
   sessions?: number;
+  inlineCalls?: boolean;
   agent?: { host: string; port: number };
   servername?: string;
   tlsCa?: string;
@@ -108,6 +109,7 @@ export function memberRecord(clusterId: string, options: MemberOptions, pin: Sec
       modulePath: resolve(options.module),
       ...(options.tokenLabel !== undefined ? { tokenLabel: options.tokenLabel } : { slotId: options.slot! }),
       ...(options.sessions !== undefined ? { sessions: options.sessions } : {}),
+      ...(options.inlineCalls ? { inlineCalls: true } : {}),
     },
     sealedPin: sealer.seal(pin, hsmMemberPinBinding(clusterId, options.memberName)),
     addedAt: new Date(),

@@ -50,6 +50,7 @@ function memberOptions(command: Command, withAgent: boolean): Command {
     .option('--token-label <label>', 'in-process member: the token, by label')
     .addOption(new Option('--slot <id>', 'in-process member: the token, by slot id').argParser(integerIn(0, 2 ** 31)))
     .addOption(new Option('--sessions <n>', 'in-process member: PKCS#11 sessions in its pool').argParser(integerIn(1, 1024)))
+    .option('--inline-calls', 'in-process member: encrypt/decrypt on the calling thread (for a token computing in-process, e.g. SoftHSM; never a network HSM)')
     .option('--pin-file <file>', "in-process member: the crypto user's PIN (default: $STRONGROOM_HSM_PIN)")
     .option('--so-pin-file <file>', "the member's Security Officer PIN, for the key ceremony (default: $STRONGROOM_HSM_SO_PIN)");
   if (withAgent) {

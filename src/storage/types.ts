@@ -359,6 +359,8 @@ export interface HsmPkcs11MemberConfig {
   readonly tokenLabel?: string;
   readonly slotId?: number;
   readonly sessions?: number;
+  /** Encrypt/decrypt on the calling thread rather than libuv's pool (LocalMemberOptions.inlineCalls). */
+  readonly inlineCalls?: boolean;
 }
 
 /** A remote member: an hsm-agent over mutual TLS; the PEM files are read at connect. */

@@ -23,3 +23,21 @@ symmetricConformance('HsmClusterKeyStore (two SoftHSMv2 members)', async () => {
   );
   return { store: new HsmClusterKeyStore(cluster), overhead: HSM_CIPHERTEXT_OVERHEAD, formatVersion: HSM_FORMAT_VERSION, close: () => cluster.close() };
 });
+
+// Members that call C_Encrypt/C_Decrypt on the event loop (`--inline-calls`) keep every behaviour,
+// tampering and failed tags included.
+const inlineTokens = [hsm.createToken('conf-inline-a'), hsm.createToken('conf-inline-b')];
+
+symmetricConformance('HsmClusterKeyStore (two SoftHSMv2 members, inline calls)', async () => {
+  const cluster = await HsmCluster.initialise(
+    {
+      clusterId: `conformance-inline-${randomUuid()}`,
+      members: inlineTokens.map(
+        (token) =>
+          new LocalHsmMember({ name: token.label, modulePath: SOFTHSM_MODULE, tokenLabel: token.label, pin: Buffer.from(token.pin), sessions: 4, inlineCalls: true }),
+      ),
+    },
+    new Map(inlineTokens.map((token) => [token.label, SecretBytes.from(Buffer.from(token.soPin))])),
+  );
+  return { store: new HsmClusterKeyStore(cluster), overhead: HSM_CIPHERTEXT_OVERHEAD, formatVersion: HSM_FORMAT_VERSION, close: () => cluster.close() };
+});

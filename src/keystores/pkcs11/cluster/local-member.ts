@@ -37,6 +37,13 @@ export interface LocalMemberOptions {
   readonly pin: SecretBytes | Buffer;
   readonly sessions?: number;
   readonly acquireTimeoutMs?: number;
+  /**
+   * C_Encrypt and C_Decrypt on the calling thread instead of libuv's thread pool. For tokens that
+   * compute in this process or on a local card (SoftHSM: ~55 µs per 32-byte AES-GCM call, where
+   * the pool's hop costs ~3× that in CPU); never for a network HSM, whose every call would block
+   * the event loop for a network round trip. Off by default.
+   */
+  readonly inlineCalls?: boolean;
 }
 
 interface CachedHandle {
@@ -166,6 +173,7 @@ export class LocalHsmMember implements HsmMember {
     return token.withSession(async (session) => {
       const object = this.#object(token, session, objectId);
       this.#init('C_EncryptInit', token, session, mechanism, object, objectId);
+      if (this.#options.inlineCalls) return call('C_Encrypt', () => token.api.C_Encrypt(session, input, out));
       return callAsync('C_Encrypt', () => token.api.C_EncryptAsync(session, input, out));
     });
   }
@@ -179,7 +187,7 @@ export class LocalHsmMember implements HsmMember {
       const object = this.#object(token, session, objectId);
       this.#init('C_DecryptInit', token, session, mechanism, object, objectId);
       try {
-        return await token.api.C_DecryptAsync(session, sealed, out);
+        return this.#options.inlineCalls ? token.api.C_Decrypt(session, sealed, out) : await token.api.C_DecryptAsync(session, sealed, out);
       } catch (error) {
         out.fill(0);
         const rv = returnValueOf(error);
