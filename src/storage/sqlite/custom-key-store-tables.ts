@@ -32,8 +32,11 @@ const PATCH_COLUMNS: Record<keyof CustomKeyStorePatch, [column: string, encode: 
 };
 
 /**
- * Custom key stores. Not read through the read cache: a store's connection state guards every
- * use of its keys, and a disconnect in one process must stop the others at once.
+ * Custom key stores. A store's connection state guards every use of its keys and a disconnect in
+ * one process must stop the others at once: the read cache gives exactly that (read-cache.ts: a
+ * commit by any other connection empties it before the next request is served; this
+ * connection's own writes empty it directly), and saves a row read on every request of an HSM- or
+ * XKS-backed key.
  */
 export abstract class SqliteCustomKeyStoreTables extends SqliteIdentityTables {
   async createCustomKeyStore(record: CustomKeyStoreRecord): Promise<void> {
@@ -54,16 +57,19 @@ export abstract class SqliteCustomKeyStoreTables extends SqliteIdentityTables {
         record.sealedSecret,
         record.xksProxy ? JSON.stringify(record.xksProxy) : null,
       );
+      this.reads.invalidate();
     } catch (error) {
       throw storeError(error);
     }
   }
 
   async getCustomKeyStore(customKeyStoreId: string): Promise<CustomKeyStoreRecord | undefined> {
-    const row = this.statement('SELECT * FROM custom_key_stores WHERE custom_key_store_id = ?').get(customKeyStoreId) as
-      | Row
-      | undefined;
-    return row ? customKeyStoreFromRow(row) : undefined;
+    return this.reads.lookup(`custom-key-store:${customKeyStoreId}`, () => {
+      const row = this.statement('SELECT * FROM custom_key_stores WHERE custom_key_store_id = ?').get(customKeyStoreId) as
+        | Row
+        | undefined;
+      return row ? customKeyStoreFromRow(row) : undefined;
+    });
   }
 
   async listCustomKeyStores(): Promise<CustomKeyStoreRecord[]> {
@@ -91,6 +97,7 @@ export abstract class SqliteCustomKeyStoreTables extends SqliteIdentityTables {
       const result = this.statement(
         `UPDATE custom_key_stores SET ${columns.join(', ')} WHERE custom_key_store_id = ?${stateCheck}`,
       ).run(...values, customKeyStoreId, ...states);
+      if (result.changes > 0) this.reads.invalidate();
       return result.changes === 1;
     } catch (error) {
       throw storeError(error);
@@ -109,6 +116,7 @@ export abstract class SqliteCustomKeyStoreTables extends SqliteIdentityTables {
       if (!expectedStates.includes(row.connection_state as CustomKeyStoreConnectionState)) return 'wrong-state';
       if (this.countKeys(customKeyStoreId) > 0) return 'has-keys';
       this.statement('DELETE FROM custom_key_stores WHERE custom_key_store_id = ?').run(customKeyStoreId);
+      this.reads.invalidate();
       return 'deleted';
     });
     return remove.immediate();
