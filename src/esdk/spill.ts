@@ -22,6 +22,8 @@ export const RECORD_LENGTH = 64 * 1024;
 export const DEFAULT_SPILL_THRESHOLD = 4 * 1024 * 1024;
 const TAG_LENGTH = 16;
 const SEALED_RECORD_LENGTH = RECORD_LENGTH + TAG_LENGTH;
+/** Records read back per read call (1 MiB). */
+const READ_RECORDS = 16;
 
 export interface SpillOptions {
   directory: string;
@@ -53,7 +55,8 @@ export class WithheldPlaintext {
 
   /** True when `write()` has records to put on disk. */
   get mustWrite(): boolean {
-    return this.#file ? this.#memoryLength >= RECORD_LENGTH : this.#memoryLength > this.#options.threshold;
+    // Once spilling, in batches of READ_RECORDS records: one write (one thread-pool hop) per MiB.
+    return this.#file ? this.#memoryLength >= READ_RECORDS * RECORD_LENGTH : this.#memoryLength > this.#options.threshold;
   }
 
   /** Seals every whole record held in memory and appends them to the spill file (started on first use). */
@@ -81,12 +84,17 @@ export class WithheldPlaintext {
    */
   async release(emit: (plaintext: Buffer) => Promise<void>): Promise<void> {
     if (this.#file) {
-      const sealed = Buffer.allocUnsafe(SEALED_RECORD_LENGTH);
-      for (let index = 0; index < this.#records; index++) {
-        const { bytesRead } = await this.#file.read(sealed, 0, SEALED_RECORD_LENGTH, index * SEALED_RECORD_LENGTH);
-        if (bytesRead !== SEALED_RECORD_LENGTH) throw spillFailure();
-        await emit(this.#open(index, sealed));
-        if (this.#discarded) return;
+      // Up to READ_RECORDS records per read: one thread-pool hop per MiB rather than per record.
+      const sealed = Buffer.allocUnsafe(READ_RECORDS * SEALED_RECORD_LENGTH);
+      for (let first = 0; first < this.#records; first += READ_RECORDS) {
+        const count = Math.min(READ_RECORDS, this.#records - first);
+        const length = count * SEALED_RECORD_LENGTH;
+        const { bytesRead } = await this.#file.read(sealed, 0, length, first * SEALED_RECORD_LENGTH);
+        if (bytesRead !== length) throw spillFailure();
+        for (let i = 0; i < count; i++) {
+          await emit(this.#open(first + i, sealed.subarray(i * SEALED_RECORD_LENGTH, (i + 1) * SEALED_RECORD_LENGTH)));
+          if (this.#discarded) return;
+        }
       }
     }
     const memory = this.#memory;
