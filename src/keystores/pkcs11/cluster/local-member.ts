@@ -38,10 +38,8 @@ export interface LocalMemberOptions {
   readonly sessions?: number;
   readonly acquireTimeoutMs?: number;
   /**
-   * C_Encrypt and C_Decrypt on the calling thread instead of libuv's thread pool. For tokens that
-   * compute in this process or on a local card (SoftHSM: ~55 µs per 32-byte AES-GCM call, where
-   * the pool's hop costs ~3× that in CPU); never for a network HSM, whose every call would block
-   * the event loop for a network round trip. Off by default.
+   * C_Encrypt/C_Decrypt on the calling thread, not libuv's pool: for a token computing in-process
+   * (SoftHSM), where the pool's hop costs ~3× the call; never a network HSM (docs/hsm-cluster.md).
    */
   readonly inlineCalls?: boolean;
 }
