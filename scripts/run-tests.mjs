@@ -29,7 +29,8 @@ const [major, minor] = process.versions.node.split('.').map(Number);
 const forceExit = major > 20 || (major === 20 && minor >= 14) ? ['--test-force-exit'] : [];
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', ...forceExit, '--test-reporter=spec', ...files],
+  // A test still running after 10 minutes fails by name instead of holding CI until its limit.
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...forceExit, '--test-reporter=spec', ...files],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);

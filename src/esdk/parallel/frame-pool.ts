@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { EsdkError, type EsdkErrorCode } from '../errors.ts';
 import type { FrameJob, FrameJobResult } from './frame-worker.ts';
+import { startModuleWorker } from './ts-worker.ts';
 
 /**
  * One helper thread for large buffered messages, so a 100 MB encrypt or decrypt uses both cores:
@@ -33,12 +34,7 @@ function stopWhenIdle(): void {
 
 const workerUrl = new URL(`./frame-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
-/** TypeScript sources (run through tsx) register tsx's loader in the worker first, as src/service/audit/writer.ts does. */
-function startWorker(): Worker {
-  if (!workerUrl.pathname.endsWith('.ts')) return new Worker(workerUrl);
-  const code = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
-  return new Worker(code, { eval: true });
-}
+const startWorker = (): Worker => startModuleWorker(workerUrl);
 
 function start(): Worker | undefined {
   if (worker || broken) return worker;

@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../../esdk/parallel/ts-worker.ts';
 import type { AppendResult, AuditEntryInput, AuditStore, DigestSealer } from '../../storage/audit-types.ts';
 import type { SqliteAuditStoreOptions } from '../../storage/sqlite/audit-store.ts';
 
@@ -57,14 +58,8 @@ function deserialiseError(error: SerialisedError): Error {
 
 const workerUrl = new URL(`./audit-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
-/** A worker thread running TypeScript sources registers tsx's loader first, as bin/strongroom.mjs does. */
-function startWorker(data: AuditWorkerData): Worker {
-  if (!workerUrl.pathname.endsWith('.ts')) return new Worker(workerUrl, { workerData: data });
-  const code =
-    `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})` +
-    `.then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
-  return new Worker(code, { eval: true, workerData: data });
-}
+/** A worker thread running TypeScript sources registers tsx's loader first (ts-worker.ts). */
+const startWorker = (data: AuditWorkerData): Worker => startModuleWorker(workerUrl, { workerData: data });
 
 interface Pending {
   resolve: (result: AppendResult) => void;
