@@ -6,17 +6,8 @@ import { Pkcs11Module, Pkcs11Token, type Handle, type SlotSelector } from '../mo
 import { checkBooleanAttributes, findObjects, findSecretKeys, gcmMechanism } from '../objects.ts';
 import { OBJECT_ID_LENGTH } from '../reference.ts';
 import { AES_256_KEY_BYTES, clusterKeyVersionTemplate, expectedBooleanAttributes, forUnwrap } from '../templates.ts';
-import {
-  CLUSTER_KEY_ID,
-  CLUSTER_KEY_LABEL_PREFIX,
-  TOKEN_SET,
-  checkTransportKey,
-  clusterKeyMissing,
-  generateClusterKey,
-  generateTransportKey,
-  unwrapClusterKey,
-  wrapClusterKey,
-} from './ceremony-steps.ts';
+import { CLUSTER_KEY_ID, CLUSTER_KEY_LABEL_PREFIX, TOKEN_SET, checkTransportKey, clusterKeyMissing } from './ceremony-steps.ts';
+import { generateClusterKey, generateTransportKey, unwrapClusterKey, wrapClusterKey } from './ceremony-steps.ts';
 import { checkRandomLength, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
 
 export { CLUSTER_KEY_ID };
