@@ -39,11 +39,11 @@ export class ByteQueue {
 
   take(n: number): Buffer {
     const bytes = this.peek(n);
-    this.skip(n);
+    this.#discard(n);
     return bytes;
   }
 
-  skip(n: number): void {
+  #discard(n: number): void {
     this.length -= n;
     while (n > 0) {
       const chunk = this.#chunks[this.#head];
@@ -54,7 +54,7 @@ export class ByteQueue {
       }
       n -= rest;
       // Let go of a consumed chunk at once: keeping it until the array is compacted would keep
-      // every byte received whenever no skip happens to end on a chunk boundary.
+      // every byte received whenever no read happens to end on a chunk boundary.
       this.#chunks[this.#head++] = EMPTY;
       this.#offset = 0;
     }
