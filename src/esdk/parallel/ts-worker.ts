@@ -1,32 +1,27 @@
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /**
- * Starts a worker thread on `url`. Compiled JavaScript starts as is; a TypeScript source (the
- * project run through tsx) registers tsx's loader in the worker first, then imports it.
+ * Starts a worker thread on `url`. Compiled JavaScript starts as is. A TypeScript source (the
+ * project run through tsx) is loaded with tsx's CommonJS require hook, which transforms in the
+ * worker's own thread, and the worker gets no execArgv (so no inherited `--import tsx`).
  *
- * tsx's ESM API is located with require.resolve on its package.json, not import.meta.resolve: on
- * Node 20 import.meta.resolve is a synchronous request to the module-hooks thread, and a process
- * was seen blocked in it for good (main thread in a futex wait, CI hung) when a worker was started
- * while loaders were busy.
+ * Why not tsx's ESM loader in the worker: on Node 20 every thread that registers module hooks gets
+ * its own hooks thread, which the worker then waits on synchronously. Two hangs were traced to that
+ * arrangement: the main thread blocked for good in import.meta.resolve while a worker started, and
+ * a process that used the frame pool not exiting after its main module returned (CI, once in many
+ * runs). The require hook has no second thread to wait on.
  */
 export function startModuleWorker(url: URL, options: WorkerOptions = {}): Worker {
   if (!url.pathname.endsWith('.ts')) return new Worker(url, options);
-  const code =
-    `import(${JSON.stringify(tsxEsmApi())})` +
-    `.then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(code, { ...options, eval: true });
+  const code = `require(${JSON.stringify(tsxCjsApi())}).register(); require(${JSON.stringify(fileURLToPath(url))});`;
+  return new Worker(code, { execArgv: [], ...options, eval: true });
 }
 
 let api: string | undefined;
 
-function tsxEsmApi(): string {
-  if (api) return api;
-  const packageJson = createRequire(import.meta.url).resolve('tsx/package.json');
-  const exports = (JSON.parse(readFileSync(packageJson, 'utf8')) as { exports: Record<string, { import: { default: string } }> }).exports;
-  api = pathToFileURL(join(dirname(packageJson), exports['./esm/api'].import.default)).href;
+function tsxCjsApi(): string {
+  api ??= createRequire(import.meta.url).resolve('tsx/cjs/api');
   return api;
 }
