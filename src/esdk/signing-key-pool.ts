@@ -33,15 +33,16 @@ const ORDER = {
 };
 const NODE_CURVE = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
 function toBig(base64url) { return BigInt('0x' + Buffer.from(base64url, 'base64url').toString('hex')); }
-function modPow(base, exponent, modulus) {
-  let result = 1n;
-  base %= modulus;
-  while (exponent > 0n) {
-    if (exponent & 1n) result = (result * base) % modulus;
-    base = (base * base) % modulus;
-    exponent >>= 1n;
+// k⁻¹ mod n by the extended Euclidean algorithm (a fifth of the cost of Fermat's k^(n-2) here).
+function modInverse(value, modulus) {
+  let [r0, r1] = [value % modulus, modulus];
+  let [s0, s1] = [1n, 0n];
+  while (r1 !== 0n) {
+    const q = r0 / r1;
+    [r0, r1] = [r1, r0 - q * r1];
+    [s0, s1] = [s1, s0 - q * s1];
   }
-  return result;
+  return ((s0 % modulus) + modulus) % modulus;
 }
 parentPort.on('message', ({ curve, count }) => {
   const n = ORDER[curve];
@@ -59,7 +60,7 @@ parentPort.on('message', ({ curve, count }) => {
     const x = Buffer.from(pub.x, 'base64url');
     const y = Buffer.from(pub.y, 'base64url');
     const compressed = Buffer.concat([Buffer.from([2 | (y[y.length - 1] & 1)]), x]).toString('base64');
-    entries.push({ curve, privateKey: signing.privateKey, publicKeyBase64: compressed, d: toBig(signing.privateKey.export({ format: 'jwk' }).d), r, kInverse: modPow(k, n - 2n, n) });
+    entries.push({ curve, privateKey: signing.privateKey, publicKeyBase64: compressed, d: toBig(signing.privateKey.export({ format: 'jwk' }).d), r, kInverse: modInverse(k, n) });
   }
   parentPort.postMessage(entries);
 });
