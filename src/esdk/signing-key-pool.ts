@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
 
 /**
@@ -14,6 +14,11 @@ import type { KeyObject } from 'node:crypto';
  *
  * Each entry is handed out once and forgotten. The workers are unref'd (they never keep a process
  * alive) and started on first use; if they fail, callers fall back to generating on their own thread.
+ *
+ * Entries come back on a MessagePort per worker that take() drains synchronously
+ * (receiveMessageOnPort), not through 'message' events: a caller encrypting message after message
+ * in a loop that awaits only promises never lets the event loop turn, and an event-fed pool stayed
+ * empty for it (every message then paid for its own key pair and signature on the calling thread).
  */
 export interface PresignMaterial {
   curve: 'P-256' | 'P-384';
@@ -25,7 +30,7 @@ export interface PresignMaterial {
 }
 
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { createECDH, generateKeyPairSync } = require('node:crypto');
 const ORDER = {
   'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
@@ -62,7 +67,7 @@ parentPort.on('message', ({ curve, count }) => {
     const compressed = Buffer.concat([Buffer.from([2 | (y[y.length - 1] & 1)]), x]).toString('base64');
     entries.push({ curve, privateKey: signing.privateKey, publicKeyBase64: compressed, d: toBig(signing.privateKey.export({ format: 'jwk' }).d), r, kInverse: modInverse(k, n) });
   }
-  parentPort.postMessage(entries);
+  workerData.port.postMessage(entries);
 });
 `;
 
@@ -71,10 +76,16 @@ const LOW_WATER = 16;
 const HIGH_WATER = 64;
 const IDLE_MS = 2000;
 
+interface Helper {
+  worker: Worker;
+  /** Where the worker's batches arrive; read only by #drain. */
+  results: MessagePort;
+}
+
 class Pool {
   readonly #ready: PresignMaterial[] = [];
   readonly #curve: 'P-256' | 'P-384';
-  #workers: Worker[] | undefined;
+  #helpers: Helper[] | undefined;
   #inFlight = 0;
   #broken = false;
   #idle: NodeJS.Timeout | undefined;
@@ -84,6 +95,7 @@ class Pool {
   }
 
   take(): PresignMaterial | undefined {
+    this.#drain();
     const entry = this.#ready.pop();
     this.#refill();
     this.#idle?.refresh();
@@ -92,47 +104,56 @@ class Pool {
 
   /** Stops the workers after a quiet spell: the pool costs nothing when signing suites are not in use. */
   #stop(): void {
-    for (const worker of this.#workers ?? []) void worker.terminate();
-    this.#workers = undefined;
+    for (const { worker, results } of this.#helpers ?? []) {
+      results.close();
+      void worker.terminate();
+    }
+    this.#helpers = undefined;
     this.#inFlight = 0;
     this.#idle = undefined;
   }
 
+  /** Takes every batch the workers have finished, without waiting for the event loop. */
+  #drain(): void {
+    for (const { results } of this.#helpers ?? []) {
+      for (let received = receiveMessageOnPort(results); received; received = receiveMessageOnPort(results)) {
+        this.#inFlight--;
+        this.#ready.push(...(received.message as PresignMaterial[]));
+      }
+    }
+  }
+
   #refill(): void {
     if (this.#broken || this.#ready.length + this.#inFlight * BATCH >= LOW_WATER) return;
-    const workers = this.#start();
-    if (!workers) return;
+    const helpers = this.#start();
+    if (!helpers) return;
     // Ask every worker for a batch, up to the high-water mark.
-    for (const worker of workers) {
+    for (const { worker } of helpers) {
       if (this.#ready.length + (this.#inFlight + 1) * BATCH > HIGH_WATER) break;
       this.#inFlight++;
       worker.postMessage({ curve: this.#curve, count: BATCH });
     }
   }
 
-  #start(): Worker[] | undefined {
-    if (this.#workers) return this.#workers;
+  #start(): Helper[] | undefined {
+    if (this.#helpers) return this.#helpers;
     try {
       const count = Math.max(1, Math.min(2, availableParallelism()));
-      this.#workers = Array.from({ length: count }, () => {
+      this.#helpers = Array.from({ length: count }, () => {
+        const { port1: results, port2: port } = new MessageChannel();
         // Plain JavaScript: no loader hooks (tsx and the like) are needed or inherited.
-        const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
-        worker.on('message', (entries: PresignMaterial[]) => {
-          if (!this.#workers?.includes(worker)) return; // stopped meanwhile
-          this.#inFlight--;
-          this.#ready.push(...entries);
-          this.#refill();
-        });
+        const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { port }, transferList: [port] });
         worker.on('error', () => {
           this.#broken = true;
         });
-        // After the listeners: attaching a 'message' listener refs the worker again.
+        // Neither keeps a process alive (the port has no listener, so it is read only by #drain).
         worker.unref();
-        return worker;
+        results.unref();
+        return { worker, results };
       });
       this.#idle = setTimeout(() => this.#stop(), IDLE_MS);
       this.#idle.unref();
-      return this.#workers;
+      return this.#helpers;
     } catch {
       this.#broken = true;
       return undefined;

@@ -82,6 +82,17 @@ describe('ECDSA with precomputed nonces', () => {
     }
   });
 
+  it('keeps supplying a caller that never lets the event loop turn (a loop awaiting only promises)', () => {
+    // Synchronous on purpose: no event is delivered during this loop, so every entry after the
+    // first few must come through the pool's synchronous drain.
+    const deadline = Date.now() + 20_000;
+    let received = 0;
+    while (received < 40 && Date.now() < deadline) {
+      if (takePresignMaterial('P-384')) received++;
+    }
+    assert.equal(received, 40);
+  });
+
   it('reads the public key from the context only as a canonical base64 compressed point on the curve', () => {
     const suite = getAlgorithmSuite(0x0578);
     const notOnCurve = Buffer.concat([Buffer.from([2]), Buffer.alloc(48, 0xff)]).toString('base64');
