@@ -58,7 +58,7 @@ function deserialiseError(error: SerialisedError): Error {
 
 const workerUrl = new URL(`./audit-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
-/** A worker thread running TypeScript sources registers tsx's loader first (ts-worker.ts). */
+/** On TypeScript sources the worker loads them through tsx's in-thread require hook (ts-worker.ts). */
 const startWorker = (data: AuditWorkerData): Worker => startModuleWorker(workerUrl, { workerData: data });
 
 interface Pending {
