@@ -15,7 +15,7 @@
  * - the structured clone of one commit message (what WorkerAuditWriter.commit's postMessage
  *   serialises on the request's thread and the writer thread deserialises), per batch and per event;
  * - worker.postMessage of that message to an idle worker thread, as called (serialise + enqueue + wake);
- * - one append transaction (SqliteAuditStore.append with the digest sealer, synchronous=FULL, so
+ * - one append transaction (SqliteAuditStore.append with the digest sealer: commit, then fdatasync of the WAL, so
  *   including the WAL fsync) per batch size, on the calling thread, alone (no second writer): wall
  *   time per commit and the process's CPU time (user, system) per event; and a bare fdatasync of a
  *   file in the same directory, the floor under it.

@@ -120,9 +120,10 @@ const groupCommitLine = () => {
   return (
     `**${fmt(perFlush, 1)} requests per disk flush** (median over ${flushed.length} audit-on runs, ` +
     `${fmt(Math.min(...ratios), 1)}–${fmt(Math.max(...ratios), 1)}), i.e. about ${fmt(on.rps / perFlush)} flushes/s at the median req/s, ` +
-    `for ${meta('WORKERS')} worker processes appending to one trail, each from its own writer thread. Counted as the flush requests ` +
+    `for ${meta('WORKERS')} worker processes appending to one trail, each through its own connection (on its own thread when the ` +
+    'workers fill every core, as serve does; else from a writer thread). Counted as the flush requests ' +
     `the disk under the data dirs (${meta('FLUSH_DEVICE')}) completed during each warm-up and measured run (/proc/diskstats; ` +
-    'nothing attached to the server); a flush is one append transaction\'s commit, or part of a WAL checkpoint, so this is a ' +
+    'nothing attached to the server); a flush is one append transaction\'s fdatasync of the WAL, or part of a WAL checkpoint, so this is a ' +
     'lower bound on events per commit.'
   );
 };
@@ -151,7 +152,7 @@ ${['audit-on', 'audit-off', 'bare'].map(row).filter(Boolean).join('\n')}
   (audit-off's server + wrk CPU per request ÷ audit-on's, median over repetitions — what the req/s ratio would be with the
   machine to ourselves): ${pct(cpuCostRatio)}.
 - Server CPU per request, audit-on − audit-off: ${Number.isFinite(extraServerCpu) ? `${fmt(extraServerCpu, 1)} µs` : '?'} (over ${fmt(off?.cpuPerRequest ?? NaN)} µs for audit-off;
-  it includes the audit writer threads' SQLite work, hashing and commit, but not the time requests wait for the fsync).
+  it includes the trail's SQLite work, hashing, commit and the fsync's system time, but not the time requests wait for the fsync).
 - Latency (each response waits for its event's commit): ${latencyLine()}.
 - Trail check: ${trailCheck}
 - Group commit: ${groupCommitLine()}

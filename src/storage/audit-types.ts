@@ -40,6 +40,11 @@ export function isAuditEntry(entry: AuditEntryInput): boolean {
   );
 }
 
+/** Stored events that do not decode: the trail was edited outside Strongroom (verify reports it as the break). */
+export class AuditTrailCorruptError extends Error {
+  override readonly name = 'AuditTrailCorruptError';
+}
+
 export interface AuditEventRow {
   seq: number;
   time: Date;

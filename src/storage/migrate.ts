@@ -6,6 +6,7 @@ import { createPool, inTransaction, parsePostgresUrl } from './postgres/connecti
 import { PostgresAuditStore } from './postgres/audit-store.ts';
 import { PostgresHsmStore } from './postgres/hsm-tables.ts';
 import { PostgresMetadataStore } from './postgres/postgres-store.ts';
+import { type BatchRow, decodeBatch } from './sqlite/audit-batches.ts';
 
 /**
  * `strongroom migrate`: copies a whole embedded installation (a data directory's strongroom.db
@@ -36,12 +37,15 @@ const METADATA_TABLES: readonly [string, string][] = [
   ['hsm_owed_operations', 'hsm_owed_operations'],
   ['hsm_backups', 'hsm_backups'],
 ];
+/** A version 1 audit.db (not yet opened by this Strongroom) has per-event tables, copied raw too. */
 const AUDIT_TABLES: readonly [string, string][] = [
   ['meta', 'audit_meta'],
   ['events', 'audit_events'],
   ['event_keys', 'audit_event_keys'],
   ['digests', 'audit_digests'],
 ];
+const EVENT_COLUMNS = ['seq', 'time', 'text', 'hash', 'event_name', 'principal_arn', 'error_code', 'crypto_success'];
+const EVENT_KEY_COLUMNS = ['key_id', 'crypto_success', 'seq'];
 const BATCH = 500;
 
 export interface MigrationReport {
@@ -73,7 +77,10 @@ export async function migrateSqliteToPostgres(dataDir: string, to: string): Prom
     return await inTransaction(pool, async (client) => {
       const rows: Record<string, number> = {};
       for (const [source, target] of METADATA_TABLES) rows[target] = await copyTable(metadata, client, source, target);
-      if (audit) for (const [source, target] of AUDIT_TABLES) rows[target] = await copyTable(audit, client, source, target);
+      if (audit) {
+        for (const [source, target] of AUDIT_TABLES) rows[target] = await copyTable(audit, client, source, target);
+        if (hasTable(audit, 'batches')) Object.assign(rows, await copyAuditBatches(audit, client));
+      }
       await resetIdentities(client);
       return { rows };
     });
@@ -98,9 +105,50 @@ async function targetColumns(client: pg.PoolClient, table: string): Promise<Map<
   return new Map(result.rows.map((row) => [row.column_name, { type: row.data_type, identity: row.is_identity === 'YES' }]));
 }
 
+function hasTable(source: Database.Database, table: string): boolean {
+  return source.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+}
+
+/**
+ * SQLite keeps events in batch rows (sqlite/audit-batches.ts); PostgreSQL keeps a row per event.
+ * Each batch is decoded into the per-event rows (texts and hashes as stored) and their keys.
+ */
+async function copyAuditBatches(source: Database.Database, client: pg.PoolClient): Promise<Record<string, number>> {
+  for (const table of ['audit_events', 'audit_event_keys']) {
+    const present = await client.query(`SELECT 1 FROM ${table} LIMIT 1`);
+    if (present.rowCount) throw new Error(`the target's ${table} is not empty: migrate into an empty database`);
+  }
+  let events: unknown[][] = [];
+  let keys: unknown[][] = [];
+  const copied = { audit_events: 0, audit_event_keys: 0 };
+  const flush = async () => {
+    copied.audit_events += await insertRows(client, 'audit_events', EVENT_COLUMNS, events);
+    copied.audit_event_keys += await insertRows(client, 'audit_event_keys', EVENT_KEY_COLUMNS, keys);
+    events = [];
+    keys = [];
+  };
+  for (const row of source.prepare('SELECT * FROM batches ORDER BY first_seq').iterate() as Iterable<BatchRow>) {
+    for (const event of decodeBatch(row)) {
+      const { seq, cryptoSuccess } = event;
+      events.push([seq, event.time.getTime(), event.text, event.hash, event.eventName, event.principalArn ?? null, event.errorCode ?? null, cryptoSuccess]);
+      for (const keyId of new Set(event.keyIds)) keys.push([keyId, cryptoSuccess, seq]);
+    }
+    if (events.length >= BATCH || keys.length >= BATCH) await flush();
+  }
+  await flush();
+  return copied;
+}
+
+async function insertRows(client: pg.PoolClient, table: string, columns: readonly string[], rows: unknown[][]): Promise<number> {
+  if (rows.length === 0) return 0;
+  const values: unknown[] = [];
+  const tuples = rows.map((row) => `(${row.map((value) => (values.push(value), `$${values.length}`)).join(', ')})`);
+  await client.query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${tuples.join(', ')}`, values);
+  return rows.length;
+}
+
 async function copyTable(source: Database.Database, client: pg.PoolClient, from: string, to: string): Promise<number> {
-  const exists = source.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(from);
-  if (!exists) return 0;
+  if (!hasTable(source, from)) return 0;
   const target = await targetColumns(client, to);
   if (target.size === 0) throw new Error(`the target has no table ${to}`);
   const present = await client.query(`SELECT 1 FROM ${to} LIMIT 1`);

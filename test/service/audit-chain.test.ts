@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { createHash, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,8 @@ import {
   type OpenAuditLogOptions,
 } from '../../src/service/audit/index.ts';
 import type { AuditEntryInput } from '../../src/storage/audit-types.ts';
+import { type BatchRow, type StoredEvent, decodeBatch, encodeBatch } from '../../src/storage/sqlite/audit-batches.ts';
+import { AUDIT_MIGRATIONS } from '../../src/storage/sqlite/audit-schema.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite/audit-store.ts';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
@@ -101,8 +103,35 @@ async function exportToArray(path: string): Promise<string[]> {
   }
 }
 
-const eventText = (db: Database.Database, seq: number) =>
-  (db.prepare('SELECT text FROM events WHERE seq = ?').get(seq) as { text: string }).text;
+/** Every stored event, decoded from audit.db's batch rows: what someone with the file sees. */
+function storedEvents(db: Database.Database): StoredEvent[] {
+  return (db.prepare('SELECT * FROM batches ORDER BY first_seq').all() as BatchRow[]).flatMap(decodeBatch);
+}
+
+/**
+ * Rewrites audit.db's events as someone with write access to the file could: `change` edits the
+ * decoded events (or returns others), which are stored again in well-formed batch rows, one per
+ * run of consecutive seqs.
+ */
+function editEvents(db: Database.Database, change: (events: StoredEvent[]) => StoredEvent[] | void): void {
+  const before = storedEvents(db);
+  const events = [...(change(before) ?? before)].sort((a, b) => a.seq - b.seq);
+  db.exec('DELETE FROM batches; DELETE FROM batch_keys');
+  const insert = db.prepare(
+    `INSERT INTO batches (first_seq, last_seq, min_time, max_time, errors, hashes, meta, texts)
+     VALUES (@first_seq, @last_seq, @min_time, @max_time, @errors, @hashes, @meta, @texts)`,
+  );
+  for (let start = 0; start < events.length; ) {
+    let end = start + 1;
+    while (end < events.length && events[end].seq === events[end - 1].seq + 1) end++;
+    const run = events.slice(start, end);
+    insert.run(encodeBatch(run[0].seq, run, run.map((event) => event.hash)));
+    start = end;
+  }
+}
+
+const eventOf = (events: StoredEvent[], seq: number) => events.find((event) => event.seq === seq) as StoredEvent;
+const forged = (seq: number, hash: Buffer): StoredEvent => ({ ...entry(seq), seq, hash, errorCode: undefined, keyIds: ['key-a'] });
 
 function assertBroken(result: Awaited<ReturnType<typeof verifyTrail>>, error: string | RegExp): void {
   assert.equal(result.ok, false, `expected a break, got ${JSON.stringify(result)}`);
@@ -215,67 +244,89 @@ describe('audit chain and digests', () => {
   describe('tampering with audit.db is detected at the right position', () => {
     test("an event's text changed", async () => {
       const { path, pem } = await makeTrail();
-      tamper(path, (db) => db.prepare('UPDATE events SET text = ? WHERE seq = 17').run(eventText(db, 17).replace('"n":17', '"n":71')));
+      tamper(path, (db) =>
+        editEvents(db, (events) => {
+          const event = eventOf(events, 17);
+          event.text = event.text.replace('"n":17', '"n":71');
+        }),
+      );
       assertBroken(await verifyFile(path, pem), 'event 17: hash does not match');
     });
 
     test("an event's hash changed", async () => {
       const { path, pem } = await makeTrail();
-      tamper(path, (db) => db.prepare('UPDATE events SET hash = randomblob(32) WHERE seq = 17').run());
+      tamper(path, (db) => editEvents(db, (events) => void (eventOf(events, 17).hash = randomBytes(32))));
       assertBroken(await verifyFile(path, pem), 'event 17: hash does not match');
     });
 
     test('an event removed from the middle', async () => {
       const { path, pem } = await makeTrail();
-      tamper(path, (db) => db.prepare('DELETE FROM events WHERE seq = 18').run());
+      tamper(path, (db) => editEvents(db, (events) => events.filter((event) => event.seq !== 18)));
       assertBroken(await verifyFile(path, pem), 'event 18 missing (found 19)');
     });
 
     test('an event inserted in the middle', async () => {
       const { path, pem } = await makeTrail();
-      tamper(path, (db) => {
-        db.exec('UPDATE events SET seq = -seq WHERE seq >= 25; UPDATE events SET seq = 1 - seq WHERE seq < 0');
-        const previous = (db.prepare('SELECT hash FROM events WHERE seq = 24').get() as { hash: Buffer }).hash;
-        const text = entry(999).text;
-        db.prepare(
-          "INSERT INTO events (seq, time, text, hash, event_name, crypto_success) VALUES (25, 0, ?, ?, 'Encrypt', 1)",
-        ).run(text, chainHash(previous, text));
-      });
+      tamper(path, (db) =>
+        editEvents(db, (events) => {
+          for (const event of events) if (event.seq >= 25) event.seq++;
+          const inserted = { ...forged(25, ZERO_HASH), text: entry(999).text };
+          inserted.hash = chainHash(eventOf(events, 24).hash, inserted.text);
+          return [...events, inserted];
+        }),
+      );
       assertBroken(await verifyFile(path, pem), 'event 26: hash does not match');
     });
 
     test('an event inserted and every later hash recomputed', async () => {
       const { path, pem } = await makeTrail();
-      tamper(path, (db) => {
-        db.exec('UPDATE events SET seq = -seq WHERE seq >= 25; UPDATE events SET seq = 1 - seq WHERE seq < 0');
-        db.prepare("INSERT INTO events (seq, time, text, hash, event_name, crypto_success) VALUES (25, 0, ?, x'', 'Encrypt', 1)").run(
-          entry(999).text,
-        );
-        rechain(db);
-      });
+      tamper(path, (db) =>
+        editEvents(db, (events) => {
+          for (const event of events) if (event.seq >= 25) event.seq++;
+          return rechain([...events, { ...forged(25, ZERO_HASH), text: entry(999).text }]);
+        }),
+      );
       assertBroken(await verifyFile(path, pem), 'digest 3: lastHash does not match event 30');
     });
 
     test('an event appended at the end without the chain', async () => {
       const { path, pem } = await makeTrail();
-      tamper(path, (db) =>
-        db
-          .prepare("INSERT INTO events (seq, time, text, hash, event_name, crypto_success) VALUES (54, 0, ?, randomblob(32), 'Encrypt', 1)")
-          .run(entry(54).text),
-      );
+      tamper(path, (db) => editEvents(db, (events) => [...events, forged(54, randomBytes(32))]));
       assertBroken(await verifyFile(path, pem), 'event 54: hash does not match');
     });
 
     test('two events swapped', async () => {
       const { path, pem } = await makeTrail();
-      tamper(path, (db) => db.exec('UPDATE events SET seq = -1 WHERE seq = 12; UPDATE events SET seq = 12 WHERE seq = 13; UPDATE events SET seq = 13 WHERE seq = -1'));
+      tamper(path, (db) =>
+        editEvents(db, (events) => {
+          const [twelve, thirteen] = [eventOf(events, 12), eventOf(events, 13)];
+          [twelve.seq, thirteen.seq] = [13, 12];
+        }),
+      );
       assertBroken(await verifyFile(path, pem), 'event 12: hash does not match');
     });
 
     test('the tail truncated past a digest', async () => {
       const { path, pem } = await makeTrail();
-      tamper(path, (db) => db.prepare('DELETE FROM events WHERE seq > 45').run());
+      tamper(path, (db) => editEvents(db, (events) => events.filter((event) => event.seq <= 45)));
       assertBroken(await verifyFile(path, pem), 'trail ends at event 45 but digest 5 seals up to 50');
+    });
+
+    test("a batch row's texts cut short, so its events no longer decode", async () => {
+      const { path, pem } = await makeTrail();
+      let batch = { first_seq: 0, last_seq: 0 };
+      tamper(path, (db) => {
+        batch = db.prepare('SELECT first_seq, last_seq FROM batches WHERE first_seq <= 30 ORDER BY first_seq DESC LIMIT 1').get() as typeof batch;
+        db.prepare('UPDATE batches SET texts = substr(texts, 2) WHERE first_seq = ?').run(batch.first_seq);
+      });
+      const result = await verifyFile(path, pem);
+      assertBroken(result, `after event ${batch.first_seq - 1}: the batch of events ${batch.first_seq}–${batch.last_seq} is malformed (its texts are shorter than their lengths)`);
+    });
+
+    test("a batch row's meta made unreadable", async () => {
+      const { path, pem } = await makeTrail();
+      tamper(path, (db) => db.prepare("UPDATE batches SET meta = '[' WHERE first_seq = (SELECT max(first_seq) FROM batches)").run());
+      assertBroken(await verifyFile(path, pem), /: the batch of events \d+–53 is malformed \(its meta is not JSON\)$/);
     });
 
     test("a digest's text changed", async () => {
@@ -308,6 +359,72 @@ describe('audit chain and digests', () => {
         db.exec('UPDATE digests SET seq = -1 WHERE seq = 2; UPDATE digests SET seq = 2 WHERE seq = 3; UPDATE digests SET seq = 3 WHERE seq = -1'),
       );
       assertBroken(await verifyFile(path, pem), 'digest 2 missing (found 3)');
+    });
+  });
+
+  describe('a version 1 audit.db (a row per event) is upgraded in place', () => {
+    /** Rewrites the trail at `path` as version 1 stored it, less the events `drop` names. */
+    function downgradeToVersion1(path: string, drop: (seq: number) => boolean = () => false): void {
+      const current = new Database(path, { readonly: true });
+      const events = storedEvents(current);
+      const meta = current.prepare('SELECT * FROM meta').all();
+      const digests = current.prepare('SELECT * FROM digests').all();
+      current.close();
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+      const db = new Database(path);
+      try {
+        db.exec(AUDIT_MIGRATIONS[0] as string);
+        db.pragma('user_version = 1');
+        for (const row of meta) db.prepare('INSERT INTO meta (name, value) VALUES (@name, @value)').run(row);
+        for (const row of digests) {
+          db.prepare('INSERT INTO digests (seq, last_seq, time, text, signature) VALUES (@seq, @last_seq, @time, @text, @signature)').run(row);
+        }
+        const insert = db.prepare(
+          'INSERT INTO events (seq, time, text, hash, event_name, principal_arn, error_code, crypto_success) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        );
+        const insertKey = db.prepare('INSERT INTO event_keys (key_id, crypto_success, seq) VALUES (?, ?, ?)');
+        for (const event of events.filter((event) => !drop(event.seq))) {
+          const success = event.cryptoSuccess ? 1 : 0;
+          insert.run(event.seq, event.time.getTime(), event.text, event.hash, event.eventName, event.principalArn ?? null, event.errorCode ?? null, success);
+          for (const keyId of event.keyIds) insertKey.run(keyId, success, event.seq);
+        }
+      } finally {
+        db.close();
+      }
+    }
+
+    test('into batches that verify, query and answer GetKeyLastUsage as before', async () => {
+      const { path, pem } = await makeTrail(600);
+      const before = await exportToArray(path);
+      downgradeToVersion1(path);
+      const store = new SqliteAuditStore(path);
+      try {
+        assert.equal(((await store.readEvents(1, 1000)).at(-1) as { seq: number }).seq, 600);
+        assert.equal((await store.lastCryptoUse('key-a'))?.seq, 600);
+        assert.deepEqual((await store.query({ limit: 3, order: 'desc', keyId: 'key-a' })).map((event) => event.seq), [600, 599, 598]);
+      } finally {
+        await store.close();
+      }
+      tamper(path, (db) => {
+        assert.equal(db.pragma('user_version', { simple: true }), AUDIT_MIGRATIONS.length);
+        const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((row) => row.name);
+        assert.deepEqual(tables, ['batch_keys', 'batches', 'digests', 'meta', 'probe']);
+        // 600 events: batches of at most MAX_EVENTS_PER_BATCH.
+        assert.deepEqual(db.prepare('SELECT first_seq, last_seq FROM batches ORDER BY first_seq').all(), [
+          { first_seq: 1, last_seq: 256 },
+          { first_seq: 257, last_seq: 512 },
+          { first_seq: 513, last_seq: 600 },
+        ]);
+      });
+      assert.deepEqual(await exportToArray(path), before, 'the same export, byte for byte');
+      assert.deepEqual(await verifyFile(path, pem), { ok: true, events: 600, digests: 60, eventsAfterLastDigest: 0 });
+    });
+
+    test('keeping a gap an edit made, for verify to name', async () => {
+      const { path, pem } = await makeTrail();
+      downgradeToVersion1(path, (seq) => seq === 18);
+      await new SqliteAuditStore(path).close();
+      assertBroken(await verifyFile(path, pem), 'event 18 missing (found 19)');
     });
   });
 
@@ -589,11 +706,11 @@ describe('AuditLog', () => {
 });
 
 /** What an attacker without the signing key can do: recompute every hash after a change. */
-function rechain(db: Database.Database): void {
+function rechain(events: StoredEvent[]): StoredEvent[] {
   let previous = ZERO_HASH;
-  const update = db.prepare('UPDATE events SET hash = ? WHERE seq = ?');
-  for (const row of db.prepare('SELECT seq, text FROM events ORDER BY seq').all() as { seq: number; text: string }[]) {
-    previous = chainHash(previous, row.text);
-    update.run(previous, row.seq);
+  for (const event of events.sort((a, b) => a.seq - b.seq)) {
+    previous = chainHash(previous, event.text);
+    event.hash = previous;
   }
+  return events;
 }

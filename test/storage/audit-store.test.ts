@@ -205,6 +205,77 @@ forEachBackend('AuditStore', (backend) => {
     assert.equal(row.cryptoSuccess, false);
   });
 
+  test('query, readEvents and lastCryptoUse over many appends agree with filtering every event', async () => {
+    const store = await openStore();
+    const { seal } = recordingSealer();
+    const principals = ['arn:aws:iam::111122223333:user/alice', 'arn:aws:iam::111122223333:user/bob', undefined];
+    const names = ['Encrypt', 'Decrypt', 'ReEncrypt', 'DescribeKey'];
+    const all: (AuditEntryInput & { seq: number })[] = [];
+    const varied = (n: number): AuditEntryInput => {
+      const failed = n % 7 === 0;
+      const eventName = names[n % names.length];
+      return entry(n, {
+        eventName,
+        // Times are not monotonic in seq: a batch's events can come from requests that started out of order.
+        time: new Date(T0.getTime() + n * 1000 + ((n * 7919) % 5) * 3000),
+        principalArn: principals[n % 3],
+        keyIds: eventName === 'ReEncrypt' ? [`key-${n % 5}`, `key-${(n + 1) % 5}`] : n % 11 === 0 ? [] : [`key-${n % 5}`],
+        errorCode: failed ? (n % 2 ? 'AccessDeniedException' : 'NotFoundException') : undefined,
+        cryptoSuccess: !failed && eventName !== 'DescribeKey',
+      });
+    };
+    // 150 appends of 1–7 events, then one of 600 (more than one stored batch), then 20 more.
+    const sizes = [...Array.from({ length: 150 }, (_, i) => 1 + ((i * 5) % 7)), 600, ...Array.from({ length: 20 }, () => 3)];
+    for (const size of sizes) {
+      const entries = Array.from({ length: size }, (_, index) => varied(all.length + 1 + index));
+      await store.append(entries, seal);
+      entries.forEach((input) => all.push({ ...input, seq: all.length + 1 }));
+    }
+    const total = all.length;
+    const read = await store.readEvents(1, total + 10);
+    assert.deepEqual(read.map((event) => event.seq), all.map((event) => event.seq));
+    assert.deepEqual(read.map((event) => event.text), all.map((event) => event.text));
+    assert.deepEqual((await store.readEvents(400, 5)).map((event) => event.seq), [400, 401, 402, 403, 404]);
+    assert.deepEqual((await store.readEvents(400, 50, 402)).map((event) => event.seq), [400, 401, 402]);
+    assert.deepEqual(await store.readEvents(total + 1, 5), []);
+
+    type Query = Parameters<typeof store.query>[0];
+    const expected = (query: Query) => {
+      const matching = all.filter(
+        (event) =>
+          (query.from === undefined || event.time >= query.from) &&
+          (query.to === undefined || event.time < query.to) &&
+          (query.principalArn === undefined || event.principalArn === query.principalArn) &&
+          (query.eventName === undefined || event.eventName === query.eventName) &&
+          (query.errorCode === undefined || event.errorCode === query.errorCode) &&
+          (!query.onlyErrors || event.errorCode !== undefined) &&
+          (query.keyId === undefined || event.keyIds.includes(query.keyId)) &&
+          (query.afterSeq === undefined || event.seq > query.afterSeq) &&
+          (query.beforeSeq === undefined || event.seq < query.beforeSeq),
+      );
+      if (query.order === 'desc') matching.reverse();
+      return matching.slice(0, query.limit).map((event) => event.seq);
+    };
+    const queries: Query[] = [
+      { limit: 5000 },
+      { limit: 7, order: 'desc' },
+      { limit: 5000, keyId: 'key-3' },
+      { limit: 40, keyId: 'key-3', order: 'desc', beforeSeq: 700 },
+      { limit: 5000, onlyErrors: true },
+      { limit: 5000, errorCode: 'NotFoundException', order: 'desc' },
+      { limit: 5000, principalArn: principals[1], eventName: 'Decrypt' },
+      { limit: 5000, from: new Date(T0.getTime() + 200_000), to: new Date(T0.getTime() + 900_000) },
+      { limit: 30, from: new Date(T0.getTime() + 200_000), order: 'desc', afterSeq: 150 },
+      { limit: 5000, keyId: 'key-1', onlyErrors: true, afterSeq: 100, beforeSeq: 1000 },
+      { limit: 5000, keyId: 'no-such-key' },
+    ];
+    for (const query of queries) assert.deepEqual((await store.query(query)).map((event) => event.seq), expected(query), JSON.stringify(query));
+    for (const keyId of ['key-0', 'key-1', 'key-2', 'key-3', 'key-4']) {
+      const last = all.filter((event) => event.cryptoSuccess && event.keyIds.includes(keyId)).at(-1);
+      assert.equal((await store.lastCryptoUse(keyId))?.seq, last?.seq, keyId);
+    }
+  });
+
   test('lastCryptoUse is the latest successful cryptographic event naming the key', async () => {
     const store = await openStore();
     const { seal } = recordingSealer();
@@ -273,6 +344,26 @@ describe('SqliteAuditStore only: the file, its WAL flush, locking and processes'
     } finally {
       db.close();
     }
+  });
+
+  test('a failed fsync of the WAL fails that write and every later one on the store: it fails closed until reopened', async () => {
+    const store = openStore();
+    const { seal } = recordingSealer();
+    await store.append([entry(1)], seal);
+    // The descriptor append() fsyncs replaced by one that cannot be (as a disk error would make it fail).
+    const internals = store as unknown as { walFd: number };
+    const realFd = internals.walFd;
+    assert.equal(typeof realFd, 'number', 'the WAL is open for syncing after the first commit');
+    internals.walFd = 1_000_000;
+    await assert.rejects(store.append([entry(2)], seal), /the audit trail could not be synced to disk: EBADF/);
+    internals.walFd = realFd;
+    await assert.rejects(store.append([entry(3)], seal), /could not be synced/, 'nothing is acknowledged after a failed fsync');
+    await assert.rejects(store.probe(), /could not be synced/);
+    assert.equal((await store.tail()).lastSeq, 2, 'entry 3 was refused before it was written');
+    // Reopened (a restart), the trail goes on: event 2 is there, committed though never acknowledged.
+    const reopened = openStore();
+    await reopened.append([entry(3)], seal);
+    assert.deepEqual((await reopened.readEvents(1, 10)).map((event) => event.seq), [1, 2, 3]);
   });
 
   test('probe commits a write, and fails when the database is locked by another writer', async () => {

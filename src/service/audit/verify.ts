@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ZERO_HASH, chainHash } from '../../crypto/audit-chain.ts';
-import { DEFAULT_DIGEST_EVERY_EVENTS, type AuditStore } from '../../storage/audit-types.ts';
+import { AuditTrailCorruptError, DEFAULT_DIGEST_EVERY_EVENTS, type AuditStore } from '../../storage/audit-types.ts';
 import { parseDigest, previousDigestHash, verifyDigestSignature } from './digests.ts';
 import { DIGEST_LINE_PREFIX, EVENT_LINE_PREFIX, exportLines } from './export.ts';
 import { auditPublicKey, publicKeyIdOf } from './signing-key.ts';
@@ -100,54 +100,61 @@ export async function verifyTrail(
 
   const fail = (error: string): VerifyResult => ({ ok: false, events, digests, line: lineNumber, error });
 
-  for await (const raw of source) {
+  try {
+    for await (const raw of source) {
+      lineNumber++;
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      if (line.length === 0) continue;
+      if (ahead) return fail(`digest ${ahead.seq} seals up to event ${ahead.lastSeq} but follows event ${lastSeq}`);
+
+      if (line.startsWith(EVENT_LINE_PREFIX)) {
+        const event = parseEventLine(line);
+        if (!event) return fail(`line ${lineNumber}: not an audit export line`);
+        const expected = lastSeq + 1;
+        if (event.seq > expected) return fail(`event ${expected} missing (found ${event.seq})`);
+        if (event.seq < expected) return fail(`event ${event.seq} repeated or out of order (expected ${expected})`);
+        const hash = chainHash(lastHash, event.text);
+        if (hash.toString('hex') !== event.hash) return fail(`event ${event.seq}: hash does not match`);
+        lastSeq = event.seq;
+        lastHash = hash;
+        events++;
+        continue;
+      }
+
+      const parsed = parseDigestLine(line);
+      if (!parsed) return fail(`line ${lineNumber}: not an audit export line`);
+      const digest = parseDigest(parsed.text);
+      if (!digest) return fail(`line ${lineNumber}: unreadable digest`);
+      const expected = digests + 1;
+      if (digest.seq > expected) return fail(`digest ${expected} missing (found ${digest.seq})`);
+      if (digest.seq < expected) return fail(`digest ${digest.seq} repeated or out of order (expected ${expected})`);
+      if (digest.publicKeyId !== keyId) {
+        return fail(`digest ${digest.seq}: made with key ${digest.publicKeyId}, not the given public key ${keyId}`);
+      }
+      if (!verifyDigestSignature(parsed.text, parsed.signature, key)) return fail(`digest ${digest.seq}: bad signature`);
+      if (digest.previousDigestHash !== previousDigestHash(previousText).toString('hex')) {
+        return fail(`digest ${digest.seq}: previousDigestHash does not match digest ${digest.seq - 1}`);
+      }
+      if (digest.lastSeq > lastSeq) {
+        ahead = { seq: digest.seq, lastSeq: digest.lastSeq }; // an error whatever comes next
+        continue;
+      }
+      if (digest.lastSeq < lastSeq) {
+        return fail(`digest ${digest.seq} seals up to event ${digest.lastSeq} but follows event ${lastSeq}`);
+      } else if (digest.lastHash !== lastHash.toString('hex')) {
+        return fail(`digest ${digest.seq}: lastHash does not match event ${digest.lastSeq}`);
+      } else if (digest.eventCount !== digest.lastSeq - sealedUpTo) {
+        return fail(`digest ${digest.seq}: eventCount ${digest.eventCount} but ${digest.lastSeq - sealedUpTo} events since the previous digest`);
+      }
+      sealedUpTo = digest.lastSeq;
+      previousText = parsed.text;
+      digests++;
+    }
+  } catch (error) {
+    // A store whose rows no longer decode has been edited: that is the break, at this position.
+    if (!(error instanceof AuditTrailCorruptError)) throw error;
     lineNumber++;
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (line.length === 0) continue;
-    if (ahead) return fail(`digest ${ahead.seq} seals up to event ${ahead.lastSeq} but follows event ${lastSeq}`);
-
-    if (line.startsWith(EVENT_LINE_PREFIX)) {
-      const event = parseEventLine(line);
-      if (!event) return fail(`line ${lineNumber}: not an audit export line`);
-      const expected = lastSeq + 1;
-      if (event.seq > expected) return fail(`event ${expected} missing (found ${event.seq})`);
-      if (event.seq < expected) return fail(`event ${event.seq} repeated or out of order (expected ${expected})`);
-      const hash = chainHash(lastHash, event.text);
-      if (hash.toString('hex') !== event.hash) return fail(`event ${event.seq}: hash does not match`);
-      lastSeq = event.seq;
-      lastHash = hash;
-      events++;
-      continue;
-    }
-
-    const parsed = parseDigestLine(line);
-    if (!parsed) return fail(`line ${lineNumber}: not an audit export line`);
-    const digest = parseDigest(parsed.text);
-    if (!digest) return fail(`line ${lineNumber}: unreadable digest`);
-    const expected = digests + 1;
-    if (digest.seq > expected) return fail(`digest ${expected} missing (found ${digest.seq})`);
-    if (digest.seq < expected) return fail(`digest ${digest.seq} repeated or out of order (expected ${expected})`);
-    if (digest.publicKeyId !== keyId) {
-      return fail(`digest ${digest.seq}: made with key ${digest.publicKeyId}, not the given public key ${keyId}`);
-    }
-    if (!verifyDigestSignature(parsed.text, parsed.signature, key)) return fail(`digest ${digest.seq}: bad signature`);
-    if (digest.previousDigestHash !== previousDigestHash(previousText).toString('hex')) {
-      return fail(`digest ${digest.seq}: previousDigestHash does not match digest ${digest.seq - 1}`);
-    }
-    if (digest.lastSeq > lastSeq) {
-      ahead = { seq: digest.seq, lastSeq: digest.lastSeq }; // an error whatever comes next
-      continue;
-    }
-    if (digest.lastSeq < lastSeq) {
-      return fail(`digest ${digest.seq} seals up to event ${digest.lastSeq} but follows event ${lastSeq}`);
-    } else if (digest.lastHash !== lastHash.toString('hex')) {
-      return fail(`digest ${digest.seq}: lastHash does not match event ${digest.lastSeq}`);
-    } else if (digest.eventCount !== digest.lastSeq - sealedUpTo) {
-      return fail(`digest ${digest.seq}: eventCount ${digest.eventCount} but ${digest.lastSeq - sealedUpTo} events since the previous digest`);
-    }
-    sealedUpTo = digest.lastSeq;
-    previousText = parsed.text;
-    digests++;
+    return fail(`after event ${lastSeq}: ${error.message}`);
   }
 
   lineNumber++;

@@ -1,4 +1,5 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync } from 'node:fs';
+import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ZERO_HASH, chainHash } from '../../crypto/audit-chain.ts';
 import type {
@@ -11,6 +12,7 @@ import type {
   DigestSealer,
 } from '../audit-types.ts';
 import { DEFAULT_DIGEST_EVERY_EVENTS, DEFAULT_DIGEST_INTERVAL_MS, isAuditEntry } from '../audit-types.ts';
+import { type BatchRow, MAX_EVENTS_PER_BATCH, type StoredEvent, batchKeys, decodeBatch, encodeBatch } from './audit-batches.ts';
 import { AUDIT_MIGRATIONS } from './audit-schema.ts';
 
 type Row = Record<string, unknown>;
@@ -28,6 +30,8 @@ export interface SqliteAuditStoreOptions {
 }
 
 const STARTED_AT = 'started-at';
+/** Batch rows read per statement by readEvents and query. */
+const READ_BATCHES = 64;
 /** Write-lock retries (withWriteLock): this many after one turn of the event loop, then every RETRY_SLEEP_MS. */
 const IMMEDIATE_RETRIES = 3;
 const RETRY_SLEEP_MS = 1;
@@ -44,9 +48,17 @@ interface Tail {
 }
 
 /**
- * The audit trail in SQLite (WAL, synchronous=FULL: a commit is on disk when it returns). Every
- * append is one BEGIN IMMEDIATE transaction that reads the tail first, so appends from several
- * connections and processes serialise into one chain. Nothing here caches the tail.
+ * The audit trail in SQLite. Every append is one BEGIN IMMEDIATE transaction that reads the tail
+ * first, so appends from several connections and processes serialise into one chain. Nothing
+ * here caches the tail.
+ *
+ * Durability (docs/audit.md "Fail closed, nothing lost"): WAL with synchronous=NORMAL, so the
+ * commit itself does not fsync; append() then fdatasyncs the WAL file and resolves only after
+ * that, so what it acknowledges is on disk. The write lock is released before that fsync, so
+ * another process commits during it instead of waiting for it (with synchronous=FULL the fsync ran
+ * inside the commit, holding the lock). An fsync covers every commit written to the WAL before it,
+ * whoever wrote it; NORMAL's own fsyncs (before and after each checkpoint) keep the checkpointed
+ * database as safe as FULL does.
  */
 export class SqliteAuditStore implements AuditStore {
   private readonly db: Database.Database;
@@ -56,6 +68,10 @@ export class SqliteAuditStore implements AuditStore {
   private readonly now: () => Date;
   private readonly startedAt: number;
   private readonly busyTimeoutMs: number;
+  private readonly walPath: string;
+  private walFd: number | undefined;
+  /** Set by a failed fsync: nothing is acknowledged on this store after it. */
+  private syncFailure: Error | undefined;
   private readonly appendTransaction: (
     entries: readonly AuditEntryInput[],
     seal: DigestSealer,
@@ -66,6 +82,7 @@ export class SqliteAuditStore implements AuditStore {
     this.digestEveryEvents = positiveInteger(options.digestEveryEvents ?? DEFAULT_DIGEST_EVERY_EVENTS, 'digestEveryEvents');
     this.digestIntervalMs = positiveInteger(options.digestIntervalMs ?? DEFAULT_DIGEST_INTERVAL_MS, 'digestIntervalMs');
     this.now = options.now ?? (() => new Date());
+    this.walPath = `${resolve(path)}-wal`;
     if (options.readonly) {
       this.db = new Database(path, { readonly: true, fileMustExist: true });
     } else {
@@ -73,7 +90,7 @@ export class SqliteAuditStore implements AuditStore {
       closeSync(openSync(path, 'a', 0o600));
       this.db = new Database(path);
       this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
+      this.db.pragma('synchronous = NORMAL'); // the commit does not fsync: append() does, after it
     }
     this.busyTimeoutMs = positiveInteger(options.busyTimeoutMs ?? 10_000, 'busyTimeoutMs');
     this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
@@ -105,7 +122,9 @@ export class SqliteAuditStore implements AuditStore {
           );
         }
         for (let version = current; version < AUDIT_MIGRATIONS.length; version++) {
-          this.db.exec(AUDIT_MIGRATIONS[version]);
+          const migration = AUDIT_MIGRATIONS[version];
+          if (typeof migration === 'string') this.db.exec(migration);
+          else migration(this.db);
           this.db.pragma(`user_version = ${version + 1}`);
         }
         this.statement('INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)').run(
@@ -126,7 +145,10 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   private readTail(): Tail {
-    const event = this.statement('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+    // The last batch's last hash: the final 32 bytes of its hashes.
+    const event = this.statement(
+      'SELECT last_seq AS seq, substr(hashes, -32) AS hash FROM batches ORDER BY first_seq DESC LIMIT 1',
+    ).get() as Row | undefined;
     const digest = this.statement('SELECT seq, last_seq, time, text FROM digests ORDER BY seq DESC LIMIT 1').get() as
       | Row
       | undefined;
@@ -149,11 +171,11 @@ export class SqliteAuditStore implements AuditStore {
     const now = this.now().getTime();
     const firstSeq = tail.seq + 1;
     let digestsWritten = 0;
-    const insertEvent = this.statement(
-      `INSERT INTO events (seq, time, text, hash, event_name, principal_arn, error_code, crypto_success)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    const insertBatch = this.statement(
+      `INSERT INTO batches (first_seq, last_seq, min_time, max_time, errors, hashes, meta, texts)
+       VALUES (@first_seq, @last_seq, @min_time, @max_time, @errors, @hashes, @meta, @texts)`,
     );
-    const insertKey = this.statement('INSERT OR IGNORE INTO event_keys (key_id, crypto_success, seq) VALUES (?, ?, ?)');
+    const insertKey = this.statement('INSERT OR IGNORE INTO batch_keys (key_id, crypto_success, first_seq) VALUES (?, ?, ?)');
     const insertDigest = this.statement('INSERT INTO digests (seq, last_seq, time, text, signature) VALUES (?, ?, ?, ?, ?)');
     const writeDigest = (): void => {
       const seq = tail.digestSeq + 1;
@@ -173,22 +195,20 @@ export class SqliteAuditStore implements AuditStore {
       digestsWritten++;
     };
 
-    for (const entry of entries) {
-      tail.seq++;
-      tail.hash = chainHash(tail.hash, entry.text);
-      const success = entry.cryptoSuccess ? 1 : 0;
-      insertEvent.run(
-        tail.seq,
-        entry.time.getTime(),
-        entry.text,
-        tail.hash,
-        entry.eventName,
-        entry.principalArn ?? null,
-        entry.errorCode ?? null,
-        success,
-      );
-      for (const keyId of entry.keyIds) insertKey.run(keyId, success, tail.seq);
-      if (tail.seq - tail.sealedUpTo >= this.digestEveryEvents) writeDigest();
+    // One row per MAX_EVENTS_PER_BATCH events (audit-batches.ts); digests fall where the count
+    // bound says, within a row as well as between rows.
+    for (let start = 0; start < entries.length; start += MAX_EVENTS_PER_BATCH) {
+      const batch = entries.slice(start, start + MAX_EVENTS_PER_BATCH);
+      const batchFirstSeq = tail.seq + 1;
+      const hashes: Buffer[] = [];
+      for (const entry of batch) {
+        tail.seq++;
+        tail.hash = chainHash(tail.hash, entry.text);
+        hashes.push(tail.hash);
+        if (tail.seq - tail.sealedUpTo >= this.digestEveryEvents) writeDigest();
+      }
+      insertBatch.run(encodeBatch(batchFirstSeq, batch, hashes));
+      for (const [keyId, success] of batchKeys(batch)) insertKey.run(keyId, success, batchFirstSeq);
     }
     if (this.digestDueByTime(tail, now)) writeDigest();
     if (probe) this.statement('UPDATE probe SET writes = writes + 1 WHERE id = 1').run();
@@ -221,13 +241,46 @@ export class SqliteAuditStore implements AuditStore {
         };
       }
     }
-    return this.withWriteLock(() => this.appendTransaction(entries, seal, probe));
+    this.throwIfSyncFailed();
+    const result = await this.withWriteLock(() => this.appendTransaction(entries, seal, probe));
+    this.syncWal();
+    return result;
   }
 
   async probe(): Promise<void> {
+    this.throwIfSyncFailed();
     await this.withWriteLock(() =>
       this.db.transaction(() => this.statement('UPDATE probe SET writes = writes + 1 WHERE id = 1').run()).immediate(),
     );
+    this.syncWal();
+  }
+
+  private throwIfSyncFailed(): void {
+    if (this.syncFailure) throw this.syncFailure;
+  }
+
+  /**
+   * Makes every commit written to the WAL so far durable, this connection's and any other's:
+   * fdatasync of the WAL file (Linux syncs the file whichever descriptor wrote it). SQLite keeps
+   * the WAL file while any connection is open, so the descriptor, opened after this connection's
+   * first commit, stays valid until close(). It runs on this thread, after the write lock is
+   * released: handing it to libuv's thread pool was measured to cost more CPU (a wake-up per
+   * commit) than the event loop gains.
+   */
+  private syncWal(): void {
+    this.throwIfSyncFailed();
+    try {
+      this.walFd ??= openSync(this.walPath, 'r');
+      fdatasyncSync(this.walFd);
+    } catch (error) {
+      // After a failed fsync the kernel may drop the pages it could not write and report the
+      // next fsync clean, so no later commit may be acknowledged on this store (PostgreSQL's
+      // rule since 2018): it fails closed until the process restarts.
+      this.syncFailure ??= new Error(`the audit trail could not be synced to disk: ${(error as Error).message}`, {
+        cause: error,
+      });
+      throw this.syncFailure;
+    }
   }
 
   /**
@@ -257,12 +310,24 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async readEvents(fromSeq: number, limit: number, toSeq = Number.MAX_SAFE_INTEGER): Promise<AuditEventRow[]> {
-    const rows = this.statement('SELECT * FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?').all(
-      fromSeq,
-      toSeq,
-      limit,
-    ) as Row[];
-    return rows.map(eventFromRow);
+    const events: AuditEventRow[] = [];
+    if (limit <= 0 || toSeq < fromSeq) return events;
+    // From the batch holding fromSeq (or the first after it), batch by batch in seq order.
+    const start = this.statement('SELECT max(first_seq) AS seq FROM batches WHERE first_seq <= ?').get(fromSeq) as Row;
+    let after = start.seq === null ? Number.MIN_SAFE_INTEGER : Number(start.seq) - 1;
+    const page = this.statement('SELECT * FROM batches WHERE first_seq > ? AND first_seq <= ? ORDER BY first_seq LIMIT ?');
+    for (;;) {
+      const rows = page.all(after, toSeq, READ_BATCHES) as BatchRow[];
+      for (const row of rows) {
+        for (const event of decodeBatch(row)) {
+          if (event.seq < fromSeq || event.seq > toSeq) continue;
+          events.push(rowOf(event));
+          if (events.length >= limit) return events;
+        }
+      }
+      if (rows.length < READ_BATCHES) return events;
+      after = Number(rows[rows.length - 1].first_seq);
+    }
   }
 
   async readDigests(fromSeq: number, limit: number): Promise<AuditDigestRow[]> {
@@ -279,11 +344,16 @@ export class SqliteAuditStore implements AuditStore {
   async tail(): Promise<{ lastSeq: number; lastDigestSeq: number }> {
     // One statement, one read transaction: the two agree.
     const row = this.statement(
-      'SELECT (SELECT max(seq) FROM events) AS last_seq, (SELECT max(seq) FROM digests) AS last_digest_seq',
+      `SELECT (SELECT last_seq FROM batches ORDER BY first_seq DESC LIMIT 1) AS last_seq,
+              (SELECT max(seq) FROM digests) AS last_digest_seq`,
     ).get() as Row;
     return { lastSeq: Number(row.last_seq ?? 0), lastDigestSeq: Number(row.last_digest_seq ?? 0) };
   }
 
+  /**
+   * SQL narrows the batches (time overlap, errors, key, seq bounds) through the indexes; each
+   * candidate batch's events are then matched exactly against every filter.
+   */
   async query(query: AuditQuery): Promise<AuditEventRow[]> {
     const conditions: string[] = [];
     const values: unknown[] = [];
@@ -291,36 +361,68 @@ export class SqliteAuditStore implements AuditStore {
       conditions.push(condition);
       values.push(value);
     };
-    if (query.from !== undefined) add('time >= ?', query.from.getTime());
-    if (query.to !== undefined) add('time < ?', query.to.getTime());
-    if (query.principalArn !== undefined) add('principal_arn = ?', query.principalArn);
-    if (query.eventName !== undefined) add('event_name = ?', query.eventName);
-    if (query.errorCode !== undefined) add('error_code = ?', query.errorCode);
-    if (query.onlyErrors) conditions.push('error_code IS NOT NULL');
-    if (query.keyId !== undefined) add('seq IN (SELECT seq FROM event_keys WHERE key_id = ?)', query.keyId);
-    if (query.afterSeq !== undefined) add('seq > ?', query.afterSeq);
-    if (query.beforeSeq !== undefined) add('seq < ?', query.beforeSeq);
-    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
-    const order = query.order === 'desc' ? 'DESC' : 'ASC';
-    const rows = this.statement(`SELECT * FROM events ${where} ORDER BY seq ${order} LIMIT ?`).all(
-      ...values,
-      query.limit,
-    ) as Row[];
-    return rows.map(eventFromRow);
+    if (query.from !== undefined) add('max_time >= ?', query.from.getTime());
+    if (query.to !== undefined) add('min_time < ?', query.to.getTime());
+    if (query.errorCode !== undefined || query.onlyErrors) conditions.push('errors > 0');
+    if (query.keyId !== undefined) add('first_seq IN (SELECT first_seq FROM batch_keys WHERE key_id = ?)', query.keyId);
+    if (query.afterSeq !== undefined) add('last_seq > ?', query.afterSeq);
+    if (query.beforeSeq !== undefined) add('first_seq < ?', query.beforeSeq);
+    const descending = query.order === 'desc';
+    const matches = (event: StoredEvent): boolean =>
+      (query.from === undefined || event.time.getTime() >= query.from.getTime()) &&
+      (query.to === undefined || event.time.getTime() < query.to.getTime()) &&
+      (query.principalArn === undefined || event.principalArn === query.principalArn) &&
+      (query.eventName === undefined || event.eventName === query.eventName) &&
+      (query.errorCode === undefined || event.errorCode === query.errorCode) &&
+      (!query.onlyErrors || event.errorCode !== undefined) &&
+      (query.keyId === undefined || event.keyIds.includes(query.keyId)) &&
+      (query.afterSeq === undefined || event.seq > query.afterSeq) &&
+      (query.beforeSeq === undefined || event.seq < query.beforeSeq);
+    const events: AuditEventRow[] = [];
+    if (query.limit <= 0) return events;
+    // Paged by first_seq, so a page boundary never splits a batch.
+    const pageCondition = descending ? 'first_seq < ?' : 'first_seq > ?';
+    const where = `WHERE ${[...conditions, pageCondition].join(' AND ')}`;
+    const page = this.statement(
+      `SELECT * FROM batches ${where} ORDER BY first_seq ${descending ? 'DESC' : 'ASC'} LIMIT ${READ_BATCHES}`,
+    );
+    let cursor = descending ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER;
+    for (;;) {
+      const rows = page.all(...values, cursor) as BatchRow[];
+      for (const row of rows) {
+        const decoded = decodeBatch(row);
+        if (descending) decoded.reverse();
+        for (const event of decoded) {
+          if (!matches(event)) continue;
+          events.push(rowOf(event));
+          if (events.length >= query.limit) return events;
+        }
+      }
+      if (rows.length < READ_BATCHES) return events;
+      cursor = Number(rows[rows.length - 1].first_seq);
+    }
   }
 
   async lastCryptoUse(keyId: string): Promise<AuditEventRow | undefined> {
-    const row = this.statement(
-      `SELECT events.* FROM event_keys JOIN events ON events.seq = event_keys.seq
-       WHERE event_keys.key_id = ? AND event_keys.crypto_success = 1
-       ORDER BY event_keys.seq DESC LIMIT 1`,
-    ).get(keyId) as Row | undefined;
-    return row ? eventFromRow(row) : undefined;
+    // The newest batch with a successful cryptographic event naming the key, then that event in it.
+    const rows = this.statement(
+      `SELECT batches.* FROM batch_keys JOIN batches ON batches.first_seq = batch_keys.first_seq
+       WHERE batch_keys.key_id = ? AND batch_keys.crypto_success = 1
+       ORDER BY batch_keys.first_seq DESC LIMIT 1`,
+    ).all(keyId) as BatchRow[];
+    for (const row of rows) {
+      const events = decodeBatch(row);
+      for (let index = events.length - 1; index >= 0; index--) {
+        const event = events[index];
+        if (event.cryptoSuccess && event.keyIds.includes(keyId)) return rowOf(event);
+      }
+    }
+    return undefined;
   }
 
   async firstEventTime(): Promise<Date | undefined> {
-    const row = this.statement('SELECT time FROM events ORDER BY seq LIMIT 1').get() as Row | undefined;
-    return row ? new Date(Number(row.time)) : undefined;
+    const row = this.statement('SELECT * FROM batches ORDER BY first_seq LIMIT 1').get() as BatchRow | undefined;
+    return row ? decodeBatch(row)[0]?.time : undefined;
   }
 
   async startTime(): Promise<Date> {
@@ -333,26 +435,22 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   async putMetaIfAbsent(name: string, value: string): Promise<string> {
-    this.statement('INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)').run(name, value);
+    const inserted = this.statement('INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)').run(name, value);
+    if (inserted.changes > 0) this.syncWal();
     return (await this.getMeta(name)) as string;
   }
 
   async close(): Promise<void> {
+    if (this.walFd !== undefined) closeSync(this.walFd);
+    this.walFd = undefined;
     this.db.close();
   }
 }
 
-function eventFromRow(row: Row): AuditEventRow {
-  return {
-    seq: Number(row.seq),
-    time: new Date(Number(row.time)),
-    text: row.text as string,
-    hash: row.hash as Buffer,
-    eventName: row.event_name as string,
-    principalArn: (row.principal_arn as string | null) ?? undefined,
-    errorCode: (row.error_code as string | null) ?? undefined,
-    cryptoSuccess: row.crypto_success === 1,
-  };
+/** The event without its keys: AuditEventRow's shape. */
+function rowOf(event: StoredEvent): AuditEventRow {
+  const { keyIds: _keyIds, ...row } = event;
+  return row;
 }
 
 function checkEntry(entry: AuditEntryInput): void {
