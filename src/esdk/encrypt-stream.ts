@@ -19,7 +19,12 @@ class EncryptStream extends Transform {
   readonly #options: EncryptOptions;
   #session: EncryptSession | undefined;
   #signer: MessageSigner | undefined;
-  /** Plaintext of the frame being filled. */
+  /**
+   * Plaintext of the frame being filled: a copy of exactly the bytes held while they are the
+   * first chunk's remainder (a small message never needs a whole frame's buffer: allocating one per
+   * message was a tenth of a 1 KB streaming encrypt, with the garbage collection it caused), and a
+   * frame-sized buffer once more bytes join them.
+   */
   #pending: Buffer | undefined;
   #pendingLength = 0;
   #sequenceNumber = 1;
@@ -86,6 +91,7 @@ class EncryptStream extends Transform {
     const available = this.#pendingLength + chunk.length;
     const frames = Math.floor(available / frameLength);
     let position = 0;
+    if (this.#pendingLength > 0 && (frames > 0 || position < chunk.length)) this.#growPending(frameLength);
     if (frames > 0) {
       const out = Buffer.allocUnsafe(frames * (frameLength + FRAME_OVERHEAD));
       let offset = 0;
@@ -106,10 +112,27 @@ class EncryptStream extends Transform {
       this.#emitBytes(out);
     }
     if (position < chunk.length) {
-      this.#pending ??= Buffer.allocUnsafe(frameLength);
-      chunk.copy(this.#pending, this.#pendingLength, position);
+      if (this.#pendingLength === 0 && (this.#pending === undefined || this.#pending.length < frameLength)) {
+        this.#pending?.fill(0);
+        this.#pending = Buffer.from(chunk.subarray(position));
+        this.#pendingLength = this.#pending.length;
+        return;
+      }
+      this.#growPending(frameLength);
+      chunk.copy(this.#pending as Buffer, this.#pendingLength, position);
       this.#pendingLength += chunk.length - position;
     }
+  }
+
+  /** Moves held bytes into a frame-sized buffer, if they are not in one yet. */
+  #growPending(frameLength: number): void {
+    if (this.#pending !== undefined && this.#pending.length >= frameLength) return;
+    const frame = Buffer.allocUnsafe(frameLength);
+    if (this.#pending !== undefined) {
+      this.#pending.copy(frame, 0, 0, this.#pendingLength);
+      this.#pending.fill(0);
+    }
+    this.#pending = frame;
   }
 
   #sealFrame(content: Buffer, out: Buffer, offset: number): number {

@@ -116,6 +116,40 @@ describe('streaming encrypt/decrypt', () => {
     await assert.rejects(collect(decryptStream({ keyring: aesKeyring, allowUnsignedStreaming: true }), [tampered]), { code: 'SignatureInvalid' });
   });
 
+  it('frames any chunking of the input the same: chunks smaller, equal and larger than a frame, and a reused input buffer', async () => {
+    const frameLength = 64;
+    const plaintext = pattern(5 * frameLength + 17, 3);
+    const chunkings = [[1], [7], [frameLength - 1], [frameLength], [frameLength + 1], [3 * frameLength + 5], [10, 100, 1, 63, 64, 65]];
+    for (const sizes of chunkings) {
+      for (const total of [0, 5, frameLength, frameLength + 3, plaintext.length]) {
+        const input = plaintext.subarray(0, total);
+        const chunks: Buffer[] = [];
+        for (let position = 0, i = 0; position < total; i++) {
+          const size = sizes[i % sizes.length];
+          chunks.push(input.subarray(position, position + size));
+          position += size;
+        }
+        // One buffer reused for every chunk, each overwritten once its write has been taken (the
+        // write callback): bytes the stream holds on to must be its own copies.
+        const scratch = Buffer.alloc(Math.max(...sizes));
+        const stream = encryptStream({ keyring: aesKeyring, suiteId: 0x0478, frameLength });
+        const out: Buffer[] = [];
+        stream.on('data', (chunk: Buffer) => out.push(chunk));
+        const ended = new Promise((resolve, reject) => stream.on('end', resolve).on('error', reject));
+        for (const chunk of chunks) {
+          chunk.copy(scratch);
+          await new Promise<void>((resolve, reject) => stream.write(scratch.subarray(0, chunk.length), (error) => (error ? reject(error) : resolve())));
+          scratch.fill(0xee);
+        }
+        stream.end();
+        await ended;
+        const { plaintext: decrypted, header } = await decrypt(Buffer.concat(out), { keyring: aesKeyring });
+        assert.ok(decrypted.equals(input), `chunks of ${sizes.join('/')}, ${total} bytes`);
+        assert.equal(header.frameLength, frameLength);
+      }
+    }
+  });
+
   it('non-framed streaming needs plaintextLength and enforces it', async () => {
     await assert.rejects(collect(encryptStream({ keyring: aesKeyring, contentType: 'non-framed' }), [Buffer.alloc(1)]), { code: 'InvalidArgument' });
     await assert.rejects(collect(encryptStream({ keyring: aesKeyring, contentType: 'non-framed', plaintextLength: 5 }), [Buffer.alloc(4)]), { code: 'InvalidArgument' });
