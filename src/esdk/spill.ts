@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EsdkError } from './errors.ts';
 
@@ -26,7 +27,8 @@ const SEALED_RECORD_LENGTH = RECORD_LENGTH + TAG_LENGTH;
 const READ_RECORDS = 16;
 
 export interface SpillOptions {
-  directory: string;
+  /** Where spill files go; undefined: os.tmpdir(), looked up only when a file is made (it reads the environment). */
+  directory: string | undefined;
   /** Bytes held in memory before the spill file is started. */
   threshold: number;
 }
@@ -126,7 +128,7 @@ export class WithheldPlaintext {
   }
 
   async #create(): Promise<FileHandle> {
-    const path = join(this.#options.directory, `.strongroom-spill-${randomBytes(12).toString('hex')}`);
+    const path = join(this.#options.directory ?? tmpdir(), `.strongroom-spill-${randomBytes(12).toString('hex')}`);
     // O_EXCL: never reuse or follow something already there (a planted file or symlink).
     const file = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
     this.#file = file;

@@ -5,13 +5,13 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { encryptStream, type EncryptOptions } from '../../src/esdk/index.ts';
-import { aesKeyring } from './support/fixtures.ts';
+import { decryptStream, encrypt, encryptStream, type EncryptOptions } from '../../src/esdk/index.ts';
+import { aesKeyring, collect, pattern } from './support/fixtures.ts';
 import { streamContains, type ChildReport, type ChildRequest } from './support/spill-child.ts';
 
 /**
@@ -94,6 +94,24 @@ describe('decryptStream spills withheld plaintext, encrypted, and stays in const
     assert.equal((await streamContains(control, Buffer.from(MARKER))).found, true);
     await writeFile(control, Buffer.alloc(3 * MB, MARKER.slice(0, -1)));
     assert.equal((await streamContains(control, Buffer.from(MARKER))).found, false);
+  });
+
+  it('without spillDirectory the spill goes to os.tmpdir(), looked up when the spill starts', async () => {
+    const message = (await encrypt(pattern(3 * 4096 + 5, 9), { keyring: aesKeyring, suiteId: 0x0578 })).ciphertext;
+    const run = (stream: Duplex) => collect(stream, [message]);
+    const saved = process.env.TMPDIR;
+    try {
+      // The stream is made while TMPDIR names a directory that does not exist; it spills after TMPDIR changes.
+      process.env.TMPDIR = join(workDir, 'absent');
+      await assert.rejects(run(decryptStream({ keyring: aesKeyring, spillThreshold: 0 })), /absent/);
+      const stream = decryptStream({ keyring: aesKeyring, spillThreshold: 0 });
+      process.env.TMPDIR = spillDirectory;
+      assert.ok((await run(stream)).equals(pattern(3 * 4096 + 5, 9)));
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    assert.deepEqual(await readdir(spillDirectory), []);
   });
 
   it('a signed framed 256 MB message (0x0578): nothing before the end, no plaintext on disk, constant memory', async () => {
