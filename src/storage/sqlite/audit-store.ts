@@ -12,7 +12,8 @@ import type {
   DigestSealer,
 } from '../audit-types.ts';
 import { DEFAULT_DIGEST_EVERY_EVENTS, DEFAULT_DIGEST_INTERVAL_MS, isAuditEntry } from '../audit-types.ts';
-import { type BatchRow, MAX_EVENTS_PER_BATCH, type StoredEvent, batchKeys, decodeBatch, encodeBatch } from './audit-batches.ts';
+import { MAX_EVENTS_PER_BATCH, batchKeys, encodeBatch } from './audit-batches.ts';
+import { BatchReader } from './audit-reads.ts';
 import { AUDIT_MIGRATIONS } from './audit-schema.ts';
 
 type Row = Record<string, unknown>;
@@ -30,8 +31,6 @@ export interface SqliteAuditStoreOptions {
 }
 
 const STARTED_AT = 'started-at';
-/** Batch rows read per statement by readEvents and query. */
-const READ_BATCHES = 64;
 /** Write-lock retries (withWriteLock): this many after one turn of the event loop, then every RETRY_SLEEP_MS. */
 const IMMEDIATE_RETRIES = 3;
 const RETRY_SLEEP_MS = 1;
@@ -63,6 +62,7 @@ interface Tail {
 export class SqliteAuditStore implements AuditStore {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly reader = new BatchReader((sql) => this.statement(sql));
   private readonly digestEveryEvents: number;
   private readonly digestIntervalMs: number;
   private readonly now: () => Date;
@@ -309,25 +309,20 @@ export class SqliteAuditStore implements AuditStore {
     }
   }
 
-  async readEvents(fromSeq: number, limit: number, toSeq = Number.MAX_SAFE_INTEGER): Promise<AuditEventRow[]> {
-    const events: AuditEventRow[] = [];
-    if (limit <= 0 || toSeq < fromSeq) return events;
-    // From the batch holding fromSeq (or the first after it), batch by batch in seq order.
-    const start = this.statement('SELECT max(first_seq) AS seq FROM batches WHERE first_seq <= ?').get(fromSeq) as Row;
-    let after = start.seq === null ? Number.MIN_SAFE_INTEGER : Number(start.seq) - 1;
-    const page = this.statement('SELECT * FROM batches WHERE first_seq > ? AND first_seq <= ? ORDER BY first_seq LIMIT ?');
-    for (;;) {
-      const rows = page.all(after, toSeq, READ_BATCHES) as BatchRow[];
-      for (const row of rows) {
-        for (const event of decodeBatch(row)) {
-          if (event.seq < fromSeq || event.seq > toSeq) continue;
-          events.push(rowOf(event));
-          if (events.length >= limit) return events;
-        }
-      }
-      if (rows.length < READ_BATCHES) return events;
-      after = Number(rows[rows.length - 1].first_seq);
-    }
+  async readEvents(fromSeq: number, limit: number, toSeq?: number): Promise<AuditEventRow[]> {
+    return this.reader.readEvents(fromSeq, limit, toSeq);
+  }
+
+  async query(query: AuditQuery): Promise<AuditEventRow[]> {
+    return this.reader.query(query);
+  }
+
+  async lastCryptoUse(keyId: string): Promise<AuditEventRow | undefined> {
+    return this.reader.lastCryptoUse(keyId);
+  }
+
+  async firstEventTime(): Promise<Date | undefined> {
+    return this.reader.firstEventTime();
   }
 
   async readDigests(fromSeq: number, limit: number): Promise<AuditDigestRow[]> {
@@ -350,81 +345,6 @@ export class SqliteAuditStore implements AuditStore {
     return { lastSeq: Number(row.last_seq ?? 0), lastDigestSeq: Number(row.last_digest_seq ?? 0) };
   }
 
-  /**
-   * SQL narrows the batches (time overlap, errors, key, seq bounds) through the indexes; each
-   * candidate batch's events are then matched exactly against every filter.
-   */
-  async query(query: AuditQuery): Promise<AuditEventRow[]> {
-    const conditions: string[] = [];
-    const values: unknown[] = [];
-    const add = (condition: string, value: unknown) => {
-      conditions.push(condition);
-      values.push(value);
-    };
-    if (query.from !== undefined) add('max_time >= ?', query.from.getTime());
-    if (query.to !== undefined) add('min_time < ?', query.to.getTime());
-    if (query.errorCode !== undefined || query.onlyErrors) conditions.push('errors > 0');
-    if (query.keyId !== undefined) add('first_seq IN (SELECT first_seq FROM batch_keys WHERE key_id = ?)', query.keyId);
-    if (query.afterSeq !== undefined) add('last_seq > ?', query.afterSeq);
-    if (query.beforeSeq !== undefined) add('first_seq < ?', query.beforeSeq);
-    const descending = query.order === 'desc';
-    const matches = (event: StoredEvent): boolean =>
-      (query.from === undefined || event.time.getTime() >= query.from.getTime()) &&
-      (query.to === undefined || event.time.getTime() < query.to.getTime()) &&
-      (query.principalArn === undefined || event.principalArn === query.principalArn) &&
-      (query.eventName === undefined || event.eventName === query.eventName) &&
-      (query.errorCode === undefined || event.errorCode === query.errorCode) &&
-      (!query.onlyErrors || event.errorCode !== undefined) &&
-      (query.keyId === undefined || event.keyIds.includes(query.keyId)) &&
-      (query.afterSeq === undefined || event.seq > query.afterSeq) &&
-      (query.beforeSeq === undefined || event.seq < query.beforeSeq);
-    const events: AuditEventRow[] = [];
-    if (query.limit <= 0) return events;
-    // Paged by first_seq, so a page boundary never splits a batch.
-    const pageCondition = descending ? 'first_seq < ?' : 'first_seq > ?';
-    const where = `WHERE ${[...conditions, pageCondition].join(' AND ')}`;
-    const page = this.statement(
-      `SELECT * FROM batches ${where} ORDER BY first_seq ${descending ? 'DESC' : 'ASC'} LIMIT ${READ_BATCHES}`,
-    );
-    let cursor = descending ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER;
-    for (;;) {
-      const rows = page.all(...values, cursor) as BatchRow[];
-      for (const row of rows) {
-        const decoded = decodeBatch(row);
-        if (descending) decoded.reverse();
-        for (const event of decoded) {
-          if (!matches(event)) continue;
-          events.push(rowOf(event));
-          if (events.length >= query.limit) return events;
-        }
-      }
-      if (rows.length < READ_BATCHES) return events;
-      cursor = Number(rows[rows.length - 1].first_seq);
-    }
-  }
-
-  async lastCryptoUse(keyId: string): Promise<AuditEventRow | undefined> {
-    // The newest batch with a successful cryptographic event naming the key, then that event in it.
-    const rows = this.statement(
-      `SELECT batches.* FROM batch_keys JOIN batches ON batches.first_seq = batch_keys.first_seq
-       WHERE batch_keys.key_id = ? AND batch_keys.crypto_success = 1
-       ORDER BY batch_keys.first_seq DESC LIMIT 1`,
-    ).all(keyId) as BatchRow[];
-    for (const row of rows) {
-      const events = decodeBatch(row);
-      for (let index = events.length - 1; index >= 0; index--) {
-        const event = events[index];
-        if (event.cryptoSuccess && event.keyIds.includes(keyId)) return rowOf(event);
-      }
-    }
-    return undefined;
-  }
-
-  async firstEventTime(): Promise<Date | undefined> {
-    const row = this.statement('SELECT * FROM batches ORDER BY first_seq LIMIT 1').get() as BatchRow | undefined;
-    return row ? decodeBatch(row)[0]?.time : undefined;
-  }
-
   async startTime(): Promise<Date> {
     return new Date(this.startedAt);
   }
@@ -445,12 +365,6 @@ export class SqliteAuditStore implements AuditStore {
     this.walFd = undefined;
     this.db.close();
   }
-}
-
-/** The event without its keys: AuditEventRow's shape. */
-function rowOf(event: StoredEvent): AuditEventRow {
-  const { keyIds: _keyIds, ...row } = event;
-  return row;
 }
 
 function checkEntry(entry: AuditEntryInput): void {
