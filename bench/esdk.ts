@@ -285,6 +285,16 @@ for (const c of allCases()) {
   );
 }
 if (values.markdown) writeFileSync(values.markdown, markdown(rows));
+// Every case is done: the process should now exit by itself, since neither SDK's helpers may keep it
+// alive. One full run (2026-11-30) sat idle here with two referenced worker ports instead; if that
+// happens again, say so and fail rather than hang (the timer itself holds nothing open).
+setTimeout(() => {
+  process.stderr.write(
+    `esdk bench: every case finished 30 s ago but the process has not exited; still holding its event loop: ` +
+      `${JSON.stringify(process.getActiveResourcesInfo())}\n`,
+  );
+  process.exit(3);
+}, 30_000).unref();
 
 /** The issue's targets: 5× official at 1 KB; 3× at 1 MB and 100 MB; 60% of raw at 100 MB, 0x0478, 64 KB frames. */
 function targets(row: Row): string[] {
