@@ -91,7 +91,8 @@ class EncryptStream extends Transform {
     const available = this.#pendingLength + chunk.length;
     const frames = Math.floor(available / frameLength);
     let position = 0;
-    if (this.#pendingLength > 0 && (frames > 0 || position < chunk.length)) this.#growPending(frameLength);
+    // Bytes already held are joined by this chunk's: they need the frame-sized buffer now.
+    if (this.#pendingLength > 0 && chunk.length > 0) this.#growPending(frameLength);
     if (frames > 0) {
       const out = Buffer.allocUnsafe(frames * (frameLength + FRAME_OVERHEAD));
       let offset = 0;
@@ -112,15 +113,15 @@ class EncryptStream extends Transform {
       this.#emitBytes(out);
     }
     if (position < chunk.length) {
-      if (this.#pendingLength === 0 && (this.#pending === undefined || this.#pending.length < frameLength)) {
+      const rest = chunk.subarray(position);
+      if (this.#pending === undefined || this.#pending.length < frameLength) {
+        // Nothing is held (held bytes were moved to a frame buffer above): keep an exact copy.
         this.#pending?.fill(0);
-        this.#pending = Buffer.from(chunk.subarray(position));
-        this.#pendingLength = this.#pending.length;
-        return;
+        this.#pending = Buffer.from(rest);
+      } else {
+        rest.copy(this.#pending, this.#pendingLength);
       }
-      this.#growPending(frameLength);
-      chunk.copy(this.#pending as Buffer, this.#pendingLength, position);
-      this.#pendingLength += chunk.length - position;
+      this.#pendingLength += rest.length;
     }
   }
 

@@ -139,11 +139,21 @@ async function copyAuditBatches(source: Database.Database, client: pg.PoolClient
   return copied;
 }
 
-async function insertRows(client: pg.PoolClient, table: string, columns: readonly string[], rows: unknown[][]): Promise<number> {
+/** One multi-row INSERT; `overriding` writes identity columns as given (OVERRIDING SYSTEM VALUE). */
+async function insertRows(
+  client: pg.PoolClient,
+  table: string,
+  columns: readonly string[],
+  rows: unknown[][],
+  overriding = false,
+): Promise<number> {
   if (rows.length === 0) return 0;
   const values: unknown[] = [];
   const tuples = rows.map((row) => `(${row.map((value) => (values.push(value), `$${values.length}`)).join(', ')})`);
-  await client.query(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${tuples.join(', ')}`, values);
+  await client.query(
+    `INSERT INTO ${table} (${columns.join(', ')}) ${overriding ? 'OVERRIDING SYSTEM VALUE ' : ''}VALUES ${tuples.join(', ')}`,
+    values,
+  );
   return rows.length;
 }
 
@@ -164,14 +174,7 @@ async function copyTable(source: Database.Database, client: pg.PoolClient, from:
   let batch: unknown[][] = [];
   let copied = 0;
   const flush = async () => {
-    if (batch.length === 0) return;
-    const values: unknown[] = [];
-    const tuples = batch.map((row) => `(${row.map((value, index) => (values.push(convert[index](value)), `$${values.length}`)).join(', ')})`);
-    await client.query(
-      `INSERT INTO ${to} (${columns.join(', ')}) ${identity ? 'OVERRIDING SYSTEM VALUE ' : ''}VALUES ${tuples.join(', ')}`,
-      values,
-    );
-    copied += batch.length;
+    copied += await insertRows(client, to, columns, batch.map((row) => row.map((value, index) => convert[index](value))), identity);
     batch = [];
   };
   for (const row of statement.iterate() as Iterable<unknown[]>) {

@@ -61,7 +61,7 @@ export function encodeBatch(firstSeq: number, entries: readonly AuditEntryInput[
       entry.errorCode ?? null,
       entry.cryptoSuccess ? 1 : 0,
       entry.text.length,
-      [...entry.keyIds],
+      entry.keyIds as string[], // serialised at once below, never mutated
     ]);
     texts.push(entry.text);
   }
