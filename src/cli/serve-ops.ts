@@ -114,3 +114,31 @@ export async function drainServer(server: Server, drainMs: number, logger?: Logg
   clearInterval(sweep);
   clearTimeout(timer);
 }
+
+/** How long the steps after the drain (workers, scheduler, stores, data dir lock) may take together. */
+export const STOP_GRACE_MS = 15_000;
+
+/**
+ * Runs a stop's steps in order and exits: 0 when all finish, 1 when one fails or when they have not
+ * finished `boundMs` after the start (the log line names the step that hung), so SIGTERM always
+ * ends the process, as a service manager expects, and a hang is reported rather than waited out.
+ */
+export async function runStopSteps(steps: [name: string, step: () => Promise<unknown>][], boundMs: number, logger: Logger): Promise<never> {
+  let current = steps[0]?.[0] ?? 'stop';
+  const watchdog = setTimeout(() => {
+    logger.error({ step: current, boundMs }, 'stop did not finish in time; exiting');
+    process.exit(1);
+  }, boundMs);
+  try {
+    for (const [name, step] of steps) {
+      current = name;
+      await step();
+    }
+  } catch (error) {
+    logger.error({ step: current, err: error instanceof Error ? { name: error.name, stack: error.stack } : String(error) }, 'error while stopping');
+    process.exit(1);
+  }
+  clearTimeout(watchdog);
+  logger.info('stopped');
+  process.exit(0);
+}

@@ -15,7 +15,16 @@ import { SigV4Verifier } from '../transports/kms-json/sigv4.ts';
 import { handleOpsRequest, type OpsEndpoints } from '../transports/ops/ops-handler.ts';
 import { observedResponseClass } from '../transports/ops/observed-response.ts';
 import { DataDirLockedError, lockDataDir } from './data-dir-lock.ts';
-import { drainServer, instanceReadiness, processTelemetry, serveMetricsToPrimary, startOpsListener, type ProcessTelemetry } from './serve-ops.ts';
+import {
+  drainServer,
+  instanceReadiness,
+  processTelemetry,
+  runStopSteps,
+  serveMetricsToPrimary,
+  startOpsListener,
+  STOP_GRACE_MS,
+  type ProcessTelemetry,
+} from './serve-ops.ts';
 import { bootstrapAdministrator, dataDirPaths, openInstance, type Instance } from './instance.ts';
 import { quotaOptions, xksOptions } from './serve-settings.ts';
 
@@ -152,18 +161,18 @@ export async function serve(options: ServeOptions): Promise<void> {
     clearInterval(scheduler);
     const drainMs = drainTimeoutMs(options);
     logger.info({ drainTimeoutMs: drainMs }, 'stopping: draining requests in flight');
-    try {
-      await Promise.all([closeServers(drainMs, logger), stopWorkers(drainMs)]);
-      await schedulerRun;
-      if (opsServer) await drainServer(opsServer, 0);
-      await instance.close();
-      await unlock();
-    } catch (error) {
-      logger.error({ err: errorSummary(error) }, 'error while stopping');
-      process.exit(1);
-    }
-    logger.info('stopped');
-    process.exit(0);
+    // Workers get drainMs + WORKER_KILL_MS before they are killed (stopWorkers): the bound covers that.
+    await runStopSteps(
+      [
+        ['draining requests and stopping workers', () => Promise.all([closeServers(drainMs, logger), stopWorkers(drainMs)])],
+        ['waiting for the scheduler', async () => schedulerRun],
+        ['closing the metrics listener', async () => opsServer && drainServer(opsServer, 0)],
+        ['closing the stores', () => instance.close()],
+        ['releasing the data dir', () => unlock()],
+      ],
+      drainMs + WORKER_KILL_MS + STOP_GRACE_MS,
+      logger,
+    );
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -181,6 +190,8 @@ async function closeServers(drainMs: number, logger?: Logger): Promise<void> {
   await Promise.all(servers.map((server) => drainServer(server, drainMs, logger)));
 }
 
+const WORKER_KILL_MS = 5_000;
+
 /**
  * Each worker drains on SIGTERM within the same bound; one that has not exited a few seconds
  * after it is killed, so that a stuck worker cannot hold the stop forever.
@@ -192,7 +203,7 @@ async function stopWorkers(drainMs: number): Promise<void> {
       (worker) =>
         new Promise<void>((done) => {
           if (!worker || worker.isDead()) return done();
-          const deadline = setTimeout(() => worker.process.kill('SIGKILL'), drainMs + 5_000);
+          const deadline = setTimeout(() => worker.process.kill('SIGKILL'), drainMs + WORKER_KILL_MS);
           worker.once('exit', () => {
             clearTimeout(deadline);
             done();
@@ -333,14 +344,15 @@ async function runWorker(options: ServeOptions): Promise<void> {
     const stop = async () => {
       if (stopping) return;
       stopping = true;
-      try {
-        await closeServers(drainTimeoutMs(options), logger);
-        await instance.close();
-      } catch (error) {
-        logger.error({ err: errorSummary(error) }, 'error while stopping');
-        process.exit(1);
-      }
-      process.exit(0);
+      const drainMs = drainTimeoutMs(options);
+      await runStopSteps(
+        [
+          ['draining requests', () => closeServers(drainMs, logger)],
+          ['closing the stores', () => instance.close()],
+        ],
+        drainMs + STOP_GRACE_MS,
+        logger,
+      );
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { KMSClient } from '@aws-sdk/client-kms';
+import { KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 export const STRONGROOM_BIN = join(repoRoot, 'bin/strongroom.mjs');
@@ -26,6 +26,18 @@ export interface RunningServer {
   stop: () => Promise<void>;
   /** SIGKILL and wait for exit (a crash). */
   kill: () => Promise<void>;
+}
+
+/** Longer than the server's own stop bound (10 s drain + 15 s grace by default). */
+const STOP_BOUND_MS = 45_000;
+/** A request the server never answers fails its test by name instead of holding the file to its 10-minute limit. */
+const REQUEST_TIMEOUT_MS = 120_000;
+
+function boundedRequests(handler: KMSClientConfig['requestHandler']): KMSClientConfig['requestHandler'] {
+  if (handler === undefined) return { requestTimeout: REQUEST_TIMEOUT_MS };
+  // A handler instance is the test's own choice; options are merged.
+  if (typeof (handler as { handle?: unknown }).handle === 'function') return handler;
+  return { requestTimeout: REQUEST_TIMEOUT_MS, ...(handler as object) } as KMSClientConfig['requestHandler'];
 }
 
 export async function makeDataDir(): Promise<string> {
@@ -86,7 +98,20 @@ export async function startServer(
   const stopWith = async (signal: NodeJS.Signals) => {
     for (const client of clients) client.destroy();
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    await exited;
+    // The server bounds its own stop (drain + grace, then exit 1 naming the step that hung): one
+    // still alive well after that is a bug to report with its output, never a test run held forever.
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = await Promise.race([exited.then(() => false), new Promise<boolean>((done) => (timer = setTimeout(() => done(true), STOP_BOUND_MS)))]);
+    clearTimeout(timer);
+    if (stuck) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`server did not exit within ${STOP_BOUND_MS / 1000} s of ${signal}:\n${output}`);
+    }
+    if (signal === 'SIGTERM' && child.exitCode !== 0) {
+      // Not this test's failure, but never silent: CI's log shows why the stop was not clean.
+      process.stderr.write(`[test support] server exited with ${child.exitCode ?? child.signalCode} on SIGTERM:\n${output}\n`);
+    }
   };
   return {
     endpoint,
@@ -97,7 +122,7 @@ export async function startServer(
     metricsEndpoint: /metrics on (http:\/\/\S+)\/metrics/.exec(output)?.[1],
     output: () => output,
     kms: (overrides = {}) => {
-      const client = new KMSClient({ endpoint, region, credentials, maxAttempts: 1, ...overrides });
+      const client = new KMSClient({ endpoint, region, credentials, maxAttempts: 1, ...overrides, requestHandler: boundedRequests(overrides.requestHandler) });
       clients.push(client);
       return client;
     },
