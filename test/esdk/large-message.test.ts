@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildClient, CommitmentPolicy, RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/client-node';
 import { decrypt, decryptStream, encrypt } from '../../src/esdk/index.ts';
-import { PARALLEL_THRESHOLD, parallelAvailable } from '../../src/esdk/parallel/frame-pool.ts';
+import { createSecretKey, randomBytes } from 'node:crypto';
+import { helperStats, parallelAvailable, PARALLEL_THRESHOLD, runOnHelper } from '../../src/esdk/parallel/frame-pool.ts';
+import type { FrameJob } from '../../src/esdk/parallel/frame-worker.ts';
 import { AES_KEY, aesKeyring, collect, pattern, policyFor } from './support/fixtures.ts';
 
 /** Messages above PARALLEL_THRESHOLD take the two-thread path (src/esdk/parallel/). */
@@ -19,6 +21,34 @@ const theirs = new RawAesKeyringNode({
 describe('large buffered messages on two threads', () => {
   it('has a helper thread on this machine', () => {
     assert.equal(parallelAvailable(), true);
+  });
+
+  it('posts a job to the helper before runOnHelper returns, so the caller\'s own share overlaps it', async () => {
+    // sealLarge/openLarge call runOnHelper, then work through their own frames synchronously. Were
+    // the job posted from a promise callback, the helper would start only once the caller's share
+    // was done, and the two halves would run one after the other (as they did until 2026-11-30).
+    const job = (): FrameJob => ({
+      op: 'seal',
+      suiteId: 0x0478,
+      key: createSecretKey(randomBytes(32)),
+      messageId: randomBytes(32),
+      frameLength: 16,
+      firstSequence: 1,
+      lastSequence: 1,
+      finalLength: -1,
+      input: new SharedArrayBuffer(16),
+      inputOffset: 0,
+      output: new SharedArrayBuffer(4 + 12 + 16 + 16),
+      outputOffset: 0,
+    });
+    const posted = helperStats.posted;
+    const first = runOnHelper(job());
+    assert.equal(helperStats.posted, posted + 1, 'not posted before runOnHelper returned');
+    // One already outstanding: the next waits its turn, and both complete.
+    const second = runOnHelper(job());
+    assert.equal(helperStats.posted, posted + 1);
+    await Promise.all([first, second]);
+    assert.equal(helperStats.posted, posted + 2);
   });
 
   for (const [suiteId, frameLength] of [[0x0478, 65536], [0x0578, 4096], [0x0014, 4096], [0x0378, 65536]] as const) {
@@ -53,3 +83,4 @@ describe('large buffered messages on two threads', () => {
     }
   });
 });
+

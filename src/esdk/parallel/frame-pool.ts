@@ -66,7 +66,18 @@ export function parallelAvailable(): boolean {
   return start() !== undefined;
 }
 
-/** Runs a job on the helper thread; jobs from concurrent calls queue behind each other. */
+/** Jobs posted to the helper thread so far (a test checks when they are posted). */
+export const helperStats = { posted: 0 };
+
+/** Jobs handed to runOnHelper and not yet settled. */
+let outstanding = 0;
+
+/**
+ * Runs a job on the helper thread; jobs from concurrent calls queue behind each other. With none
+ * outstanding the job is posted before this returns: the caller then works on its own share while
+ * the helper works on this one. (Posting from a promise callback, as queued jobs are, would wait
+ * until the caller next yields, i.e. until its share was done: the two threads took turns.)
+ */
 export function runOnHelper(job: FrameJob): Promise<void> {
   const run = (): Promise<void> =>
     new Promise<void>((resolve, reject) => {
@@ -75,9 +86,11 @@ export function runOnHelper(job: FrameJob): Promise<void> {
       pending = { resolve, reject };
       helper.ref();
       helper.postMessage(job);
+      helperStats.posted++;
     });
-  const result = queue.then(run, run);
-  queue = result.catch(() => undefined);
+  const result = outstanding === 0 ? run() : queue.then(run, run);
+  outstanding++;
+  queue = result.catch(() => undefined).finally(() => outstanding--);
   return result;
 }
 
