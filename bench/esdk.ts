@@ -27,7 +27,18 @@ import { Readable, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { MessagePort } from 'node:worker_threads';
 import { RawAesKeyring, decrypt, decryptStream, encrypt, encryptStream } from '../src/esdk/index.ts';
+
+// Who last referenced each MessagePort (a Worker's ref() and a 'message' listener both go through
+// MessagePort.prototype.ref): if one is left referenced at the end (see the exit check below), its
+// stack says which code did it. Only ref() calls are recorded; they are few (one per helper job).
+const lastRef = new WeakMap<object, string>();
+const originalRef = MessagePort.prototype.ref;
+MessagePort.prototype.ref = function ref(this: MessagePort) {
+  lastRef.set(this, new Error('MessagePort referenced').stack ?? '(no stack)');
+  return originalRef.call(this);
+};
 
 const { values } = parseArgs({
   options: {
@@ -286,12 +297,16 @@ for (const c of allCases()) {
 }
 if (values.markdown) writeFileSync(values.markdown, markdown(rows));
 // Every case is done: the process should now exit by itself, since neither SDK's helpers may keep it
-// alive. One full run (2026-11-30) sat idle here with two referenced worker ports instead; if that
-// happens again, say so and fail rather than hang (the timer itself holds nothing open).
+// alive. Two full runs (2026-11-30) sat idle here instead, holding referenced MessagePorts; if that
+// happens again, say so with the stack that last referenced each port, and fail rather than hang
+// (the timer itself holds nothing open; bench/esdk.sh still writes the results).
 setTimeout(() => {
+  const getHandles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles;
+  const ports = (getHandles?.call(process) ?? []).filter((handle): handle is MessagePort => handle instanceof MessagePort);
   process.stderr.write(
     `esdk bench: every case finished 30 s ago but the process has not exited; still holding its event loop: ` +
-      `${JSON.stringify(process.getActiveResourcesInfo())}\n`,
+      `${JSON.stringify(process.getActiveResourcesInfo())}\n` +
+      ports.map((port, index) => `referenced MessagePort ${index + 1}: ${lastRef.get(port) ?? '(never ref()ed explicitly)'}\n`).join(''),
   );
   process.exit(3);
 }, 30_000).unref();
