@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
+import { terminateUnreferenced } from './parallel/ts-worker.ts';
 
 /**
  * Background supply of ECDSA material for the signing suites. Every message of a signing suite
@@ -31,13 +32,13 @@ export interface PresignMaterial {
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { createECDH, generateKeyPairSync } = require('node:crypto');
+const { createECDH, createPrivateKey } = require('node:crypto');
 const ORDER = {
   'P-256': 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
   'P-384': 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
 };
 const NODE_CURVE = { 'P-256': 'prime256v1', 'P-384': 'secp384r1' };
-function toBig(base64url) { return BigInt('0x' + Buffer.from(base64url, 'base64url').toString('hex')); }
+const SIZE = { 'P-256': 32, 'P-384': 48 };
 // k⁻¹ mod n by the extended Euclidean algorithm: ~110 µs for P-384 here, Fermat's k^(n-2) ~620 µs.
 function modInverse(value, modulus) {
   let [r0, r1] = [value % modulus, modulus];
@@ -53,19 +54,29 @@ parentPort.on('message', ({ curve, count }) => {
   const n = ORDER[curve];
   const entries = [];
   while (entries.length < count) {
-    const signing = generateKeyPairSync('ec', { namedCurve: NODE_CURVE[curve] });
+    // Both key pairs come from ECDH, not generateKeyPairSync: on Node 20, exporting a generated EC
+    // key as JWK can deadlock its thread, when a garbage collection inside the export finalises
+    // the key's generation job, which takes the lock the export holds (a signing worker hung so,
+    // at exit, in a full bench/esdk.sh run: ~KeyGenJob under ExportJWKEcKey).
+    const size = SIZE[curve];
+    const signing = createECDH(NODE_CURVE[curve]);
+    const publicPoint = signing.generateKeys();
+    const d = signing.getPrivateKey();
+    const privateKey = createPrivateKey({ format: 'jwk', key: {
+      kty: 'EC',
+      crv: curve,
+      d: Buffer.concat([Buffer.alloc(size - d.length), d]).toString('base64url'),
+      x: publicPoint.subarray(1, 1 + size).toString('base64url'),
+      y: publicPoint.subarray(1 + size).toString('base64url'),
+    } });
+    const compressed = signing.getPublicKey('base64', 'compressed');
     // The nonce needs no KeyObject: a bare ECDH key pair is the cheapest k with k·G.
     const nonce = createECDH(NODE_CURVE[curve]);
     const point = nonce.generateKeys();
-    const size = (point.length - 1) / 2;
     const r = BigInt('0x' + point.subarray(1, 1 + size).toString('hex')) % n;
     const k = BigInt('0x' + nonce.getPrivateKey('hex'));
     if (r === 0n) continue;
-    const pub = signing.publicKey.export({ format: 'jwk' });
-    const x = Buffer.from(pub.x, 'base64url');
-    const y = Buffer.from(pub.y, 'base64url');
-    const compressed = Buffer.concat([Buffer.from([2 | (y[y.length - 1] & 1)]), x]).toString('base64');
-    entries.push({ curve, privateKey: signing.privateKey, publicKeyBase64: compressed, d: toBig(signing.privateKey.export({ format: 'jwk' }).d), r, kInverse: modInverse(k, n) });
+    entries.push({ curve, privateKey, publicKeyBase64: compressed, d: BigInt('0x' + d.toString('hex')), r, kInverse: modInverse(k, n) });
   }
   workerData.port.postMessage(entries);
 });
@@ -106,7 +117,7 @@ class Pool {
   #stop(): void {
     for (const { worker, results } of this.#helpers ?? []) {
       results.close();
-      void worker.terminate();
+      terminateUnreferenced(worker);
     }
     this.#helpers = undefined;
     this.#inFlight = 0;

@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createECDH, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { registerPresigned } from './ecdsa-presigned.ts';
 import { malformed } from './errors.ts';
 import { takePresignMaterial } from './signing-key-pool.ts';
@@ -23,14 +23,29 @@ export function generateSigningKey(curve: Curve): { privateKey: KeyObject; publi
     registerPresigned(material);
     return { privateKey: material.privateKey, publicKeyBase64: material.publicKeyBase64 };
   }
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: NODE_CURVE[curve] });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const x = Buffer.from(jwk.x as string, 'base64url');
-  const y = Buffer.from(jwk.y as string, 'base64url');
-  const compressed = Buffer.allocUnsafe(1 + x.length);
-  compressed[0] = 2 | (y[y.length - 1] & 1);
-  x.copy(compressed, 1);
-  return { privateKey, publicKeyBase64: compressed.toString('base64') };
+  return makeSigningKey(curve);
+}
+
+/** A fresh key pair made on this thread. */
+export function makeSigningKey(curve: Curve): { privateKey: KeyObject; publicKeyBase64: string } {
+  // From ECDH rather than generateKeyPairSync + a JWK export, which can deadlock on Node 20
+  // (signing-key-pool.ts says how).
+  const size = COORDINATE_LENGTH[curve];
+  const ecdh = createECDH(NODE_CURVE[curve]);
+  const point = ecdh.generateKeys();
+  const d = ecdh.getPrivateKey();
+  const privateKey = createPrivateKey({
+    format: 'jwk',
+    key: {
+      kty: 'EC',
+      crv: curve,
+      d: Buffer.concat([Buffer.alloc(size - d.length), d]).toString('base64url'),
+      x: point.subarray(1, 1 + size).toString('base64url'),
+      y: point.subarray(1 + size).toString('base64url'),
+    },
+  });
+  d.fill(0);
+  return { privateKey, publicKeyBase64: ecdh.getPublicKey('base64', 'compressed') };
 }
 
 /**

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { EsdkError, type EsdkErrorCode } from '../errors.ts';
 import type { FrameJob, FrameJobResult } from './frame-worker.ts';
-import { startModuleWorker } from './ts-worker.ts';
+import { startModuleWorker, terminateUnreferenced } from './ts-worker.ts';
 
 /**
  * One helper thread for large buffered messages, so a 100 MB encrypt or decrypt uses both cores:
@@ -26,7 +26,7 @@ function stopWhenIdle(): void {
   idle = setTimeout(() => {
     idle = undefined;
     if (pending || !worker) return;
-    void worker.terminate();
+    terminateUnreferenced(worker);
     worker = undefined;
   }, IDLE_MS);
   idle.unref();

@@ -25,3 +25,15 @@ function tsxCjsApi(): string {
   api ??= createRequire(import.meta.url).resolve('tsx/cjs/api');
   return api;
 }
+
+/**
+ * Stops a helper thread without holding the process for it. Worker.terminate() references the
+ * worker until its thread has exited; a pool stopping after a quiet spell must not keep a process
+ * alive for that, and a thread that never exits would keep it forever. That happened: a full
+ * bench/esdk.sh run ended with its process held by a terminated signing worker, deadlocked inside a
+ * JWK export (signing-key-pool.ts), whose port terminate() had referenced. The thread still stops.
+ */
+export function terminateUnreferenced(worker: Worker): void {
+  void worker.terminate();
+  worker.unref();
+}
