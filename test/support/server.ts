@@ -97,7 +97,8 @@ export async function startServer(
   const clients: KMSClient[] = [];
   const stopWith = async (signal: NodeJS.Signals) => {
     for (const client of clients) client.destroy();
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    const running = child.exitCode === null && child.signalCode === null;
+    if (running) child.kill(signal);
     // The server bounds its own stop (drain + grace, then exit 1 naming the step that hung): one
     // still alive well after that is a bug to report with its output, never a test run held forever.
     let timer: NodeJS.Timeout | undefined;
@@ -108,7 +109,7 @@ export async function startServer(
       await exited;
       throw new Error(`server did not exit within ${STOP_BOUND_MS / 1000} s of ${signal}:\n${output}`);
     }
-    if (signal === 'SIGTERM' && child.exitCode !== 0) {
+    if (running && signal === 'SIGTERM' && child.exitCode !== 0) {
       // Not this test's failure, but never silent: CI's log shows why the stop was not clean.
       process.stderr.write(`[test support] server exited with ${child.exitCode ?? child.signalCode} on SIGTERM:\n${output}\n`);
     }
