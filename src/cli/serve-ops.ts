@@ -115,6 +115,9 @@ export async function drainServer(server: Server, drainMs: number, logger?: Logg
   clearTimeout(timer);
 }
 
+/** An error as a log field: its name and stack. */
+export const errorSummary = (error: unknown) => (error instanceof Error ? { name: error.name, stack: error.stack } : String(error));
+
 /** How long the steps after the drain (workers, scheduler, stores, data dir lock) may take together. */
 export const STOP_GRACE_MS = 15_000;
 
@@ -135,7 +138,7 @@ export async function runStopSteps(steps: [name: string, step: () => Promise<unk
       await step();
     }
   } catch (error) {
-    logger.error({ step: current, err: error instanceof Error ? { name: error.name, stack: error.stack } : String(error) }, 'error while stopping');
+    logger.error({ step: current, err: errorSummary(error) }, 'error while stopping');
     process.exit(1);
   }
   clearTimeout(watchdog);

@@ -17,6 +17,7 @@ import { observedResponseClass } from '../transports/ops/observed-response.ts';
 import { DataDirLockedError, lockDataDir } from './data-dir-lock.ts';
 import {
   drainServer,
+  errorSummary,
   instanceReadiness,
   processTelemetry,
   runStopSteps,
@@ -384,4 +385,3 @@ function printWelcome(args: { instance: Instance; url: string; created: boolean;
 
 const formatHost = (host: string): string => (host.includes(':') ? `[${host}]` : host);
 
-const errorSummary = (error: unknown) => (error instanceof Error ? { name: error.name, stack: error.stack } : String(error));

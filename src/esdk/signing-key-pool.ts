@@ -70,13 +70,15 @@ parentPort.on('message', ({ curve, count }) => {
       y: publicPoint.subarray(1 + size).toString('base64url'),
     } });
     const compressed = signing.getPublicKey('base64', 'compressed');
+    const scalar = BigInt('0x' + d.toString('hex'));
+    d.fill(0);
     // The nonce needs no KeyObject: a bare ECDH key pair is the cheapest k with k·G.
     const nonce = createECDH(NODE_CURVE[curve]);
     const point = nonce.generateKeys();
     const r = BigInt('0x' + point.subarray(1, 1 + size).toString('hex')) % n;
     const k = BigInt('0x' + nonce.getPrivateKey('hex'));
     if (r === 0n) continue;
-    entries.push({ curve, privateKey, publicKeyBase64: compressed, d: BigInt('0x' + d.toString('hex')), r, kInverse: modInverse(k, n) });
+    entries.push({ curve, privateKey, publicKeyBase64: compressed, d: scalar, r, kInverse: modInverse(k, n) });
   }
   workerData.port.postMessage(entries);
 });
