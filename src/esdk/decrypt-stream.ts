@@ -5,22 +5,26 @@ import { ByteQueue } from './byte-queue.ts';
 import { beginDecryption, decryptSettings, tryParseHeader, type DecryptSession, type DecryptSettings } from './decrypt-session.ts';
 import { EsdkError, malformed } from './errors.ts';
 import type { DecryptOptions } from './options.ts';
-import { DEFAULT_SPILL_THRESHOLD, WithheldPlaintext, type SpillOptions } from './spill.ts';
+import { WithheldFrames, type FrameKind } from './spill-frames.ts';
+import { DEFAULT_SPILL_THRESHOLD, WithheldPlaintext, type SpillOptions, type Withheld } from './spill.ts';
 
 type State = 'header' | 'frame' | 'single-header' | 'single-content' | 'single-tag' | 'footer' | 'done';
 
 /**
  * Streaming decrypt: message in, plaintext out, with the Transform's backpressure; memory is one
- * frame plus the chunk in hand (plus up to `spillThreshold` of withheld plaintext) at any size.
+ * frame plus the chunk in hand (plus up to `spillThreshold` of withheld plaintext and 2 MiB of
+ * frames on their way to the spill) at any size.
  * - Framed, non-signing suites: each frame's plaintext leaves once its tag verified.
  * - Signing suites: plaintext is withheld until the footer signature verified, unless
  *   `allowUnsignedStreaming` releases it frame by frame as above — then a bad signature is only
  *   reported at the end, after plaintext was emitted.
  * - Non-framed bodies: one GCM tag covers all content, so plaintext is always withheld until it
  *   verifies (node's decipher yields it before final()).
- * Withheld plaintext beyond the threshold goes to an encrypted spill file (spill.ts) and is emitted
- * only after the whole message verified and the input ended, at the pace the reader takes it. On any
- * failure nothing withheld is emitted and the spill is removed.
+ * What is withheld beyond the threshold goes to a spill file and is emitted only after the whole
+ * message was read and its signature or tag verified, at the pace the reader takes it: a signed
+ * framed message's frames as they came, each authenticated as it is released (spill-frames.ts); a
+ * non-framed body's plaintext sealed under a key of the spill's own (spill.ts). On a failure before
+ * the release nothing withheld is emitted, and the spill is removed in any case.
  */
 class DecryptStream extends Transform {
   readonly #options: DecryptOptions;
@@ -32,7 +36,7 @@ class DecryptStream extends Transform {
   #verifier: Verify | undefined;
   #releaseEarly = false;
   readonly #spill: SpillOptions;
-  #withheld: WithheldPlaintext | undefined;
+  #withheld: Withheld | undefined;
   /** Resolves a release waiting for the reader (set while push() said the buffer is full). */
   #wake: (() => void) | undefined;
   #sequenceNumber = 1;
@@ -63,7 +67,13 @@ class DecryptStream extends Transform {
       const signature = header.suite.signature;
       if (signature) this.#verifier = createVerify(signature.hash);
       this.#releaseEarly = !signature || this.#options.allowUnsignedStreaming === true;
-      if (!this.#releaseEarly || header.contentType !== 2) this.#withheld = new WithheldPlaintext(this.#spill);
+      if (header.contentType !== 2) this.#withheld = new WithheldPlaintext(this.#spill);
+      else if (!this.#releaseEarly) {
+        const body = session.body;
+        this.#withheld = new WithheldFrames(this.#spill, header.frameLength, (kind, sequenceNumber, iv, content, tag) =>
+          body.open(kind, sequenceNumber, iv, content, tag),
+        );
+      }
       this.#consume(header.length);
       this.#state = header.contentType === 2 ? 'frame' : 'single-header';
       this.emit('header', session.headerInfo);
@@ -94,9 +104,23 @@ class DecryptStream extends Transform {
     return bytes;
   }
 
-  #emit(plaintext: Buffer): void {
-    if (this.#releaseEarly) this.push(plaintext);
-    else (this.#withheld as WithheldPlaintext).add(plaintext);
+  /**
+   * One whole frame taken off the queue: decrypted and pushed now, decrypted and kept in memory, or
+   * spilled as it is, to be authenticated and decrypted on release (spill-frames.ts).
+   */
+  #frame(kind: FrameKind, frame: Buffer, ivAt: number, contentAt: number, contentLength: number): void {
+    const frames = this.#releaseEarly ? undefined : (this.#withheld as WithheldFrames);
+    if (frames && !frames.keeps(contentLength)) return frames.spill(kind, this.#sequenceNumber, frame);
+    const tagAt = contentAt + contentLength;
+    const plaintext = (this.#session as DecryptSession).body.open(
+      kind,
+      this.#sequenceNumber,
+      frame.subarray(ivAt, ivAt + IV_LENGTH),
+      frame.subarray(contentAt, tagAt),
+      frame.subarray(tagAt),
+    );
+    if (frames) frames.keep(plaintext);
+    else this.push(plaintext);
   }
 
   /** Parses and decrypts as much of the queue as is complete. */
@@ -117,8 +141,7 @@ class DecryptStream extends Transform {
             if (length > frameLength) throw malformed('final frame longer than the frame length');
             if (queue.length < 12 + IV_LENGTH + length + TAG_LENGTH) return;
             const frame = this.#consume(12 + IV_LENGTH + length + TAG_LENGTH);
-            const start = 12 + IV_LENGTH;
-            this.#emit(session.body.open('final', this.#sequenceNumber, frame.subarray(8, 8 + IV_LENGTH), frame.subarray(start, start + length), frame.subarray(start + length)));
+            this.#frame('final', frame, 8, 12 + IV_LENGTH, length);
             this.#state = this.#verifier ? 'footer' : 'done';
             break;
           }
@@ -126,8 +149,7 @@ class DecryptStream extends Transform {
           if (marker === FINAL_FRAME_MARKER - 1) throw malformed('too many frames');
           if (queue.length < 4 + IV_LENGTH + frameLength + TAG_LENGTH) return;
           const frame = this.#consume(4 + IV_LENGTH + frameLength + TAG_LENGTH);
-          const start = 4 + IV_LENGTH;
-          this.#emit(session.body.open('frame', this.#sequenceNumber, frame.subarray(4, start), frame.subarray(start, start + frameLength), frame.subarray(start + frameLength)));
+          this.#frame('frame', frame, 4, 4 + IV_LENGTH, frameLength);
           this.#sequenceNumber++;
           break;
         }

@@ -33,7 +33,18 @@ export interface SpillOptions {
   threshold: number;
 }
 
-export class WithheldPlaintext {
+/** What decryptStream withholds, whichever way it keeps it (WithheldPlaintext, WithheldFrames). */
+export interface Withheld {
+  /** True when `write()` has something to put on disk before more input is taken. */
+  readonly mustWrite: boolean;
+  write(): Promise<void>;
+  /** Hands everything withheld, in order, to `emit` (which resolves when the consumer wants more). */
+  release(emit: (plaintext: Buffer) => Promise<void>): Promise<void>;
+  /** Zeroes what is in memory, closes and removes the spill file. Idempotent. */
+  discard(): Promise<void>;
+}
+
+export class WithheldPlaintext implements Withheld {
   readonly #options: SpillOptions;
   /** Plaintext not on disk: all of it while below the threshold, after that less than a record plus the last input chunk. */
   #memory: Buffer[] = [];
@@ -128,18 +139,12 @@ export class WithheldPlaintext {
   }
 
   async #create(): Promise<FileHandle> {
-    const path = join(this.#options.directory ?? tmpdir(), `.strongroom-spill-${randomBytes(12).toString('hex')}`);
-    // O_EXCL: never reuse or follow something already there (a planted file or symlink).
-    const file = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+    const { file, path } = await createSpillFile(this.#options.directory);
     this.#file = file;
+    this.#path = path;
     if (this.#discarded) {
       await this.discard();
       throw spillFailure();
-    }
-    try {
-      await unlink(path);
-    } catch {
-      this.#path = path; // a platform that cannot unlink an open file: removed in discard()
     }
     const raw = randomBytes(32);
     this.#key = createSecretKey(raw);
@@ -175,6 +180,23 @@ export class WithheldPlaintext {
   }
 }
 
+/**
+ * A new spill file in `directory` (os.tmpdir() when undefined): created 0600 with O_EXCL (never
+ * reusing or following something already there: a planted file or symlink), and unlinked at once
+ * where the platform allows, so no other process can open it by name and no crash leaves it
+ * behind. `path` is set only when it could not be unlinked (then discard() removes it).
+ */
+export async function createSpillFile(directory: string | undefined): Promise<{ file: FileHandle; path: string | undefined }> {
+  const path = join(directory ?? tmpdir(), `.strongroom-spill-${randomBytes(12).toString('hex')}`);
+  const file = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await unlink(path);
+    return { file, path: undefined };
+  } catch {
+    return { file, path }; // a platform that cannot unlink an open file: removed in discard()
+  }
+}
+
 async function writeAll(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
   let written = 0;
   while (written < bytes.length) {
@@ -184,6 +206,6 @@ async function writeAll(file: FileHandle, bytes: Buffer, position: number): Prom
 }
 
 /** The spill file changed under us, or was cut short: nothing of it is released. */
-function spillFailure(): EsdkError {
+export function spillFailure(): EsdkError {
   return new EsdkError('AuthenticationFailed', 'the spill file of withheld plaintext failed authentication');
 }

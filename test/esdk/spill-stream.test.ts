@@ -67,6 +67,49 @@ describe('decryptStream spill', () => {
     });
   }
 
+  for (const [title, frameLength, threshold, size] of [
+    ['frames larger than a read batch (1.5 MiB frames)', 1.5 * MB, 0, 5 * MB + 7],
+    ['the first frames in memory, the rest spilled (4 KiB frames, 1 MiB threshold)', 4096, MB, 4 * MB + 4095],
+    ['whole frames only (2 MiB of 4 KiB frames), all spilled', 4096, 0, 2 * MB],
+  ] as const) {
+    it(`round-trips a signed message with ${title}`, async () => {
+      const plaintext = pattern(size, 5);
+      const { ciphertext } = await encrypt(plaintext, { keyring: aesKeyring, suiteId: 0x0578, frameLength });
+      const decryptor = decryptStream(options({ spillThreshold: threshold }));
+      await feedWithoutEnd(decryptor, ciphertext);
+      assert.equal((await spillDescriptors(spillDirectory)).length, 1, 'no spill file while the message is withheld');
+      const out = await collect(decryptor, []);
+      assert.ok(out.equals(plaintext));
+      assert.equal((await spillDescriptors(spillDirectory)).length, 0);
+    });
+  }
+
+  it('stops with AuthenticationFailed when spilled frames are swapped on disk, emitting nothing from the first of them on', async () => {
+    const frameLength = 4096;
+    const { ciphertext } = await encrypt(pattern(2 * MB), { keyring: aesKeyring, suiteId: 0x0578, frameLength });
+    const decryptor = decryptStream(options({ spillThreshold: 0 }));
+    await feedWithoutEnd(decryptor, ciphertext);
+    const [spill] = await spillDescriptors(spillDirectory);
+    const handle = await open(`/proc/self/fd/${spill.fd}`, 'r+');
+    // Frames 3 and 4 as the message carried them (sequence number, IV, content, tag), swapped.
+    const size = 4 + 12 + frameLength + 16;
+    const third = Buffer.alloc(size);
+    const fourth = Buffer.alloc(size);
+    await handle.read(third, 0, size, 2 * size);
+    await handle.read(fourth, 0, size, 3 * size);
+    assert.equal(third.readUInt32BE(0), 3, 'the spill holds the frames as the message carried them');
+    await handle.write(fourth, 0, size, 2 * size);
+    await handle.write(third, 0, size, 3 * size);
+    await handle.close();
+    let emitted = 0;
+    decryptor.on('data', (chunk: Buffer) => (emitted += chunk.length));
+    decryptor.end();
+    await assert.rejects(new Promise((resolve, reject) => decryptor.on('end', resolve).on('error', reject)), { code: 'AuthenticationFailed' });
+    assert.ok(emitted <= 2 * frameLength, `${emitted} bytes emitted`);
+    await sleep(10);
+    assert.equal((await spillDescriptors(spillDirectory)).length, 0);
+  });
+
   it('stops with AuthenticationFailed at a spilled record altered on disk, emitting nothing from it on', async () => {
     const { ciphertext } = await encrypt(pattern(2 * MB), { keyring: aesKeyring, suiteId: 0x0578 });
     const decryptor = decryptStream(options({ spillThreshold: 0 }));

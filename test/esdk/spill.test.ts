@@ -97,7 +97,8 @@ describe('decryptStream spills withheld plaintext, encrypted, and stays in const
   });
 
   it('without spillDirectory the spill goes to os.tmpdir(), looked up when the spill starts', async () => {
-    const message = (await encrypt(pattern(3 * 4096 + 5, 9), { keyring: aesKeyring, suiteId: 0x0578 })).ciphertext;
+    // Over a MiB of frames: spilled frames are written in batches of a MiB (spill-frames.ts).
+    const message = (await encrypt(pattern(2 * MB + 5, 9), { keyring: aesKeyring, suiteId: 0x0578 })).ciphertext;
     const run = (stream: Duplex) => collect(stream, [message]);
     const saved = process.env.TMPDIR;
     try {
@@ -106,7 +107,7 @@ describe('decryptStream spills withheld plaintext, encrypted, and stays in const
       await assert.rejects(run(decryptStream({ keyring: aesKeyring, spillThreshold: 0 })), /absent/);
       const stream = decryptStream({ keyring: aesKeyring, spillThreshold: 0 });
       process.env.TMPDIR = spillDirectory;
-      assert.ok((await run(stream)).equals(pattern(3 * 4096 + 5, 9)));
+      assert.ok((await run(stream)).equals(pattern(2 * MB + 5, 9)));
     } finally {
       if (saved === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = saved;
