@@ -93,6 +93,27 @@ export class BodyCrypto {
   }
 
   /**
+   * open() for content given in pieces (views of the input chunks a frame spans, not copied into
+   * one buffer): the plaintext comes back in as many pieces, all of them only after the tag verified.
+   */
+  openPieces(kind: 'frame' | 'final', sequenceNumber: number, iv: Uint8Array, content: readonly Buffer[], tag: Uint8Array): Buffer[] {
+    if (content.length === 1) return [this.open(kind, sequenceNumber, iv, content[0], tag)];
+    let length = 0;
+    for (const piece of content) length += piece.length;
+    const decipher = createDecipheriv(this.#cipher, this.#key, iv, { authTagLength: TAG_LENGTH });
+    decipher.setAuthTag(tag);
+    decipher.setAAD(this.#aad(kind, sequenceNumber, length));
+    const plaintext = content.map((piece) => decipher.update(piece));
+    try {
+      decipher.final();
+      return plaintext;
+    } catch {
+      for (const piece of plaintext) piece.fill(0);
+      throw new EsdkError('AuthenticationFailed', `message body authentication failed (frame ${sequenceNumber})`);
+    }
+  }
+
+  /**
    * Decrypts and authenticates one frame; the plaintext is written to `out` at `offset` only after
    * the tag verified (GCM decrypts before it authenticates, so nothing is copied out earlier).
    */

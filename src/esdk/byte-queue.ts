@@ -37,6 +37,23 @@ export class ByteQueue {
     return this.peek(this.length);
   }
 
+  /**
+   * The first `n` bytes as views of the chunks that hold them (one view when one chunk does), never
+   * copied; consumed. For a frame's content, which a decipher can take in pieces.
+   */
+  takePieces(n: number): Buffer[] {
+    const pieces: Buffer[] = [];
+    let left = n;
+    for (let i = this.#head, offset = this.#offset; left > 0; i++, offset = 0) {
+      const chunk = this.#chunks[i];
+      const count = Math.min(chunk.length - offset, left);
+      pieces.push(chunk.subarray(offset, offset + count));
+      left -= count;
+    }
+    this.#discard(n);
+    return pieces;
+  }
+
   take(n: number): Buffer {
     const bytes = this.peek(n);
     this.#discard(n);

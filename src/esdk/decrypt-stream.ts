@@ -105,22 +105,24 @@ class DecryptStream extends Transform {
   }
 
   /**
-   * One whole frame taken off the queue: decrypted and pushed now, decrypted and kept in memory, or
-   * spilled as it is, to be authenticated and decrypted on release (spill-frames.ts).
+   * Takes one whole frame off the queue (it is all there) and decrypts and pushes it now, decrypts
+   * and keeps it in memory, or spills it as it is, to be authenticated and decrypted on release
+   * (spill-frames.ts). The content is never copied into one buffer: a frame usually spans two input
+   * chunks, and copying it cost about as much as decrypting it.
    */
-  #frame(kind: FrameKind, frame: Buffer, ivAt: number, contentAt: number, contentLength: number): void {
+  #frame(kind: FrameKind, headLength: number, contentLength: number): void {
+    const head = this.#consume(headLength);
+    const content = this.#queue.takePieces(contentLength);
+    if (this.#verifier) for (const piece of content) this.#verifier.update(piece);
+    const tag = this.#consume(TAG_LENGTH);
     const frames = this.#releaseEarly ? undefined : (this.#withheld as WithheldFrames);
-    if (frames && !frames.keeps(contentLength)) return frames.spill(kind, this.#sequenceNumber, frame);
-    const tagAt = contentAt + contentLength;
-    const plaintext = (this.#session as DecryptSession).body.open(
-      kind,
-      this.#sequenceNumber,
-      frame.subarray(ivAt, ivAt + IV_LENGTH),
-      frame.subarray(contentAt, tagAt),
-      frame.subarray(tagAt),
-    );
-    if (frames) frames.keep(plaintext);
-    else this.push(plaintext);
+    if (frames && !frames.keeps(contentLength)) return frames.spill(kind, this.#sequenceNumber, [head, ...content, tag]);
+    const ivAt = kind === 'final' ? 8 : 4;
+    const plaintext = (this.#session as DecryptSession).body.openPieces(kind, this.#sequenceNumber, head.subarray(ivAt, ivAt + IV_LENGTH), content, tag);
+    for (const piece of plaintext) {
+      if (frames) frames.keep(piece);
+      else this.push(piece);
+    }
   }
 
   /** Parses and decrypts as much of the queue as is complete. */
@@ -140,16 +142,14 @@ class DecryptStream extends Transform {
             if (head.readUInt32BE(4) !== this.#sequenceNumber) throw malformed('frame out of sequence');
             if (length > frameLength) throw malformed('final frame longer than the frame length');
             if (queue.length < 12 + IV_LENGTH + length + TAG_LENGTH) return;
-            const frame = this.#consume(12 + IV_LENGTH + length + TAG_LENGTH);
-            this.#frame('final', frame, 8, 12 + IV_LENGTH, length);
+            this.#frame('final', 12 + IV_LENGTH, length);
             this.#state = this.#verifier ? 'footer' : 'done';
             break;
           }
           if (marker !== this.#sequenceNumber) throw malformed('frame out of sequence');
           if (marker === FINAL_FRAME_MARKER - 1) throw malformed('too many frames');
           if (queue.length < 4 + IV_LENGTH + frameLength + TAG_LENGTH) return;
-          const frame = this.#consume(4 + IV_LENGTH + frameLength + TAG_LENGTH);
-          this.#frame('frame', frame, 4, 4 + IV_LENGTH, frameLength);
+          this.#frame('frame', 4 + IV_LENGTH, frameLength);
           this.#sequenceNumber++;
           break;
         }
@@ -167,7 +167,10 @@ class DecryptStream extends Transform {
           const n = Math.min(this.#contentLeft, queue.length);
           if (n > 0) {
             // Unauthenticated until the tag: always withheld, whatever allowUnsignedStreaming says.
-            (this.#withheld as WithheldPlaintext).add((this.#decipher as DecipherGCM).update(this.#consume(n)));
+            for (const piece of queue.takePieces(n)) {
+              this.#verifier?.update(piece);
+              (this.#withheld as WithheldPlaintext).add((this.#decipher as DecipherGCM).update(piece));
+            }
             this.#contentLeft -= n;
           }
           if (this.#contentLeft > 0) return;

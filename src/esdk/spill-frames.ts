@@ -50,8 +50,8 @@ export class WithheldFrames implements Withheld {
   #spillFrom = 0;
   #regularFrames = 0;
   #finalLength: number | undefined;
-  /** Spilled frames not yet handed to a write (each buffer one whole frame). */
-  #pending: Buffer[] = [];
+  /** Spilled frames not yet handed to a write, each as the pieces it arrived in. */
+  #pending: Buffer[][] = [];
   #pendingLength = 0;
   /** Bytes written to the file or being written. */
   #fileLength = 0;
@@ -83,14 +83,17 @@ export class WithheldFrames implements Withheld {
 
   /**
    * A frame to spill: its bytes as the message carried them, from the sequence number (or the end
-   * marker) to the tag, kept, not copied, until written. It is authenticated when read back.
+   * marker) to the tag, in the pieces they arrived in, kept, not copied, until written. It is
+   * authenticated when read back.
    */
-  spill(kind: FrameKind, sequenceNumber: number, frame: Buffer): void {
+  spill(kind: FrameKind, sequenceNumber: number, frame: Buffer[]): void {
+    let length = 0;
+    for (const piece of frame) length += piece.length;
     if (!this.#spilling) this.#spillFrom = sequenceNumber;
-    if (kind === 'final') this.#finalLength = frame.length - FINAL_OVERHEAD;
+    if (kind === 'final') this.#finalLength = length - FINAL_OVERHEAD;
     else this.#regularFrames++;
     this.#pending.push(frame);
-    this.#pendingLength += frame.length;
+    this.#pendingLength += length;
   }
 
   get mustWrite(): boolean {
@@ -111,7 +114,7 @@ export class WithheldFrames implements Withheld {
     this.#fileLength += this.#pendingLength;
     this.#pending = [];
     this.#pendingLength = 0;
-    const writing = writeFrames(file, frames, position);
+    const writing = writeFrames(file, frames.flat(), position);
     writing.catch(() => undefined); // awaited later; not an unhandled rejection meanwhile
     this.#writing = writing;
   }
@@ -154,8 +157,8 @@ export class WithheldFrames implements Withheld {
     const pending = this.#pending;
     this.#pending = [];
     this.#pendingLength = 0;
-    for (const bytes of pending) {
-      await emit(this.#reopen(frames[next++], bytes));
+    for (const pieces of pending) {
+      await emit(this.#reopen(frames[next++], pieces.length === 1 ? pieces[0] : Buffer.concat(pieces)));
       if (this.#discarded) return;
     }
   }
