@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash, createPublicKey, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ import {
   exportLines,
   loadAuditSigningKey,
   loadOrCreateAuditSigningKey,
+  newEd25519Pkcs8,
   openAuditLog,
   verifyExportFile,
   verifyStore,
@@ -151,6 +152,13 @@ describe('audit signing key', () => {
       assert.equal(readFileSync(join(dir, 'audit-public-key.pem'), 'utf8'), first.publicKeyPem);
       const spki = createPublicKey(first.publicKeyPem).export({ type: 'spki', format: 'der' });
       assert.equal(first.publicKeyId, createHash('sha256').update(spki).digest('hex'));
+      // Made from a random seed in RFC 8410's PKCS#8, which is what node exports for such a key.
+      assert.equal(first.privateKey.asymmetricKeyType, 'ed25519');
+      const made = newEd25519Pkcs8();
+      assert.deepEqual(createPrivateKey({ key: made, format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'der' }), made);
+      assert.notDeepEqual(newEd25519Pkcs8(), made);
+      const signature = sign(null, Buffer.from('digest'), first.privateKey);
+      assert.equal(verify(null, Buffer.from('digest'), createPublicKey(first.publicKeyPem), signature), true);
       // Stored sealed: the PKCS#8 bytes are not in the database.
       const pkcs8 = first.privateKey.export({ type: 'pkcs8', format: 'der' });
       const stored = Buffer.from((await store.getMeta('signing-key')) as string, 'base64');

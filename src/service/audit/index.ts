@@ -6,6 +6,7 @@ export {
   auditPublicKey,
   loadAuditSigningKey,
   loadOrCreateAuditSigningKey,
+  newEd25519Pkcs8,
   publicKeyIdOf,
   type AuditSigningKey,
 } from './signing-key.ts';

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, randomFillSync, type KeyObject } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import { sha256 } from '../../crypto/audit-chain.ts';
 import type { Sealer } from '../../crypto/seal.ts';
@@ -11,6 +11,23 @@ import type { AuditStore } from '../../storage/audit-types.ts';
 
 export const AUDIT_SIGNING_KEY_BINDING = 'audit-signing-key';
 const META_NAME = 'signing-key';
+
+/**
+ * PKCS#8 (RFC 8410 §7) of an Ed25519 private key: this fixed prefix, then the 32-byte seed. The key
+ * is made from a random seed in this encoding rather than by generateKeyPairSync + export: on
+ * Node 20 a garbage collection inside the export of a generated key can finalise its generation
+ * job, which takes the lock the export holds, and the thread deadlocks (docs/esdk.md, "Key pairs
+ * come from ECDH"). Importing bytes involves no generation job.
+ */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** A new Ed25519 private key as PKCS#8 DER (the caller zeroes it). */
+export function newEd25519Pkcs8(): Buffer {
+  const der = Buffer.alloc(ED25519_PKCS8_PREFIX.length + 32);
+  ED25519_PKCS8_PREFIX.copy(der);
+  randomFillSync(der, ED25519_PKCS8_PREFIX.length, 32);
+  return der;
+}
 
 export interface AuditSigningKey {
   privateKey: KeyObject;
@@ -51,8 +68,7 @@ export async function loadOrCreateAuditSigningKey(
   if (sealed === undefined) {
     // A trail with digests had a key: a new one would silently re-sign from here on.
     if ((await store.tail()).lastDigestSeq > 0) throw new Error('the audit signing key is missing from a trail that has digests');
-    const { privateKey } = generateKeyPairSync('ed25519');
-    const der = privateKey.export({ type: 'pkcs8', format: 'der' });
+    const der = newEd25519Pkcs8();
     try {
       sealed = await store.putMetaIfAbsent(META_NAME, sealer.seal(der, AUDIT_SIGNING_KEY_BINDING).toString('base64'));
     } finally {
