@@ -136,77 +136,78 @@ export class WithheldFrames implements Withheld {
     }
     if (!this.#spilling) return;
     await this.#settleWrite();
-    const frames = this.#layout();
+    // The frames on disk, in batches of whole frames up to READ_BYTES, the next batch read ahead.
+    // Planned one batch at a time from what memory recorded (constant memory at any size).
+    let planned = 0; // frames covered by the batches planned so far
+    let position = 0;
+    const plan = (): { first: number; end: number; reading: Promise<Buffer> } | undefined => {
+      if (position >= this.#fileLength) return undefined;
+      const first = planned;
+      let length = 0;
+      while (planned < this.#frameCount) {
+        const size = this.#frameSize(planned);
+        if (position + length + size > this.#fileLength || (length > 0 && length + size > READ_BYTES)) break;
+        length += size;
+        planned++;
+      }
+      if (length === 0) throw spillFailure(); // the file does not end on a frame boundary
+      const reading = this.#read(position, length);
+      reading.catch(() => undefined); // awaited in turn; not an unhandled rejection meanwhile
+      position += length;
+      return { first, end: planned, reading };
+    };
     let next = 0; // the next frame to decrypt
-    // Frames on disk: in batches of whole frames up to READ_BYTES, the next batch read ahead.
-    const batches = this.#batches(frames);
-    let reading = batches.length > 0 ? this.#read(batches[0]) : undefined;
-    for (let b = 0; b < batches.length; b++) {
-      const bytes = await (reading as Promise<Buffer>);
-      reading = b + 1 < batches.length ? this.#read(batches[b + 1]) : undefined;
-      reading?.catch(() => undefined);
+    for (let batch = plan(); batch; ) {
+      const bytes = await batch.reading;
+      const following = plan();
       let offset = 0;
-      for (; next < batches[b].end; next++) {
-        const frame = frames[next];
-        await emit(this.#reopen(frame, bytes.subarray(offset, offset + frame.size)));
-        offset += frame.size;
+      for (; next < batch.end; next++) {
+        const size = this.#frameSize(next);
+        await emit(this.#reopen(next, bytes.subarray(offset, offset + size)));
+        offset += size;
         if (this.#discarded) return;
       }
+      batch = following;
     }
     // Then the frames never written (the last partial batch), from memory.
     const pending = this.#pending;
     this.#pending = [];
     this.#pendingLength = 0;
     for (const pieces of pending) {
-      await emit(this.#reopen(frames[next++], pieces.length === 1 ? pieces[0] : Buffer.concat(pieces)));
+      await emit(this.#reopen(next++, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces)));
       if (this.#discarded) return;
     }
   }
 
-  /** Every spilled frame in order: kind, sequence number, size, from memory's record of them. */
-  #layout(): { kind: FrameKind; sequenceNumber: number; size: number }[] {
-    const frames: { kind: FrameKind; sequenceNumber: number; size: number }[] = [];
-    for (let i = 0; i < this.#regularFrames; i++) {
-      frames.push({ kind: 'frame', sequenceNumber: this.#spillFrom + i, size: FRAME_OVERHEAD + this.#frameLength });
-    }
-    if (this.#finalLength !== undefined) {
-      frames.push({ kind: 'final', sequenceNumber: this.#spillFrom + this.#regularFrames, size: FINAL_OVERHEAD + this.#finalLength });
-    }
-    return frames;
+  /** Spilled frames: the regular ones, then the final one if it was spilled. */
+  get #frameCount(): number {
+    return this.#regularFrames + (this.#finalLength === undefined ? 0 : 1);
   }
 
-  /** The reads covering the file: [position, length) and the index one past their last frame. */
-  #batches(frames: { size: number }[]): { position: number; length: number; end: number }[] {
-    const batches: { position: number; length: number; end: number }[] = [];
-    let position = 0;
-    let index = 0;
-    while (position < this.#fileLength) {
-      let length = 0;
-      while (index < frames.length && position + length + frames[index].size <= this.#fileLength && (length === 0 || length + frames[index].size <= READ_BYTES)) {
-        length += frames[index++].size;
-      }
-      if (length === 0) throw spillFailure(); // the file does not end on a frame boundary
-      batches.push({ position, length, end: index });
-      position += length;
-    }
-    return batches;
+  /** The size on disk of spilled frame `index` (0: the first spilled), from memory's record. */
+  #frameSize(index: number): number {
+    return index < this.#regularFrames ? FRAME_OVERHEAD + this.#frameLength : FINAL_OVERHEAD + (this.#finalLength as number);
   }
 
-  async #read({ position, length }: { position: number; length: number }): Promise<Buffer> {
+  async #read(position: number, length: number): Promise<Buffer> {
     const bytes = Buffer.allocUnsafe(length);
     const { bytesRead } = await (this.#file as FileHandle).read(bytes, 0, length, position);
     if (bytesRead !== length) throw spillFailure();
     return bytes;
   }
 
-  /** Authenticates and decrypts a spilled frame, as what memory says it must be (kind, sequence number, size). */
-  #reopen(frame: { kind: FrameKind; sequenceNumber: number; size: number }, bytes: Buffer): Buffer {
-    if (bytes.length !== frame.size) throw spillFailure();
-    const ivAt = frame.kind === 'final' ? 8 : 4;
-    const contentAt = ivAt + IV_LENGTH + (frame.kind === 'final' ? 4 : 0);
+  /**
+   * Authenticates and decrypts spilled frame `index` (0: the first spilled) read back, as what
+   * memory says it must be: its kind, sequence number and size.
+   */
+  #reopen(index: number, bytes: Buffer): Buffer {
+    if (bytes.length !== this.#frameSize(index)) throw spillFailure();
+    const kind: FrameKind = index < this.#regularFrames ? 'frame' : 'final';
+    const ivAt = kind === 'final' ? 8 : 4;
+    const contentAt = ivAt + IV_LENGTH + (kind === 'final' ? 4 : 0);
     const tagAt = bytes.length - TAG_LENGTH;
     // BodyCrypto.open: AuthenticationFailed naming the frame when its tag does not verify.
-    return this.#open(frame.kind, frame.sequenceNumber, bytes.subarray(ivAt, ivAt + IV_LENGTH), bytes.subarray(contentAt, tagAt), bytes.subarray(tagAt));
+    return this.#open(kind, this.#spillFrom + index, bytes.subarray(ivAt, ivAt + IV_LENGTH), bytes.subarray(contentAt, tagAt), bytes.subarray(tagAt));
   }
 
   async discard(): Promise<void> {
