@@ -20,6 +20,8 @@ TABLE=$(mktemp "${TMPDIR:-/tmp}/strongroom-esdk.XXXXXX")
 trap 'rm -f "$TABLE"' EXIT
 
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# The source the bench loads (tsx compiles it at start), not what HEAD is when the run ends.
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet -- src 2>/dev/null || echo ' (with uncommitted changes under src/)')"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # Exit 3: every case ran and the table is written, but the process did not exit by itself (it
 # printed what held it): the results are still recorded, with that fact, and the script fails.
@@ -33,7 +35,7 @@ EXIT_NOTE=""
 
 BENCH_ESDK_EXIT_NOTE="$EXIT_NOTE" BENCH_RESULTS_PATH="$RESULTS" BENCH_ESDK_TABLE="$TABLE" BENCH_ESDK_STARTED="$STARTED" BENCH_ESDK_LOAD="$LOAD_BEFORE / $LOAD_AFTER" \
 BENCH_ESDK_SETTINGS="$REPEATS × $DURATION s per implementation and case (after a $DURATION/3 s warm-up), big message $BIG_MB MB, cases: ${ESDK_BENCH_CASES:-all}" \
-BENCH_ESDK_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')" \
+BENCH_ESDK_COMMIT="$COMMIT" \
 BENCH_ESDK_MACHINE="nproc $(nproc); CPU $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); $(uname -sr); Node $(node --version); @aws-crypto/client-node $(node -p "require('./node_modules/@aws-crypto/client-node/package.json').version")" \
 node --input-type=module -e '
 import { readFileSync } from "node:fs";
