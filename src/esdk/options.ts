@@ -30,9 +30,10 @@ export interface DecryptOptions {
    */
   allowUnsignedStreaming?: boolean;
   /**
-   * decryptStream only: where plaintext that must be withheld until it is authenticated is spilled
-   * once it outgrows `spillThreshold` (encrypted under a key held only in memory; the file is
-   * unlinked as soon as it is open). Default: os.tmpdir().
+   * decryptStream only: where what must be withheld until it is authenticated is spilled once it
+   * outgrows `spillThreshold` (a signed message's frames as they came, MACed; a non-framed body's
+   * plaintext, encrypted; either under a key held only in memory; the file is unlinked as soon as
+   * it is open). Default: os.tmpdir().
    */
   spillDirectory?: string;
   /** decryptStream only: withheld plaintext kept in memory before spilling; default 4 MiB. */

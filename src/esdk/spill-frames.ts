@@ -1,3 +1,4 @@
+import { createCipheriv, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { unlink, type FileHandle } from 'node:fs/promises';
 import { IV_LENGTH, TAG_LENGTH } from './body.ts';
 import { createSpillFile, spillFailure, type SpillOptions, type Withheld } from './spill.ts';
@@ -12,28 +13,32 @@ import { createSpillFile, spillFailure, type SpillOptions, type Withheld } from 
  * the signature verified, they are read back and each is authenticated (its GCM tag under the data
  * key) and decrypted just before its plaintext is released, at the reader's pace. So:
  * - nothing is released before the signature verified, and no frame before its own tag verified;
- * - the disk never holds plaintext and needs no key of its own: the message's data key, held only
- *   in memory, is what makes the file readable;
+ * - the disk never holds plaintext;
  * - each spilled byte costs one AES pass and one createDecipheriv per frame, as a message that is not
- *   withheld does. (Decrypting in both passes, or sealing the plaintext under a spill key as
- *   WithheldPlaintext does, cost 2–3 passes: docs/esdk.md "Performance design".)
- * A spilled frame whose tag fails on read-back stops the stream with AuthenticationFailed; the frames
- * before it were released. With the signature verified, only two things can cause that: the message's
- * own author (who holds the signing key and the data key) wrote a bad frame, or the spill file was
- * altered on disk. Either way nothing unauthenticated is released. Read back, each frame's sequence
- * number, kind and the final frame's length come from memory, not from the disk, so a frame moved,
- * dropped or replaced on disk fails too.
+ *   withheld does, plus a GMAC (below). (Decrypting in both passes, or sealing the plaintext under a
+ *   spill key as WithheldPlaintext does, cost 2–3 passes: docs/esdk.md "Performance design".)
  *
- * The file (spill.ts's createSpillFile) is created 0600 with O_EXCL and unlinked at once. Writes go
- * in batches of WRITE_BYTES with one in flight while the next batch is parsed; reads back in batches
- * of READ_BYTES, the next read started before the current batch is decrypted.
+ * The frames' own tags do not protect the file from whoever holds the data key: every recipient of
+ * the message does, and the signature is there so that they cannot forge its content. So the file
+ * is written in batches of BATCH_FRAMES frames, each followed by a GMAC (AES-256-GCM over nothing,
+ * the batch as its additional data) under a key made for this one spill and held only in memory,
+ * with IV = the batch's number: a batch changed, moved, dropped or replaced on disk fails it before
+ * any of its frames is decrypted. Each frame's sequence number, kind and the final frame's length
+ * come from memory, not from the disk, and its GCM tag is checked again on the way out.
+ *
+ * A batch or frame that fails on read-back stops the stream with AuthenticationFailed; what was
+ * released before it was authenticated (spill file altered mid-release, or a message its own author
+ * malformed, since the signature verified). The file (spill.ts's createSpillFile) is created 0600
+ * with O_EXCL and unlinked at once. One write is in flight while the next batch is parsed; on
+ * release the next batch is read while the current one is decrypted. Frames spilled but not yet
+ * written when the message ends (less than a batch) are released from memory.
  */
 const WRITE_BYTES = 1024 * 1024;
-const READ_BYTES = 1024 * 1024;
 /** Bytes of a regular frame around its content: sequence number, IV, tag. */
 const FRAME_OVERHEAD = 4 + IV_LENGTH + TAG_LENGTH;
 /** Bytes of the final frame around its content: end marker, sequence number, IV, content length, tag. */
 const FINAL_OVERHEAD = 4 + 4 + IV_LENGTH + 4 + TAG_LENGTH;
+const MAC_LENGTH = 16;
 
 export type FrameKind = 'frame' | 'final';
 /** Authenticates and decrypts one frame (BodyCrypto.open); throws when its tag does not verify. */
@@ -43,6 +48,8 @@ export class WithheldFrames implements Withheld {
   readonly #options: SpillOptions;
   readonly #frameLength: number;
   readonly #open: FrameOpener;
+  /** Frames per batch on disk: about WRITE_BYTES of them, at least one. */
+  readonly #batchFrames: number;
   /** Plaintext of the frames before the spill began, in order. */
   #memory: Buffer[] = [];
   #memoryLength = 0;
@@ -52,18 +59,19 @@ export class WithheldFrames implements Withheld {
   #finalLength: number | undefined;
   /** Spilled frames not yet handed to a write, each as the pieces it arrived in. */
   #pending: Buffer[][] = [];
-  #pendingLength = 0;
-  /** Bytes written to the file or being written. */
-  #fileLength = 0;
+  /** Batches written to the file or being written. */
+  #batches = 0;
   #writing: Promise<void> | undefined;
   #file: FileHandle | undefined;
   #path: string | undefined;
+  #key: KeyObject | undefined;
   #discarded = false;
 
   constructor(options: SpillOptions, frameLength: number, open: FrameOpener) {
     this.#options = options;
     this.#frameLength = frameLength;
     this.#open = open;
+    this.#batchFrames = Math.max(1, Math.floor(WRITE_BYTES / (FRAME_OVERHEAD + frameLength)));
   }
 
   get #spilling(): boolean {
@@ -83,38 +91,47 @@ export class WithheldFrames implements Withheld {
 
   /**
    * A frame to spill: its bytes as the message carried them, from the sequence number (or the end
-   * marker) to the tag, in the pieces they arrived in, kept, not copied, until written. It is
+   * marker) to the tag, in the pieces they arrived in, kept, not copied, until written (the input
+   * chunks must not be changed once written to the stream, as for any Writable). It is
    * authenticated when read back.
    */
   spill(kind: FrameKind, sequenceNumber: number, frame: Buffer[]): void {
-    let length = 0;
-    for (const piece of frame) length += piece.length;
     if (!this.#spilling) this.#spillFrom = sequenceNumber;
-    if (kind === 'final') this.#finalLength = length - FINAL_OVERHEAD;
-    else this.#regularFrames++;
+    if (kind === 'final') {
+      let length = 0;
+      for (const piece of frame) length += piece.length;
+      this.#finalLength = length - FINAL_OVERHEAD;
+    } else {
+      this.#regularFrames++;
+    }
     this.#pending.push(frame);
-    this.#pendingLength += length;
   }
 
   get mustWrite(): boolean {
-    return this.#pendingLength >= WRITE_BYTES;
+    return this.#pending.length >= this.#batchFrames;
   }
 
   /**
-   * Starts writing the pending frames, after the previous write finished (one in flight: memory
-   * stays at two batches while the disk and the decryption overlap). Its failure surfaces at the
-   * next write(), release() or as the rejection of this one.
+   * Starts writing every whole batch of pending frames, each followed by its MAC, after the previous
+   * write finished (one in flight: memory stays at about two batches while the disk and the parsing
+   * overlap). Its failure surfaces at the next write(), at release() before anything is emitted, or
+   * as the rejection of this one.
    */
   async write(): Promise<void> {
     if (this.#discarded || !this.mustWrite) return;
     await this.#settleWrite();
     const file = this.#file ?? (await this.#create());
-    const frames = this.#pending;
-    const position = this.#fileLength;
-    this.#fileLength += this.#pendingLength;
-    this.#pending = [];
-    this.#pendingLength = 0;
-    const writing = writeFrames(file, frames.flat(), position);
+    if (this.#discarded) return; // destroyed meanwhile: the key is gone, nothing more is written
+    const batches = Math.floor(this.#pending.length / this.#batchFrames);
+    const frames = this.#pending.splice(0, batches * this.#batchFrames);
+    const buffers: Buffer[] = [];
+    for (let b = 0; b < batches; b++) {
+      const pieces = coalesce(frames.slice(b * this.#batchFrames, (b + 1) * this.#batchFrames).flat());
+      buffers.push(...pieces, this.#mac(this.#batches + b, pieces));
+    }
+    const position = this.#batchPosition(this.#batches);
+    this.#batches += batches;
+    const writing = writeAll(file, buffers, position);
     writing.catch(() => undefined); // awaited later; not an unhandled rejection meanwhile
     this.#writing = writing;
   }
@@ -127,61 +144,59 @@ export class WithheldFrames implements Withheld {
   }
 
   async release(emit: (plaintext: Buffer) => Promise<void>): Promise<void> {
+    // Every write must have succeeded before the first byte leaves: a full disk fails the stream
+    // with nothing emitted.
+    await this.#settleWrite();
     const memory = this.#memory;
     this.#memory = [];
     this.#memoryLength = 0;
-    for (const plaintext of memory) {
-      await emit(plaintext);
-      if (this.#discarded) return;
+    for (let i = 0; i < memory.length; i++) {
+      await emit(memory[i]);
+      if (this.#discarded) {
+        for (let j = i + 1; j < memory.length; j++) memory[j].fill(0);
+        return;
+      }
     }
     if (!this.#spilling) return;
-    await this.#settleWrite();
-    // The frames on disk, in batches of whole frames up to READ_BYTES, the next batch read ahead.
-    // Planned one batch at a time from what memory recorded (constant memory at any size).
-    let planned = 0; // frames covered by the batches planned so far
-    let position = 0;
-    const plan = (): { first: number; end: number; reading: Promise<Buffer> } | undefined => {
-      if (position >= this.#fileLength) return undefined;
-      const first = planned;
-      let length = 0;
-      while (planned < this.#frameCount) {
-        const size = this.#frameSize(planned);
-        if (position + length + size > this.#fileLength || (length > 0 && length + size > READ_BYTES)) break;
-        length += size;
-        planned++;
-      }
-      if (length === 0) throw spillFailure(); // the file does not end on a frame boundary
-      const reading = this.#read(position, length);
+    // The batches on disk, each checked against its MAC before any of its frames is decrypted;
+    // the next one read while the current one is released.
+    const read = (batch: number) => {
+      const reading = this.#read(this.#batchPosition(batch), this.#batchBytes(batch));
       reading.catch(() => undefined); // awaited in turn; not an unhandled rejection meanwhile
-      position += length;
-      return { first, end: planned, reading };
+      return reading;
     };
-    let next = 0; // the next frame to decrypt
-    for (let batch = plan(); batch; ) {
-      const bytes = await batch.reading;
-      const following = plan();
+    let next = 0; // the next spilled frame to decrypt
+    let reading = this.#batches > 0 ? read(0) : undefined;
+    for (let batch = 0; batch < this.#batches; batch++) {
+      const bytes = await (reading as Promise<Buffer>);
+      reading = batch + 1 < this.#batches ? read(batch + 1) : undefined;
+      const framesEnd = bytes.length - MAC_LENGTH;
+      if (!timingSafeEqual(this.#mac(batch, [bytes.subarray(0, framesEnd)]), bytes.subarray(framesEnd))) throw spillFailure();
       let offset = 0;
-      for (; next < batch.end; next++) {
+      for (const end = next + this.#batchFrames; next < end; next++) {
         const size = this.#frameSize(next);
         await emit(this.#reopen(next, bytes.subarray(offset, offset + size)));
         offset += size;
         if (this.#discarded) return;
       }
-      batch = following;
     }
-    // Then the frames never written (the last partial batch), from memory.
+    // Then the frames never written (less than a batch), from memory.
     const pending = this.#pending;
     this.#pending = [];
-    this.#pendingLength = 0;
     for (const pieces of pending) {
       await emit(this.#reopen(next++, pieces.length === 1 ? pieces[0] : Buffer.concat(pieces)));
       if (this.#discarded) return;
     }
   }
 
-  /** Spilled frames: the regular ones, then the final one if it was spilled. */
-  get #frameCount(): number {
-    return this.#regularFrames + (this.#finalLength === undefined ? 0 : 1);
+  /** GMAC of a batch's frames under the spill's key: AES-256-GCM over nothing, IV = the batch's number. */
+  #mac(batch: number, frames: readonly Buffer[]): Buffer {
+    const iv = Buffer.alloc(12);
+    iv.writeUIntBE(batch, 6, 6);
+    const gmac = createCipheriv('aes-256-gcm', this.#key as KeyObject, iv, { authTagLength: MAC_LENGTH });
+    for (const piece of frames) gmac.setAAD(piece);
+    gmac.final();
+    return gmac.getAuthTag();
   }
 
   /** The size on disk of spilled frame `index` (0: the first spilled), from memory's record. */
@@ -189,10 +204,26 @@ export class WithheldFrames implements Withheld {
     return index < this.#regularFrames ? FRAME_OVERHEAD + this.#frameLength : FINAL_OVERHEAD + (this.#finalLength as number);
   }
 
+  /** Where batch `batch` starts: every batch before it holds BATCH_FRAMES regular frames and a MAC. */
+  #batchPosition(batch: number): number {
+    return batch * (this.#batchFrames * (FRAME_OVERHEAD + this.#frameLength) + MAC_LENGTH);
+  }
+
+  /** The bytes of batch `batch` on disk, MAC included (only the last can hold the final frame). */
+  #batchBytes(batch: number): number {
+    let bytes = MAC_LENGTH;
+    for (let index = batch * this.#batchFrames; index < (batch + 1) * this.#batchFrames; index++) bytes += this.#frameSize(index);
+    return bytes;
+  }
+
+  /** Reads exactly `length` bytes (a read may return fewer: over 2 GiB on Linux); a short file fails. */
   async #read(position: number, length: number): Promise<Buffer> {
     const bytes = Buffer.allocUnsafe(length);
-    const { bytesRead } = await (this.#file as FileHandle).read(bytes, 0, length, position);
-    if (bytesRead !== length) throw spillFailure();
+    for (let done = 0; done < length; ) {
+      const { bytesRead } = await (this.#file as FileHandle).read(bytes, done, length - done, position + done);
+      if (bytesRead === 0) throw spillFailure();
+      done += bytesRead;
+    }
     return bytes;
   }
 
@@ -216,7 +247,7 @@ export class WithheldFrames implements Withheld {
     this.#memory = [];
     this.#memoryLength = 0;
     this.#pending = [];
-    this.#pendingLength = 0;
+    this.#key = undefined;
     await this.#writing?.catch(() => undefined);
     this.#writing = undefined;
     const file = this.#file;
@@ -235,13 +266,35 @@ export class WithheldFrames implements Withheld {
       await this.discard();
       throw spillFailure();
     }
+    const raw = randomBytes(32);
+    this.#key = createSecretKey(raw);
+    raw.fill(0);
     return file;
   }
 }
 
-/** Writes whole frames at `position`, with as few calls as the kernel allows (writev). */
-async function writeFrames(file: FileHandle, frames: Buffer[], position: number): Promise<void> {
-  let rest = frames;
+/**
+ * The same bytes in fewer views: neighbours that are adjacent in one ArrayBuffer (consecutive frames
+ * of one input chunk) become one view, so the GMAC and writev get a call or entry per chunk rather
+ * than three per frame. Nothing is copied.
+ */
+function coalesce(pieces: readonly Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (const piece of pieces) {
+    if (piece.length === 0) continue;
+    const last = out[out.length - 1];
+    if (last && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset) {
+      out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + piece.length);
+    } else {
+      out.push(piece);
+    }
+  }
+  return out;
+}
+
+/** Writes the buffers at `position`, with as few calls as the kernel allows (writev). */
+async function writeAll(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let rest = buffers;
   while (rest.length > 0) {
     const { bytesWritten } = await file.writev(rest, position);
     position += bytesWritten;

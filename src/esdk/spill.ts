@@ -113,9 +113,12 @@ export class WithheldPlaintext implements Withheld {
     const memory = this.#memory;
     this.#memory = [];
     this.#memoryLength = 0;
-    for (const plaintext of memory) {
-      await emit(plaintext);
-      if (this.#discarded) return;
+    for (let i = 0; i < memory.length; i++) {
+      await emit(memory[i]);
+      if (this.#discarded) {
+        for (let j = i + 1; j < memory.length; j++) memory[j].fill(0);
+        return;
+      }
     }
   }
 

@@ -6,6 +6,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { beginDecryption, decryptSettings, tryParseHeader } from '../../src/esdk/decrypt-session.ts';
 import { decryptStream, encrypt, type DecryptOptions } from '../../src/esdk/index.ts';
 import { aesKeyring, collect, pattern } from './support/fixtures.ts';
 import { spillDescriptors } from './support/spill-child.ts';
@@ -105,9 +106,52 @@ describe('decryptStream spill', () => {
     decryptor.on('data', (chunk: Buffer) => (emitted += chunk.length));
     decryptor.end();
     await assert.rejects(new Promise((resolve, reject) => decryptor.on('end', resolve).on('error', reject)), { code: 'AuthenticationFailed' });
-    assert.ok(emitted <= 2 * frameLength, `${emitted} bytes emitted`);
+    assert.equal(emitted, 0, 'the batch holding them fails its MAC before any of its frames is decrypted');
     await sleep(10);
     assert.equal((await spillDescriptors(spillDirectory)).length, 0);
+  });
+
+  it('refuses a spilled frame replaced by one sealed under the data key (a recipient forging content): nothing from its batch is emitted', async () => {
+    const frameLength = 64 * 1024;
+    const plaintext = pattern(3 * MB + 123, 7);
+    const { ciphertext } = await encrypt(plaintext, { keyring: aesKeyring, suiteId: 0x0578, frameLength });
+    const decryptor = decryptStream(options({ spillThreshold: 0 }));
+    await feedWithoutEnd(decryptor, ciphertext);
+    // Whoever can decrypt the message holds its data key, and can seal a frame 1 of their own.
+    const settings = decryptSettings({ keyring: aesKeyring });
+    const session = await beginDecryption(tryParseHeader(ciphertext, settings)!, { keyring: aesKeyring }, settings);
+    const forged = Buffer.alloc(4 + 12 + frameLength + 16);
+    forged.writeUInt32BE(1, 0);
+    const iv = Buffer.from(session.body.frameIv(1));
+    iv.copy(forged, 4);
+    session.body.seal('frame', 1, iv, Buffer.alloc(frameLength, 0x41), forged, 16);
+    const [spill] = await spillDescriptors(spillDirectory);
+    const handle = await open(`/proc/self/fd/${spill.fd}`, 'r+');
+    await handle.write(forged, 0, forged.length, 0);
+    await handle.close();
+    let emitted = 0;
+    decryptor.on('data', (chunk: Buffer) => (emitted += chunk.length));
+    decryptor.end();
+    await assert.rejects(new Promise((resolve, reject) => decryptor.on('end', resolve).on('error', reject)), { code: 'AuthenticationFailed' });
+    assert.equal(emitted, 0);
+  });
+
+  it('fails with the write error, emitting nothing, when the last spill write fails (a full disk)', async (t) => {
+    const probe = await open(join(spillDirectory, 'probe'), 'w');
+    const fileHandle = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    await rm(join(spillDirectory, 'probe'));
+    t.mock.method(fileHandle, 'writev', async () => {
+      await sleep(5);
+      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    });
+    // 1 MiB kept in memory, the rest spilled: the one write fails while the stream is ending.
+    const { ciphertext } = await encrypt(pattern(2.5 * MB, 7), { keyring: aesKeyring, suiteId: 0x0578, frameLength: 64 * 1024 });
+    const decryptor = decryptStream(options({ spillThreshold: MB }));
+    let emitted = 0;
+    decryptor.on('data', (chunk: Buffer) => (emitted += chunk.length));
+    await assert.rejects(pipeline(Readable.from([ciphertext]), decryptor), { code: 'ENOSPC' });
+    assert.equal(emitted, 0);
   });
 
   it('stops with AuthenticationFailed at a spilled record altered on disk, emitting nothing from it on', async () => {
