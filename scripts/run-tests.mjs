@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const root = new URL('..', import.meta.url).pathname;
 const only = process.argv.slice(2);
@@ -30,7 +31,8 @@ const forceExit = major > 20 || (major === 20 && minor >= 14) ? ['--test-force-e
 const result = spawnSync(
   process.execPath,
   // A test still running after 10 minutes fails by name instead of holding CI until its limit.
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...forceExit, '--test-reporter=spec', ...files],
+  // test-preload.mjs: no test result is lost to the force exit (see there).
+  ['--import', 'tsx', '--import', pathToFileURL(join(root, 'scripts/test-preload.mjs')).href, '--test', '--test-concurrency=2', '--test-timeout=600000', ...forceExit, '--test-reporter=spec', ...files],
   { cwd: root, stdio: 'inherit' },
 );
 process.exit(result.status ?? 1);
