@@ -1,7 +1,7 @@
-import { createCipheriv, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { unlink, type FileHandle } from 'node:fs/promises';
+import { createCipheriv, timingSafeEqual } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { IV_LENGTH, TAG_LENGTH } from './body.ts';
-import { createSpillFile, spillFailure, type SpillOptions, type Withheld } from './spill.ts';
+import { createSpillFile, emitInOrder, removeSpillFile, spillFailure, spillIv, type SpillFile, type SpillOptions, type Withheld } from './spill.ts';
 
 /**
  * The frames of a signed framed message that decryptStream must withhold until the footer's
@@ -62,9 +62,7 @@ export class WithheldFrames implements Withheld {
   /** Batches written to the file or being written. */
   #batches = 0;
   #writing: Promise<void> | undefined;
-  #file: FileHandle | undefined;
-  #path: string | undefined;
-  #key: KeyObject | undefined;
+  #spill: SpillFile | undefined;
   #discarded = false;
 
   constructor(options: SpillOptions, frameLength: number, open: FrameOpener) {
@@ -120,7 +118,7 @@ export class WithheldFrames implements Withheld {
   async write(): Promise<void> {
     if (this.#discarded || !this.mustWrite) return;
     await this.#settleWrite();
-    const file = this.#file ?? (await this.#create());
+    const { file } = this.#spill ?? (await this.#create());
     if (this.#discarded) return; // destroyed meanwhile: the key is gone, nothing more is written
     const batches = Math.floor(this.#pending.length / this.#batchFrames);
     const frames = this.#pending.splice(0, batches * this.#batchFrames);
@@ -150,14 +148,7 @@ export class WithheldFrames implements Withheld {
     const memory = this.#memory;
     this.#memory = [];
     this.#memoryLength = 0;
-    for (let i = 0; i < memory.length; i++) {
-      await emit(memory[i]);
-      if (this.#discarded) {
-        for (let j = i + 1; j < memory.length; j++) memory[j].fill(0);
-        return;
-      }
-    }
-    if (!this.#spilling) return;
+    if (!(await emitInOrder(memory, emit, () => this.#discarded)) || !this.#spilling) return;
     // The batches on disk, each checked against its MAC before any of its frames is decrypted;
     // the next one read while the current one is released.
     const read = (batch: number) => {
@@ -169,6 +160,7 @@ export class WithheldFrames implements Withheld {
     let reading = this.#batches > 0 ? read(0) : undefined;
     for (let batch = 0; batch < this.#batches; batch++) {
       const bytes = await (reading as Promise<Buffer>);
+      if (this.#discarded) return; // the reader gave up meanwhile: the file and key are gone
       reading = batch + 1 < this.#batches ? read(batch + 1) : undefined;
       const framesEnd = bytes.length - MAC_LENGTH;
       if (!timingSafeEqual(this.#mac(batch, [bytes.subarray(0, framesEnd)]), bytes.subarray(framesEnd))) throw spillFailure();
@@ -191,9 +183,7 @@ export class WithheldFrames implements Withheld {
 
   /** GMAC of a batch's frames under the spill's key: AES-256-GCM over nothing, IV = the batch's number. */
   #mac(batch: number, frames: readonly Buffer[]): Buffer {
-    const iv = Buffer.alloc(12);
-    iv.writeUIntBE(batch, 6, 6);
-    const gmac = createCipheriv('aes-256-gcm', this.#key as KeyObject, iv, { authTagLength: MAC_LENGTH });
+    const gmac = createCipheriv('aes-256-gcm', (this.#spill as SpillFile).key, spillIv(batch), { authTagLength: MAC_LENGTH });
     for (const piece of frames) gmac.setAAD(piece);
     gmac.final();
     return gmac.getAuthTag();
@@ -220,7 +210,7 @@ export class WithheldFrames implements Withheld {
   async #read(position: number, length: number): Promise<Buffer> {
     const bytes = Buffer.allocUnsafe(length);
     for (let done = 0; done < length; ) {
-      const { bytesRead } = await (this.#file as FileHandle).read(bytes, done, length - done, position + done);
+      const { bytesRead } = await (this.#spill as SpillFile).file.read(bytes, done, length - done, position + done);
       if (bytesRead === 0) throw spillFailure();
       done += bytesRead;
     }
@@ -247,29 +237,16 @@ export class WithheldFrames implements Withheld {
     this.#memory = [];
     this.#memoryLength = 0;
     this.#pending = [];
-    this.#key = undefined;
     await this.#writing?.catch(() => undefined);
     this.#writing = undefined;
-    const file = this.#file;
-    const path = this.#path;
-    this.#file = undefined;
-    this.#path = undefined;
-    await file?.close().catch(() => undefined);
-    if (path) await unlink(path).catch(() => undefined);
+    const spill = this.#spill;
+    this.#spill = undefined; // the key goes with it
+    await removeSpillFile(spill);
   }
 
-  async #create(): Promise<FileHandle> {
-    const { file, path } = await createSpillFile(this.#options.directory);
-    this.#file = file;
-    this.#path = path;
-    if (this.#discarded) {
-      await this.discard();
-      throw spillFailure();
-    }
-    const raw = randomBytes(32);
-    this.#key = createSecretKey(raw);
-    raw.fill(0);
-    return file;
+  async #create(): Promise<SpillFile> {
+    this.#spill = await createSpillFile(this.#options.directory, () => this.#discarded);
+    return this.#spill;
   }
 }
 

@@ -49,9 +49,7 @@ export class WithheldPlaintext implements Withheld {
   /** Plaintext not on disk: all of it while below the threshold, after that less than a record plus the last input chunk. */
   #memory: Buffer[] = [];
   #memoryLength = 0;
-  #file: FileHandle | undefined;
-  #path: string | undefined;
-  #key: KeyObject | undefined;
+  #spill: SpillFile | undefined;
   #records = 0;
   #discarded = false;
 
@@ -69,13 +67,13 @@ export class WithheldPlaintext implements Withheld {
   /** True when `write()` has records to put on disk. */
   get mustWrite(): boolean {
     // Once spilling, in batches of READ_RECORDS records: one write (one thread-pool hop) per MiB.
-    return this.#file ? this.#memoryLength >= READ_RECORDS * RECORD_LENGTH : this.#memoryLength > this.#options.threshold;
+    return this.#spill ? this.#memoryLength >= READ_RECORDS * RECORD_LENGTH : this.#memoryLength > this.#options.threshold;
   }
 
   /** Seals every whole record held in memory and appends them to the spill file (started on first use). */
   async write(): Promise<void> {
     if (this.#discarded || !this.mustWrite) return;
-    const file = this.#file ?? (await this.#create());
+    const file = (this.#spill ?? (await this.#create())).file;
     const pending = Buffer.concat(this.#memory, this.#memoryLength);
     this.#wipeMemory();
     const whole = Math.floor(pending.length / RECORD_LENGTH);
@@ -96,13 +94,15 @@ export class WithheldPlaintext implements Withheld {
    * the records on disk one at a time, then what is in memory.
    */
   async release(emit: (plaintext: Buffer) => Promise<void>): Promise<void> {
-    if (this.#file) {
+    const file = this.#spill?.file;
+    if (file) {
       // Up to READ_RECORDS records per read: one thread-pool hop per MiB rather than per record.
       const sealed = Buffer.allocUnsafe(READ_RECORDS * SEALED_RECORD_LENGTH);
       for (let first = 0; first < this.#records; first += READ_RECORDS) {
         const count = Math.min(READ_RECORDS, this.#records - first);
         const length = count * SEALED_RECORD_LENGTH;
-        const { bytesRead } = await this.#file.read(sealed, 0, length, first * SEALED_RECORD_LENGTH);
+        const { bytesRead } = await file.read(sealed, 0, length, first * SEALED_RECORD_LENGTH);
+        if (this.#discarded) return; // the reader gave up meanwhile: the file and key are gone
         if (bytesRead !== length) throw spillFailure();
         for (let i = 0; i < count; i++) {
           await emit(this.#open(first + i, sealed.subarray(i * SEALED_RECORD_LENGTH, (i + 1) * SEALED_RECORD_LENGTH)));
@@ -113,26 +113,16 @@ export class WithheldPlaintext implements Withheld {
     const memory = this.#memory;
     this.#memory = [];
     this.#memoryLength = 0;
-    for (let i = 0; i < memory.length; i++) {
-      await emit(memory[i]);
-      if (this.#discarded) {
-        for (let j = i + 1; j < memory.length; j++) memory[j].fill(0);
-        return;
-      }
-    }
+    await emitInOrder(memory, emit, () => this.#discarded);
   }
 
   /** Zeroes what is in memory, forgets the key, closes and removes the spill file. Idempotent. */
   async discard(): Promise<void> {
     this.#discarded = true;
     this.#wipeMemory();
-    this.#key = undefined;
-    const file = this.#file;
-    const path = this.#path;
-    this.#file = undefined;
-    this.#path = undefined;
-    await file?.close().catch(() => undefined);
-    if (path) await unlink(path).catch(() => undefined);
+    const spill = this.#spill;
+    this.#spill = undefined; // the key goes with it
+    await removeSpillFile(spill);
   }
 
   #wipeMemory(): void {
@@ -141,28 +131,13 @@ export class WithheldPlaintext implements Withheld {
     this.#memoryLength = 0;
   }
 
-  async #create(): Promise<FileHandle> {
-    const { file, path } = await createSpillFile(this.#options.directory);
-    this.#file = file;
-    this.#path = path;
-    if (this.#discarded) {
-      await this.discard();
-      throw spillFailure();
-    }
-    const raw = randomBytes(32);
-    this.#key = createSecretKey(raw);
-    raw.fill(0);
-    return file;
-  }
-
-  #iv(index: number): Buffer {
-    const iv = Buffer.alloc(12);
-    iv.writeUIntBE(index, 6, 6);
-    return iv;
+  async #create(): Promise<SpillFile> {
+    this.#spill = await createSpillFile(this.#options.directory, () => this.#discarded);
+    return this.#spill;
   }
 
   #seal(index: number, record: Buffer, out: Buffer, offset: number): void {
-    const cipher = createCipheriv('aes-256-gcm', this.#key as KeyObject, this.#iv(index), { authTagLength: TAG_LENGTH });
+    const cipher = createCipheriv('aes-256-gcm', (this.#spill as SpillFile).key, spillIv(index), { authTagLength: TAG_LENGTH });
     const ciphertext = cipher.update(record);
     ciphertext.copy(out, offset);
     cipher.final();
@@ -170,7 +145,7 @@ export class WithheldPlaintext implements Withheld {
   }
 
   #open(index: number, sealed: Buffer): Buffer {
-    const decipher = createDecipheriv('aes-256-gcm', this.#key as KeyObject, this.#iv(index), { authTagLength: TAG_LENGTH });
+    const decipher = createDecipheriv('aes-256-gcm', (this.#spill as SpillFile).key, spillIv(index), { authTagLength: TAG_LENGTH });
     decipher.setAuthTag(sealed.subarray(RECORD_LENGTH));
     const plaintext = decipher.update(sealed.subarray(0, RECORD_LENGTH));
     try {
@@ -184,20 +159,69 @@ export class WithheldPlaintext implements Withheld {
 }
 
 /**
- * A new spill file in `directory` (os.tmpdir() when undefined): created 0600 with O_EXCL (never
- * reusing or following something already there: a planted file or symlink), and unlinked at once
- * where the platform allows, so no other process can open it by name and no crash leaves it
- * behind. `path` is set only when it could not be unlinked (then discard() removes it).
+ * A spill file and the key made for it (held only in memory). The file is created 0600 with O_EXCL
+ * in `directory` (os.tmpdir() when undefined), never reusing or following something already there
+ * (a planted file or symlink), and unlinked at once where the platform allows, so no other process
+ * can open it by name and no crash leaves it behind; `path` is kept only when it could not be
+ * unlinked, for removeSpillFile.
  */
-export async function createSpillFile(directory: string | undefined): Promise<{ file: FileHandle; path: string | undefined }> {
+export interface SpillFile {
+  file: FileHandle;
+  path: string | undefined;
+  key: KeyObject;
+}
+
+/** Makes a spill file, unless `abandoned()` says by then that the stream was destroyed meanwhile (it throws). */
+export async function createSpillFile(directory: string | undefined, abandoned: () => boolean): Promise<SpillFile> {
   const path = join(directory ?? tmpdir(), `.strongroom-spill-${randomBytes(12).toString('hex')}`);
   const file = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+  let kept: string | undefined;
   try {
     await unlink(path);
-    return { file, path: undefined };
   } catch {
-    return { file, path }; // a platform that cannot unlink an open file: removed in discard()
+    kept = path; // a platform that cannot unlink an open file: removed in removeSpillFile()
   }
+  const raw = randomBytes(32);
+  const spill = { file, path: kept, key: createSecretKey(raw) };
+  raw.fill(0);
+  if (abandoned()) {
+    // The stream was destroyed while the file was being made: nothing may be written to it.
+    await removeSpillFile(spill);
+    throw spillFailure();
+  }
+  return spill;
+}
+
+/** Closes and (where it still has a name) removes a spill file; never throws. */
+export async function removeSpillFile(spill: SpillFile | undefined): Promise<void> {
+  await spill?.file.close().catch(() => undefined);
+  if (spill?.path) await unlink(spill.path).catch(() => undefined);
+}
+
+/**
+ * Hands each buffer of plaintext to `emit` in order and reports whether all went out; when the
+ * reader gives up midway (`abandoned()`), the ones not handed out are zeroed.
+ */
+export async function emitInOrder(
+  plaintexts: readonly Buffer[],
+  emit: (plaintext: Buffer) => Promise<void>,
+  abandoned: () => boolean,
+): Promise<boolean> {
+  for (let i = 0; i < plaintexts.length; i++) {
+    await emit(plaintexts[i]);
+    if (abandoned()) {
+      for (let j = i + 1; j < plaintexts.length; j++) plaintexts[j].fill(0);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** The 12-byte IV of record or batch `index` under a spill key: the index, big-endian. */
+export function spillIv(index: number): Buffer {
+  const iv = Buffer.alloc(12);
+  iv.writeUIntBE(index, 6, 6);
+  return iv;
 }
 
 async function writeAll(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
