@@ -78,6 +78,15 @@ export class BodyCrypto {
     return offset + TAG_LENGTH;
   }
 
+  /** seal() returning the cipher's own output and the tag, for a caller that emits them as they are (no copy). */
+  sealPieces(kind: 'frame' | 'final', sequenceNumber: number, iv: Buffer, plaintext: Uint8Array): [Buffer, Buffer] {
+    const cipher = createCipheriv(this.#cipher, this.#key, iv, { authTagLength: TAG_LENGTH });
+    cipher.setAAD(this.#aad(kind, sequenceNumber, plaintext.length));
+    const ciphertext = cipher.update(plaintext);
+    const rest = cipher.final();
+    return [rest.length ? Buffer.concat([ciphertext, rest]) : ciphertext, cipher.getAuthTag()];
+  }
+
   /** A cipher for a non-framed body of `length` bytes, fed by the caller (streaming). */
   singleCipher(length: number): CipherGCM {
     const cipher = createCipheriv(this.#cipher, this.#key, this.frameIv(1), { authTagLength: TAG_LENGTH });

@@ -116,10 +116,14 @@ describe('streaming encrypt/decrypt', () => {
     await assert.rejects(collect(decryptStream({ keyring: aesKeyring, allowUnsignedStreaming: true }), [tampered]), { code: 'SignatureInvalid' });
   });
 
-  it('frames any chunking of the input the same: chunks smaller, equal and larger than a frame, and a reused input buffer', async () => {
-    const frameLength = 64;
+  // 64-byte frames are gathered into one output buffer per chunk; frames of 16 KiB and more are
+  // pushed as head, ciphertext and tag (encrypt-stream.ts, DIRECT_FRAME_LENGTH): both ways here.
+  for (const [frameLength, chunkings] of [
+    [64, [[1], [7], [63], [64], [65], [3 * 64 + 5], [10, 100, 1, 63, 64, 65]]],
+    [16 * 1024, [[7919], [16 * 1024 - 1], [16 * 1024], [16 * 1024 + 1], [3 * 16 * 1024 + 5], [1000, 30_000, 1, 16_383, 16_384, 16_385]]],
+  ] as const) {
+  it(`frames any chunking of the input the same (${frameLength}-byte frames): chunks smaller, equal and larger than a frame, and a reused input buffer`, async () => {
     const plaintext = pattern(5 * frameLength + 17, 3);
-    const chunkings = [[1], [7], [frameLength - 1], [frameLength], [frameLength + 1], [3 * frameLength + 5], [10, 100, 1, 63, 64, 65]];
     for (const sizes of chunkings) {
       for (const total of [0, 5, frameLength, frameLength + 3, plaintext.length]) {
         const input = plaintext.subarray(0, total);
@@ -149,6 +153,7 @@ describe('streaming encrypt/decrypt', () => {
       }
     }
   });
+  }
 
   it('non-framed streaming needs plaintextLength and enforces it', async () => {
     await assert.rejects(collect(encryptStream({ keyring: aesKeyring, contentType: 'non-framed' }), [Buffer.alloc(1)]), { code: 'InvalidArgument' });
@@ -170,6 +175,9 @@ describe('streaming encrypt/decrypt', () => {
     for (const suiteId of [0x0478, 0x0578]) {
       const ours = await collect(encryptStream({ keyring: aesKeyring, suiteId, frameLength: 4096 }), [plaintext.subarray(0, 1000), plaintext.subarray(1000)]);
       assert.deepEqual(Buffer.from((await official.decrypt(theirs, ours)).plaintext), plaintext);
+      // Frames pushed in pieces (64 KB frames): the official SDK reads them, signature included.
+      const pieces = await collect(encryptStream({ keyring: aesKeyring, suiteId, frameLength: 65_536 }), [plaintext.subarray(0, 70_000), plaintext.subarray(70_000)]);
+      assert.deepEqual(Buffer.from((await official.decrypt(theirs, pieces)).plaintext), plaintext);
       const officialMessage: Buffer[] = [];
       await pipeline(Readable.from([plaintext]), official.encryptStream(theirs, { suiteId, frameLength: 4096 }), new Writable({ write(c: Buffer, _e, cb) { officialMessage.push(c); cb(); } }));
       assert.deepEqual(await collect(decryptStream({ keyring: aesKeyring }), officialMessage), plaintext);
