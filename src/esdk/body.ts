@@ -64,22 +64,15 @@ export class BodyCrypto {
    * offset after the tag.
    */
   seal(kind: 'frame' | 'final' | 'single', sequenceNumber: number, iv: Buffer, plaintext: Uint8Array, out: Buffer, offset: number): number {
-    const cipher = createCipheriv(this.#cipher, this.#key, iv, { authTagLength: TAG_LENGTH });
-    cipher.setAAD(this.#aad(kind, sequenceNumber, plaintext.length));
-    const ciphertext = cipher.update(plaintext);
+    const [ciphertext, tag] = this.sealPieces(kind, sequenceNumber, iv, plaintext);
     out.set(ciphertext, offset);
-    offset += ciphertext.length;
-    const rest = cipher.final();
-    if (rest.length) {
-      out.set(rest, offset);
-      offset += rest.length;
-    }
-    out.set(cipher.getAuthTag(), offset);
-    return offset + TAG_LENGTH;
+    out.set(tag, offset + ciphertext.length);
+    return offset + ciphertext.length + TAG_LENGTH;
   }
 
-  /** seal() returning the cipher's own output and the tag, for a caller that emits them as they are (no copy). */
-  sealPieces(kind: 'frame' | 'final', sequenceNumber: number, iv: Buffer, plaintext: Uint8Array): [Buffer, Buffer] {
+
+  /** Encrypts `plaintext` with the given IV: the cipher's own output and the tag (emitted as they are, or copied by seal()). */
+  sealPieces(kind: 'frame' | 'final' | 'single', sequenceNumber: number, iv: Buffer, plaintext: Uint8Array): [Buffer, Buffer] {
     const cipher = createCipheriv(this.#cipher, this.#key, iv, { authTagLength: TAG_LENGTH });
     cipher.setAAD(this.#aad(kind, sequenceNumber, plaintext.length));
     const ciphertext = cipher.update(plaintext);
