@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { StoreConflictError, StoreKeyNotFoundError } from '../types.ts';
+import { DatabaseUnreachableError, StoreConflictError, StoreKeyNotFoundError } from '../types.ts';
 
 /**
  * Where a PostgreSQL store lives: a postgres:// (or postgresql://) URL as libpq and node-postgres
@@ -63,6 +63,31 @@ export function createPool(location: PostgresLocation, options: PostgresPoolOpti
   // pool discards it and opens another on the next query. Without a listener Node would crash.
   pool.on('error', () => {});
   return pool;
+}
+
+/**
+ * Takes one connection from the pool and gives it back: a server that cannot be reached or
+ * refuses the login fails here as DatabaseUnreachableError, before anything else is tried.
+ */
+export async function checkReachable(pool: pg.Pool, location: PostgresLocation): Promise<void> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw new DatabaseUnreachableError(withoutPassword(error instanceof Error ? error.message : String(error), location), { cause: error });
+  }
+  client.release();
+}
+
+/** node-postgres does not put the password in its messages; this makes sure of it. */
+function withoutPassword(message: string, location: PostgresLocation): string {
+  let password = '';
+  try {
+    password = decodeURIComponent(new URL(location.connectionString).password);
+  } catch {
+    // parsePostgresUrl accepted it: unreachable.
+  }
+  return password === '' ? message : message.replaceAll(password, '***');
 }
 
 export type Queryable = pg.Pool | pg.PoolClient;
