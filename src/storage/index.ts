@@ -7,7 +7,7 @@ import { SqliteHsmStore } from './sqlite/hsm-tables.ts';
 import { SqliteMetadataStore } from './sqlite/sqlite-store.ts';
 import type { MetadataStore } from './types.ts';
 
-export { DatabaseUnreachableError } from './types.ts';
+export { DatabaseUnreachableError } from './postgres/connection.ts';
 
 /**
  * Picks the storage backend from a database URL:

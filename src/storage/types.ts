@@ -202,22 +202,6 @@ export class StoreLimitError extends Error {}
 /** Thrown when a write refers to a key that no longer exists (destroyed meanwhile). */
 export class StoreKeyNotFoundError extends Error {}
 
-/**
- * A database server that could not be connected to at open: down, a wrong host or port, an
- * unknown role or database, a refused password. The operator's setting to fix, so the CLI names
- * it. `reason` is the driver's message (host and port, role or database name), never the URL's
- * password.
- */
-export class DatabaseUnreachableError extends Error {
-  override readonly name = 'DatabaseUnreachableError';
-  constructor(
-    readonly reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`cannot reach the database: ${reason}`, options);
-  }
-}
-
 export interface MetadataStore {
   getSetting(name: string): Promise<string | undefined>;
 

@@ -2,8 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type pg from 'pg';
-import { checkReachable, parsePostgresUrl } from '../../src/storage/postgres/connection.ts';
-import { DatabaseUnreachableError } from '../../src/storage/types.ts';
+import { DatabaseUnreachableError, checkReachable, parsePostgresUrl } from '../../src/storage/postgres/connection.ts';
 
 const failingPool = (message: string) => ({ connect: async () => Promise.reject(new Error(message)) }) as unknown as pg.Pool;
 

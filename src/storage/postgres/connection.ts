@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { DatabaseUnreachableError, StoreConflictError, StoreKeyNotFoundError } from '../types.ts';
+import { StoreConflictError, StoreKeyNotFoundError } from '../types.ts';
 
 /**
  * Where a PostgreSQL store lives: a postgres:// (or postgresql://) URL as libpq and node-postgres
@@ -38,6 +38,22 @@ export function parsePostgresUrl(url: string): PostgresLocation {
   const serverOptions = parsed.searchParams.get('options') ?? undefined;
   parsed.searchParams.delete('options');
   return { connectionString: parsed.toString(), schema, ...(serverOptions ? { serverOptions } : {}) };
+}
+
+/**
+ * A database server that could not be connected to at open: down, a wrong host or port, an
+ * unknown role or database, a refused password. The operator's setting to fix, so the CLI names
+ * it. `reason` is the driver's message (host and port, role or database name), never the URL's
+ * password.
+ */
+export class DatabaseUnreachableError extends Error {
+  override readonly name = 'DatabaseUnreachableError';
+  constructor(
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot reach the database: ${reason}`, options);
+  }
 }
 
 export interface PostgresPoolOptions {
