@@ -27,7 +27,8 @@
 #
 # One symmetric key per store, created once with the SDK (bench/prepare.ts); every run's two pools
 # are signed right before it, one per target node. CPU accounting as bench/lib.sh's wrk_measure,
-# with both wrk processes and, in the pg-* cases, PostgreSQL's processes counted as ours. After the
+# with both wrk processes and, in the pg-* cases, PostgreSQL's processes counted as ours (including
+# backends that exit during a run: bench/pg-cpu.sh). After the
 # runs each store's trail must verify (`strongroom audit verify`) and hold one event per request.
 #
 # Knobs (environment): BENCH_REPEATS (5), BENCH_DURATION (15 s), BENCH_WARMUP (3 s),
@@ -205,9 +206,19 @@ TSV="$WORK/results.tsv"
 mkdir -p "$WORK/raw"
 : >"$TSV"
 WRK_CMD="wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency -s bench/wrk-requests.lua <node url> -- <pool>, twice at once"
-# Ticks of PostgreSQL's processes (the postmaster, the oldest, and its children: backends, WAL
-# writer, checkpointer…): the database works for the pg-* cases, so its CPU is theirs.
-db_ticks() { servers_ticks $(pgrep -o -x postgres 2>/dev/null || true); }
+# CPU of PostgreSQL's processes (the postmaster, the oldest, and its children: backends, WAL
+# writer, checkpointer…) over a run: the database works for the pg-* cases, so its CPU is theirs.
+# bench/pg-cpu.sh counts backends that exit during the run too (the reaped children's CPU), which
+# summing the live children at both ends did not (a run measured -724 µs/req that way).
+# shellcheck source=bench/pg-cpu.sh
+. "$ROOT/bench/pg-cpu.sh"
+db_sample() { pg_cpu_sample >"$1" 2>/dev/null || : >"$1"; } # file: empty when no postgres process is seen
+db_ticks_between() { # start-file end-file: ticks, or 0 when there is no sound figure (logged for pg-*)
+  local ticks
+  if [ -s "$1" ] && ticks=$(pg_cpu_ticks "$1" "$2"); then echo "$ticks"; return; fi
+  [ "$3" != pg ] || log "PostgreSQL CPU not measured for this run (no postgres process seen, or its postmaster changed)"
+  echo 0
+}
 # Transactions the database has committed or rolled back (pg_stat_database, the whole database, so
 # anything else using it counts too): each autocommit statement is one, so their number per request
 # is the round trips a request costs the store. Statistics reach the view up to a second late; over
@@ -226,7 +237,7 @@ wrk_pair() { # url1 pool1 out1 url2 pool2 out2 seconds latency-flag: both wrk at
 }
 
 run_case() { # case rep: sets LAST_LINE, LAST_FOREIGN, LAST_OUT (bench/lib.sh's measure_case)
-  local name=$1 rep=$2 store a b out sys0 sys1 srv0 srv1 db0 db1 kids0 kids1 db_ours xacts0 xacts idle la lb w
+  local name=$1 rep=$2 store a b out sys0 sys1 srv0 srv1 db kids0 kids1 db_ours xacts0 xacts idle la lb w
   store=$(store_of "$name")
   read -r a b <<<"${CASE_NODES[$name]}"
   out="$WORK/raw/$name.$rep"
@@ -241,14 +252,15 @@ run_case() { # case rep: sets LAST_LINE, LAST_FOREIGN, LAST_OUT (bench/lib.sh's 
   wrk_pair "${NODE_URL[$a]}" "$WORK/pool-1.bin" "$out.1.warmup" "${NODE_URL[$b]}" "$WORK/pool-2.bin" "$out.2.warmup" "$WARMUP" ''
   [ "$store" = pg ] && xacts0=$(pg_xacts)
   # shellcheck disable=SC2086 # SERVER_PIDS is a list of pids
-  sys0=$(system_busy_ticks); srv0=$(servers_ticks $SERVER_PIDS); db0=$(db_ticks); children_ticks; kids0=$CHILD_TICKS
+  sys0=$(system_busy_ticks); srv0=$(servers_ticks $SERVER_PIDS); db_sample "$WORK/db-cpu.0"; children_ticks; kids0=$CHILD_TICKS
   wrk_pair "${NODE_URL[$a]}" "$WORK/pool-1.bin" "$out.1.txt" "${NODE_URL[$b]}" "$WORK/pool-2.bin" "$out.2.txt" "$DURATION" --latency
   # shellcheck disable=SC2086
-  sys1=$(system_busy_ticks); srv1=$(servers_ticks $SERVER_PIDS); db1=$(db_ticks); children_ticks; kids1=$CHILD_TICKS
+  sys1=$(system_busy_ticks); srv1=$(servers_ticks $SERVER_PIDS); db_sample "$WORK/db-cpu.1"; children_ticks; kids1=$CHILD_TICKS
+  db=$(db_ticks_between "$WORK/db-cpu.0" "$WORK/db-cpu.1" "$store")
   db_ours=0
   xacts=''
   if [ "$store" = pg ]; then
-    db_ours=$((db1 - db0))
+    db_ours=$db
     xacts=$(($(pg_xacts) - xacts0))
   fi
   LAST_FOREIGN=$(echo "$sys0 $sys1 $srv0 $srv1 $kids0 $kids1 $db_ours" | awk '{
@@ -275,7 +287,7 @@ run_case() { # case rep: sets LAST_LINE, LAST_FOREIGN, LAST_OUT (bench/lib.sh's 
   # Idle share of the machine during the run: well above 0 means the load waited (round trips,
   # locks, commits) instead of being bound by the cores.
   idle=$(echo "$sys0 $sys1" | awk '{ total = $4 - $2; i = 0; if (total > 0) i = 100 * (total - ($3 - $1)) / total; printf "%.0f", i }')
-  LAST_LINE="${LAST_LINE}idle_cpu_pct=$idle server_cpu_ticks=$((srv1 - srv0)) wrk_cpu_ticks=$((kids1 - kids0)) db_cpu_ticks=$((db1 - db0))${xacts:+ pg_xacts=$xacts}"
+  LAST_LINE="${LAST_LINE}idle_cpu_pct=$idle server_cpu_ticks=$((srv1 - srv0)) wrk_cpu_ticks=$((kids1 - kids0)) db_cpu_ticks=$db${xacts:+ pg_xacts=$xacts}"
   log "$name rep $rep: $(field rps "$LAST_LINE") req/s ($a $(field a_rps "$LAST_LINE") + $b $(field b_rps "$LAST_LINE")), p99 $(field p99_us "$LAST_LINE") µs, non-2xx $(field non2xx "$LAST_LINE") (CPU taken by other processes: $LAST_FOREIGN%)"
   cat "$out.1.txt" "$out.2.txt" >"$out.txt"
   LAST_OUT="$out.txt"

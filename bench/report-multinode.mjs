@@ -242,7 +242,8 @@ ${trailLine('pg', 'PostgreSQL')}
 - Requests: \`TrentService.Encrypt\`, 32 random bytes, no encryption context, one symmetric key per store made once with the
   SDK; each wrk's pool signed by \`bench/prepare.ts\` for its node right before each run
 - CPU per request: utime + stime from /proc of all Strongroom nodes (idle ones included), of PostgreSQL's postmaster and its
-  children (pg-* cases; the database is shared with anything else using it), and of both wrk, over the measured run
+  children (pg-* cases; the database is shared with anything else using it; children that exit during the run are counted
+  through the postmaster's reaped-children time, bench/pg-cpu.sh), and of both wrk, over the measured run
 - Data dirs on: ${meta('DATA_FS', '?')}
 - Cases: ${meta('CASES')}; order per repetition (rotated each time): ${meta('ORDER')}
 ${runFactLines({ noise, idle })}

@@ -18,6 +18,7 @@ import {
 } from '../service/audit/index.ts';
 import type { AuditEventRow, AuditQuery, AuditStore } from '../storage/audit-types.ts';
 import { databaseBackend, openAuditStore } from '../storage/index.ts';
+import { DATABASE_SETTING, operatorMessage } from './database-errors.ts';
 import { SqliteAuditStore } from '../storage/sqlite/audit-store.ts';
 
 const dataDirOption = () => new Option('--data-dir <dir>', 'the data directory').default('./data');
@@ -84,7 +85,7 @@ async function run(action: () => Promise<number | void>): Promise<void> {
   try {
     process.exitCode = (await action()) ?? 0;
   } catch (error) {
-    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`error: ${operatorMessage(error, DATABASE_SETTING)}\n`);
     process.exitCode = 2;
   }
 }

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DataDirLockedError, lockDataDir } from './data-dir-lock.ts';
 import { dataDirPaths } from './instance.ts';
+import { operatorMessage } from './database-errors.ts';
 import type { Command } from 'commander';
 import { auditPaths, verifyStore } from '../service/audit/index.ts';
 import { migrateSqliteToPostgres, sqliteDataDir } from '../storage/migrate.ts';
@@ -51,7 +52,7 @@ export function registerMigrateCommand(program: Command): void {
         }
         process.stdout.write('migrated; serve it with: strongroom serve --database <url> (each node with this root key)\n');
       } catch (error) {
-        process.stderr.write(`strongroom migrate: ${(error as Error).message}\n`);
+        process.stderr.write(`strongroom migrate: ${operatorMessage(error, '--to')}\n`);
         process.exitCode = 1;
       }
     });

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { observeCustomKeyStoreCalls } from '../service/key-store-timing.ts';
+import { connectedClustersCheck } from '../service/custom-key-stores/readiness.ts';
 import type { ServerMetrics } from '../transports/ops/metrics.ts';
 import type { RequestObservers } from '../transports/ops/observed-response.ts';
 import { handleOpsRequest } from '../transports/ops/ops-handler.ts';
@@ -24,7 +25,8 @@ const READINESS_PROBE = Buffer.from('readiness');
 
 /**
  * /readyz's checks: the metadata store answers a query; the root key is loaded (a seal and
- * unseal round trip under it succeeds); the audit trail commits its probe row.
+ * unseal round trip under it succeeds); the audit trail commits its probe row; every connected
+ * AWS_CLOUDHSM key store's cluster serves (service/custom-key-stores/readiness.ts).
  */
 export function instanceReadiness(instance: Instance, logger?: Logger): Readiness {
   return new Readiness(
@@ -36,6 +38,7 @@ export function instanceReadiness(instance: Instance, logger?: Logger): Readines
         instance.sealer.unseal(instance.sealer.seal(READINESS_PROBE, READINESS_BINDING), READINESS_BINDING).zero();
       },
       auditTrail: () => instance.audit.probe(),
+      hsmClusters: connectedClustersCheck(instance.context),
     },
     { logger },
   );
@@ -53,6 +56,12 @@ export async function processTelemetry(
   const metrics = new ServerMetrics();
   instance.audit.commitObserver = metrics.observeAuditCommit;
   observeCustomKeyStoreCalls(instance.context, metrics.observeKeyStoreCall);
+  const { registerHsmMemberGauge } = await import('../transports/ops/hsm-metrics.ts');
+  registerHsmMemberGauge(metrics.registry, async () =>
+    (await instance.context.customKeyStores.health())
+      .filter(({ record }) => record.type === 'AWS_CLOUDHSM' && record.cloudHsmClusterId !== undefined)
+      .map(({ record, health }) => ({ clusterId: record.cloudHsmClusterId as string, members: health.members })),
+  );
   return { readiness, metrics, observers: { metrics, accessLog: options.logRequests ? logger : undefined } };
 }
 

@@ -28,6 +28,7 @@ import {
 } from './serve-ops.ts';
 import { bootstrapAdministrator, dataDirPaths, openInstance, type Instance } from './instance.ts';
 import { quotaOptions, xksOptions } from './serve-settings.ts';
+import { DATABASE_SETTING, operatorMessage } from './database-errors.ts';
 
 export interface ServeOptions {
   dataDir: string;
@@ -104,7 +105,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   } catch (error) {
     // A refused start (loose permissions, a damaged key file, a newer schema) is the operator's
     // to fix: say what is wrong without a stack trace.
-    process.stderr.write(`strongroom: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`strongroom: ${operatorMessage(error, DATABASE_SETTING)}\n`);
     await unlock();
     process.exit(2);
   }
@@ -362,7 +363,7 @@ async function runWorker(options: ServeOptions): Promise<void> {
     });
     process.send?.({ listening: port });
   } catch (error) {
-    process.send?.({ error: error instanceof Error ? error.message : String(error) });
+    process.send?.({ error: operatorMessage(error, DATABASE_SETTING) });
     process.exit(1);
   }
 }

@@ -113,6 +113,20 @@ export interface ConnectedKeyStore extends KeyStore {
   destroyMaterial?(handles: readonly KeyVersionHandle[]): Promise<void>;
   /** EXTERNAL_KEY_STORE: checks an external key exists and can encrypt and decrypt (CreateKey with XksKeyId). */
   checkExternalKey?(xksKeyId: string): Promise<void>;
+  /**
+   * Checks, without touching key material or the store's audit log, whether what serves the
+   * store still answers, and reports each of its parts (AWS_CLOUDHSM: each HSM member). For
+   * /readyz and the member gauge; absent where there is no such cheap check.
+   */
+  checkHealth?(): Promise<KeyStoreHealth>;
+}
+
+/** What ConnectedKeyStore.checkHealth found. */
+export interface KeyStoreHealth {
+  /** At least one part can serve requests now. */
+  readonly serving: boolean;
+  /** Each part by name (an HSM member's name), and whether it is in service. */
+  readonly members: readonly { readonly name: string; readonly up: boolean }[];
 }
 
 /** What a custom key store's backend needs to connect: its configuration and its unsealed secret. */

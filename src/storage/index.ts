@@ -7,6 +7,8 @@ import { SqliteHsmStore } from './sqlite/hsm-tables.ts';
 import { SqliteMetadataStore } from './sqlite/sqlite-store.ts';
 import type { MetadataStore } from './types.ts';
 
+export { DatabaseUnreachableError } from './postgres/connection.ts';
+
 /**
  * Picks the storage backend from a database URL:
  *

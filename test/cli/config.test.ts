@@ -174,3 +174,41 @@ describe('strongroom serve with a config file and the environment', () => {
     }
   });
 });
+
+describe('strongroom serve with a database it cannot reach', () => {
+  const PASSWORD = 'pw-canary-90a1';
+  const serveWith = (env: Record<string, string>, args: string[] = []) =>
+    spawnSync(process.execPath, [STRONGROOM_BIN, 'serve', '--data-dir', join(dir, `unreachable-${Object.keys(env).length}-${args.length}`), '--port', '0', ...args], {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+
+  /** A loopback port nothing listens on: one the OS just handed out and took back. */
+  async function closedPort(): Promise<number> {
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()));
+    const { port } = server.address() as { port: number };
+    await new Promise<void>((done) => server.close(() => done()));
+    return port;
+  }
+
+  it('names --database when nothing listens there, without the password', async () => {
+    const port = await closedPort();
+    const result = serveWith({}, ['--database', `postgres://strongroom:${PASSWORD}@127.0.0.1:${port}/kms`]);
+    assert.equal(result.status, 2);
+    assert.equal(result.stderr, `strongroom: cannot reach the database given by --database (STRONGROOM_DATABASE): connect ECONNREFUSED 127.0.0.1:${port}\n`);
+    assert.ok(!(result.stdout + result.stderr).includes(PASSWORD));
+  });
+
+  it('names the setting when PostgreSQL refuses the role given in STRONGROOM_DATABASE', () => {
+    const postgres = new URL(process.env.STRONGROOM_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
+    postgres.username = 'no_such_role_5c2e';
+    postgres.password = PASSWORD;
+    const result = serveWith({ STRONGROOM_DATABASE: postgres.toString() });
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /^strongroom: cannot reach the database given by --database \(STRONGROOM_DATABASE\): .*no_such_role_5c2e/);
+    assert.ok(!(result.stdout + result.stderr).includes(PASSWORD));
+  });
+});

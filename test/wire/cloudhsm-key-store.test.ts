@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -32,6 +32,8 @@ const dir = mkdtempSync(join(tmpdir(), 'strongroom-cloudhsm-e2e-'));
 const CRYPTO_USER_PIN = 'kmsuser-pin-13579';
 const CLUSTER = 'cluster-abcdefghijk';
 let tokens: TestToken[];
+/** Each token's own directory in SoftHSM's token directory, by label: moved away, the token is removed. */
+const tokenDirs = new Map<string, string>();
 let trustAnchor: string;
 
 const secretFile = (name: string, value: string): string => {
@@ -54,6 +56,12 @@ function makeCluster(dataDir: string, clusterId: string, [a, b]: TestToken[]): v
     '--source-so-pin-file', secretFile(`${a.label}.so2`, a.soPin));
 }
 
+/** `name{labels} value` from a Prometheus exposition, or undefined when the series is absent. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(series + ' '));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 const holds = (token: TestToken, label: string) => listObjects(token).some((object) => object.label === label);
 
 describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeout: 240_000 }, () => {
@@ -63,12 +71,17 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
 
   before(async () => {
     const hsm = SoftHsm.get();
-    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d'].map((label) => hsm.createToken(label, CRYPTO_USER_PIN));
+    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d'].map((label) => {
+      const existing = new Set(readdirSync(join(hsm.dir, 'tokens')));
+      const token = hsm.createToken(label, CRYPTO_USER_PIN);
+      tokenDirs.set(label, readdirSync(join(hsm.dir, 'tokens')).find((entry) => !existing.has(entry))!);
+      return token;
+    });
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'anchor.key', '-out', 'anchor.pem', '-days', '1', '-subj', '/CN=cluster-ca'], { cwd: dir, stdio: 'ignore' });
     trustAnchor = readFileSync(join(dir, 'anchor.pem'), 'utf8');
     const dataDir = join(dir, 'served');
     makeCluster(dataDir, CLUSTER, tokens.slice(0, 2));
-    server = await startServer({ dataDir, timeoutMs: 60_000 });
+    server = await startServer({ dataDir, args: ['--metrics-port', '0'], timeoutMs: 60_000 });
     kms = server.kms();
   });
 
@@ -132,6 +145,68 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
     assert.deepEqual(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: dataKey.CiphertextBlob }))).Plaintext!), Buffer.from(dataKey.Plaintext!));
     const random = await kms.send(new GenerateRandomCommand({ NumberOfBytes: 32, CustomKeyStoreId: storeId }));
     assert.equal(random.Plaintext!.length, 32);
+  });
+
+  it('readiness and strongroom_hsm_member_up follow the members: a removed token is 0, a cluster with none serving is 503', async () => {
+    const { DisconnectCustomKeyStoreCommand } = await import('@aws-sdk/client-kms');
+    const metrics = server.metricsEndpoint as string;
+    const member = (name: string) => `strongroom_hsm_member_up{cluster_id="${CLUSTER}",member="${name}"}`;
+    const scrape = async () => (await fetch(`${metrics}/metrics`)).text();
+    const readyz = async () => {
+      const response = await fetch(`${metrics}/readyz`);
+      return { status: response.status, body: (await response.json()) as { checks: Record<string, string> } };
+    };
+    /** Polls (the report is cached 1 s; members are checked at each scrape) until `done` holds. */
+    const until = async <T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
+      let value = await read();
+      for (let attempt = 0; attempt < 120 && !done(value); attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        value = await read();
+      }
+      return value;
+    };
+
+    const ready = await readyz();
+    assert.equal(ready.status, 200);
+    assert.deepEqual(ready.body.checks, { metadataStore: 'ok', rootKey: 'ok', auditTrail: 'ok', hsmClusters: 'ok' });
+    let text = await scrape();
+    assert.equal(sample(text, member('chsm-a')), 1);
+    assert.equal(sample(text, member('chsm-b')), 1);
+    // The previous test's Encrypt and Decrypt went through the cluster: their key store calls are timed.
+    assert.ok((sample(text, 'strongroom_key_store_call_duration_seconds_count{store_type="AWS_CLOUDHSM",call="encrypt",outcome="ok"}') ?? 0) > 0, text);
+    assert.ok((sample(text, 'strongroom_key_store_call_duration_seconds_count{store_type="AWS_CLOUDHSM",call="decrypt",outcome="ok"}') ?? 0) > 0);
+
+    const tokenDir = join(SoftHsm.get().dir, 'tokens');
+    const pulled = (label: string) => join(SoftHsm.get().dir, `pulled-${label}`);
+    const moved: string[] = [];
+    try {
+      // One member's token removed: that member is 0, the cluster still serves.
+      renameSync(join(tokenDir, tokenDirs.get('chsm-b')!), pulled('chsm-b'));
+      moved.push('chsm-b');
+      text = await until(scrape, (current) => sample(current, member('chsm-b')) === 0);
+      assert.equal(sample(text, member('chsm-b')), 0);
+      assert.equal(sample(text, member('chsm-a')), 1);
+      assert.equal((await readyz()).status, 200);
+      const keyId = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+      await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('one member left') }));
+
+      // Both removed: the cluster serves nothing and the node is not ready, naming the check.
+      renameSync(join(tokenDir, tokenDirs.get('chsm-a')!), pulled('chsm-a'));
+      moved.push('chsm-a');
+      const failing = await until(readyz, (current) => current.status === 503);
+      assert.equal(failing.status, 503);
+      assert.deepEqual(failing.body, { status: 'not ready', checks: { metadataStore: 'ok', rootKey: 'ok', auditTrail: 'ok', hsmClusters: 'failing' } });
+      text = await scrape();
+      assert.equal(sample(text, member('chsm-a')), 0);
+      assert.equal(sample(text, member('chsm-b')), 0);
+
+      // Disconnected by the operator, the store no longer holds the node back.
+      await kms.send(new DisconnectCustomKeyStoreCommand({ CustomKeyStoreId: storeId }));
+      assert.equal((await until(readyz, (current) => current.status === 200)).status, 200);
+      assert.ok(!server.output().includes(CRYPTO_USER_PIN), 'no PIN in the log');
+    } finally {
+      for (const label of moved) renameSync(pulled(label), join(tokenDir, tokenDirs.get(label)!));
+    }
   });
 
   it("a key's deletion, when its day comes, destroys it in every HSM (pkcs11-tool: gone)", async () => {

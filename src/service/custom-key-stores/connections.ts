@@ -4,6 +4,7 @@ import {
   type ConnectedKeyStore,
   type CustomKeyStoreBackend,
   type CustomKeyStoreConnectRequest,
+  type KeyStoreHealth,
 } from '../../keystores/types.ts';
 import type { CustomKeyStoreRecord, CustomKeyStoreType } from '../../storage/types.ts';
 
@@ -28,6 +29,8 @@ interface Live {
   /** What the connection was made with: a changed configuration or secret means reconnect. */
   fingerprint: string;
   store: Promise<ConnectedKeyStore>;
+  /** The configuration it was made with (health reports name the store and its cluster). */
+  record: CustomKeyStoreRecord;
 }
 
 const fingerprintOf = (record: CustomKeyStoreRecord): string =>
@@ -56,7 +59,7 @@ export class CustomKeyStoreConnections {
     if (existing?.fingerprint === fingerprint) return existing.store;
     if (existing) void this.close(record.customKeyStoreId);
     const store = this.connect(sealer, record);
-    const live = { fingerprint, store };
+    const live = { fingerprint, store, record };
     this.live.set(record.customKeyStoreId, live);
     // A failed attempt is not kept: the next use tries again.
     store.catch(() => {
@@ -97,6 +100,21 @@ export class CustomKeyStoreConnections {
     this.live.delete(customKeyStoreId);
     const store = await live.store.catch(() => undefined);
     await store?.close();
+  }
+
+  /**
+   * Runs the health check of every connection this process holds that has one (connections still
+   * being made or that failed are left out), for the HSM member gauge.
+   */
+  async health(): Promise<{ record: CustomKeyStoreRecord; health: KeyStoreHealth }[]> {
+    const checked = await Promise.all(
+      [...this.live.values()].map(async ({ record, store }) => {
+        const connected = await store.catch(() => undefined);
+        const health = await connected?.checkHealth?.().catch(() => undefined);
+        return health && { record, health };
+      }),
+    );
+    return checked.filter((entry) => entry !== undefined);
   }
 
   async closeAll(): Promise<void> {

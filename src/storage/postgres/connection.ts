@@ -40,6 +40,22 @@ export function parsePostgresUrl(url: string): PostgresLocation {
   return { connectionString: parsed.toString(), schema, ...(serverOptions ? { serverOptions } : {}) };
 }
 
+/**
+ * A database server that could not be connected to at open: down, a wrong host or port, an
+ * unknown role or database, a refused password. The operator's setting to fix, so the CLI names
+ * it. `reason` is the driver's message (host and port, role or database name), never the URL's
+ * password.
+ */
+export class DatabaseUnreachableError extends Error {
+  override readonly name = 'DatabaseUnreachableError';
+  constructor(
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot reach the database: ${reason}`, options);
+  }
+}
+
 export interface PostgresPoolOptions {
   /** Connections in the pool (default 10). */
   max?: number;
@@ -63,6 +79,31 @@ export function createPool(location: PostgresLocation, options: PostgresPoolOpti
   // pool discards it and opens another on the next query. Without a listener Node would crash.
   pool.on('error', () => {});
   return pool;
+}
+
+/**
+ * Takes one connection from the pool and gives it back: a server that cannot be reached or
+ * refuses the login fails here as DatabaseUnreachableError, before anything else is tried.
+ */
+export async function checkReachable(pool: pg.Pool, location: PostgresLocation): Promise<void> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw new DatabaseUnreachableError(withoutPassword(error instanceof Error ? error.message : String(error), location), { cause: error });
+  }
+  client.release();
+}
+
+/** node-postgres does not put the password in its messages; this makes sure of it. */
+function withoutPassword(message: string, location: PostgresLocation): string {
+  let password = '';
+  try {
+    password = decodeURIComponent(new URL(location.connectionString).password);
+  } catch {
+    // parsePostgresUrl accepted it: unreachable.
+  }
+  return password === '' ? message : message.replaceAll(password, '***');
 }
 
 export type Queryable = pg.Pool | pg.PoolClient;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { inTransaction, type PostgresLocation } from './connection.ts';
+import { checkReachable, inTransaction, type PostgresLocation } from './connection.ts';
 
 /**
  * Versioned schema migrations for the PostgreSQL stores. Each component (the metadata store, the
@@ -17,6 +17,8 @@ export async function applyMigrations(
   component: 'metadata' | 'audit',
   migrations: readonly string[],
 ): Promise<void> {
+  // The first use of a new store's pool: an unreachable server is reported as such (the CLI names the setting).
+  await checkReachable(pool, location);
   await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`strongroom-migrations:${location.schema}`]);
     // Created only when missing: CREATE SCHEMA IF NOT EXISTS checks the CREATE privilege on the

@@ -225,6 +225,18 @@ export class HsmCluster {
     });
   }
 
+  /**
+   * Checks every active member's health now, as after a KEY_NOT_FOUND (#checkHolding), and
+   * returns the status. An active member is otherwise only found out by the next request that
+   * reaches it: an agent killed or a token removed while the cluster is idle would still count as
+   * ACTIVE. For /readyz and the member gauge; health checks touch no key and are not audited
+   * unless they fail.
+   */
+  async checkHealth(): Promise<ClusterStatus> {
+    await Promise.all(this.#active.map((slot) => this.#checkHolding(slot)));
+    return this.status();
+  }
+
   /** Runs the re-synchronisation of every member that is out now (tests; the probe does it too). */
   async probeNow(): Promise<void> {
     await Promise.all(this.#slots.filter((slot) => slot.state === 'DOWN').map((slot) => this.#bringBack(slot)));

@@ -12,6 +12,7 @@ import {
   type CustomKeyStoreConnectRequest,
   type KeyVersionHandle,
 } from '../../types.ts';
+import type { KeyStoreHealth } from '../../types.ts';
 import { HsmCluster, HsmClusterError, type HsmAuditEvent } from './cluster.ts';
 import { HsmClusterKeyStore } from './cluster-key-store.ts';
 import type { ClusterJournal, OwedEntry, OwedOperation } from './journal.ts';
@@ -127,6 +128,15 @@ export class ConnectedHsmClusterKeyStore extends HsmClusterKeyStore implements C
 
   async destroyMaterial(handles: readonly KeyVersionHandle[]): Promise<void> {
     for (const handle of handles) await this.destroyVersionMaterial(handle);
+  }
+
+  /** Serving while one member is ACTIVE; each member up when it is ACTIVE (not DOWN, SYNCING or FAILED). */
+  async checkHealth(): Promise<KeyStoreHealth> {
+    const status = await this.cluster.checkHealth();
+    return {
+      serving: status.connectionState === 'CONNECTED',
+      members: status.members.map((member) => ({ name: member.name, up: member.state === 'ACTIVE' })),
+    };
   }
 }
 
