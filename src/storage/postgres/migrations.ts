@@ -3,7 +3,7 @@ import { inTransaction, type PostgresLocation } from './connection.ts';
 
 /**
  * Versioned schema migrations for the PostgreSQL stores. Each component (the metadata store, the
- * audit trail) has its own ordered list; `schema_migrations` records every version applied, and
+ * audit trail, the shared quota buckets) has its own ordered list; `schema_migrations` records every version applied, and
  * a migration commits in the same transaction as its row there (PostgreSQL's DDL is
  * transactional), so a crash never leaves a half-applied version.
  *
@@ -14,7 +14,7 @@ import { inTransaction, type PostgresLocation } from './connection.ts';
 export async function applyMigrations(
   pool: pg.Pool,
   location: PostgresLocation,
-  component: 'metadata' | 'audit',
+  component: 'metadata' | 'audit' | 'quotas',
   migrations: readonly string[],
 ): Promise<void> {
   await inTransaction(pool, async (client) => {
