@@ -53,6 +53,7 @@ export async function processTelemetry(
   const metrics = new ServerMetrics();
   instance.audit.commitObserver = metrics.observeAuditCommit;
   observeCustomKeyStoreCalls(instance.context, metrics.observeKeyStoreCall);
+  if (instance.context.quotas) instance.context.quotas.rejectionObserver = metrics.observeQuotaRejection;
   return { readiness, metrics, observers: { metrics, accessLog: options.logRequests ? logger : undefined } };
 }
 
