@@ -8,7 +8,7 @@ import { AccessKeyResolver, newAccessKey, storeAccessKey } from '../service/acce
 import type { ServiceContext } from '../service/context.ts';
 import { ensureAdministrator } from '../service/principals.ts';
 import { openAuditLog, type AuditLog } from '../service/audit/index.ts';
-import { openHsmStore, openMetadataStore } from '../storage/index.ts';
+import { openHsmStore, openMetadataStore, openQuotaBuckets } from '../storage/index.ts';
 import { HsmClusterKeyStoreBackend } from '../keystores/pkcs11/cluster/stored.ts';
 import { hsmAuditFile } from '../keystores/pkcs11/cluster/audit-file.ts';
 import { SecretBytes } from '../crypto/secret-bytes.ts';
@@ -36,7 +36,10 @@ export interface InstanceOptions {
    * data directory's SQLite files. The root key stays per node (the same key file, or the same HSM key).
    */
   databaseUrl?: string;
-  /** Request-rate quotas for the installation, and this process's share of them (1 / processes). */
+  /**
+   * Request-rate quotas for the installation, and this process's share of them (1 / processes).
+   * With PostgreSQL the share is not used: every process draws on buckets shared in the database.
+   */
   quotas?: { limits: QuotaLimits; share: number };
 }
 
@@ -84,6 +87,9 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
   const software = new SoftwareKeyStore(sealer);
   // HSM clusters' configuration (strongroom hsm cluster …), read by the AWS_CLOUDHSM backend.
   const hsmStore = await openHsmStore(databaseUrl);
+  const quotas = options.quotas && Object.keys(options.quotas.limits).length > 0 ? options.quotas : undefined;
+  // Shared by every node on PostgreSQL; undefined on SQLite, where each process keeps its share.
+  const quotaBuckets = quotas ? await openQuotaBuckets(databaseUrl) : undefined;
   const context: ServiceContext = {
     store,
     keyStore: software,
@@ -100,9 +106,7 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
     accountId,
     region: options.region,
     partition: 'aws',
-    ...(options.quotas && Object.keys(options.quotas.limits).length > 0
-      ? { quotas: new RequestQuotas(options.quotas.limits, { share: options.quotas.share }) }
-      : {}),
+    ...(quotas ? { quotas: new RequestQuotas(quotas.limits, quotaBuckets ? { claims: quotaBuckets } : { share: quotas.share }) } : {}),
     now: options.now ?? (() => new Date()),
   };
   return {
@@ -118,6 +122,7 @@ export async function openInstance(options: InstanceOptions): Promise<Instance> 
       await audit.close();
       await context.customKeyStores.closeAll();
       await hsmStore.close();
+      await quotaBuckets?.close();
       await store.close();
       await root.close();
     },

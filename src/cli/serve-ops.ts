@@ -62,6 +62,7 @@ export async function processTelemetry(
       .filter(({ record }) => record.type === 'AWS_CLOUDHSM' && record.cloudHsmClusterId !== undefined)
       .map(({ record, health }) => ({ clusterId: record.cloudHsmClusterId as string, members: health.members })),
   );
+  if (instance.context.quotas) instance.context.quotas.rejectionObserver = metrics.observeQuotaRejection;
   return { readiness, metrics, observers: { metrics, accessLog: options.logRequests ? logger : undefined } };
 }
 

@@ -49,7 +49,10 @@ export function parseQuotas(entries: readonly string[]): QuotaLimits {
   return limits;
 }
 
-/** Each server process holds an equal share of the installation's quotas (service/quotas.ts). */
+/**
+ * The installation's quotas, and each server process's equal share of them, which only SQLite
+ * uses: on PostgreSQL every process draws on buckets shared in the database (service/quotas.ts).
+ */
 export function quotaOptions(options: Pick<ServeOptions, 'quotas' | 'workers'>) {
   return { limits: parseQuotas(options.quotas ?? []), share: 1 / Math.max(1, options.workers) };
 }

@@ -255,7 +255,8 @@ export async function authorize(context: ServiceContext, caller: Caller, request
   // A request counts once against its quota, at its first allowed decision (the key is known there).
   if (context.quotas && !caller.quotaCharged) {
     caller.quotaCharged = true;
-    context.quotas.charge(quotaClassOf(request.action, request.key));
+    const claim = context.quotas.charge(quotaClassOf(request.action, request.key), request.action);
+    if (claim) await claim; // only when this process's lease of the shared bucket is empty
   }
 }
 

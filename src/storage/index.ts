@@ -2,6 +2,7 @@ import type { AuditStore } from './audit-types.ts';
 import { PostgresAuditStore } from './postgres/audit-store.ts';
 import { PostgresHsmStore } from './postgres/hsm-tables.ts';
 import { PostgresMetadataStore } from './postgres/postgres-store.ts';
+import { PostgresQuotaBuckets } from './postgres/quota-buckets.ts';
 import { SqliteAuditStore } from './sqlite/audit-store.ts';
 import { SqliteHsmStore } from './sqlite/hsm-tables.ts';
 import { SqliteMetadataStore } from './sqlite/sqlite-store.ts';
@@ -57,4 +58,12 @@ export type HsmStore = SqliteHsmStore | PostgresHsmStore;
 
 export async function openHsmStore(url: string): Promise<HsmStore> {
   return databaseBackend(url) === 'sqlite' ? new SqliteHsmStore(sqlitePath(url)) : PostgresHsmStore.open(url);
+}
+
+/**
+ * Request-rate quota buckets shared by the nodes of a PostgreSQL installation; undefined for
+ * SQLite, whose one server keeps each process's share in memory (service/quotas.ts).
+ */
+export async function openQuotaBuckets(url: string): Promise<PostgresQuotaBuckets | undefined> {
+  return databaseBackend(url) === 'sqlite' ? undefined : PostgresQuotaBuckets.open(url);
 }

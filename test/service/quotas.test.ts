@@ -29,17 +29,38 @@ describe('request-rate quotas', () => {
   test('a token bucket per class: one second of burst, refilled at the rate, this process holding its share', () => {
     let now = 0;
     const quotas = new RequestQuotas({ symmetric: 10, rsa: 4 }, { share: 0.5, now: () => now });
-    for (let i = 0; i < 5; i++) quotas.charge('symmetric'); // 10/s × ½
-    assert.throws(() => quotas.charge('symmetric'), throttled);
-    for (let i = 0; i < 2; i++) quotas.charge('rsa');
-    assert.throws(() => quotas.charge('rsa'), throttled);
-    for (let i = 0; i < 1000; i++) quotas.charge('ecc'); // not limited
+    for (let i = 0; i < 5; i++) quotas.charge('symmetric', 'kms:Encrypt'); // 10/s × ½
+    assert.throws(() => quotas.charge('symmetric', 'kms:Encrypt'), throttled);
+    for (let i = 0; i < 2; i++) quotas.charge('rsa', 'kms:Sign');
+    assert.throws(() => quotas.charge('rsa', 'kms:Sign'), throttled);
+    for (let i = 0; i < 1000; i++) quotas.charge('ecc', 'kms:Sign'); // not limited
     now += 200; // 0.2 s × 5/s = one request
-    quotas.charge('symmetric');
-    assert.throws(() => quotas.charge('symmetric'), throttled);
+    quotas.charge('symmetric', 'kms:Encrypt');
+    assert.throws(() => quotas.charge('symmetric', 'kms:Encrypt'), throttled);
     now += 10_000; // refills to the burst, not beyond
-    for (let i = 0; i < 5; i++) quotas.charge('symmetric');
-    assert.throws(() => quotas.charge('symmetric'), throttled);
+    for (let i = 0; i < 5; i++) quotas.charge('symmetric', 'kms:Encrypt');
+    assert.throws(() => quotas.charge('symmetric', 'kms:Encrypt'), throttled);
+  });
+
+  test('the control-plane rate is per operation, as AWS counts it: one operation spending its quota leaves the others theirs', () => {
+    const quotas = new RequestQuotas({ control: 2 }, { now: () => 0 });
+    quotas.charge('control', 'kms:CreateKey');
+    quotas.charge('control', 'kms:CreateKey');
+    assert.throws(() => quotas.charge('control', 'kms:CreateKey'), throttled);
+    quotas.charge('control', 'kms:DescribeKey');
+    quotas.charge('control', 'kms:DescribeKey');
+    assert.throws(() => quotas.charge('control', 'kms:DescribeKey'), throttled);
+  });
+
+  test('each refusal is told to the rejection observer with its class', () => {
+    const quotas = new RequestQuotas({ rsa: 1, control: 1 }, { now: () => 0 });
+    const seen: string[] = [];
+    quotas.rejectionObserver = (quotaClass) => seen.push(quotaClass);
+    quotas.charge('rsa', 'kms:Sign');
+    assert.throws(() => quotas.charge('rsa', 'kms:Sign'), throttled);
+    quotas.charge('control', 'kms:ListKeys');
+    assert.throws(() => quotas.charge('control', 'kms:ListKeys'), throttled);
+    assert.deepEqual(seen, ['rsa', 'control']);
   });
 
   test('--quota entries: CLASS=RATE, aws for AWS defaults; anything else is refused', () => {
@@ -53,8 +74,9 @@ describe('request-rate quotas', () => {
     const dir = await mkdtemp(join(tmpdir(), 'strongroom-quotas-'));
     const h = await Harness.open(dir, { quotas: { limits: { symmetric: 3, control: 2 }, share: 1 } });
     try {
-      const keyId = await h.createKey(); // control 1
-      await h.call('DescribeKey', { KeyId: keyId }); // control 2
+      const keyId = await h.createKey(); // CreateKey's bucket
+      await h.call('DescribeKey', { KeyId: keyId }); // DescribeKey's own
+      await h.call('DescribeKey', { KeyId: keyId });
       await assert.rejects(h.call('DescribeKey', { KeyId: keyId }), throttled);
       const nobody = await h.addUser('nobody');
       for (let i = 0; i < 5; i++) await h.expectError('Encrypt', { KeyId: keyId, Plaintext: PLAINTEXT }, 'AccessDeniedException', nobody);

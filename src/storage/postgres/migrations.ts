@@ -3,7 +3,7 @@ import { checkReachable, inTransaction, type PostgresLocation } from './connecti
 
 /**
  * Versioned schema migrations for the PostgreSQL stores. Each component (the metadata store, the
- * audit trail) has its own ordered list; `schema_migrations` records every version applied, and
+ * audit trail, the shared quota buckets) has its own ordered list; `schema_migrations` records every version applied, and
  * a migration commits in the same transaction as its row there (PostgreSQL's DDL is
  * transactional), so a crash never leaves a half-applied version.
  *
@@ -14,7 +14,7 @@ import { checkReachable, inTransaction, type PostgresLocation } from './connecti
 export async function applyMigrations(
   pool: pg.Pool,
   location: PostgresLocation,
-  component: 'metadata' | 'audit',
+  component: 'metadata' | 'audit' | 'quotas',
   migrations: readonly string[],
 ): Promise<void> {
   // The first use of a new store's pool: an unreachable server is reported as such (the CLI names the setting).

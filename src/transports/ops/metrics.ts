@@ -22,6 +22,7 @@ export class ServerMetrics {
   private readonly auditCommitSeconds: Histogram<'outcome'>;
   private readonly auditEvents: Counter;
   private readonly keyStoreSeconds: Histogram<'store_type' | 'call' | 'outcome'>;
+  private readonly quotaRejections: Counter<'class'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -51,6 +52,14 @@ export class ServerMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
+    this.quotaRejections = new Counter({
+      name: 'strongroom_quota_rejections_total',
+      help: 'Requests refused with ThrottlingException for their request-rate quota, by quota class.',
+      labelNames: ['class'],
+      registers,
+    });
+    // Every class shows from the start (0), so a rate over it needs no first refusal.
+    for (const quotaClass of ['symmetric', 'rsa', 'ecc', 'control']) this.quotaRejections.labels(quotaClass).inc(0);
     // Each process reports 1; summed over a cluster, a scrape shows how many processes it covers
     // (a worker that did not answer in time is missing from it).
     new Gauge({ name: 'strongroom_metrics_processes', help: 'Server processes whose metrics this scrape includes.', registers }).set(1);
@@ -71,5 +80,10 @@ export class ServerMetrics {
   /** The custom key stores' call observer (service/key-store-timing.ts). */
   readonly observeKeyStoreCall = (storeType: string, call: string, succeeded: boolean, seconds: number): void => {
     this.keyStoreSeconds.labels(storeType, call, succeeded ? 'ok' : 'error').observe(seconds);
+  };
+
+  /** The request-rate quotas' rejection observer (RequestQuotas.rejectionObserver): `quotaClass` from a closed set. */
+  readonly observeQuotaRejection = (quotaClass: string): void => {
+    this.quotaRejections.labels(quotaClass).inc();
   };
 }
