@@ -251,6 +251,10 @@ export interface MetadataStore {
     expectedCurrent: number,
     patch: { nextRotationAt?: Date | null; countOnDemand: boolean },
   ): Promise<boolean>;
+  /**
+   * Read the key (getKey) and check its state first: PostgreSQL caches version rows (immutable),
+   * and may still answer for a key another node has destroyed (key-version-cache.ts).
+   */
   getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined>;
   listKeyVersions(keyId: string): Promise<KeyVersionRecord[]>;
   /** Removes the key, every version's sealed material, its aliases and tags. */
@@ -263,7 +267,6 @@ export interface MetadataStore {
   destroyKeyIfDue(keyId: string, now: Date): Promise<boolean>;
   keysDueForDeletion(now: Date): Promise<string[]>;
   keysDueForRotation(now: Date): Promise<string[]>;
-
   /** At most `maxAliasesPerKey` aliases may point at one key (StoreLimitError beyond). */
   createAlias(alias: AliasRecord, maxAliasesPerKey?: number): Promise<void>;
   getAlias(aliasName: string): Promise<AliasRecord | undefined>;
