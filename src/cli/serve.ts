@@ -134,6 +134,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     schedulerRunning = true;
     try {
       const run = await runDueBackgroundWork(instance.context);
+      if (run.skipped) logger.debug('scheduled key work: another node is running its pass; skipped');
       if (run.destroyed.length || run.rotated.length) {
         logger.info({ destroyed: run.destroyed, rotated: run.rotated }, 'scheduled key work carried out');
       }

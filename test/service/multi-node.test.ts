@@ -12,12 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CreateKeyResponse, EncryptResponse } from '@aws-sdk/client-kms';
+import pg from 'pg';
 import { adminPrincipalArn, bootstrapAdministratorPrincipal, dataDirPaths, openInstance, type Instance } from '../../src/cli/instance.ts';
 import { runDueBackgroundWork } from '../../src/service/background.ts';
 import type { Caller } from '../../src/service/context.ts';
 import { isKmsError, type KmsErrorName } from '../../src/service/errors.ts';
 import { invokeOperation } from '../../src/service/operations.ts';
-import { postgresQuery, postgresUrl, testSchemaName } from '../storage/backends.ts';
+import { POSTGRES_TEST_URL, postgresQuery, postgresUrl, testSchemaName } from '../storage/backends.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const T0 = new Date('2025-03-01T12:00:00Z');
@@ -94,5 +95,43 @@ describe('two nodes on one PostgreSQL (in-process)', { timeout: 120_000 }, () =>
     await refuses(b, 'Decrypt', { CiphertextBlob }, 'InvalidCiphertextException');
     await refuses(b, 'Decrypt', { CiphertextBlob, KeyId: keyId }, 'NotFoundException');
     await refuses(b, 'Encrypt', { KeyId: keyId, Plaintext: Buffer.from('x') }, 'NotFoundException');
+  });
+
+  test('both schedulers running at once rotate a due key once, and neither reports a conflict', async () => {
+    time.clock = new Date(T0);
+    // Enough keys that one pass is still rotating when the other lists what is due.
+    const keyIds: string[] = [];
+    for (let i = 0; i < 16; i++) keyIds.push(await createKey(i % 2 ? a : b));
+    for (const keyId of keyIds) await call(a, 'EnableKeyRotation', { KeyId: keyId, RotationPeriodInDays: 90 });
+    time.clock = new Date(T0.getTime() + 91 * DAY_MS);
+    const runs = await Promise.all([runDueBackgroundWork(a.context), runDueBackgroundWork(b.context)]);
+    assert.deepEqual(
+      runs.flatMap((run) => run.failed.map((failure) => `${failure.task} ${failure.keyId}: ${String(failure.error)}`)),
+      [],
+    );
+    assert.deepEqual(runs.flatMap((run) => run.rotated).sort(), [...keyIds].sort());
+    for (const keyId of keyIds) {
+      assert.deepEqual((await a.store.listKeyVersions(keyId)).map((version) => version.version), [1, 2], keyId);
+    }
+  });
+
+  test("a node skips its pass while another node's pass holds the lock, and runs once that node is gone", async () => {
+    time.clock = new Date(T0);
+    const keyId = await createKey(b);
+    await call(b, 'EnableKeyRotation', { KeyId: keyId, RotationPeriodInDays: 90 });
+    time.clock = new Date(T0.getTime() + 91 * DAY_MS);
+    // Another node mid-pass: a session holding the background lock. It dies without unlocking.
+    const otherNode = new pg.Client({ connectionString: POSTGRES_TEST_URL });
+    await otherNode.connect();
+    const taken = await otherNode.query('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [`strongroom-background:${schema}`]);
+    assert.equal(taken.rows[0].locked, true);
+    const skipped = await runDueBackgroundWork(b.context);
+    assert.equal(skipped.skipped, true);
+    assert.deepEqual(skipped.rotated, []);
+    assert.equal((await b.store.listKeyVersions(keyId)).length, 1);
+    await otherNode.end();
+    const run = await runDueBackgroundWork(b.context);
+    assert.equal(run.skipped, undefined);
+    assert.deepEqual(run.rotated, [keyId]);
   });
 });

@@ -18,6 +18,7 @@ import {
   parsePostgresUrl,
   storeError,
   toMs,
+  withAdvisoryLockIfFree,
   type PostgresLocation,
   type PostgresPoolOptions,
   type Queryable,
@@ -60,10 +61,13 @@ export class PostgresMetadataStore extends PostgresCustomKeyStoreTables implemen
       await pool.end();
       throw error;
     }
-    return new PostgresMetadataStore(pool);
+    return new PostgresMetadataStore(pool, location.schema);
   }
 
-  private constructor(pool: pg.Pool) {
+  private constructor(
+    pool: pg.Pool,
+    private readonly schema: string,
+  ) {
     super(pool);
   }
 
@@ -206,6 +210,11 @@ export class PostgresMetadataStore extends PostgresCustomKeyStoreTables implemen
       [now.getTime()],
     );
     return rows.map((row) => row.key_id as string);
+  }
+
+  withBackgroundLock<T>(work: () => Promise<T>): Promise<T | undefined> {
+    // Keyed by schema: installations sharing a database but not a schema do not exclude each other.
+    return withAdvisoryLockIfFree(this.pool, `strongroom-background:${this.schema}`, work);
   }
 
   async createAlias(alias: AliasRecord, maxAliasesPerKey = Infinity): Promise<void> {
