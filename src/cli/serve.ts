@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { runDueBackgroundWork } from '../service/background.ts';
+import type { AccessKeyCredential } from '../service/access-keys.ts';
 import { buildRequestEvent } from '../service/audit-events.ts';
 import type { ServiceContext } from '../service/context.ts';
 import { createKmsHandler, type RequestAuditor } from '../transports/kms-json/handler.ts';
@@ -134,6 +135,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     schedulerRunning = true;
     try {
       const run = await runDueBackgroundWork(instance.context);
+      if (run.skipped) logger.debug('scheduled key work: another node is running its pass; skipped');
       if (run.destroyed.length || run.rotated.length) {
         logger.info({ destroyed: run.destroyed, rotated: run.rotated }, 'scheduled key work carried out');
       }
@@ -235,13 +237,16 @@ export function createRequestHandler(
   overrides: RequestHandlerOverrides = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const context = overrides.context ?? instance.context;
+  // The access key is read once per request: the SigV4 lookup's record (a fresh read, so a key
+  // deactivated on any node is refused) is handed to authenticate with the verified request.
   const lookup = async (accessKeyId: string) => {
     const resolved = await instance.accessKeys.resolve(accessKeyId);
-    return resolved && { secretAccessKey: resolved.secretAccessKey };
+    if (!resolved) return undefined;
+    const { secretAccessKey, ...credential } = resolved;
+    return { secretAccessKey, credential };
   };
-  // A second resolve is a cache hit (same record, same unsealed secret): no store read.
-  const authenticate = (accessKeyId: string, sessionToken: string | undefined) =>
-    instance.accessKeys.authenticate(accessKeyId, sessionToken, context.now());
+  const authenticate = (accessKeyId: string, sessionToken: string | undefined, credential: AccessKeyCredential | undefined) =>
+    instance.accessKeys.authenticate(accessKeyId, sessionToken, context.now(), credential);
   // Each request's event, durable before its response (docs/audit.md).
   const audit: RequestAuditor = overrides.audit ?? {
     record: async (request) =>

@@ -79,6 +79,9 @@ export interface ResolvedAccessKey {
   expiresAt?: Date;
 }
 
+/** What authenticate needs of a resolved access key: everything but the secret. */
+export type AccessKeyCredential = Omit<ResolvedAccessKey, 'secretAccessKey'>;
+
 /**
  * Finds the secret behind an access key id for SigV4 verification. The record is read from the
  * store on every request, so a deactivated or deleted key stops working at once on every node;
@@ -118,13 +121,18 @@ export class AccessKeyResolver {
    * After the signature checked out: the principal the request acts as, or the problem. Long-term
    * keys must come without a session token; temporary ones with theirs (compared as SHA-256 in
    * constant time) and before they expire. Records the key's use at most once an hour per process.
+   *
+   * `resolved` is what resolve() answered for this same request (the SigV4 lookup): the record is
+   * then not read a second time. It is no staler than a second read would be — both are reads
+   * made for the request being served — and on PostgreSQL the second read was a round trip.
    */
   async authenticate(
     accessKeyId: string,
     sessionToken: string | undefined,
     now: Date,
+    resolvedForRequest?: AccessKeyCredential,
   ): Promise<{ principalArn: string } | { problem: CredentialProblem }> {
-    const resolved = await this.resolve(accessKeyId);
+    const resolved = resolvedForRequest ?? (await this.resolve(accessKeyId));
     if (!resolved) return { problem: 'unrecognized' };
     if (resolved.sessionTokenHash === undefined) {
       if (sessionToken !== undefined) return { problem: 'unrecognized' };

@@ -139,7 +139,10 @@ async function userIdentity(context: ServiceContext, request: AuditRequest): Pro
     return { type: 'Unknown', ...(request.claimedAccessKeyId ? { accessKeyId: request.claimedAccessKeyId } : {}) };
   }
   const identityArn = identityArnOf(caller.principalArn);
-  const principal = await context.store.getPrincipal(identityArn);
+  // The record this request's authorization read (context.ts, Caller.principal); a read only when
+  // no authorization ran (a request that failed validation before any decision).
+  const principal =
+    caller.principal !== undefined ? (caller.principal ?? undefined) : await context.store.getPrincipal(identityArn);
   const session = /:assumed-role\/([^/]+)\/(.+)$/.exec(caller.principalArn);
   if (session) {
     return {

@@ -106,7 +106,9 @@ const preparedIdentities = new WeakMap<readonly IdentityPolicyRecord[], Identity
 
 async function identityOf(context: ServiceContext, caller: Caller): Promise<Identity> {
   const identityArn = identityArnOf(caller.principalArn);
+  // Read on every decision (guarded: a detached policy or deleted user is refused at once).
   const principal = await context.store.getPrincipal(identityArn);
+  caller.principal = principal ?? null;
   if (!principal) return NO_IDENTITY;
   const records = await context.store.listIdentityPolicies(identityArn);
   const prepared = preparedIdentities.get(records);

@@ -16,6 +16,8 @@ export interface BackgroundRun {
   failed: BackgroundFailure[];
   /** Expired temporary credentials removed (they stopped working at expiry already). */
   expiredSessions: number;
+  /** Another node sharing the database was running its pass: this one did nothing. */
+  skipped?: true;
 }
 
 /**
@@ -23,8 +25,19 @@ export interface BackgroundRun {
  * rotate keys whose automatic rotation is due, then drop expired temporary credentials. Each key
  * destroyed or rotated is an event in the audit trail. One key's failure does not stop the others; every
  * step is idempotent, so a crash or failure mid-run is simply redone next time.
+ *
+ * Several nodes on one PostgreSQL each run a scheduler; one pass runs at a time across them
+ * (MetadataStore.withBackgroundLock) and the others skip theirs. The store's compare-and-set
+ * already keeps a key from rotating twice, but a node that lost that race would have made
+ * material for nothing — for a CloudHSM or XKS key, objects left in the HSMs (key-versions.ts,
+ * rotate) — and logged a ConflictException every time.
  */
 export async function runDueBackgroundWork(context: ServiceContext): Promise<BackgroundRun> {
+  const run = await context.store.withBackgroundLock(() => runPass(context));
+  return run ?? { destroyed: [], rotated: [], failed: [], expiredSessions: 0, skipped: true };
+}
+
+async function runPass(context: ServiceContext): Promise<BackgroundRun> {
   // Fail closed: no key is destroyed or rotated unless the audit trail can record it.
   await context.audit.probe();
   const failed: BackgroundFailure[] = [];

@@ -1,7 +1,7 @@
 import type { Sealer } from '../crypto/seal.ts';
 import type { AuditEntry } from './audit-events.ts';
 import type { KeyStore } from '../keystores/types.ts';
-import type { MetadataStore } from '../storage/types.ts';
+import type { MetadataStore, PrincipalRecord } from '../storage/types.ts';
 import type { CustomKeyStoreConnections } from './custom-key-stores/connections.ts';
 import type { RequestQuotas } from './quotas.ts';
 
@@ -64,6 +64,12 @@ export interface Caller {
   readonly requestId?: string;
   /** Set once the request has been counted against its quota (at its first allowed decision). */
   quotaCharged?: boolean;
+  /**
+   * The caller's principal (the user, or the role of a session) as this request's authorization
+   * read it, `null` when there was none; undefined until an authorization ran. The audit event's
+   * userIdentity reuses it rather than read the same row again for the same request.
+   */
+  principal?: PrincipalRecord | null;
 }
 
 export type Operation<Input, Output> = (context: ServiceContext, input: Input, caller: Caller) => Promise<Output>;

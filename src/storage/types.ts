@@ -251,6 +251,10 @@ export interface MetadataStore {
     expectedCurrent: number,
     patch: { nextRotationAt?: Date | null; countOnDemand: boolean },
   ): Promise<boolean>;
+  /**
+   * Read the key (getKey) and check its state first: PostgreSQL caches version rows (immutable),
+   * and may still answer for a key another node has destroyed (key-version-cache.ts).
+   */
   getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined>;
   listKeyVersions(keyId: string): Promise<KeyVersionRecord[]>;
   /** Removes the key, every version's sealed material, its aliases and tags. */
@@ -263,6 +267,13 @@ export interface MetadataStore {
   destroyKeyIfDue(keyId: string, now: Date): Promise<boolean>;
   keysDueForDeletion(now: Date): Promise<string[]>;
   keysDueForRotation(now: Date): Promise<string[]>;
+  /**
+   * Runs the scheduler's pass (`work`) unless another node sharing this database is running
+   * its own right now; then returns undefined at once, without waiting. PostgreSQL: a
+   * session-level pg_try_advisory_lock, released when the pass ends or its node dies. SQLite:
+   * always runs (one server owns a data dir: the data-dir lock).
+   */
+  withBackgroundLock<T>(work: () => Promise<T>): Promise<T | undefined>;
 
   /** At most `maxAliasesPerKey` aliases may point at one key (StoreLimitError beyond). */
   createAlias(alias: AliasRecord, maxAliasesPerKey?: number): Promise<void>;

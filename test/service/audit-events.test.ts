@@ -149,6 +149,30 @@ describe('audit events', () => {
     assert.equal(event.userIdentity.sessionContext.sessionIssuer.arn, `arn:aws:iam::${ACCOUNT}:role/worker`);
   });
 
+  test('the identity is the principal the authorization read for the request, without reading it again', async () => {
+    const storeless = { ...context, store: { getPrincipal: async () => assert.fail('a second principal read') } } as unknown as ServiceContext;
+    const caller = {
+      principalArn: `arn:aws:iam::${ACCOUNT}:user/app`,
+      accessKeyId: 'AKIAEXAMPLE000000000',
+      decisions: [],
+      principal: { arn: `arn:aws:iam::${ACCOUNT}:user/app`, kind: 'user', name: 'app', principalId: 'AIDAREADBYAUTHZ000000', createdAt: new Date(), tags: [] },
+    } as AuditRequest['caller'];
+    const event = JSON.parse((await buildRequestEvent(storeless, request({ caller }), { encryptionContextValues: false })).text);
+    assert.equal(event.userIdentity.principalId, 'AIDAREADBYAUTHZ000000');
+    assert.equal(event.userIdentity.userName, 'app');
+    // Authorization found no principal (deleted meanwhile): the event says so, still without a read.
+    const gone = JSON.parse((await buildRequestEvent(storeless, request({ caller: { ...caller!, principal: null } }), { encryptionContextValues: false })).text);
+    assert.equal(gone.userIdentity.type, 'IAMUser');
+    assert.equal(gone.userIdentity.principalId, undefined);
+    assert.equal(gone.userIdentity.userName, undefined);
+  });
+
+  test('a request that never reached an authorization reads its principal for the identity', async () => {
+    const { event } = await build({ caller: { principalArn: `arn:aws:iam::${ACCOUNT}:user/app`, accessKeyId: 'AKIAEXAMPLE000000000', decisions: [] } });
+    assert.equal(event.userIdentity.principalId, 'AIDAEXAMPLEEXAMPLE000');
+    assert.equal(event.userIdentity.userName, 'app');
+  });
+
   test('background actions are service events on the key', () => {
     const entry = buildServiceEvent(context, 'DeleteKey', KEY_ID, new Date('2026-11-29T12:00:00Z'));
     const event = JSON.parse(entry.text);

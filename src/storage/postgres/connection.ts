@@ -135,6 +135,36 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
   }
 }
 
+/**
+ * Runs `work` while holding the session-level advisory lock named `name` on one pooled
+ * connection, or returns undefined at once if another session holds it (pg_try_advisory_lock:
+ * never waits). The lock lives as long as that connection: a node that dies mid-work releases it
+ * with its session, so no lease or expiry is needed. A connection whose unlock failed is
+ * discarded, which ends its session and so the lock.
+ */
+export async function withAdvisoryLockIfFree<T>(pool: pg.Pool, name: string, work: () => Promise<T>): Promise<T | undefined> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onBroken = (error: Error) => {
+    broken = error;
+    throw error;
+  };
+  try {
+    const taken = await client.query('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [name]).catch(onBroken);
+    if (taken.rows[0].locked !== true) return undefined;
+    try {
+      return await work();
+    } finally {
+      // An unlock that failed leaves the lock with the session: discarding the connection ends it.
+      await client.query('SELECT pg_advisory_unlock(hashtext($1))', [name]).catch((error: Error) => {
+        broken = error;
+      });
+    }
+  } finally {
+    client.release(broken);
+  }
+}
+
 /** PostgreSQL constraint failures (SQLSTATE) as the store's own errors; anything else unchanged. */
 export function storeError(error: unknown): unknown {
   const code = (error as { code?: string }).code;

@@ -18,12 +18,14 @@ import {
   parsePostgresUrl,
   storeError,
   toMs,
+  withAdvisoryLockIfFree,
   type PostgresLocation,
   type PostgresPoolOptions,
   type Queryable,
   type Row,
 } from './connection.ts';
 import { PostgresCustomKeyStoreTables } from './custom-key-store-tables.ts';
+import { KeyVersionCache } from './key-version-cache.ts';
 import { applyMigrations } from './migrations.ts';
 import { KEY_PATCH_COLUMNS, keyFromRow, pageOf, patchAssignments } from './rows.ts';
 import { POSTGRES_MIGRATIONS } from './schema.ts';
@@ -46,6 +48,8 @@ const tagFromRow = (row: Row): TagRecord => ({ tagKey: row.tag_key as string, ta
  */
 export class PostgresMetadataStore extends PostgresCustomKeyStoreTables implements MetadataStore {
   #closed = false;
+  /** Immutable version rows (key-version-cache.ts argues why a cached one is safe). */
+  readonly #versions = new KeyVersionCache();
 
   /** Connects, applies pending migrations (one node at a time), and returns the store. */
   static async open(url: string | PostgresLocation, options: PostgresPoolOptions = {}): Promise<PostgresMetadataStore> {
@@ -57,10 +61,13 @@ export class PostgresMetadataStore extends PostgresCustomKeyStoreTables implemen
       await pool.end();
       throw error;
     }
-    return new PostgresMetadataStore(pool);
+    return new PostgresMetadataStore(pool, location.schema);
   }
 
-  private constructor(pool: pg.Pool) {
+  private constructor(
+    pool: pg.Pool,
+    private readonly schema: string,
+  ) {
     super(pool);
   }
 
@@ -158,9 +165,16 @@ export class PostgresMetadataStore extends PostgresCustomKeyStoreTables implemen
     });
   }
 
+  /**
+   * From the version cache when this node has read the row before. The caller must have read
+   * the key (getKey) and checked its state first: a version of a key another node destroyed may
+   * still be answered from the cache (key-version-cache.ts).
+   */
   async getKeyVersion(keyId: string, version: number): Promise<KeyVersionRecord | undefined> {
+    const cached = this.#versions.get(keyId, version);
+    if (cached) return cached;
     const [row] = await this.rows('SELECT * FROM key_versions WHERE key_id = $1 AND version = $2', [keyId, version]);
-    return row ? versionFromRow(row) : undefined;
+    return row ? this.#versions.put(versionFromRow(row)) : undefined;
   }
 
   async listKeyVersions(keyId: string): Promise<KeyVersionRecord[]> {
@@ -172,11 +186,14 @@ export class PostgresMetadataStore extends PostgresCustomKeyStoreTables implemen
     // same statement. The dead row versions stay in the table's pages until VACUUM reclaims them
     // (docs/storage-postgres.md, "Destroyed material").
     await this.pool.query('DELETE FROM keys WHERE key_id = $1', [keyId]);
+    this.#versions.forgetKey(keyId);
   }
 
   async destroyKeyIfDue(keyId: string, now: Date): Promise<boolean> {
     const sql = `DELETE FROM keys WHERE key_id = $1 AND state = 'PendingDeletion' AND deletion_date <= $2`;
-    return (await this.changed(sql, [keyId, now.getTime()])) === 1;
+    const destroyed = (await this.changed(sql, [keyId, now.getTime()])) === 1;
+    if (destroyed) this.#versions.forgetKey(keyId);
+    return destroyed;
   }
 
   async keysDueForDeletion(now: Date): Promise<string[]> {
@@ -193,6 +210,11 @@ export class PostgresMetadataStore extends PostgresCustomKeyStoreTables implemen
       [now.getTime()],
     );
     return rows.map((row) => row.key_id as string);
+  }
+
+  withBackgroundLock<T>(work: () => Promise<T>): Promise<T | undefined> {
+    // Keyed by schema: installations sharing a database but not a schema do not exclude each other.
+    return withAdvisoryLockIfFree(this.pool, `strongroom-background:${this.schema}`, work);
   }
 
   async createAlias(alias: AliasRecord, maxAliasesPerKey = Infinity): Promise<void> {

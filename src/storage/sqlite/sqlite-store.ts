@@ -194,6 +194,11 @@ export class SqliteMetadataStore extends SqliteCustomKeyStoreTables implements M
     return rows.map((row) => row.key_id as string);
   }
 
+  /** One server owns a SQLite data dir (the data-dir lock) and only its primary schedules: always runs. */
+  withBackgroundLock<T>(work: () => Promise<T>): Promise<T | undefined> {
+    return work();
+  }
+
   async createAlias(alias: AliasRecord, maxAliasesPerKey = Infinity): Promise<void> {
     this.reads.invalidate();
     const create = this.db.transaction(() => {

@@ -24,16 +24,18 @@ const TARGET_PREFIX = 'TrentService.';
 const ADMIN_TARGET_PREFIX = 'StrongroomAdmin.';
 const CONTENT_TYPE = 'application/x-amz-json-1.1';
 
-export interface KmsHandlerOptions {
+export interface KmsHandlerOptions<Credential = unknown> {
   readonly context: ServiceContext;
-  readonly verifier: SigV4Verifier;
+  readonly verifier: SigV4Verifier<Credential>;
   /**
    * After the signature verified: the principal a key acts as, or why it cannot (unknown key,
-   * wrong or missing session token, expired temporary credentials).
+   * wrong or missing session token, expired temporary credentials). `credential` is what the
+   * verifier's lookup handed back for this request, if anything.
    */
   readonly authenticate: (
     accessKeyId: string,
     sessionToken: string | undefined,
+    credential: Credential | undefined,
   ) => Promise<{ principalArn: string } | { problem: 'unrecognized' | 'expired' }>;
   readonly logger: Logger;
   /** Makes each request's audit event durable before its response is sent (docs/audit.md). */
@@ -48,7 +50,7 @@ type Parsers = ReturnType<typeof compileRequestParsers>;
  * authenticates and validates, calls the service, and maps typed errors to AWS's wire form. It
  * never touches storage or key material itself.
  */
-export function createKmsHandler(options: KmsHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createKmsHandler<Credential>(options: KmsHandlerOptions<Credential>): (req: IncomingMessage, res: ServerResponse) => void {
   const parsers: Parsers = compileRequestParsers();
   return (req, res) => {
     const requestId = randomUUID();
@@ -58,8 +60,8 @@ export function createKmsHandler(options: KmsHandlerOptions): (req: IncomingMess
   };
 }
 
-async function handle(
-  options: KmsHandlerOptions,
+async function handle<Credential>(
+  options: KmsHandlerOptions<Credential>,
   parsers: Parsers,
   req: IncomingMessage,
   res: ServerResponse,
@@ -165,13 +167,13 @@ export function auditFailure(logger: Logger, error: unknown, requestId: string):
  * The Caller of a request whose signature verified, with AWS's answers for credentials that
  * verify but cannot be used (unknown, wrong or missing session token, expired).
  */
-export async function authenticatedCaller(
-  options: Pick<KmsHandlerOptions, 'authenticate'>,
+export async function authenticatedCaller<Credential>(
+  options: Pick<KmsHandlerOptions<Credential>, 'authenticate'>,
   req: IncomingMessage,
-  verified: VerifiedCaller,
+  verified: VerifiedCaller<Credential>,
   requestId?: string,
 ): Promise<Caller> {
-  const authenticated = await options.authenticate(verified.accessKeyId, verified.sessionToken);
+  const authenticated = await options.authenticate(verified.accessKeyId, verified.sessionToken, verified.credential);
   if ('principalArn' in authenticated) {
     return {
       requestId,

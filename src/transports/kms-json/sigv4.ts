@@ -48,24 +48,33 @@ export interface SignedRequest {
   body: Buffer;
 }
 
-export interface SigningSecret {
+export interface SigningSecret<Credential = unknown> {
   /** Raw UTF-8 bytes of the secret access key. */
   secretAccessKey: Buffer;
+  /**
+   * What the lookup wants back with the verified request (VerifiedCaller.credential): the record
+   * it read, so the caller need not read it again for the same request. Never the secret.
+   */
+  credential?: Credential;
 }
 
-export interface VerifiedCaller {
+export interface VerifiedCaller<Credential = unknown> {
   accessKeyId: string;
+  /** The lookup's `credential` for this access key, when it gave one. */
+  credential?: Credential;
   /** Passed through unjudged: deciding whether a session token is valid is the caller's job. */
   sessionToken?: string;
   signingRegion: string;
 }
 
-export interface SigV4VerifierOptions {
+export interface SigV4VerifierOptions<Credential = unknown> {
   /** The server's region; the credential scope must name it. */
   region: string;
   /** The signing name, `kms`. */
   service: string;
-  lookup: (accessKeyId: string) => SigningSecret | undefined | Promise<SigningSecret | undefined>;
+  lookup: (
+    accessKeyId: string,
+  ) => SigningSecret<Credential> | undefined | Promise<SigningSecret<Credential> | undefined>;
   /** Milliseconds since the epoch; for tests. */
   now?: () => number;
   /** Allowed clock skew either way; default 5 minutes, as AWS. */
@@ -90,10 +99,10 @@ const SIGNATURE_MISMATCH =
   'Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
 
 
-export class SigV4Verifier {
+export class SigV4Verifier<Credential = unknown> {
   private readonly region: string;
   private readonly service: string;
-  private readonly lookup: SigV4VerifierOptions['lookup'];
+  private readonly lookup: SigV4VerifierOptions<Credential>['lookup'];
   private readonly now: () => number;
   private readonly maxSkewMs: number;
   private readonly maxCachedKeys: number;
@@ -106,7 +115,7 @@ export class SigV4Verifier {
   private readonly signingKeys = new Map<string, { secret: Buffer; key: Buffer }>();
   private derivations = 0;
 
-  constructor(opts: SigV4VerifierOptions) {
+  constructor(opts: SigV4VerifierOptions<Credential>) {
     this.region = opts.region;
     this.service = opts.service;
     this.lookup = opts.lookup;
@@ -125,7 +134,7 @@ export class SigV4Verifier {
     return this.signingKeys.size;
   }
 
-  async verify(req: SignedRequest): Promise<VerifiedCaller> {
+  async verify(req: SignedRequest): Promise<VerifiedCaller<Credential>> {
     const headers = req.headers ?? indexHeaders(req.rawHeaders);
     const queryStart = req.url.indexOf('?');
     const rawPath = queryStart < 0 ? req.url : req.url.slice(0, queryStart);
@@ -166,9 +175,12 @@ export class SigV4Verifier {
     const expected = createHmac('sha256', signingKey).update(stringToSign).digest();
 
     if (!signatureMatches(auth.signature, expected)) throw invalidSignature(SIGNATURE_MISMATCH);
-    return auth.sessionToken === undefined
-      ? { accessKeyId, signingRegion: this.region }
-      : { accessKeyId, sessionToken: auth.sessionToken, signingRegion: this.region };
+    const verified: VerifiedCaller<Credential> =
+      auth.sessionToken === undefined
+        ? { accessKeyId, signingRegion: this.region }
+        : { accessKeyId, sessionToken: auth.sessionToken, signingRegion: this.region };
+    if (secret.credential !== undefined) verified.credential = secret.credential;
+    return verified;
   }
 
   private readAuthentication(headers: Map<string, string[]>, query: readonly QueryParameter[]): Authentication {

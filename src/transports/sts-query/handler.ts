@@ -18,10 +18,10 @@ import { indexHeaders } from '../kms-json/sigv4-canonical.ts';
 const NAMESPACE = 'https://sts.amazonaws.com/doc/2011-06-15/';
 const MAX_BODY_BYTES = 64 * 1024;
 
-export interface StsHandlerOptions extends Pick<KmsHandlerOptions, 'authenticate' | 'audit'> {
+export interface StsHandlerOptions<Credential = unknown> extends Pick<KmsHandlerOptions<Credential>, 'authenticate' | 'audit'> {
   readonly context: ServiceContext;
   /** A verifier for the signing name `sts`. */
-  readonly verifier: SigV4Verifier;
+  readonly verifier: SigV4Verifier<Credential>;
   readonly logger: Logger;
 }
 
@@ -98,7 +98,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-export function createStsHandler(options: StsHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createStsHandler<Credential>(options: StsHandlerOptions<Credential>): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const requestId = randomUUID();
     handle(options, req, res, requestId).catch((error: unknown) => {
@@ -111,7 +111,12 @@ export function createStsHandler(options: StsHandlerOptions): (req: IncomingMess
 
 type StsAnswer = { output: object; xml: string };
 
-async function handle(options: StsHandlerOptions, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+async function handle<Credential>(
+  options: StsHandlerOptions<Credential>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<void> {
   const headers = indexHeaders(req.rawHeaders);
   let caller: Caller | undefined;
   let eventName = 'Unknown';
@@ -165,8 +170,8 @@ async function handle(options: StsHandlerOptions, req: IncomingMessage, res: Ser
   else send(res, 200, requestId, answer.xml);
 }
 
-async function answerFor(
-  options: StsHandlerOptions,
+async function answerFor<Credential>(
+  options: StsHandlerOptions<Credential>,
   caller: Caller,
   action: string | null,
   input: object | undefined,
