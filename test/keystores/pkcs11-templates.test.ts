@@ -167,6 +167,39 @@ describe('what SoftHSMv2 does with these templates', () => {
     assert.ok(generate(user, wrappingKeyTemplate({ label: 'z', objectId: Buffer.from('z'), trusted: false })));
   });
 
+  test('the patched binding passes a template as an attribute value, and SoftHSM keeps and reports it', () => {
+    assert.equal(P.STRONGROOM_NESTED_TEMPLATES, 1, 'pkcs11js carries patches/pkcs11js+2.1.7.patch');
+    const user = sessions.at(-1)!;
+    const unwrapTemplate = [
+      { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
+      { type: P.CKA_SENSITIVE, value: true },
+      { type: P.CKA_LABEL, value: 'inner' },
+    ];
+    // Modifiable here, so that what refuses the change below is the template attribute itself.
+    const key = generate(user, [
+      ...wrappingKeyTemplate({ label: 'templated', objectId: Buffer.from('templated'), trusted: false }).filter(
+        (attribute) => !Array.isArray(attribute.value) && attribute.type !== P.CKA_MODIFIABLE,
+      ),
+      { type: P.CKA_UNWRAP_TEMPLATE, value: unwrapTemplate },
+    ]);
+    // The token fills in each CK_ATTRIBUTE's type and length (24-byte structs on LP64), not the values.
+    const [read] = module.api.C_GetAttributeValue(user, key, [{ type: P.CKA_UNWRAP_TEMPLATE }]);
+    const raw = read!.value as Buffer;
+    assert.equal(raw.length, 3 * 24);
+    const types = [0, 1, 2].map((index) => Number(raw.readBigUInt64LE(index * 24))).sort((a, b) => a - b);
+    assert.deepEqual(types, [P.CKA_CLASS, P.CKA_LABEL, P.CKA_SENSITIVE].sort((a, b) => a - b));
+    // Set once, at creation (§4.7): CKR_ATTRIBUTE_READ_ONLY afterwards.
+    assert.equal(rvOf(() => module.api.C_SetAttributeValue(user, key, [{ type: P.CKA_UNWRAP_TEMPLATE, value: [] }])), '0x10');
+  });
+
+  test('the patched binding refuses an array for a plain attribute and a template inside a template', () => {
+    const user = sessions.at(-1)!;
+    const base = wrappingKeyTemplate({ label: 'refused', objectId: Buffer.from('refused'), trusted: false }).filter((attribute) => !Array.isArray(attribute.value));
+    assert.throws(() => generate(user, [...base.filter((attribute) => attribute.type !== P.CKA_LABEL), { type: P.CKA_LABEL, value: [] }]), TypeError);
+    const nested = { type: P.CKA_UNWRAP_TEMPLATE, value: [{ type: P.CKA_WRAP_TEMPLATE, value: [{ type: P.CKA_SENSITIVE, value: true }] }] };
+    assert.throws(() => generate(user, [...base, nested]), TypeError);
+  });
+
   test('wrap rules: non-extractable never; wrap-with-trusted only under a trusted key', () => {
     const user = sessions.at(-1)!;
     const find = (label: string) => {
