@@ -9,9 +9,14 @@ import { returnValueOf } from '../../src/keystores/pkcs11/errors.ts';
 import { Pkcs11Module, type Handle } from '../../src/keystores/pkcs11/module.ts';
 import { newObjectId } from '../../src/keystores/pkcs11/reference.ts';
 import {
+  clusterKeyVersionTemplate,
   expectedBooleanAttributes,
+  forUnwrap,
   keyVersionLabel,
   keyVersionTemplate,
+  rootKeyTemplate,
+  transportKeyPairTemplates,
+  unwrappedKeyVersionAttributes,
   wrappingKeyTemplate,
   type TemplateAttribute,
 } from '../../src/keystores/pkcs11/templates.ts';
@@ -113,6 +118,52 @@ describe('wrappingKeyTemplate', () => {
     assert.equal(valueOf(template, P.CKA_TRUSTED), true);
     assert.equal(valueOf(template, P.CKA_PRIVATE), false);
     assert.equal(valueOf(template, P.CKA_SENSITIVE), true);
+  });
+});
+
+describe('templates that keep wrapped keys sensitive', () => {
+  const objectId = Buffer.from('cluster-wrapping-key');
+  const template = wrappingKeyTemplate({ label: 'cwk', objectId, trusted: true, exportableToTrustedWrappingKey: true });
+
+  test('a wrapping key carries a wrap and an unwrap template, and CKA_MODIFIABLE false comes last', () => {
+    const wrap = valueOf(template, P.CKA_WRAP_TEMPLATE) as TemplateAttribute[];
+    assert.equal(valueOf(wrap, P.CKA_SENSITIVE), true);
+    assert.equal(valueOf(wrap, P.CKA_WRAP_WITH_TRUSTED), true);
+    assert.equal(valueOf(wrap, P.CKA_WRAP), false, 'never a wrapping key, so never itself');
+    assert.equal(valueOf(wrap, P.CKA_TRUSTED), false);
+    const unwrap = valueOf(template, P.CKA_UNWRAP_TEMPLATE) as TemplateAttribute[];
+    assert.equal(valueOf(unwrap, P.CKA_SENSITIVE), true);
+    assert.equal(valueOf(unwrap, P.CKA_EXTRACTABLE), true);
+    assert.equal(valueOf(unwrap, P.CKA_WRAP_WITH_TRUSTED), true);
+    assert.equal(valueOf(unwrap, P.CKA_MODIFIABLE), false);
+    assert.deepEqual(template.at(-1), { type: P.CKA_MODIFIABLE, value: false });
+  });
+
+  test('the unwrap template asks exactly what replication passes to C_UnwrapKey', () => {
+    const replica = forUnwrap(clusterKeyVersionTemplate('strongroom:k:v1', newObjectId(KEY_ID, 1)));
+    for (const { type, value } of unwrappedKeyVersionAttributes()) assert.equal(valueOf(replica, type), value, `0x${type.toString(16)}`);
+    assert.deepEqual(replica.at(-1), { type: P.CKA_MODIFIABLE, value: false }, 'last, or SoftHSM refuses what follows it');
+  });
+
+  test("the transport private key unwraps only into a trusted cluster key, and cannot be modified", () => {
+    const { privateKey } = transportKeyPairTemplates('t', Buffer.from('t'));
+    const unwrap = valueOf(privateKey, P.CKA_UNWRAP_TEMPLATE) as TemplateAttribute[];
+    assert.equal(valueOf(unwrap, P.CKA_TRUSTED), true, 'only an SO session may set it');
+    assert.equal(valueOf(unwrap, P.CKA_SENSITIVE), true);
+    assert.equal(valueOf(unwrap, P.CKA_DECRYPT), false);
+    assert.ok(!unwrap.some((attribute) => Array.isArray(attribute.value)), 'templates may not nest');
+    assert.equal(valueOf(privateKey, P.CKA_DECRYPT), false);
+    assert.deepEqual(privateKey.at(-1), { type: P.CKA_MODIFIABLE, value: false });
+  });
+
+  test('the root key: encrypt/decrypt only, never extractable, unmodifiable, no CKA_ID', () => {
+    const root = rootKeyTemplate('strongroom-root');
+    assert.equal(valueOf(root, P.CKA_EXTRACTABLE), false);
+    assert.equal(valueOf(root, P.CKA_SENSITIVE), true);
+    assert.equal(valueOf(root, P.CKA_MODIFIABLE), false);
+    assert.equal(valueOf(root, P.CKA_ENCRYPT), true);
+    assert.equal(valueOf(root, P.CKA_WRAP), false);
+    assert.equal(root.filter((attribute) => attribute.type === P.CKA_ID).length, 0);
   });
 });
 
