@@ -7,8 +7,12 @@
  * can fail.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pkcs11js from 'pkcs11js';
+import { HsmCatalog, clusterStatus, memberRecord } from '../../src/cli/hsm-cluster.ts';
 import { randomUuid } from '../../src/crypto/random.ts';
 import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
 import { CLUSTER_KEY_ID } from '../../src/keystores/pkcs11/cluster/ceremony-steps.ts';
@@ -191,6 +195,33 @@ describe('a cluster wrapping key made before the templates (the old ceremony)', 
     assert.equal(Buffer.from(result.value ?? '', 'hex').length, 32);
   });
 
+  test('`hsm cluster status` warns, naming the member, the risk and the remedy; a protected cluster gets no warning', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'strongroom-key-protection-'));
+    const catalog = await HsmCatalog.open(dataDir);
+    try {
+      const register = async (id: string, token: TestToken) => {
+        const record = memberRecord(id, { memberName: token.label, module: SOFTHSM_MODULE, tokenLabel: token.label }, SecretBytes.from(Buffer.from(token.pin)), catalog.sealer);
+        await catalog.store.createCluster({ clusterId: id, createdAt: new Date(), minReplicas: 1, requestTimeoutMs: 5_000 }, record);
+      };
+      await register(clusterId, legacy);
+      const status = (await clusterStatus(catalog, clusterId)) as { Members: Array<Record<string, unknown>>; Warnings?: string[] };
+      assert.equal(status.Members[0]!.State, 'ACTIVE');
+      assert.equal(status.Members[0]!.ClusterKeyProtected, false);
+      assert.equal(status.Warnings?.length, 1);
+      assert.match(status.Warnings![0]!, /UNPROTECTED CLUSTER KEY on k-legacy:/);
+      assert.match(status.Warnings![0]!, /crypto-user PIN .* can export every KMS key/);
+      assert.match(status.Warnings![0]!, /Remedy: create a new cluster/);
+
+      await register(protectedClusterId, first);
+      const fine = (await clusterStatus(catalog, protectedClusterId)) as { Members: Array<Record<string, unknown>>; Warnings?: string[] };
+      assert.equal(fine.Members[0]!.ClusterKeyProtected, true);
+      assert.equal(fine.Warnings, undefined);
+    } finally {
+      await catalog.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('health says the cluster key is not protected', async () => {
     const legacyMember = member(legacy);
     try {
@@ -247,5 +278,11 @@ describe('an hsm-agent member receives the same protected cluster key', () => {
     const { attributes } = asPinHolder(remote.conf, remote.token.label, remote.token.pin, { kind: 'read-attributes', keyLabel });
     assert.equal(attributes?.CKA_SENSITIVE, true);
     assert.equal(attributes?.CKA_MODIFIABLE, false);
+  });
+
+  test('the agent reports its cluster key as protected over the wire', async () => {
+    const remoteMember = cluster.members[1]!;
+    assert.ok(remoteMember instanceof RemoteHsmMember);
+    assert.deepEqual(await remoteMember.health(), { ok: true, clusterId, clusterKeyProtected: true });
   });
 });
