@@ -7,6 +7,7 @@
  * can fail.
  */
 import assert from 'node:assert/strict';
+import { createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,7 +48,13 @@ const member = (token: TestToken) =>
   new LocalHsmMember({ name: token.label, modulePath: SOFTHSM_MODULE, tokenLabel: token.label, pin: Buffer.from(token.pin), sessions: 2 });
 const soPin = (token: TestToken) => SecretBytes.from(Buffer.from(token.soPin));
 
-/** The reviewer's template: a token object, readable. */
+/** RFC 3394 unwrap (default IV) in node:crypto: what anyone holding the wrapping key's value can do offline. */
+function unwrapRfc3394(key: Buffer, wrapped: Buffer): Buffer {
+  const decipher = createDecipheriv('id-aes256-wrap', key, Buffer.from('a6a6a6a6a6a6a6a6', 'hex'));
+  return Buffer.concat([decipher.update(wrapped), decipher.final()]);
+}
+
+/** The reviewer's template: a session object, readable. */
 const READABLE = [
   { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
   { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
@@ -108,6 +115,27 @@ describe('a cluster made by the ceremony, against a crypto-user PIN holder', () 
       assert.equal(result.steps.wrap, 'CKR_KEY_NOT_WRAPPABLE');
     });
   }
+
+  test('the SO PIN, unlike the user PIN, can export the cluster key, and with it every wrapped key (why SO PINs are never stored)', async () => {
+    const known = randomBytes(32);
+    const result = asPinHolder(hsm.conf, first.label, undefined, { kind: 'so-wrap-cluster-key', soPin: first.soPin, keyHex: known.toString('hex') });
+    assert.equal(result.steps.wrap, 'CKR_OK');
+    const clusterKey = unwrapRfc3394(known, Buffer.from(result.value!, 'hex'));
+    // The cluster key in the clear opens what the cluster's wrap gives out (what a backup holds).
+    const objectId = newObjectId(randomUuid(), 1);
+    const source = cluster.members[0]!;
+    await source.generateAesKey(objectId, 'strongroom:so-probe');
+    try {
+      const kmsKey = unwrapRfc3394(clusterKey, await source.wrap(objectId));
+      const iv = randomBytes(12);
+      const aad = Buffer.from('so-probe');
+      const sealed = await source.encrypt(objectId, iv, aad, Buffer.from('readable by the SO'));
+      const decipher = createDecipheriv('aes-256-gcm', kmsKey, iv).setAAD(aad).setAuthTag(sealed.subarray(sealed.length - 16));
+      assert.equal(Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]).toString(), 'readable by the SO');
+    } finally {
+      await source.destroy(objectId);
+    }
+  });
 
   test('a replicated key is sensitive, wrap-with-trusted and unmodifiable in the member it was unwrapped into', () => {
     for (const token of [first, joined]) {

@@ -22,7 +22,9 @@ export type PinHolderStep =
   /** C_UnwrapKey `wrappedHex` (RSA-OAEP-SHA1) with the ceremony's transport private key, then read CKA_VALUE. */
   | { readonly kind: 'unwrap-with-transport-key'; readonly wrappedHex: string; readonly template: ReadonlyArray<{ type: number; value?: unknown }> }
   /** CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_WRAP_WITH_TRUSTED, CKA_MODIFIABLE, CKA_DECRYPT of the KMS key (label). */
-  | { readonly kind: 'read-attributes'; readonly keyLabel: string };
+  | { readonly kind: 'read-attributes'; readonly keyLabel: string }
+  /** As the SO: import `keyHex` as a trusted session key and wrap the cluster key under it (value: the wrap, hex). */
+  | { readonly kind: 'so-wrap-cluster-key'; readonly soPin: string; readonly keyHex: string };
 
 export interface PinHolderResult {
   readonly steps: Record<string, string>;
@@ -53,6 +55,7 @@ const p = new P.PKCS11(); p.load(input.module); p.C_Initialize();
 const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === input.tokenLabel);
 const s = p.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
 if (input.pin !== undefined) p.C_Login(s, P.CKU_USER, input.pin);
+if (input.step.kind === 'so-wrap-cluster-key') p.C_Login(s, P.CKU_SO, input.step.soPin);
 const steps = {};
 const result = { steps };
 const rv = (name, run) => { try { const out = run(); steps[name] = 0; return out; } catch (e) { const m = /^CKR_\\w+:(\\d+)/.exec(e.message); const code = typeof e.code === 'number' ? e.code : m ? Number(m[1]) : undefined; if (code === undefined) throw e; steps[name] = code; return undefined; } };
@@ -79,6 +82,13 @@ if (step.kind === 'wrap-and-unwrap') {
   const oaep = { mechanism: P.CKM_RSA_PKCS_OAEP, parameter: { type: P.CK_PARAMS_RSA_OAEP, hashAlg: P.CKM_SHA_1, mgf: P.CKG_MGF1_SHA1, source: 1 } };
   const key = rv('unwrap', () => p.C_UnwrapKey(s, oaep, privateKey, Buffer.from(step.wrappedHex, 'hex'), step.template));
   if (key) { readValue(key); p.C_DestroyObject(s, key); }
+} else if (step.kind === 'so-wrap-cluster-key') {
+  const known = rv('create', () => p.C_CreateObject(s, [
+    { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_AES }, { type: P.CKA_TOKEN, value: false },
+    { type: P.CKA_PRIVATE, value: false }, { type: P.CKA_VALUE, value: Buffer.from(step.keyHex, 'hex') }, { type: P.CKA_WRAP, value: true },
+    { type: P.CKA_TRUSTED, value: true } ]));
+  const wrapped = known && rv('wrap', () => p.C_WrapKey(s, { mechanism: P.CKM_AES_KEY_WRAP }, known, cwk(), Buffer.alloc(40)));
+  if (wrapped) result.value = wrapped.toString('hex');
 } else if (step.kind === 'read-attributes') {
   const names = ['CKA_SENSITIVE', 'CKA_EXTRACTABLE', 'CKA_WRAP_WITH_TRUSTED', 'CKA_MODIFIABLE', 'CKA_DECRYPT'];
   const got = p.C_GetAttributeValue(s, byLabel(step.keyLabel), names.map((name) => ({ type: P[name] })));

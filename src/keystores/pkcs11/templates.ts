@@ -29,9 +29,9 @@ import pkcs11js from 'pkcs11js';
  *   not nest. pkcs11js 2.1.7 cannot pass them: patches/pkcs11js+2.1.7.patch adds array values.
  * - CKA_MODIFIABLE = false in C_UnwrapKey works only as the template's last attribute: SoftHSM
  *   applies attributes in order and refuses every one after it (CKR_ATTRIBUTE_READ_ONLY), so build()
- *   puts it last. A modifiable object in a public session can have CKA_DECRYPT, CKA_WRAP … turned
- *   on by anyone who can open the token, PIN or not (v2.40 §5.7 access table: R/W public session,
- *   public token object).
+ *   puts it last. A modifiable public object can have CKA_DECRYPT, CKA_WRAP … turned on by anyone
+ *   who can open the token, PIN or not: a R/W public session may write public token objects
+ *   (SoftHSM's access.cpp, after the spec's session/object access table).
  */
 
 export type TemplateAttribute = pkcs11js.Attribute;
