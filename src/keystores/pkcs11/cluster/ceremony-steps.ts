@@ -3,7 +3,7 @@
  * Officer session of its own: only the SO may set CKA_TRUSTED (PKCS#11 v2.40 §4.10).
  */
 import pkcs11js from 'pkcs11js';
-import { Pkcs11Error, call, callAsync } from '../errors.ts';
+import { Pkcs11Error, call, callAsync, returnValueOf, translate } from '../errors.ts';
 import type { Handle } from '../module.ts';
 import { checkBooleanAttributes, findObjects, findSecretKeys } from '../objects.ts';
 import {
@@ -32,6 +32,8 @@ const RSA_OAEP: pkcs11js.Mechanism = {
   mechanism: pkcs11js.CKM_RSA_PKCS_OAEP,
   parameter: { type: pkcs11js.CK_PARAMS_RSA_OAEP, hashAlg: pkcs11js.CKM_SHA_1, mgf: pkcs11js.CKG_MGF1_SHA1, source: 1 } as pkcs11js.RsaOAEP,
 };
+
+const CKR_ATTRIBUTE_TYPE_INVALID = 0x12;
 
 /** What the token sets itself, and sets false, for an unwrapped key (§4.10): not read back. */
 export const TOKEN_SET = new Set<number>([pkcs11js.CKA_LOCAL, pkcs11js.CKA_ALWAYS_SENSITIVE, pkcs11js.CKA_NEVER_EXTRACTABLE]);
@@ -134,8 +136,11 @@ export function clusterKeyProtected(api: pkcs11js.PKCS11, session: Handle, key: 
       { type: pkcs11js.CKA_WRAP_TEMPLATE },
       { type: pkcs11js.CKA_UNWRAP_TEMPLATE },
     ]);
-  } catch {
-    return false; // a token that does not know the attributes cannot have set them
+  } catch (error) {
+    // A token that does not know the attributes cannot have set them; anything else (a lost
+    // session, …) is an error, not a verdict.
+    if (returnValueOf(error) === CKR_ATTRIBUTE_TYPE_INVALID) return false;
+    throw translate(error, 'C_GetAttributeValue');
   }
   const [modifiable, wrapTemplate, unwrapTemplate] = attributes.map((attribute) => (Buffer.isBuffer(attribute.value) ? attribute.value : undefined));
   const unwrapTypes = templateTypes(unwrapTemplate);
