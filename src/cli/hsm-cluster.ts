@@ -191,21 +191,39 @@ export async function clusterStatus(catalog: HsmCatalog, clusterId: string): Pro
   try {
     const status = cluster.status();
     const described = [];
+    const unprotected: string[] = [];
     for (const [index, member] of status.members.entries()) {
-      const objects = member.state === 'ACTIVE' ? (await cluster.members[index]!.listObjects()).length : undefined;
+      const active = member.state === 'ACTIVE';
+      const objects = active ? (await cluster.members[index]!.listObjects()).length : undefined;
+      const keyProtected = active ? (await cluster.members[index]!.health()).clusterKeyProtected : undefined;
+      if (keyProtected === false) unprotected.push(member.name);
       described.push({
         Name: member.name,
         Kind: members[index]?.config.kind,
         State: member.state,
         ...(member.errorCode ? { ErrorCode: member.errorCode } : {}),
         ...(objects !== undefined ? { KeyObjects: objects } : {}),
+        ...(keyProtected !== undefined ? { ClusterKeyProtected: keyProtected } : {}),
         OwedOperations: (await catalog.store.owedOperations(clusterId, member.name)).length,
       });
     }
-    return { ...summary, ConnectionState: status.connectionState, Members: described };
+    const warnings = unprotected.length > 0 ? [unprotectedClusterKeyWarning(unprotected)] : [];
+    return { ...summary, ConnectionState: status.connectionState, Members: described, ...(warnings.length > 0 ? { Warnings: warnings } : {}) };
   } finally {
     await cluster.close();
   }
+}
+
+/** docs/hsm-cluster.md, "Threat model": a cluster wrapping key made before its templates existed. */
+export function unprotectedClusterKeyWarning(members: readonly string[]): string {
+  return (
+    `UNPROTECTED CLUSTER KEY on ${members.join(', ')}: its cluster wrapping key was made without CKA_UNWRAP_TEMPLATE/CKA_WRAP_TEMPLATE ` +
+    '(before this version). Anyone holding the crypto-user PIN (the custom key store password) can export every KMS key of this ' +
+    'cluster in the clear, and on members that joined by the ceremony anyone who can open the token, PIN or not, can turn the ' +
+    'cluster key into a decryption key for the backups. The templates cannot be added to an existing key. Remedy: create a new ' +
+    'cluster with this version (hsm cluster create), move the data to keys in it (ReEncrypt), then delete the old keys and this ' +
+    'cluster; until then guard the PIN, access to the tokens and the backup files as the keys themselves.'
+  );
 }
 
 export async function listClusters(catalog: HsmCatalog): Promise<unknown> {

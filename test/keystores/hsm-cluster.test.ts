@@ -274,7 +274,7 @@ describe('the ceremony refuses what would weaken it', () => {
       await assert.rejects(subject.wrapClusterKeyFor(soPin(ceremonyToken), transport), isCode('CEREMONY_FAILED'));
       await assert.rejects(subject.wrapClusterKeyFor(soPin(ceremonyToken), { ...transport, exponent: Buffer.from([3]) }), isCode('CEREMONY_FAILED'));
       // None of it left the member unusable or a transport key behind.
-      assert.deepEqual(await subject.health(), { ok: true, clusterId: 'cluster-c' });
+      assert.deepEqual(await subject.health(), { ok: true, clusterId: 'cluster-c', clusterKeyProtected: true });
       assert.ok(!listObjects(ceremonyToken).some((object) => object.label?.includes('transport')));
     } finally {
       await subject.close();

@@ -9,9 +9,14 @@ import { returnValueOf } from '../../src/keystores/pkcs11/errors.ts';
 import { Pkcs11Module, type Handle } from '../../src/keystores/pkcs11/module.ts';
 import { newObjectId } from '../../src/keystores/pkcs11/reference.ts';
 import {
+  clusterKeyVersionTemplate,
   expectedBooleanAttributes,
+  forUnwrap,
   keyVersionLabel,
   keyVersionTemplate,
+  rootKeyTemplate,
+  transportKeyPairTemplates,
+  unwrappedKeyVersionAttributes,
   wrappingKeyTemplate,
   type TemplateAttribute,
 } from '../../src/keystores/pkcs11/templates.ts';
@@ -116,6 +121,52 @@ describe('wrappingKeyTemplate', () => {
   });
 });
 
+describe('templates that keep wrapped keys sensitive', () => {
+  const objectId = Buffer.from('cluster-wrapping-key');
+  const template = wrappingKeyTemplate({ label: 'cwk', objectId, trusted: true, exportableToTrustedWrappingKey: true });
+
+  test('a wrapping key carries a wrap and an unwrap template, and CKA_MODIFIABLE false comes last', () => {
+    const wrap = valueOf(template, P.CKA_WRAP_TEMPLATE) as TemplateAttribute[];
+    assert.equal(valueOf(wrap, P.CKA_SENSITIVE), true);
+    assert.equal(valueOf(wrap, P.CKA_WRAP_WITH_TRUSTED), true);
+    assert.equal(valueOf(wrap, P.CKA_WRAP), false, 'never a wrapping key, so never itself');
+    assert.equal(valueOf(wrap, P.CKA_TRUSTED), false);
+    const unwrap = valueOf(template, P.CKA_UNWRAP_TEMPLATE) as TemplateAttribute[];
+    assert.equal(valueOf(unwrap, P.CKA_SENSITIVE), true);
+    assert.equal(valueOf(unwrap, P.CKA_EXTRACTABLE), true);
+    assert.equal(valueOf(unwrap, P.CKA_WRAP_WITH_TRUSTED), true);
+    assert.equal(valueOf(unwrap, P.CKA_MODIFIABLE), false);
+    assert.deepEqual(template.at(-1), { type: P.CKA_MODIFIABLE, value: false });
+  });
+
+  test('the unwrap template asks exactly what replication passes to C_UnwrapKey', () => {
+    const replica = forUnwrap(clusterKeyVersionTemplate('strongroom:k:v1', newObjectId(KEY_ID, 1)));
+    for (const { type, value } of unwrappedKeyVersionAttributes()) assert.equal(valueOf(replica, type), value, `0x${type.toString(16)}`);
+    assert.deepEqual(replica.at(-1), { type: P.CKA_MODIFIABLE, value: false }, 'last, or SoftHSM refuses what follows it');
+  });
+
+  test("the transport private key unwraps only into a trusted cluster key, and cannot be modified", () => {
+    const { privateKey } = transportKeyPairTemplates('t', Buffer.from('t'));
+    const unwrap = valueOf(privateKey, P.CKA_UNWRAP_TEMPLATE) as TemplateAttribute[];
+    assert.equal(valueOf(unwrap, P.CKA_TRUSTED), true, 'only an SO session may set it');
+    assert.equal(valueOf(unwrap, P.CKA_SENSITIVE), true);
+    assert.equal(valueOf(unwrap, P.CKA_DECRYPT), false);
+    assert.ok(!unwrap.some((attribute) => Array.isArray(attribute.value)), 'templates may not nest');
+    assert.equal(valueOf(privateKey, P.CKA_DECRYPT), false);
+    assert.deepEqual(privateKey.at(-1), { type: P.CKA_MODIFIABLE, value: false });
+  });
+
+  test('the root key: encrypt/decrypt only, never extractable, unmodifiable, no CKA_ID', () => {
+    const root = rootKeyTemplate('strongroom-root');
+    assert.equal(valueOf(root, P.CKA_EXTRACTABLE), false);
+    assert.equal(valueOf(root, P.CKA_SENSITIVE), true);
+    assert.equal(valueOf(root, P.CKA_MODIFIABLE), false);
+    assert.equal(valueOf(root, P.CKA_ENCRYPT), true);
+    assert.equal(valueOf(root, P.CKA_WRAP), false);
+    assert.equal(root.filter((attribute) => attribute.type === P.CKA_ID).length, 0);
+  });
+});
+
 describe('what SoftHSMv2 does with these templates', () => {
   let token: TestToken;
   let module: Pkcs11Module;
@@ -165,6 +216,39 @@ describe('what SoftHSMv2 does with these templates', () => {
     // CKR_ATTRIBUTE_READ_ONLY
     assert.equal(rvOf(() => generate(user, wrappingKeyTemplate({ label: 'y', objectId: Buffer.from('y'), trusted: true }))), '0x10');
     assert.ok(generate(user, wrappingKeyTemplate({ label: 'z', objectId: Buffer.from('z'), trusted: false })));
+  });
+
+  test('the patched binding passes a template as an attribute value, and SoftHSM keeps and reports it', () => {
+    assert.equal(P.STRONGROOM_NESTED_TEMPLATES, 1, 'pkcs11js carries patches/pkcs11js+2.1.7.patch');
+    const user = sessions.at(-1)!;
+    const unwrapTemplate = [
+      { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
+      { type: P.CKA_SENSITIVE, value: true },
+      { type: P.CKA_LABEL, value: 'inner' },
+    ];
+    // Modifiable here, so that what refuses the change below is the template attribute itself.
+    const key = generate(user, [
+      ...wrappingKeyTemplate({ label: 'templated', objectId: Buffer.from('templated'), trusted: false }).filter(
+        (attribute) => !Array.isArray(attribute.value) && attribute.type !== P.CKA_MODIFIABLE,
+      ),
+      { type: P.CKA_UNWRAP_TEMPLATE, value: unwrapTemplate },
+    ]);
+    // The token fills in each CK_ATTRIBUTE's type and length (24-byte structs on LP64), not the values.
+    const [read] = module.api.C_GetAttributeValue(user, key, [{ type: P.CKA_UNWRAP_TEMPLATE }]);
+    const raw = read!.value as Buffer;
+    assert.equal(raw.length, 3 * 24);
+    const types = [0, 1, 2].map((index) => Number(raw.readBigUInt64LE(index * 24))).sort((a, b) => a - b);
+    assert.deepEqual(types, [P.CKA_CLASS, P.CKA_LABEL, P.CKA_SENSITIVE].sort((a, b) => a - b));
+    // Set once, at creation (§4.7): CKR_ATTRIBUTE_READ_ONLY afterwards.
+    assert.equal(rvOf(() => module.api.C_SetAttributeValue(user, key, [{ type: P.CKA_UNWRAP_TEMPLATE, value: [] }])), '0x10');
+  });
+
+  test('the patched binding refuses an array for a plain attribute and a template inside a template', () => {
+    const user = sessions.at(-1)!;
+    const base = wrappingKeyTemplate({ label: 'refused', objectId: Buffer.from('refused'), trusted: false }).filter((attribute) => !Array.isArray(attribute.value));
+    assert.throws(() => generate(user, [...base.filter((attribute) => attribute.type !== P.CKA_LABEL), { type: P.CKA_LABEL, value: [] }]), TypeError);
+    const nested = { type: P.CKA_UNWRAP_TEMPLATE, value: [{ type: P.CKA_WRAP_TEMPLATE, value: [{ type: P.CKA_SENSITIVE, value: true }] }] };
+    assert.throws(() => generate(user, [...base, nested]), TypeError);
   });
 
   test('wrap rules: non-extractable never; wrap-with-trusted only under a trusted key', () => {

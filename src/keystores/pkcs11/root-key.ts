@@ -5,6 +5,7 @@ import { SecretBytes } from '../../crypto/secret-bytes.ts';
 import { Pkcs11Error, call } from './errors.ts';
 import { Pkcs11Token, type Handle } from './module.ts';
 import { gcmMechanism, readUlong } from './objects.ts';
+import { rootKeyTemplate } from './templates.ts';
 
 /**
  * The service's root key inside a PKCS#11 token: a non-extractable AES-256 key that seals and
@@ -31,27 +32,6 @@ export interface Pkcs11RootKeyOptions {
   /** CKA_LABEL of the AES key. */
   objectLabel: string;
   pin: SecretBytes | Buffer;
-}
-
-/** The root key object's template: every usage but encrypt/decrypt off; it can never leave. */
-function rootKeyTemplate(label: string): pkcs11js.Template {
-  return [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-    { type: pkcs11js.CKA_TOKEN, value: true },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-    { type: pkcs11js.CKA_ENCRYPT, value: true },
-    { type: pkcs11js.CKA_DECRYPT, value: true },
-    { type: pkcs11js.CKA_WRAP, value: false },
-    { type: pkcs11js.CKA_UNWRAP, value: false },
-    { type: pkcs11js.CKA_SIGN, value: false },
-    { type: pkcs11js.CKA_VERIFY, value: false },
-    { type: pkcs11js.CKA_DERIVE, value: false },
-    { type: pkcs11js.CKA_LABEL, value: label },
-  ];
 }
 
 export class Pkcs11RootKey implements SealingBackend {

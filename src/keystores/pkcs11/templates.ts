@@ -21,12 +21,31 @@ import pkcs11js from 'pkcs11js';
  * - A key with CKA_EXTRACTABLE = false cannot be wrapped at all (CKR_KEY_UNEXTRACTABLE, §5.14
  *   C_WrapKey); with CKA_EXTRACTABLE = true and CKA_WRAP_WITH_TRUSTED = true only a CKA_TRUSTED
  *   key may wrap it (CKR_KEY_NOT_WRAPPABLE otherwise).
- * - pkcs11js 2.1.7 cannot pass attribute-array values, so CKA_WRAP_TEMPLATE/CKA_UNWRAP_TEMPLATE
- *   cannot be set; a user holding a wrapped blob can unwrap it under the wrapping key as a
- *   non-sensitive key (measured). Backups must therefore be guarded like the PIN.
+ * - CKA_UNWRAP_TEMPLATE (§4.7, §5.14 C_UnwrapKey) is enforced: every attribute it names must be
+ *   in the caller's C_UnwrapKey template with the same value, else CKR_TEMPLATE_INCONSISTENT.
+ *   CKA_WRAP_TEMPLATE is enforced in C_WrapKey: the key to wrap must carry every attribute it
+ *   names, else CKR_KEY_NOT_WRAPPABLE. Both can be set only when the object is made (C_GenerateKey,
+ *   C_UnwrapKey, C_CreateObject), never by C_SetAttributeValue (CKR_ATTRIBUTE_READ_ONLY), and may
+ *   not nest. pkcs11js 2.1.7 cannot pass them: patches/pkcs11js+2.1.7.patch adds array values.
+ * - CKA_MODIFIABLE = false in C_UnwrapKey works only as the template's last attribute: SoftHSM
+ *   applies attributes in order and refuses every one after it (CKR_ATTRIBUTE_READ_ONLY), so build()
+ *   puts it last. A modifiable public object can have CKA_DECRYPT, CKA_WRAP … turned on by anyone
+ *   who can open the token, PIN or not: a R/W public session may write public token objects
+ *   (SoftHSM's access.cpp, after the spec's session/object access table).
  */
 
 export type TemplateAttribute = pkcs11js.Attribute;
+
+/**
+ * Fails unless the loaded pkcs11js carries Strongroom's patch (postinstall,
+ * scripts/patch-pkcs11js.mjs): without it a wrapping key could not get its wrap/unwrap templates,
+ * and a crypto user could unwrap every KMS key as a readable object (docs/hsm-cluster.md).
+ */
+export function requireNestedTemplates(): void {
+  if (pkcs11js.STRONGROOM_NESTED_TEMPLATES !== 1) {
+    throw new Error('pkcs11js lacks nested-template support: run `npm ci` (its postinstall patches and rebuilds pkcs11js)');
+  }
+}
 
 /** AES-256: the only secret key this store makes. */
 export const AES_256_KEY_BYTES = 32;
@@ -76,7 +95,14 @@ export interface WrappingKeyTemplateArgs {
   readonly exportableToTrustedWrappingKey?: boolean;
 }
 
-/** The cluster wrapping key of the later key ceremony: wraps and unwraps, nothing else. */
+/**
+ * A wrapping key: wraps and unwraps, nothing else, and only KMS key version objects. Its
+ * CKA_WRAP_TEMPLATE lets it wrap only sensitive, wrap-with-trusted keys that wrap nothing (never a
+ * wrapping key, itself included: a copy of it unwrapped as an encrypt/decrypt key would invert
+ * RFC 3394 in the clear). Its CKA_UNWRAP_TEMPLATE makes whatever it unwraps a KMS key version object
+ * exactly as generated: sensitive, exportable only under a trusted key, encrypt/decrypt only,
+ * unmodifiable. So a crypto user who wraps a KMS key under it gets back only another sensitive copy.
+ */
 export function wrappingKeyTemplate(args: WrappingKeyTemplateArgs): TemplateAttribute[] {
   return build({
     label: args.label,
@@ -85,16 +111,49 @@ export function wrappingKeyTemplate(args: WrappingKeyTemplateArgs): TemplateAttr
     trusted: args.trusted,
     extractable: args.exportableToTrustedWrappingKey === true,
     usage: { encrypt: false, decrypt: false, wrap: true, unwrap: true },
+    wrapTemplate: WRAPPABLE_KEY_VERSION,
+    unwrapTemplate: unwrappedKeyVersionAttributes(),
   });
+}
+
+/** What a wrapping key may wrap (its CKA_WRAP_TEMPLATE): a protected key that wraps nothing. */
+const WRAPPABLE_KEY_VERSION: readonly TemplateAttribute[] = [
+  { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+  { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+  { type: pkcs11js.CKA_SENSITIVE, value: true },
+  { type: pkcs11js.CKA_WRAP_WITH_TRUSTED, value: true },
+  { type: pkcs11js.CKA_TRUSTED, value: false },
+  { type: pkcs11js.CKA_WRAP, value: false },
+  { type: pkcs11js.CKA_UNWRAP, value: false },
+  { type: pkcs11js.CKA_DERIVE, value: false },
+];
+
+/**
+ * What a wrapping key's C_UnwrapKey must be asked for (its CKA_UNWRAP_TEMPLATE): the class, key
+ * type and every boolean of a cluster KMS key version object, from the same builder that the
+ * replication's C_UnwrapKey uses (clusterKeyVersionTemplate), so the two cannot drift apart.
+ */
+export function unwrappedKeyVersionAttributes(): TemplateAttribute[] {
+  return flatAttributes(clusterKeyVersionTemplate('', Buffer.alloc(0)));
+}
+
+/** CKA_CLASS, CKA_KEY_TYPE and the booleans of a template: what an unwrap template can pin. */
+function flatAttributes(template: readonly TemplateAttribute[]): TemplateAttribute[] {
+  return template.filter(
+    (attribute) => typeof attribute.value === 'boolean' || attribute.type === pkcs11js.CKA_CLASS || attribute.type === pkcs11js.CKA_KEY_TYPE,
+  );
 }
 
 interface ObjectPolicy {
   label: string;
-  objectId: Buffer;
+  /** CKA_ID; the root key has none (it is found by label). */
+  objectId: Buffer | undefined;
   private: boolean;
   trusted: boolean;
   extractable: boolean;
   usage: { encrypt: boolean; decrypt: boolean; wrap: boolean; unwrap: boolean };
+  wrapTemplate?: readonly TemplateAttribute[];
+  unwrapTemplate?: readonly TemplateAttribute[];
 }
 
 function build(policy: ObjectPolicy): TemplateAttribute[] {
@@ -105,12 +164,11 @@ function build(policy: ObjectPolicy): TemplateAttribute[] {
     // §4.4: persistent, and (unless it must be an SO-made trusted key) visible only after login.
     { type: pkcs11js.CKA_TOKEN, value: true },
     { type: pkcs11js.CKA_PRIVATE, value: policy.private },
-    { type: pkcs11js.CKA_MODIFIABLE, value: false },
     { type: pkcs11js.CKA_COPYABLE, value: false },
     { type: pkcs11js.CKA_DESTROYABLE, value: true },
     { type: pkcs11js.CKA_LABEL, value: policy.label },
     // §4.7: CKA_ID is the application's handle for the object across sessions and tokens.
-    { type: pkcs11js.CKA_ID, value: Buffer.from(policy.objectId) },
+    ...(policy.objectId ? [{ type: pkcs11js.CKA_ID, value: Buffer.from(policy.objectId) }] : []),
     // §4.10: the value never leaves in the clear; wrapping, if allowed at all, needs a trusted key.
     { type: pkcs11js.CKA_SENSITIVE, value: true },
     { type: pkcs11js.CKA_EXTRACTABLE, value: policy.extractable },
@@ -124,6 +182,11 @@ function build(policy: ObjectPolicy): TemplateAttribute[] {
     { type: pkcs11js.CKA_DERIVE, value: false },
     // true only in an SO session (§4.10); false is accepted in a user session.
     { type: pkcs11js.CKA_TRUSTED, value: policy.trusted },
+    // §4.7: fixed at creation. Copies, so no caller can alter the shared constants through a template.
+    ...(policy.wrapTemplate ? [{ type: pkcs11js.CKA_WRAP_TEMPLATE, value: policy.wrapTemplate.map((attribute) => ({ ...attribute })) }] : []),
+    ...(policy.unwrapTemplate ? [{ type: pkcs11js.CKA_UNWRAP_TEMPLATE, value: policy.unwrapTemplate.map((attribute) => ({ ...attribute })) }] : []),
+    // Last: in C_UnwrapKey SoftHSM refuses every attribute after it (see the header).
+    { type: pkcs11js.CKA_MODIFIABLE, value: false },
   ];
 }
 
@@ -167,13 +230,12 @@ export function clusterKeyVersionTemplate(label: string, objectId: Buffer): Temp
 }
 
 /**
- * The template C_UnwrapKey takes: CKA_VALUE_LEN comes from the wrapped value itself (§5.14), and
- * SoftHSMv2 2.6.1 refuses CKA_MODIFIABLE in an unwrap template (CKR_ATTRIBUTE_READ_ONLY,
- * measured), so replicas are modifiable; what matters stays one-way anyway (CKA_SENSITIVE and
- * CKA_WRAP_WITH_TRUSTED cannot be turned off, §4.10).
+ * The template C_UnwrapKey takes: CKA_VALUE_LEN comes from the wrapped value itself (§5.14).
+ * CKA_MODIFIABLE = false stays, as the last attribute (build()), so replicas are as unmodifiable
+ * as the generated original.
  */
 export function forUnwrap(template: readonly TemplateAttribute[]): TemplateAttribute[] {
-  return template.filter((attribute) => attribute.type !== pkcs11js.CKA_VALUE_LEN && attribute.type !== pkcs11js.CKA_MODIFIABLE);
+  return template.filter((attribute) => attribute.type !== pkcs11js.CKA_VALUE_LEN);
 }
 
 /**
@@ -190,8 +252,11 @@ export const TRANSPORT_MODULUS_BITS = 3072;
 
 /**
  * The joining member's transport key pair (ceremony.ts): a token object made in an SO session
- * (so, in SoftHSM, public), the private half sensitive, never extractable, and only able to
- * unwrap. It lives from beginJoin to completeJoin and is destroyed there.
+ * (so, in SoftHSM, public: any session on the token can use it, PIN or not), the private half
+ * sensitive, never extractable, unmodifiable (else CKA_DECRYPT could be turned on and OAEP(CWK)
+ * decrypted), and only able to unwrap a cluster wrapping key: its CKA_UNWRAP_TEMPLATE asks for
+ * CKA_TRUSTED = true, which only an SO session may set, so nobody but the SO can unwrap with it,
+ * and what the SO unwraps is a CWK. It lives from beginJoin to completeJoin and is destroyed there.
  */
 export function transportKeyPairTemplates(label: string, objectId: Buffer): { publicKey: TemplateAttribute[]; privateKey: TemplateAttribute[] } {
   const common: TemplateAttribute[] = [
@@ -200,6 +265,7 @@ export function transportKeyPairTemplates(label: string, objectId: Buffer): { pu
     { type: pkcs11js.CKA_LABEL, value: label },
     { type: pkcs11js.CKA_ID, value: Buffer.from(objectId) },
     { type: pkcs11js.CKA_DERIVE, value: false },
+    { type: pkcs11js.CKA_COPYABLE, value: false },
   ];
   return {
     publicKey: [
@@ -209,6 +275,7 @@ export function transportKeyPairTemplates(label: string, objectId: Buffer): { pu
       { type: pkcs11js.CKA_WRAP, value: false },
       { type: pkcs11js.CKA_ENCRYPT, value: false },
       { type: pkcs11js.CKA_VERIFY, value: false },
+      { type: pkcs11js.CKA_MODIFIABLE, value: false },
     ],
     privateKey: [
       ...common,
@@ -217,6 +284,8 @@ export function transportKeyPairTemplates(label: string, objectId: Buffer): { pu
       { type: pkcs11js.CKA_UNWRAP, value: true },
       { type: pkcs11js.CKA_DECRYPT, value: false },
       { type: pkcs11js.CKA_SIGN, value: false },
+      { type: pkcs11js.CKA_UNWRAP_TEMPLATE, value: flatAttributes(clusterWrappingKeyTemplate('', Buffer.alloc(0))) },
+      { type: pkcs11js.CKA_MODIFIABLE, value: false },
     ],
   };
 }
@@ -224,7 +293,7 @@ export function transportKeyPairTemplates(label: string, objectId: Buffer): { pu
 /**
  * The joining member's transport public key as imported into the source member: a session
  * object (gone with the SO session that made it), CKA_TRUSTED so it may wrap the cluster
- * wrapping key, able to wrap and nothing else.
+ * wrapping key, able to wrap and nothing else, and (CKA_WRAP_TEMPLATE) only trusted keys.
  */
 export function trustedTransportPublicKeyTemplate(modulus: Buffer, exponent: Buffer): TemplateAttribute[] {
   return [
@@ -238,5 +307,27 @@ export function trustedTransportPublicKeyTemplate(modulus: Buffer, exponent: Buf
     { type: pkcs11js.CKA_ENCRYPT, value: false },
     { type: pkcs11js.CKA_VERIFY, value: false },
     { type: pkcs11js.CKA_TRUSTED, value: true },
+    {
+      type: pkcs11js.CKA_WRAP_TEMPLATE,
+      value: [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+        { type: pkcs11js.CKA_TRUSTED, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+      ],
+    },
+    { type: pkcs11js.CKA_MODIFIABLE, value: false },
   ];
+}
+
+/** The service's root key in an HSM (root-key.ts): encrypts and decrypts, never leaves, unmodifiable. */
+export function rootKeyTemplate(label: string): TemplateAttribute[] {
+  return build({
+    label,
+    objectId: undefined,
+    private: true,
+    trusted: false,
+    extractable: false,
+    usage: { encrypt: true, decrypt: true, wrap: false, unwrap: false },
+  });
 }

@@ -137,7 +137,8 @@ export class HsmAgentServer {
         return [];
       case OP.health: {
         const health = await member.health();
-        return [Buffer.from([health.ok ? 1 : 0]), utf8(health.code ?? ''), utf8(health.clusterId ?? '')];
+        const keyProtection = health.clusterKeyProtected === undefined ? Buffer.alloc(0) : Buffer.from([health.clusterKeyProtected ? 1 : 0]);
+        return [Buffer.from([health.ok ? 1 : 0]), utf8(health.code ?? ''), utf8(health.clusterId ?? ''), keyProtection];
       }
       case OP.generateAesKey:
         await member.generateAesKey(field(0), field(1).toString('utf8'));

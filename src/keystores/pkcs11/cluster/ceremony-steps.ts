@@ -3,7 +3,7 @@
  * Officer session of its own: only the SO may set CKA_TRUSTED (PKCS#11 v2.40 §4.10).
  */
 import pkcs11js from 'pkcs11js';
-import { Pkcs11Error, call, callAsync } from '../errors.ts';
+import { Pkcs11Error, call, callAsync, returnValueOf, translate } from '../errors.ts';
 import type { Handle } from '../module.ts';
 import { checkBooleanAttributes, findObjects, findSecretKeys } from '../objects.ts';
 import {
@@ -12,6 +12,7 @@ import {
   clusterWrappingKeyTemplate,
   expectedBooleanAttributes,
   forUnwrap,
+  requireNestedTemplates,
   transportKeyPairTemplates,
   trustedTransportPublicKeyTemplate,
 } from '../templates.ts';
@@ -32,12 +33,15 @@ const RSA_OAEP: pkcs11js.Mechanism = {
   parameter: { type: pkcs11js.CK_PARAMS_RSA_OAEP, hashAlg: pkcs11js.CKM_SHA_1, mgf: pkcs11js.CKG_MGF1_SHA1, source: 1 } as pkcs11js.RsaOAEP,
 };
 
+const CKR_ATTRIBUTE_TYPE_INVALID = 0x12;
+
 /** What the token sets itself, and sets false, for an unwrapped key (§4.10): not read back. */
 export const TOKEN_SET = new Set<number>([pkcs11js.CKA_LOCAL, pkcs11js.CKA_ALWAYS_SENSITIVE, pkcs11js.CKA_NEVER_EXTRACTABLE]);
 
 export const clusterKeyLabel = (clusterId: string): string => `${CLUSTER_KEY_LABEL_PREFIX}${clusterId}`;
 
 export async function generateClusterKey(api: pkcs11js.PKCS11, session: Handle, member: string, clusterId: string): Promise<void> {
+  requireNestedTemplates();
   if (findSecretKeys(api, session, CLUSTER_KEY_ID, 1).length > 0) throw clusterKeyExists(member);
   const template = clusterWrappingKeyTemplate(clusterKeyLabel(clusterId), CLUSTER_KEY_ID);
   const key = await callAsync('C_GenerateKey', () => api.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, template));
@@ -51,6 +55,7 @@ export async function generateClusterKey(api: pkcs11js.PKCS11, session: Handle, 
 
 /** A fresh RSA-3072 transport pair (token objects until completeJoin); returns the public half's numbers. */
 export async function generateTransportKey(api: pkcs11js.PKCS11, session: Handle, member: string): Promise<TransportPublicKey> {
+  requireNestedTemplates();
   if (findSecretKeys(api, session, CLUSTER_KEY_ID, 1).length > 0) throw clusterKeyExists(member);
   destroyTransportPair(api, session);
   const templates = transportKeyPairTemplates('strongroom:ceremony-transport-key', TRANSPORT_ID);
@@ -115,6 +120,51 @@ export async function unwrapClusterKey(api: pkcs11js.PKCS11, session: Handle, me
   } finally {
     destroyTransportPair(api, session);
   }
+}
+
+/**
+ * Whether a cluster wrapping key carries this version's protections (templates.ts): unmodifiable,
+ * a wrap template, and an unwrap template that pins CKA_SENSITIVE and CKA_WRAP_WITH_TRUSTED. A CWK
+ * made before them has none, and none can be added (§4.7: set at creation only): with it, a
+ * crypto-user PIN holder can unwrap any KMS key as a readable object (docs/hsm-cluster.md).
+ */
+export function clusterKeyProtected(api: pkcs11js.PKCS11, session: Handle, key: Handle): boolean {
+  let attributes: pkcs11js.Attribute[];
+  try {
+    attributes = api.C_GetAttributeValue(session, key, [
+      { type: pkcs11js.CKA_MODIFIABLE },
+      { type: pkcs11js.CKA_WRAP_TEMPLATE },
+      { type: pkcs11js.CKA_UNWRAP_TEMPLATE },
+    ]);
+  } catch (error) {
+    // A token that does not know the attributes cannot have set them; anything else (a lost
+    // session, …) is an error, not a verdict.
+    if (returnValueOf(error) === CKR_ATTRIBUTE_TYPE_INVALID) return false;
+    throw translate(error, 'C_GetAttributeValue');
+  }
+  const [modifiable, wrapTemplate, unwrapTemplate] = attributes.map((attribute) => (Buffer.isBuffer(attribute.value) ? attribute.value : undefined));
+  const unwrapTypes = templateTypes(unwrapTemplate);
+  return (
+    modifiable !== undefined &&
+    modifiable.every((byte) => byte === 0) &&
+    templateTypes(wrapTemplate).length > 0 &&
+    unwrapTypes.includes(pkcs11js.CKA_SENSITIVE) &&
+    unwrapTypes.includes(pkcs11js.CKA_WRAP_WITH_TRUSTED)
+  );
+}
+
+/**
+ * The attribute types of a template attribute read with C_GetAttributeValue: the token fills in
+ * each CK_ATTRIBUTE's type and length, not the value (its pValue is NULL). CK_ATTRIBUTE is
+ * { CK_ULONG type; void *pValue; CK_ULONG ulValueLen } (v2.40 §3.4): 24 bytes, type first, on
+ * the LP64 platforms Node runs on here.
+ */
+function templateTypes(raw: Buffer | undefined): number[] {
+  const size = 24;
+  if (!raw || raw.length % size !== 0) return [];
+  const types: number[] = [];
+  for (let offset = 0; offset < raw.length; offset += size) types.push(Number(raw.readBigUInt64LE(offset)));
+  return types;
 }
 
 function destroyTransportPair(api: pkcs11js.PKCS11, session: Handle): void {

@@ -6,7 +6,7 @@ import { Pkcs11Module, Pkcs11Token, type Handle, type SlotSelector } from '../mo
 import { checkBooleanAttributes, findObjects, findSecretKeys, gcmMechanism } from '../objects.ts';
 import { OBJECT_ID_LENGTH } from '../reference.ts';
 import { AES_256_KEY_BYTES, clusterKeyVersionTemplate, expectedBooleanAttributes, forUnwrap } from '../templates.ts';
-import { CLUSTER_KEY_ID, CLUSTER_KEY_LABEL_PREFIX, TOKEN_SET, checkTransportKey, clusterKeyMissing } from './ceremony-steps.ts';
+import { CLUSTER_KEY_ID, CLUSTER_KEY_LABEL_PREFIX, TOKEN_SET, checkTransportKey, clusterKeyMissing, clusterKeyProtected } from './ceremony-steps.ts';
 import { generateClusterKey, generateTransportKey, unwrapClusterKey, wrapClusterKey } from './ceremony-steps.ts';
 import { checkRandomLength, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
 
@@ -77,7 +77,7 @@ export class LocalHsmMember implements HsmMember {
     try {
       await this.connect();
       const token = this.#token!;
-      const label = await token.withSession((session) => {
+      const found = await token.withSession((session) => {
         const [key] = findSecretKeys(token.api, session, CLUSTER_KEY_ID, 1);
         if (!key) {
           // No cluster key: a fresh token, or one that is gone. SoftHSM 2.6.1 keeps sessions open
@@ -91,10 +91,10 @@ export class LocalHsmMember implements HsmMember {
           return undefined;
         }
         const [attribute] = call('C_GetAttributeValue', () => token.api.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_LABEL }]));
-        return attribute?.value?.toString('utf8');
+        return { text: (attribute?.value as Buffer | undefined)?.toString('utf8'), protected: clusterKeyProtected(token.api, session, key) };
       });
-      const clusterId = label?.startsWith(CLUSTER_KEY_LABEL_PREFIX) ? label.slice(CLUSTER_KEY_LABEL_PREFIX.length) : undefined;
-      return clusterId === undefined ? { ok: true } : { ok: true, clusterId };
+      const clusterId = found?.text?.startsWith(CLUSTER_KEY_LABEL_PREFIX) ? found.text.slice(CLUSTER_KEY_LABEL_PREFIX.length) : undefined;
+      return clusterId === undefined ? { ok: true } : { ok: true, clusterId, clusterKeyProtected: found!.protected };
     } catch (error) {
       // A lost token is reopened from scratch on the next probe (a removed and reinserted token
       // has new sessions and a new login).

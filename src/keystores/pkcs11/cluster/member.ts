@@ -19,6 +19,12 @@ export interface MemberHealth {
   readonly code?: string;
   /** The cluster whose wrapping key the token holds, if any. */
   readonly clusterId?: string;
+  /**
+   * False when that wrapping key lacks the wrap/unwrap templates (made before they existed,
+   * ceremony-steps.ts clusterKeyProtected): a crypto-user PIN holder can then read KMS keys.
+   * Undefined when unknown (no cluster key, or an agent that does not report it).
+   */
+  readonly clusterKeyProtected?: boolean;
 }
 
 /** The joining member's transport public key (RSA), as modulus and public exponent. */

@@ -58,10 +58,12 @@ export class RemoteHsmMember implements HsmMember {
 
   async health(): Promise<MemberHealth> {
     try {
-      const [ok, code, clusterId] = await this.#request(OP.health, []);
+      const [ok, code, clusterId, protectedKey] = await this.#request(OP.health, []);
       const codeText = code?.toString('utf8') ?? '';
       const cluster = clusterId?.toString('utf8') ?? '';
-      return { ok: ok?.[0] === 1, ...(codeText ? { code: codeText } : {}), ...(cluster ? { clusterId: cluster } : {}) };
+      // Fourth field (optional, older agents send three): 1/0 clusterKeyProtected, absent when unknown.
+      const keyProtection = protectedKey?.length === 1 ? { clusterKeyProtected: protectedKey[0] === 1 } : {};
+      return { ok: ok?.[0] === 1, ...(codeText ? { code: codeText } : {}), ...(cluster ? { clusterId: cluster, ...keyProtection } : {}) };
     } catch (error) {
       return { ok: false, code: error instanceof Pkcs11Error ? error.code : 'FAILED' };
     }
