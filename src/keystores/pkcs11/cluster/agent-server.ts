@@ -160,6 +160,11 @@ export class HsmAgentServer {
       }
       case OP.listObjects:
         return (await member.listObjects()).flatMap((object) => [object.objectId, utf8(object.label)]);
+      case OP.verifyPin:
+        return withPin(field(0), async (pin) => {
+          if (!member.verifyPin) throw new Pkcs11Error('NOT_SUPPORTED', 'this hsm-agent member cannot check a PIN');
+          return [Buffer.from([(await member.verifyPin(pin)) ? 1 : 0])];
+        });
       case OP.createClusterKey:
         return withPin(field(0), async (pin) => {
           await member.createClusterKey(pin, field(1).toString('utf8'));
@@ -188,7 +193,7 @@ export class HsmAgentServer {
   }
 }
 
-/** The SO PIN arrives in a frame field: copied into SecretBytes, the field zeroed, the copy zeroed after. */
+/** A PIN (SO PIN, or the user PIN to verify) arrives in a frame field: copied into SecretBytes, the field zeroed, the copy zeroed after. */
 async function withPin<T>(field: Buffer, fn: (pin: SecretBytes) => Promise<T>): Promise<T> {
   const pin = SecretBytes.from(field);
   field.fill(0);

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import { decryptionFailed } from '../ciphertext.ts';
@@ -225,6 +226,16 @@ export class LocalHsmMember implements HsmMember {
     checkRandomLength(length);
     const token = await this.#ready();
     return token.withSession((session) => call('C_GenerateRandom', () => token.api.C_GenerateRandom(session, Buffer.alloc(length))));
+  }
+
+  /**
+   * Constant time over fixed-length digests (SHA-256 of each PIN), so neither the bytes nor the
+   * length of the PIN this member holds shows in the time taken. Nothing is logged.
+   */
+  async verifyPin(pin: SecretBytes): Promise<boolean> {
+    if (this.#closed) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
+    const digest = (bytes: Buffer): Buffer => createHash('sha256').update(bytes).digest();
+    return timingSafeEqual(digest(pin.exposeSecretBytes()), digest(this.#pin.exposeSecretBytes()));
   }
 
   async createClusterKey(soPin: SecretBytes, clusterId: string): Promise<void> {

@@ -63,6 +63,11 @@ export interface HsmMember {
   listObjects(): Promise<KeyObjectInfo[]>;
   /** Bytes from the token's own generator (C_GenerateRandom), 1..1024 of them. */
   generateRandom(length: number): Promise<Buffer>;
+  /**
+   * Whether `pin` is the crypto user's PIN this member logs in with, compared in constant time
+   * (a custom key store's KeyStorePassword against an hsm-agent, which holds its own PIN).
+   */
+  verifyPin?(pin: SecretBytes): Promise<boolean>;
 
   // The key ceremony (ceremony.ts). Each call needs the member's Security Officer PIN, used for
   // that call only and never kept: CKA_TRUSTED can only be set by the SO (PKCS#11 v2.40 §4.10).

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { CryptoError } from '../../../crypto/errors.ts';
-import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
+import { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import { decryptionFailed } from '../ciphertext.ts';
 import { Pkcs11Error, type Pkcs11ErrorCode } from '../errors.ts';
 import { checkRandomLength, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
@@ -22,6 +22,11 @@ export interface RemoteMemberOptions {
   readonly requestTimeoutMs?: number;
   /** Deadline of a key ceremony step (SO operations), ms; default 120 s. */
   readonly ceremonyTimeoutMs?: number;
+  /**
+   * The crypto user's PIN the agent must have logged in with (a custom key store's
+   * KeyStorePassword); copied. When given, connect() fails with PIN_INCORRECT if the agent's differs.
+   */
+  readonly expectedPin?: SecretBytes;
 }
 
 interface Pending {
@@ -39,6 +44,7 @@ interface Pending {
 export class RemoteHsmMember implements HsmMember {
   readonly name: string;
   readonly #options: RemoteMemberOptions;
+  readonly #expectedPin: SecretBytes | undefined;
   #socket: TLSSocket | undefined;
   #connecting: Promise<TLSSocket> | undefined;
   readonly #pending = new Map<number, Pending>();
@@ -50,10 +56,21 @@ export class RemoteHsmMember implements HsmMember {
   constructor(options: RemoteMemberOptions) {
     this.name = options.name;
     this.#options = options;
+    this.#expectedPin = options.expectedPin && SecretBytes.from(options.expectedPin.exposeSecretBytes());
   }
 
+  /** Connects; with expectedPin, also checks (in the agent, in constant time) that the agent's PIN is that one. */
   async connect(): Promise<void> {
     await this.#request(OP.connect, []);
+    if (this.#expectedPin && !(await this.verifyPin(this.#expectedPin))) {
+      throw new Pkcs11Error('PIN_INCORRECT', `hsm-agent ${this.name} is logged in with another PIN than the one given`);
+    }
+  }
+
+  async verifyPin(pin: SecretBytes): Promise<boolean> {
+    const [answer] = await this.#request(OP.verifyPin, [Buffer.from(pin.exposeSecretBytes())], true);
+    if (!answer || answer.length !== 1) protocolError();
+    return answer[0] === 1;
   }
 
   async health(): Promise<MemberHealth> {
@@ -130,6 +147,7 @@ export class RemoteHsmMember implements HsmMember {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#expectedPin?.zero();
     this.#socket?.destroy();
     this.#socket = undefined;
     this.#failAll(new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`));

@@ -50,12 +50,16 @@ export class CatalogJournal implements ClusterJournal {
   }
 }
 
-/** A member from its record; `pin` is required for an in-process token (agents hold their own). */
-export function memberFromRecord(record: HsmMemberRecord, pin: SecretBytes | undefined): HsmMember {
+/**
+ * A member from its record; `pin` is required for an in-process token (agents log in with their
+ * own). `agentPin`: the PIN an agent must prove, at every connect, that it logged in with.
+ */
+export function memberFromRecord(record: HsmMemberRecord, pin: SecretBytes | undefined, agentPin?: SecretBytes): HsmMember {
   const config = record.config;
   if (config.kind === 'agent') {
     return new RemoteHsmMember({
       name: record.name,
+      ...(agentPin ? { expectedPin: agentPin } : {}),
       host: config.host,
       port: config.port,
       ...(config.servername !== undefined ? { servername: config.servername } : {}),
@@ -80,6 +84,8 @@ export interface StoredClusterOptions {
   readonly audit?: (event: HsmAuditEvent) => void;
   /** The HSM audit log of each cluster (a backend serves several); takes precedence over audit. */
   readonly auditFor?: (clusterId: string) => (event: HsmAuditEvent) => void;
+  /** Agents must prove they logged in with their member's pinOf PIN (a custom key store's KeyStorePassword). */
+  readonly verifyAgentPins?: boolean;
 }
 
 /**
@@ -98,7 +104,10 @@ export async function connectStoredCluster(
   if (records.length === 0) throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', `HSM cluster ${clusterId} has no members`);
   const members: HsmMember[] = [];
   try {
-    for (const record of records) members.push(memberFromRecord(record, pinOf(record)));
+    for (const record of records) {
+      const pin = pinOf(record);
+      members.push(memberFromRecord(record, pin, options.verifyAgentPins ? pin : undefined));
+    }
   } catch (error) {
     await Promise.allSettled(members.map((member) => member.close()));
     throw error;
@@ -132,7 +141,9 @@ export class ConnectedHsmClusterKeyStore extends HsmClusterKeyStore implements C
 
 /**
  * CustomKeyStoreType AWS_CLOUDHSM: CloudHsmClusterId names a stored cluster, KeyStorePassword is
- * the crypto user's PIN, used for every in-process member (agents log in with their own).
+ * the crypto user's PIN, used for every in-process member. Agents log in with their own PIN and
+ * are asked, at every connect, whether it is the KeyStorePassword (AWS: a wrong kmsuser password
+ * leaves the store FAILED with INVALID_CREDENTIALS); an agent that says no is never used.
  */
 export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
   constructor(
@@ -155,7 +166,7 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
     const pin = this.makePin(request.secret);
     try {
       const audit = this.options.auditFor?.(clusterId) ?? this.options.audit;
-      const cluster = await connectStoredCluster(this.catalog, clusterId, () => pin, { ...this.options, ...(audit ? { audit } : {}) });
+      const cluster = await connectStoredCluster(this.catalog, clusterId, () => pin, { ...this.options, ...(audit ? { audit } : {}), verifyAgentPins: true });
       // KeyStorePassword is one PIN for the cluster: a member that refused it means it is wrong,
       // even if other members (agents, which log in with their own PIN) are usable.
       const refused = cluster.status().members.find((member) => member.errorCode === 'PIN_INCORRECT' || member.errorCode === 'PIN_LOCKED');

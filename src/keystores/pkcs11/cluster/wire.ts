@@ -30,6 +30,8 @@ export const OP = {
   wrapClusterKeyFor: 12,
   completeJoin: 13,
   generateRandom: 14,
+  /** Field: a PIN. Answer: [1] if it is the PIN the agent logged in with, [0] if not. */
+  verifyPin: 15,
 } as const;
 
 export const RESPONSE_OK = 0x80;
