@@ -13,7 +13,10 @@ export interface HsmAgentServerOptions {
   readonly cert: Buffer | string;
   readonly key: Buffer | string;
   readonly ca: Buffer | string;
-  /** Requests in flight per connection before further ones are refused (default 256). */
+  /**
+   * Requests in flight per connection before further ones are refused as busy (POOL_TIMEOUT;
+   * default 256). A node keeps its own below this (remote-member.ts), so refusals mean many nodes.
+   */
   readonly maxInFlight?: number;
   readonly maxConnections?: number;
   /** Called once per refused connection or protocol error, with no secrets (for the agent's log). */
@@ -132,9 +135,14 @@ export class HsmAgentServer {
       return value;
     };
     switch (op) {
-      case OP.connect:
+      case OP.connect: {
         await member.connect();
-        return [];
+        // The session count: a client keeps at most twice as many requests in flight (remote-member.ts).
+        if (member.sessions === undefined) return [];
+        const sessions = Buffer.alloc(4);
+        sessions.writeUInt32BE(member.sessions, 0);
+        return [sessions];
+      }
       case OP.health: {
         const health = await member.health();
         return [Buffer.from([health.ok ? 1 : 0]), utf8(health.code ?? ''), utf8(health.clusterId ?? '')];

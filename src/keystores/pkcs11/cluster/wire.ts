@@ -16,6 +16,7 @@ export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 const MAX_FIELDS = 1 << 20;
 
 export const OP = {
+  /** Answer: [] or [sessions u32 BE], the member's session count. */
   connect: 1,
   health: 2,
   generateAesKey: 3,
