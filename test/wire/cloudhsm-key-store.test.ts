@@ -2,8 +2,9 @@
  * CloudHSM-style custom key stores end to end: `strongroom hsm cluster create/add-member` (the key
  * ceremony) over two real SoftHSMv2 tokens, then the AWS SDK against `strongroom serve`:
  * CreateCustomKeyStore (AWS_CLOUDHSM), connect, keys generated and replicated inside the HSMs,
- * crypto through them; and, with the service's movable clock, a key's deletion carried out in
- * every token, witnessed by opensc's pkcs11-tool.
+ * crypto through them; with the service's movable clock, a key's deletion carried out in
+ * every token, witnessed by opensc's pkcs11-tool; and a cluster whose only member, an hsm-agent,
+ * is killed: its keys answer KMSInvalidStateException (400) until the agent is back.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -24,14 +25,20 @@ import {
   KMSClient,
 } from '@aws-sdk/client-kms';
 import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
-import { SOFTHSM_MODULE, SoftHsm, listObjects, type TestToken } from '../keystores/softhsm.ts';
+import { AgentProcess } from '../keystores/agent-process.ts';
+import { SOFTHSM_MODULE, SoftHsm, createStandaloneToken, listObjects, type StandaloneToken, type TestToken } from '../keystores/softhsm.ts';
+import { makeTestCerts, type CertFiles } from '../keystores/test-certs.ts';
 import { Harness } from '../support/service-harness.ts';
 import { STRONGROOM_BIN, startServer, type RunningServer } from '../support/server.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'strongroom-cloudhsm-e2e-'));
 const CRYPTO_USER_PIN = 'kmsuser-pin-13579';
 const CLUSTER = 'cluster-abcdefghijk';
+const AGENT_CLUSTER = 'cluster-agentmemberx';
 let tokens: TestToken[];
+let agentToken: StandaloneToken;
+let certs: CertFiles;
+let agent: AgentProcess;
 let trustAnchor: string;
 
 const secretFile = (name: string, value: string): string => {
@@ -63,17 +70,32 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
 
   before(async () => {
     const hsm = SoftHsm.get();
-    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d'].map((label) => hsm.createToken(label, CRYPTO_USER_PIN));
+    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d', 'chsm-e'].map((label) => hsm.createToken(label, CRYPTO_USER_PIN));
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'anchor.key', '-out', 'anchor.pem', '-days', '1', '-subj', '/CN=cluster-ca'], { cwd: dir, stdio: 'ignore' });
     trustAnchor = readFileSync(join(dir, 'anchor.pem'), 'utf8');
     const dataDir = join(dir, 'served');
     makeCluster(dataDir, CLUSTER, tokens.slice(0, 2));
+    // A one-member cluster whose member is an hsm-agent (its own token, the same crypto user PIN).
+    agentToken = createStandaloneToken('chsm-agent', CRYPTO_USER_PIN);
+    certs = makeTestCerts();
+    agent = await AgentProcess.start(agentToken, certs);
+    // `create` takes an in-process member; the agent joins by the ceremony, then the first leaves.
+    const first = tokens[4]!;
+    hsmCli(dataDir, 'cluster', 'create', '--cluster-id', AGENT_CLUSTER, '--member-name', first.label, '--module', SOFTHSM_MODULE, '--token-label', first.label,
+      '--pin-file', secretFile(`${first.label}.pin`, first.pin), '--so-pin-file', secretFile(`${first.label}.so`, first.soPin));
+    hsmCli(dataDir, 'cluster', 'add-member', AGENT_CLUSTER, '--member-name', 'agent', '--agent', `127.0.0.1:${agent.port}`,
+      '--tls-ca', certs.ca, '--tls-cert', certs.clientCert, '--tls-key', certs.clientKey,
+      '--so-pin-file', secretFile('agent.so', agentToken.token.soPin), '--source-so-pin-file', secretFile(`${first.label}.so2`, first.soPin));
+    hsmCli(dataDir, 'cluster', 'remove-member', AGENT_CLUSTER, first.label);
     server = await startServer({ dataDir, timeoutMs: 60_000 });
     kms = server.kms();
   });
 
   after(async () => {
     await server?.stop();
+    await agent?.stop('SIGKILL');
+    agentToken?.cleanup();
+    certs?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -163,5 +185,41 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
     } finally {
       await h.instance.close();
     }
+  });
+  it('the only HSM killed: its keys answer KMSInvalidStateException (400), GenerateRandom CustomKeyStoreInvalidStateException; back when the agent is', async () => {
+    const agentStoreId = (
+      await kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'agent', CloudHsmClusterId: AGENT_CLUSTER, TrustAnchorCertificate: trustAnchor, KeyStorePassword: CRYPTO_USER_PIN }))
+    ).CustomKeyStoreId!;
+    await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: agentStoreId }));
+    assert.equal((await waitForState(agentStoreId)).ConnectionState, 'CONNECTED');
+    // One member: CreateKey needs min(2, members) = 1 active HSM (docs/custom-key-stores.md).
+    const keyId = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: agentStoreId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+    const plaintext = Buffer.from('through the agent');
+    const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: plaintext }));
+
+    await agent.stop('SIGKILL');
+    await assert.rejects(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: plaintext })), (error: Error & { $metadata?: { httpStatusCode?: number } }) => {
+      assert.equal(error.name, 'KMSInvalidStateException', error.message);
+      assert.equal(error.$metadata?.httpStatusCode, 400);
+      assert.match(error.message, new RegExp(`key/${keyId} is unavailable`));
+      return true;
+    });
+    await assert.rejects(kms.send(new DecryptCommand({ CiphertextBlob })), { name: 'KMSInvalidStateException' });
+    await assert.rejects(kms.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256' })), { name: 'KMSInvalidStateException' });
+    await assert.rejects(kms.send(new GenerateRandomCommand({ NumberOfBytes: 16, CustomKeyStoreId: agentStoreId })), { name: 'CustomKeyStoreInvalidStateException' });
+    await assert.rejects(kms.send(new CreateKeyCommand({ CustomKeyStoreId: agentStoreId, Origin: 'AWS_CLOUDHSM' })), { name: 'CloudHsmClusterInvalidConfigurationException' });
+
+    // The agent back on its port: the cluster's probe returns it to service (polled, not slept).
+    agent = await AgentProcess.start(agentToken, certs, agent.port);
+    let decrypted: Uint8Array | undefined;
+    for (let attempt = 0; attempt < 300 && !decrypted; attempt++) {
+      try {
+        decrypted = (await kms.send(new DecryptCommand({ CiphertextBlob }))).Plaintext;
+      } catch (error) {
+        assert.equal((error as Error).name, 'KMSInvalidStateException');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    assert.deepEqual(Buffer.from(decrypted!), plaintext);
   });
 });

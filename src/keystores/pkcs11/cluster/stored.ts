@@ -3,13 +3,17 @@
  * custom key store backend (CustomKeyStoreType AWS_CLOUDHSM) the service connects through.
  */
 import { readFileSync } from 'node:fs';
+import { CryptoError } from '../../../crypto/errors.ts';
 import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import type { HsmClusterRecord, HsmMemberRecord, HsmOwedOperationRecord } from '../../../storage/types.ts';
+import { Pkcs11Error } from '../errors.ts';
 import {
   CustomKeyStoreConnectError,
+  KeyStoreUnavailableError,
   type ConnectedKeyStore,
   type CustomKeyStoreBackend,
   type CustomKeyStoreConnectRequest,
+  type KeyStoreRequestInfo,
   type KeyVersionHandle,
 } from '../../types.ts';
 import { HsmCluster, HsmClusterError, type HsmAuditEvent } from './cluster.ts';
@@ -124,14 +128,70 @@ export async function connectStoredCluster(
   });
 }
 
-/** A connected cluster as a custom key store's key store. */
+/**
+ * A connected cluster as a custom key store's key store. What the KMS sees of an HSM failure is
+ * AWS's: a decryption failure stays one (InvalidCiphertextException); anything else means the
+ * cluster could not serve, KeyStoreUnavailableError (KMSInvalidStateException for the key, the
+ * cause in the operator's log); too few HSMs to create a key is INSUFFICIENT_CLOUDHSM_HSMS
+ * (CreateKey: CloudHsmClusterInvalidConfigurationException).
+ */
 export class ConnectedHsmClusterKeyStore extends HsmClusterKeyStore implements ConnectedKeyStore {
   async close(): Promise<void> {
     await this.cluster.close();
   }
 
+  override async createVersionMaterial(keyId: string, version: number, keySpec: string): Promise<Buffer> {
+    try {
+      return await super.createVersionMaterial(keyId, version, keySpec);
+    } catch (error) {
+      if (error instanceof HsmClusterError && error.code === 'INSUFFICIENT_CLOUDHSM_HSMS') {
+        throw new CustomKeyStoreConnectError('INSUFFICIENT_CLOUDHSM_HSMS', error.message);
+      }
+      throw this.#unavailable(error);
+    }
+  }
+
+  override async encrypt(
+    handle: KeyVersionHandle,
+    plaintext: Uint8Array,
+    encryptionContext: Readonly<Record<string, string>> | undefined,
+    request?: KeyStoreRequestInfo,
+  ): Promise<Buffer> {
+    try {
+      return await super.encrypt(handle, plaintext, encryptionContext, request);
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+  }
+
+  override async decrypt(
+    handle: KeyVersionHandle,
+    ciphertextBlob: Uint8Array,
+    encryptionContext: Readonly<Record<string, string>> | undefined,
+    request?: KeyStoreRequestInfo,
+  ): Promise<Buffer> {
+    try {
+      return await super.decrypt(handle, ciphertextBlob, encryptionContext, request);
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+  }
+
   async generateRandom(length: number, request?: HsmRequestInfo): Promise<Buffer> {
-    return this.cluster.generateRandom(length, request);
+    try {
+      return await this.cluster.generateRandom(length, request);
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+  }
+
+  /** Anything but the caller's own fault (a failed decryption, an out-of-range argument) as KeyStoreUnavailableError. */
+  #unavailable(error: unknown): unknown {
+    if (error instanceof CryptoError || error instanceof RangeError || error instanceof KeyStoreUnavailableError) return error;
+    // Our errors' messages carry codes and member names only, never request values or PINs.
+    const known = error instanceof Pkcs11Error || error instanceof HsmClusterError;
+    const cause = known ? `${error.code}: ${error.message}` : `${error instanceof Error ? error.name : 'error'}`;
+    return new KeyStoreUnavailableError(`HSM cluster ${this.cluster.clusterId} could not serve the request (${cause})`, { cause: error });
   }
 
   async destroyMaterial(handles: readonly KeyVersionHandle[]): Promise<void> {
