@@ -90,6 +90,19 @@ export interface StoredClusterOptions {
   readonly auditFor?: (clusterId: string) => (event: HsmAuditEvent) => void;
   /** Agents must prove they logged in with their member's pinOf PIN (a custom key store's KeyStorePassword). */
   readonly verifyAgentPins?: boolean;
+  /** A new key must reach min(2, members) members at least, whatever the stored minReplicas (kmsMinReplicas). */
+  readonly kmsKeyCreation?: boolean;
+}
+
+/**
+ * How many members must hold a KMS key version before CreateKey succeeds: the cluster's stored
+ * minReplicas, but at least two where there are two members. AWS requires two active HSMs (in
+ * different zones) for CreateKey in a CloudHSM key store, so that a key outlives one HSM; a
+ * one-member cluster still serves (tests, small installs with one HSM: its backups are the second
+ * copy), as the operator chose when making it.
+ */
+export function kmsMinReplicas(storedMinReplicas: number, members: number): number {
+  return Math.max(storedMinReplicas, Math.min(2, members));
 }
 
 /**
@@ -120,7 +133,7 @@ export async function connectStoredCluster(
     clusterId,
     members,
     journal: new CatalogJournal(catalog, clusterId),
-    minReplicas: cluster.minReplicas,
+    minReplicas: options.kmsKeyCreation ? kmsMinReplicas(cluster.minReplicas, records.length) : cluster.minReplicas,
     requestTimeoutMs: cluster.requestTimeoutMs,
     backupFiles: () => catalog.listBackups(clusterId),
     ...(options.probeIntervalMs !== undefined ? { probeIntervalMs: options.probeIntervalMs } : {}),
@@ -226,7 +239,12 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
     const pin = this.makePin(request.secret);
     try {
       const audit = this.options.auditFor?.(clusterId) ?? this.options.audit;
-      const cluster = await connectStoredCluster(this.catalog, clusterId, () => pin, { ...this.options, ...(audit ? { audit } : {}), verifyAgentPins: true });
+      const cluster = await connectStoredCluster(this.catalog, clusterId, () => pin, {
+        ...this.options,
+        ...(audit ? { audit } : {}),
+        verifyAgentPins: true,
+        kmsKeyCreation: true,
+      });
       // KeyStorePassword is one PIN for the cluster: a member that refused it means it is wrong,
       // even if other members (agents, which log in with their own PIN) are usable.
       const refused = cluster.status().members.find((member) => member.errorCode === 'PIN_INCORRECT' || member.errorCode === 'PIN_LOCKED');

@@ -1,8 +1,11 @@
 /**
- * KeyStorePassword against hsm-agent members: an agent logs in with its own PIN, so the custom
- * key store backend asks each agent (verifyPin, compared in the agent in constant time) whether
- * that PIN is the KeyStorePassword. AWS: a wrong kmsuser password is INVALID_CREDENTIALS.
+ * The custom key store backend (HsmClusterKeyStoreBackend) over a stored cluster of hsm-agent
+ * members. KeyStorePassword: an agent logs in with its own PIN, so the backend asks each agent
+ * (verifyPin, compared in the agent in constant time) whether that PIN is the KeyStorePassword;
+ * AWS: a wrong kmsuser password is INVALID_CREDENTIALS. CreateKey: a new key must reach
+ * min(2, members) members, whatever the cluster's stored minReplicas (AWS: two active HSMs).
  */
+import { createServer } from 'node:net';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { randomUuid } from '../../src/crypto/random.ts';
@@ -10,7 +13,7 @@ import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
 import { HsmCluster } from '../../src/keystores/pkcs11/cluster/cluster.ts';
 import { RemoteHsmMember } from '../../src/keystores/pkcs11/cluster/remote-member.ts';
 import { HsmClusterKeyStoreBackend, type HsmClusterCatalog } from '../../src/keystores/pkcs11/cluster/stored.ts';
-import { CustomKeyStoreConnectError } from '../../src/keystores/types.ts';
+import { CustomKeyStoreConnectError, type ConnectedKeyStore } from '../../src/keystores/types.ts';
 import type { HsmMemberRecord } from '../../src/storage/types.ts';
 import { AgentProcess } from './agent-process.ts';
 import { createStandaloneToken } from './softhsm.ts';
@@ -24,6 +27,7 @@ describe('a custom key store over an agent-only cluster', () => {
   const agents: AgentProcess[] = [];
   const clusterId = `pin-${randomUuid()}`;
   let records: HsmMemberRecord[];
+  let agentRecords: HsmMemberRecord[];
   const catalog: HsmClusterCatalog = {
     getCluster: async (id) => (id === clusterId ? { clusterId, createdAt: new Date(), minReplicas: 1, requestTimeoutMs: 2_000 } : undefined),
     listMembers: async () => records,
@@ -37,7 +41,7 @@ describe('a custom key store over an agent-only cluster', () => {
 
   before(async () => {
     agents.push(...(await Promise.all(tokens.map((token) => AgentProcess.start(token, certs)))));
-    records = agents.map((agent, index) => ({
+    agentRecords = records = agents.map((agent, index) => ({
       clusterId,
       name: tokens[index]!.token.label,
       config: { kind: 'agent', host: '127.0.0.1', port: agent.port, caFile: certs.ca, certFile: certs.clientCert, keyFile: certs.clientKey },
@@ -98,6 +102,47 @@ describe('a custom key store over an agent-only cluster', () => {
       assert.equal(await member.verifyPin(SecretBytes.from(Buffer.from(AGENT_PIN))), true);
     } finally {
       await member.close();
+    }
+  });
+
+  const createIn = async (store: ConnectedKeyStore) => {
+    const keyId = randomUuid();
+    return store.createVersionMaterial(keyId, 1, 'SYMMETRIC_DEFAULT');
+  };
+
+  test('CreateKey needs both members of a two-member cluster active, though the stored minReplicas is 1', async () => {
+    // The second member's agent is not there (a port nobody listens on): connected, one member active.
+    const closedPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    records = [agentRecords[0]!, { ...agentRecords[1]!, config: { ...agentRecords[1]!.config, port: closedPort } as HsmMemberRecord['config'] }];
+    const store = await connect(AGENT_PIN);
+    try {
+      await assert.rejects(createIn(store), (error: unknown) => {
+        assert.ok(error instanceof CustomKeyStoreConnectError, String(error));
+        assert.equal(error.connectionErrorCode, 'INSUFFICIENT_CLOUDHSM_HSMS');
+        assert.match(error.message, /1 active member\(s\); a new key needs 2/);
+        return true;
+      });
+      // Crypto with the key versions that exist goes on with one member.
+      assert.equal((await store.generateRandom!(8)).length, 8);
+    } finally {
+      await store.close();
+      records = agentRecords;
+    }
+  });
+
+  test('a one-member cluster creates keys with its one member', async () => {
+    records = [agentRecords[0]!];
+    const store = await connect(AGENT_PIN);
+    try {
+      assert.ok((await createIn(store)).length > 0);
+    } finally {
+      await store.close();
+      records = agentRecords;
     }
   });
 });
