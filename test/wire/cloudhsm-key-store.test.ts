@@ -21,8 +21,11 @@ import {
   DescribeKeyCommand,
   EncryptCommand,
   GenerateDataKeyCommand,
+  GenerateDataKeyPairCommand,
+  GenerateDataKeyWithoutPlaintextCommand,
   GenerateRandomCommand,
   KMSClient,
+  ReEncryptCommand,
 } from '@aws-sdk/client-kms';
 import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
 import { AgentProcess } from '../keystores/agent-process.ts';
@@ -154,6 +157,31 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
     assert.deepEqual(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: dataKey.CiphertextBlob }))).Plaintext!), Buffer.from(dataKey.Plaintext!));
     const random = await kms.send(new GenerateRandomCommand({ NumberOfBytes: 32, CustomKeyStoreId: storeId }));
     assert.equal(random.Plaintext!.length, 32);
+
+    // GenerateDataKeyWithoutPlaintext: the data key made, sealed inside the HSMs; Decrypt gives it back.
+    const sealedOnly = await kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: { purpose: 'wrap' } }));
+    assert.equal(sealedOnly.CiphertextBlob![0], 0x02);
+    assert.equal((sealedOnly as { Plaintext?: unknown }).Plaintext, undefined);
+    const dataKeyBack = await kms.send(new DecryptCommand({ CiphertextBlob: sealedOnly.CiphertextBlob, EncryptionContext: { purpose: 'wrap' } }));
+    assert.equal(dataKeyBack.Plaintext!.length, 32);
+
+    // ReEncrypt from the HSM key to a second HSM key, and from a software key into the HSM key.
+    const otherKeyId = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+    const moved = await kms.send(new ReEncryptCommand({ CiphertextBlob, SourceEncryptionContext: { a: 'b' }, DestinationKeyId: otherKeyId, DestinationEncryptionContext: { c: 'd' } }));
+    assert.equal(moved.SourceKeyId, metadata.Arn);
+    assert.equal(moved.CiphertextBlob![0], 0x02);
+    const movedBack = await kms.send(new DecryptCommand({ CiphertextBlob: moved.CiphertextBlob, EncryptionContext: { c: 'd' } }));
+    assert.deepEqual(Buffer.from(movedBack.Plaintext!), plaintext);
+    assert.equal(movedBack.KeyId, moved.KeyId);
+    await assert.rejects(kms.send(new ReEncryptCommand({ CiphertextBlob, SourceEncryptionContext: { a: 'x' }, DestinationKeyId: otherKeyId })), { name: 'InvalidCiphertextException' });
+    const softwareKeyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const software = await kms.send(new EncryptCommand({ KeyId: softwareKeyId, Plaintext: plaintext }));
+    const intoHsm = await kms.send(new ReEncryptCommand({ CiphertextBlob: software.CiphertextBlob, DestinationKeyId: keyId }));
+    assert.equal(intoHsm.CiphertextBlob![0], 0x02);
+    assert.deepEqual(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: intoHsm.CiphertextBlob }))).Plaintext!), plaintext);
+
+    // Data key pairs cannot be made under a key in a custom key store (AWS).
+    await assert.rejects(kms.send(new GenerateDataKeyPairCommand({ KeyId: keyId, KeyPairSpec: 'ECC_NIST_P256' })), { name: 'UnsupportedOperationException' });
   });
 
   it("a key's deletion, when its day comes, destroys it in every HSM (pkcs11-tool: gone)", async () => {
