@@ -41,8 +41,9 @@ export interface KeyStoreRequestInfo {
  * answer for custom key stores), never the message, which is for the operator's log.
  */
 export class KeyStoreUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** `cause`: the key store's own error, for the operator's log and for tests (carries no secrets). */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'KeyStoreUnavailableError';
   }
 }

@@ -188,12 +188,19 @@ describe('HsmCluster of three in-process members', () => {
   });
 
   test('a create that cannot reach enough members fails cleanly: no object left anywhere', async () => {
-    const strict = await HsmCluster.connect({ clusterId, members: [member(one), member(two)], minReplicas: 3, probeIntervalMs: 60_000 });
+    const failing = new FaultyMember(member(two));
+    const strict = await HsmCluster.connect({ clusterId, members: [member(one), failing], minReplicas: 2, probeIntervalMs: 60_000 });
+    const insufficient = (error: unknown) => error instanceof HsmClusterError && error.code === 'INSUFFICIENT_CLOUDHSM_HSMS';
     try {
+      // Two active members, two required, one fails during the create: what was made is destroyed.
+      failing.mode = 'error';
       const keyId = randomUuid();
-      // Two members, three required: fails, and what was made is destroyed.
-      await assert.rejects(strict.createKey(keyId, 1), (error: unknown) => error instanceof HsmClusterError && error.code === 'INSUFFICIENT_CLOUDHSM_HSMS');
+      await assert.rejects(strict.createKey(keyId, 1), insufficient);
       for (const token of [one, two, three]) assert.ok(!labelsOn(token).includes(keyVersionLabel(keyId, 1)), token.label);
+      // One active member now, two required: refused before anything is made.
+      const refusedId = randomUuid();
+      await assert.rejects(strict.createKey(refusedId, 1), (error: unknown) => insufficient(error) && /has 1 active member\(s\); a new key needs 2/.test((error as Error).message));
+      for (const token of [one, two, three]) assert.ok(!labelsOn(token).includes(keyVersionLabel(refusedId, 1)), token.label);
     } finally {
       await strict.close();
     }

@@ -20,6 +20,7 @@ import {
   type CustomKeyStoreBackend,
   type CustomKeyStoreConnectRequest,
 } from '../../src/keystores/types.ts';
+import { isKmsError } from '../../src/service/errors.ts';
 import { Harness, PLAINTEXT } from '../support/service-harness.ts';
 
 const TRUST_ANCHOR = `-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2VydGlmaWNhdGVGb3JUZXN0czAKBggqhkjOPQQDAjAA\n-----END CERTIFICATE-----\n`;
@@ -164,6 +165,20 @@ describe('custom key stores (service)', () => {
     await h.expectError('EnableKeyRotation', { KeyId: keyId }, 'UnsupportedOperationException');
     const random = await h.call<{ Plaintext: Uint8Array }>('GenerateRandom', { NumberOfBytes: 4, CustomKeyStoreId: storeId });
     assert.deepEqual(Buffer.from(random.Plaintext), Buffer.alloc(4, 7), 'random bytes come from the store');
+  });
+
+  test('GenerateDataKeyPair and GenerateDataKeyPairWithoutPlaintext refuse a key in a custom key store (UnsupportedOperationException)', async () => {
+    for (const operation of ['GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext']) {
+      await assert.rejects(h.call(operation, { KeyId: keyId, KeyPairSpec: 'ECC_NIST_P256' }), (error: unknown) => {
+        assert.ok(isKmsError(error), String(error));
+        assert.equal(error.errorName, 'UnsupportedOperationException');
+        assert.match(error.message, new RegExp(`key/${keyId} origin is AWS_CLOUDHSM which is not valid for this operation\\.`));
+        return true;
+      });
+    }
+    // The same call on a software key works.
+    const softwareKey = await h.createKey();
+    await h.call('GenerateDataKeyPairWithoutPlaintext', { KeyId: softwareKey, KeyPairSpec: 'ECC_NIST_P256' });
   });
 
   test('a disconnected store: its keys are Unavailable and refuse crypto; Update and Delete follow AWS state rules', async () => {

@@ -2,8 +2,9 @@
  * CloudHSM-style custom key stores end to end: `strongroom hsm cluster create/add-member` (the key
  * ceremony) over two real SoftHSMv2 tokens, then the AWS SDK against `strongroom serve`:
  * CreateCustomKeyStore (AWS_CLOUDHSM), connect, keys generated and replicated inside the HSMs,
- * crypto through them; and, with the service's movable clock, a key's deletion carried out in
- * every token, witnessed by opensc's pkcs11-tool.
+ * crypto through them; with the service's movable clock, a key's deletion carried out in
+ * every token, witnessed by opensc's pkcs11-tool; and a cluster whose only member, an hsm-agent,
+ * is killed: its keys answer KMSInvalidStateException (400) until the agent is back.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -20,20 +21,29 @@ import {
   DescribeKeyCommand,
   EncryptCommand,
   GenerateDataKeyCommand,
+  GenerateDataKeyPairCommand,
+  GenerateDataKeyWithoutPlaintextCommand,
   GenerateRandomCommand,
   KMSClient,
+  ReEncryptCommand,
 } from '@aws-sdk/client-kms';
 import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
-import { SOFTHSM_MODULE, SoftHsm, listObjects, type TestToken } from '../keystores/softhsm.ts';
+import { AgentProcess } from '../keystores/agent-process.ts';
+import { SOFTHSM_MODULE, SoftHsm, createStandaloneToken, listObjects, type StandaloneToken, type TestToken } from '../keystores/softhsm.ts';
+import { makeTestCerts, type CertFiles } from '../keystores/test-certs.ts';
 import { Harness } from '../support/service-harness.ts';
 import { STRONGROOM_BIN, startServer, type RunningServer } from '../support/server.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'strongroom-cloudhsm-e2e-'));
 const CRYPTO_USER_PIN = 'kmsuser-pin-13579';
 const CLUSTER = 'cluster-abcdefghijk';
+const AGENT_CLUSTER = 'cluster-agentmemberx';
 let tokens: TestToken[];
 /** Each token's own directory in SoftHSM's token directory, by label: moved away, the token is removed. */
 const tokenDirs = new Map<string, string>();
+let agentToken: StandaloneToken;
+let certs: CertFiles;
+let agent: AgentProcess;
 let trustAnchor: string;
 
 const secretFile = (name: string, value: string): string => {
@@ -71,7 +81,7 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
 
   before(async () => {
     const hsm = SoftHsm.get();
-    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d'].map((label) => {
+    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d', 'chsm-e'].map((label) => {
       const existing = new Set(readdirSync(join(hsm.dir, 'tokens')));
       const token = hsm.createToken(label, CRYPTO_USER_PIN);
       tokenDirs.set(label, readdirSync(join(hsm.dir, 'tokens')).find((entry) => !existing.has(entry))!);
@@ -81,12 +91,27 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
     trustAnchor = readFileSync(join(dir, 'anchor.pem'), 'utf8');
     const dataDir = join(dir, 'served');
     makeCluster(dataDir, CLUSTER, tokens.slice(0, 2));
+    // A one-member cluster whose member is an hsm-agent (its own token, the same crypto user PIN).
+    agentToken = createStandaloneToken('chsm-agent', CRYPTO_USER_PIN);
+    certs = makeTestCerts();
+    agent = await AgentProcess.start(agentToken, certs);
+    // `create` takes an in-process member; the agent joins by the ceremony, then the first leaves.
+    const first = tokens[4]!;
+    hsmCli(dataDir, 'cluster', 'create', '--cluster-id', AGENT_CLUSTER, '--member-name', first.label, '--module', SOFTHSM_MODULE, '--token-label', first.label,
+      '--pin-file', secretFile(`${first.label}.pin`, first.pin), '--so-pin-file', secretFile(`${first.label}.so`, first.soPin));
+    hsmCli(dataDir, 'cluster', 'add-member', AGENT_CLUSTER, '--member-name', 'agent', '--agent', `127.0.0.1:${agent.port}`,
+      '--tls-ca', certs.ca, '--tls-cert', certs.clientCert, '--tls-key', certs.clientKey,
+      '--so-pin-file', secretFile('agent.so', agentToken.token.soPin), '--source-so-pin-file', secretFile(`${first.label}.so2`, first.soPin));
+    hsmCli(dataDir, 'cluster', 'remove-member', AGENT_CLUSTER, first.label);
     server = await startServer({ dataDir, args: ['--metrics-port', '0'], timeoutMs: 60_000 });
     kms = server.kms();
   });
 
   after(async () => {
     await server?.stop();
+    await agent?.stop('SIGKILL');
+    agentToken?.cleanup();
+    certs?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -145,6 +170,31 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
     assert.deepEqual(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: dataKey.CiphertextBlob }))).Plaintext!), Buffer.from(dataKey.Plaintext!));
     const random = await kms.send(new GenerateRandomCommand({ NumberOfBytes: 32, CustomKeyStoreId: storeId }));
     assert.equal(random.Plaintext!.length, 32);
+
+    // GenerateDataKeyWithoutPlaintext: the data key made, sealed inside the HSMs; Decrypt gives it back.
+    const sealedOnly = await kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: { purpose: 'wrap' } }));
+    assert.equal(sealedOnly.CiphertextBlob![0], 0x02);
+    assert.equal((sealedOnly as { Plaintext?: unknown }).Plaintext, undefined);
+    const dataKeyBack = await kms.send(new DecryptCommand({ CiphertextBlob: sealedOnly.CiphertextBlob, EncryptionContext: { purpose: 'wrap' } }));
+    assert.equal(dataKeyBack.Plaintext!.length, 32);
+
+    // ReEncrypt from the HSM key to a second HSM key, and from a software key into the HSM key.
+    const otherKeyId = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+    const moved = await kms.send(new ReEncryptCommand({ CiphertextBlob, SourceEncryptionContext: { a: 'b' }, DestinationKeyId: otherKeyId, DestinationEncryptionContext: { c: 'd' } }));
+    assert.equal(moved.SourceKeyId, metadata.Arn);
+    assert.equal(moved.CiphertextBlob![0], 0x02);
+    const movedBack = await kms.send(new DecryptCommand({ CiphertextBlob: moved.CiphertextBlob, EncryptionContext: { c: 'd' } }));
+    assert.deepEqual(Buffer.from(movedBack.Plaintext!), plaintext);
+    assert.equal(movedBack.KeyId, moved.KeyId);
+    await assert.rejects(kms.send(new ReEncryptCommand({ CiphertextBlob, SourceEncryptionContext: { a: 'x' }, DestinationKeyId: otherKeyId })), { name: 'InvalidCiphertextException' });
+    const softwareKeyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
+    const software = await kms.send(new EncryptCommand({ KeyId: softwareKeyId, Plaintext: plaintext }));
+    const intoHsm = await kms.send(new ReEncryptCommand({ CiphertextBlob: software.CiphertextBlob, DestinationKeyId: keyId }));
+    assert.equal(intoHsm.CiphertextBlob![0], 0x02);
+    assert.deepEqual(Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: intoHsm.CiphertextBlob }))).Plaintext!), plaintext);
+
+    // Data key pairs cannot be made under a key in a custom key store (AWS).
+    await assert.rejects(kms.send(new GenerateDataKeyPairCommand({ KeyId: keyId, KeyPairSpec: 'ECC_NIST_P256' })), { name: 'UnsupportedOperationException' });
   });
 
   it('readiness and strongroom_hsm_member_up follow the members: a removed token is 0, a cluster with none serving is 503', async () => {
@@ -176,6 +226,7 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
     assert.ok((sample(text, 'strongroom_key_store_call_duration_seconds_count{store_type="AWS_CLOUDHSM",call="encrypt",outcome="ok"}') ?? 0) > 0, text);
     assert.ok((sample(text, 'strongroom_key_store_call_duration_seconds_count{store_type="AWS_CLOUDHSM",call="decrypt",outcome="ok"}') ?? 0) > 0);
 
+    const keyId = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
     const tokenDir = join(SoftHsm.get().dir, 'tokens');
     const pulled = (label: string) => join(SoftHsm.get().dir, `pulled-${label}`);
     const moved: string[] = [];
@@ -187,7 +238,7 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
       assert.equal(sample(text, member('chsm-b')), 0);
       assert.equal(sample(text, member('chsm-a')), 1);
       assert.equal((await readyz()).status, 200);
-      const keyId = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: storeId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+      // Its keys still serve from the other member (a new key would need both: two active HSMs).
       await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('one member left') }));
 
       // Both removed: the cluster serves nothing and the node is not ready, naming the check.
@@ -238,5 +289,41 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
     } finally {
       await h.instance.close();
     }
+  });
+  it('the only HSM killed: its keys answer KMSInvalidStateException (400), GenerateRandom CustomKeyStoreInvalidStateException; back when the agent is', async () => {
+    const agentStoreId = (
+      await kms.send(new CreateCustomKeyStoreCommand({ CustomKeyStoreName: 'agent', CloudHsmClusterId: AGENT_CLUSTER, TrustAnchorCertificate: trustAnchor, KeyStorePassword: CRYPTO_USER_PIN }))
+    ).CustomKeyStoreId!;
+    await kms.send(new ConnectCustomKeyStoreCommand({ CustomKeyStoreId: agentStoreId }));
+    assert.equal((await waitForState(agentStoreId)).ConnectionState, 'CONNECTED');
+    // One member: CreateKey needs min(2, members) = 1 active HSM (docs/custom-key-stores.md).
+    const keyId = (await kms.send(new CreateKeyCommand({ CustomKeyStoreId: agentStoreId, Origin: 'AWS_CLOUDHSM' }))).KeyMetadata!.KeyId!;
+    const plaintext = Buffer.from('through the agent');
+    const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: plaintext }));
+
+    await agent.stop('SIGKILL');
+    await assert.rejects(kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: plaintext })), (error: Error & { $metadata?: { httpStatusCode?: number } }) => {
+      assert.equal(error.name, 'KMSInvalidStateException', error.message);
+      assert.equal(error.$metadata?.httpStatusCode, 400);
+      assert.match(error.message, new RegExp(`key/${keyId} is unavailable`));
+      return true;
+    });
+    await assert.rejects(kms.send(new DecryptCommand({ CiphertextBlob })), { name: 'KMSInvalidStateException' });
+    await assert.rejects(kms.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256' })), { name: 'KMSInvalidStateException' });
+    await assert.rejects(kms.send(new GenerateRandomCommand({ NumberOfBytes: 16, CustomKeyStoreId: agentStoreId })), { name: 'CustomKeyStoreInvalidStateException' });
+    await assert.rejects(kms.send(new CreateKeyCommand({ CustomKeyStoreId: agentStoreId, Origin: 'AWS_CLOUDHSM' })), { name: 'CloudHsmClusterInvalidConfigurationException' });
+
+    // The agent back on its port: the cluster's probe returns it to service (polled, not slept).
+    agent = await AgentProcess.start(agentToken, certs, agent.port);
+    let decrypted: Uint8Array | undefined;
+    for (let attempt = 0; attempt < 300 && !decrypted; attempt++) {
+      try {
+        decrypted = (await kms.send(new DecryptCommand({ CiphertextBlob }))).Plaintext;
+      } catch (error) {
+        assert.equal((error as Error).name, 'KMSInvalidStateException');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    assert.deepEqual(Buffer.from(decrypted!), plaintext);
   });
 });

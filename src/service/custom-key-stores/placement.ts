@@ -1,5 +1,5 @@
 import type { CreateKeyRequest } from '@aws-sdk/client-kms';
-import { CustomKeyStoreConnectError, type ConnectedKeyStore } from '../../keystores/types.ts';
+import { CustomKeyStoreConnectError, KeyStoreUnavailableError, type ConnectedKeyStore } from '../../keystores/types.ts';
 import type { CustomKeyStoreRecord } from '../../storage/types.ts';
 import type { ServiceContext } from '../context.ts';
 import { KmsError } from '../errors.ts';
@@ -59,6 +59,29 @@ export async function customKeyStorePlacement(
   const keyStore = (await connectedStore(context, record, invalidState)) as ConnectedKeyStore;
   if (origin === 'EXTERNAL_KEY_STORE') await checkExternalKey(context, record, keyStore, input.XksKeyId);
   return { record, keyStore };
+}
+
+/**
+ * CreateKey's answer when a CloudHSM key store could not make the key's material. AWS: a cluster
+ * without the active HSMs CreateKey needs is CloudHsmClusterInvalidConfigurationException; any
+ * other failure of the HSMs, CustomKeyStoreInvalidStateException (the cause stays in the
+ * operator's log). Other errors pass unchanged.
+ */
+export function creationFailure(record: CustomKeyStoreRecord, error: unknown): unknown {
+  if (record.type !== 'AWS_CLOUDHSM') return error;
+  if (error instanceof CustomKeyStoreConnectError && error.connectionErrorCode === 'INSUFFICIENT_CLOUDHSM_HSMS') {
+    return new KmsError(
+      'CloudHsmClusterInvalidConfigurationException',
+      `The cluster of custom key store ${record.customKeyStoreId} does not have the active HSMs CreateKey requires.`,
+      { cause: error },
+    );
+  }
+  if (error instanceof KeyStoreUnavailableError) {
+    return new KmsError('CustomKeyStoreInvalidStateException', `Custom key store ${record.customKeyStoreId} could not complete the request.`, {
+      cause: error,
+    });
+  }
+  return error;
 }
 
 async function checkExternalKey(

@@ -10,7 +10,7 @@ import { makeKeyVersion } from '../key-versions.ts';
 import { KEY_SPECS, UNSUPPORTED_KEY_SPECS } from '../key-specs.ts';
 import { checkRequestTags } from '../tags.ts';
 import { randomUuid } from '../../crypto/random.ts';
-import { customKeyStorePlacement } from '../custom-key-stores/placement.ts';
+import { creationFailure, customKeyStorePlacement } from '../custom-key-stores/placement.ts';
 
 export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (context, input, caller) => {
   await authorize(context, caller, {
@@ -71,7 +71,9 @@ export const createKey: Operation<CreateKeyRequest, CreateKeyResponse> = async (
   if (input.Policy !== undefined) {
     await checkNewKeyPolicy(context, caller, key, input.Policy, input.BypassPolicyLockoutSafetyCheck);
   }
-  const firstVersion = await makeKeyVersion(context, key, 1, undefined, placement?.keyStore);
+  const firstVersion = await makeKeyVersion(context, key, 1, undefined, placement?.keyStore).catch((error: unknown) => {
+    throw placement ? creationFailure(placement.record, error) : error;
+  });
   await context.store.createKey(key, firstVersion, tags);
   return { KeyMetadata: await keyMetadata(context, key) };
 };

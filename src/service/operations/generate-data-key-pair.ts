@@ -30,6 +30,10 @@ async function makeDataKeyPair(
     symmetricOnly: true,
     access: { encryptionContext: input.EncryptionContext, conditions: { 'kms:DataKeyPairSpec': keyPairSpec } },
   });
+  if (target.key.customKeyStoreId !== undefined) {
+    // AWS: "You cannot use an asymmetric KMS key or a KMS key in a custom key store" (GenerateDataKeyPair).
+    throw new KmsError('UnsupportedOperationException', `${keyArn(context, target.key.keyId)} origin is ${target.key.origin} which is not valid for this operation.`);
+  }
   stopIfDryRun(input.DryRun);
   const generated = await generateKeyPair(keyPairSpec as AsymmetricKeySpec);
   // PKCS#8 DER as AWS returns it (and checked to be a key of the spec).

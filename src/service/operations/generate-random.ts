@@ -1,7 +1,7 @@
 import { randomBytes } from '../../crypto/random.ts';
 import type { GenerateRandomRequest, GenerateRandomResponse } from '@aws-sdk/client-kms';
 import type { Caller, Operation, ServiceContext } from '../context.ts';
-import type { ConnectedKeyStore } from '../../keystores/types.ts';
+import { KeyStoreUnavailableError, type ConnectedKeyStore } from '../../keystores/types.ts';
 import { connectedStore } from '../key-stores.ts';
 import { authorize } from '../authorization.ts';
 import { KmsError } from '../errors.ts';
@@ -29,10 +29,18 @@ async function randomFromCustomKeyStore(context: ServiceContext, input: Generate
   if (record.connectionState !== 'CONNECTED') throw invalidState();
   const store = (await connectedStore(context, record, invalidState)) as ConnectedKeyStore;
   if (!store.generateRandom) throw new KmsError('UnsupportedOperationException', 'This key store cannot generate random bytes.');
-  // The HSM layer's own audit log names the KMS request it served.
-  return store.generateRandom(input.NumberOfBytes as number, {
-    principalArn: caller.principalArn,
-    operation: 'GenerateRandom',
-    requestId: caller.requestId ?? '',
-  });
+  try {
+    // The HSM layer's own audit log names the KMS request it served.
+    return await store.generateRandom(input.NumberOfBytes as number, {
+      principalArn: caller.principalArn,
+      operation: 'GenerateRandom',
+      requestId: caller.requestId ?? '',
+    });
+  } catch (error) {
+    // The cluster's HSMs could not serve (AWS: CustomKeyStoreInvalidStateException); the cause is for the operator's log.
+    if (error instanceof KeyStoreUnavailableError) {
+      throw new KmsError('CustomKeyStoreInvalidStateException', `Custom key store ${id} could not complete the request.`, { cause: error });
+    }
+    throw error;
+  }
 }

@@ -13,7 +13,10 @@ export interface HsmAgentServerOptions {
   readonly cert: Buffer | string;
   readonly key: Buffer | string;
   readonly ca: Buffer | string;
-  /** Requests in flight per connection before further ones are refused (default 256). */
+  /**
+   * Requests in flight per connection before further ones are refused as busy (POOL_TIMEOUT;
+   * default 256). A node keeps its own below this (remote-member.ts), so refusals mean many nodes.
+   */
   readonly maxInFlight?: number;
   readonly maxConnections?: number;
   /** Called once per refused connection or protocol error, with no secrets (for the agent's log). */
@@ -132,9 +135,14 @@ export class HsmAgentServer {
       return value;
     };
     switch (op) {
-      case OP.connect:
+      case OP.connect: {
         await member.connect();
-        return [];
+        // The session count: a client keeps at most twice as many requests in flight (remote-member.ts).
+        if (member.sessions === undefined) return [];
+        const sessions = Buffer.alloc(4);
+        sessions.writeUInt32BE(member.sessions, 0);
+        return [sessions];
+      }
       case OP.health: {
         const health = await member.health();
         const keyProtection = health.clusterKeyProtected === undefined ? Buffer.alloc(0) : Buffer.from([health.clusterKeyProtected ? 1 : 0]);
@@ -161,6 +169,11 @@ export class HsmAgentServer {
       }
       case OP.listObjects:
         return (await member.listObjects()).flatMap((object) => [object.objectId, utf8(object.label)]);
+      case OP.verifyPin:
+        return withPin(field(0), async (pin) => {
+          if (!member.verifyPin) throw new Pkcs11Error('NOT_SUPPORTED', 'this hsm-agent member cannot check a PIN');
+          return [Buffer.from([(await member.verifyPin(pin)) ? 1 : 0])];
+        });
       case OP.createClusterKey:
         return withPin(field(0), async (pin) => {
           await member.createClusterKey(pin, field(1).toString('utf8'));
@@ -189,7 +202,7 @@ export class HsmAgentServer {
   }
 }
 
-/** The SO PIN arrives in a frame field: copied into SecretBytes, the field zeroed, the copy zeroed after. */
+/** A PIN (SO PIN, or the user PIN to verify) arrives in a frame field: copied into SecretBytes, the field zeroed, the copy zeroed after. */
 async function withPin<T>(field: Buffer, fn: (pin: SecretBytes) => Promise<T>): Promise<T> {
   const pin = SecretBytes.from(field);
   field.fill(0);

@@ -73,8 +73,17 @@ export interface HsmClusterOptions {
   readonly clusterId: string;
   readonly members: HsmMember[];
   readonly journal?: ClusterJournal;
-  /** Per member call (default 2,000 ms); past it the member is taken out and the call retried elsewhere. */
+  /**
+   * Per member call, from when it has its session (default 2,000 ms); past it the member is taken
+   * out and the call retried elsewhere. Time spent waiting for a session does not count.
+   */
   readonly requestTimeoutMs?: number;
+  /**
+   * How long a crypto call may wait, overall, for a member with capacity (a free session, a place
+   * among an agent's requests in flight) before failing with POOL_TIMEOUT; busy members are not
+   * taken out (default: 10 s or 5 × requestTimeoutMs, whichever is more).
+   */
+  readonly queueTimeoutMs?: number;
   /** How often members that are out are probed (default 1,000 ms). */
   readonly probeIntervalMs?: number;
   /** Members that must hold a new key before createKey succeeds (default 1). */

@@ -1,4 +1,3 @@
-import { CryptoError } from '../../../crypto/errors.ts';
 import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import { Pkcs11Error } from '../errors.ts';
 import { OBJECT_ID_LENGTH } from '../reference.ts';
@@ -8,6 +7,7 @@ import { ChangeLock } from './change-lock.ts';
 import type { ClusterStatus, HsmClusterOptions, HsmRequestInfo, MemberState } from './cluster-types.ts';
 import { HsmClusterError } from './cluster-types.ts';
 import { Deadlines } from './deadlines.ts';
+import { dispatch, type DispatchContext } from './dispatch.ts';
 import { MemoryJournal } from './journal.ts';
 import type { HsmMember } from './member.ts';
 import { checkMember, healthProblem, resyncMember } from './resync.ts';
@@ -19,15 +19,13 @@ export * from './cluster-types.ts';
 /**
  * An HSM cluster: 1..n members sharing a cluster wrapping key (ceremony.ts). Keys are generated
  * in one member and replicated to every active member by wrap/unwrap inside the HSMs before
- * createKey returns; crypto is spread round-robin over active members; a member that fails or
- * answers later than `requestTimeoutMs` is taken out and the request retried on the next, so the
- * caller sees no error while one member is left. A member that was out is probed every
+ * createKey returns; crypto is spread round-robin over active members (dispatch.ts); a member that
+ * fails or runs a call longer than `requestTimeoutMs` is taken out and the request retried on the
+ * next, so the caller sees no error while one member is left; a member that is only busy stays in. A member that was out is probed every
  * `probeIntervalMs` and, once healthy, re-synchronised from the journal (objects created or
  * destroyed meanwhile) before it serves again.
  */
 
-const ENCRYPT = 0;
-const DECRYPT = 1;
 const GCM = 'CKM_AES_GCM';
 
 export class HsmCluster {
@@ -42,6 +40,8 @@ export class HsmCluster {
   readonly #context: ClusterContext;
   #probe: NodeJS.Timeout | undefined;
   readonly #deadlines: Deadlines;
+  /** What dispatch.ts needs from this cluster. */
+  readonly #dispatch: DispatchContext;
   #closed = false;
 
   private constructor(options: HsmClusterOptions) {
@@ -50,7 +50,17 @@ export class HsmCluster {
     this.#options = options;
     this.#slots = options.members.map((member) => newSlot(member, 'DOWN', 'NOT_CONNECTED'));
     this.#minReplicas = options.minReplicas ?? 1;
-    this.#deadlines = new Deadlines(options.requestTimeoutMs ?? 2_000);
+    const requestTimeoutMs = options.requestTimeoutMs ?? 2_000;
+    this.#deadlines = new Deadlines(requestTimeoutMs);
+    this.#dispatch = {
+      deadlines: this.#deadlines,
+      queueTimeoutMs: options.queueTimeoutMs ?? Math.max(10_000, 5 * requestTimeoutMs),
+      pick: (tried) => this.#pick(tried),
+      fail: (slot, error, operation, objectId, request) => this.#fail(slot, error, operation, objectId, request),
+      audit: (slot, operation, objectId, outcome, errorCode, request) => this.#audit(slot, operation, objectId, outcome, errorCode, request),
+      checkHolding: (slot) => void this.#checkHolding(slot),
+      insufficient: () => this.#insufficient(),
+    };
     this.#context = {
       clusterId: this.clusterId,
       journal: options.journal ?? new MemoryJournal(),
@@ -114,30 +124,16 @@ export class HsmCluster {
   encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, request?: HsmRequestInfo): Promise<Buffer> {
     // Retrying after a timeout repeats the same IV with the same key, plaintext and AAD: the same
     // output, so a member that did finish late has not used the IV for anything else.
-    return this.#crypto(ENCRYPT, objectId, iv, aad, plaintext, request);
+    return dispatch(this.#dispatch, 'encrypt', objectId, request, (member, progress) => member.encrypt(objectId, iv, aad, plaintext, progress));
   }
 
   decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer, request?: HsmRequestInfo): Promise<Buffer> {
-    return this.#crypto(DECRYPT, objectId, iv, aad, sealed, request);
+    return dispatch(this.#dispatch, 'decrypt', objectId, request, (member, progress) => member.decrypt(objectId, iv, aad, sealed, progress));
   }
 
   /** Random bytes from an active member's generator (GenerateRandom with an HSM key store), with failover. */
   async generateRandom(length: number, request?: HsmRequestInfo): Promise<Buffer> {
-    let tried: Slot[] | undefined;
-    for (let attempt = 0; attempt < this.#slots.length; attempt++) {
-      const slot = this.#pick(tried);
-      if (!slot) break;
-      try {
-        const random = await this.#bounded(slot.member.generateRandom(length), slot);
-        this.#audit(slot, 'random', undefined, 'ok', undefined, request);
-        return random;
-      } catch (error) {
-        if (error instanceof RangeError) throw error;
-        this.#fail(slot, error, 'random', undefined, request);
-        (tried ??= []).push(slot);
-      }
-    }
-    throw this.#insufficient();
+    return dispatch(this.#dispatch, 'random', undefined, request, (member, progress) => member.generateRandom(length, progress));
   }
 
   /**
@@ -252,38 +248,7 @@ export class HsmCluster {
     this.#options.audit?.flush?.();
   }
 
-  async #crypto(kind: number, objectId: Buffer, iv: Buffer, aad: Buffer, data: Buffer, request: HsmRequestInfo | undefined): Promise<Buffer> {
-    const operation = kind === ENCRYPT ? 'encrypt' : 'decrypt';
-    let tried: Slot[] | undefined;
-    let notFound: unknown;
-    for (let attempt = 0; attempt < this.#slots.length; attempt++) {
-      const slot = this.#pick(tried);
-      if (!slot) break;
-      try {
-        const call = kind === ENCRYPT ? slot.member.encrypt(objectId, iv, aad, data) : slot.member.decrypt(objectId, iv, aad, data);
-        const result = await this.#bounded(call, slot);
-        this.#audit(slot, operation, objectId, 'ok', undefined, request);
-        return result;
-      } catch (error) {
-        if (error instanceof CryptoError) {
-          // The caller's ciphertext or context, not the member: never retried.
-          this.#audit(slot, operation, objectId, 'error', 'INVALID_CIPHERTEXT', request);
-          throw error;
-        }
-        if (error instanceof Pkcs11Error && error.code === 'KEY_NOT_FOUND') {
-          notFound = error;
-          this.#audit(slot, operation, objectId, 'error', 'KEY_NOT_FOUND', request);
-          // A destroyed key, or a member that lost its objects (a removed token): the check tells them apart.
-          void this.#checkHolding(slot);
-        } else this.#fail(slot, error, operation, objectId, request);
-        (tried ??= []).push(slot);
-      }
-    }
-    if (notFound) throw notFound;
-    throw this.#insufficient();
-  }
-
-  #pick(tried: Slot[] | undefined): Slot | undefined {
+  #pick(tried: readonly Slot[] | undefined): Slot | undefined {
     const active = this.#active;
     for (let index = 0; index < active.length; index++) {
       const slot = active[this.#next++ % active.length]!;
@@ -302,11 +267,13 @@ export class HsmCluster {
     return this.#deadlines.bound(operation, slot.member.name);
   }
 
-  /** Takes a member out after a failure. */
+  /** Takes a member out after a failure; requests waiting for its capacity go elsewhere. */
   #fail(slot: Slot, error: unknown, operation: string, objectId?: Buffer, request?: HsmRequestInfo): void {
     const code = errorCodeOf(error);
     this.#audit(slot, operation, objectId, 'error', code, request);
-    if (slot.state === 'ACTIVE') this.#setState(slot, stateAfter(code), code);
+    if (slot.state !== 'ACTIVE') return;
+    this.#setState(slot, stateAfter(code), code);
+    this.#deadlines.abandonWaiting(slot.member.name);
   }
 
   /**

@@ -1,10 +1,15 @@
 import { Pkcs11Error } from '../errors.ts';
+import type { CallProgress } from './member.ts';
 
 interface Deadline {
-  readonly at: number;
+  at: number;
   readonly member: string;
   readonly reject: (error: Error) => void;
   done: boolean;
+  /** Waiting for capacity (CallProgress.queued) rather than running. */
+  waiting: boolean;
+  /** The overall bound of a call that may wait (track). */
+  readonly giveUpAt: number;
 }
 
 /**
@@ -13,6 +18,12 @@ interface Deadline {
  * every deadline rather than a timer per call, which on the hot path costs more than the PKCS#11
  * call itself; so a late call fails between 1 and 1.25 timeouts. The sweep holds the process
  * alive only while calls are in flight.
+ *
+ * A crypto call (track) may first wait for capacity: a free session, or a place among an agent's
+ * requests in flight. Waiting is load, not a member failure, so while the member reports it
+ * waiting (CallProgress.queued) only the overall bound `giveUpAt` applies, past which the call
+ * fails with POOL_TIMEOUT (busy: the cluster does not take the member out); the timeout starts
+ * when the member reports it started.
  */
 export class Deadlines {
   readonly #timeoutMs: number;
@@ -27,12 +38,38 @@ export class Deadlines {
   }
 
   bound<T>(operation: Promise<T>, member: string): Promise<T> {
+    return this.track(() => operation, member, Number.POSITIVE_INFINITY);
+  }
+
+  /** Runs `run` under a deadline that the member may suspend while the call waits (see the class comment). */
+  track<T>(run: (progress: CallProgress) => Promise<T>, member: string, giveUpAt: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const deadline: Deadline = { at: Date.now() + this.#timeoutMs, member, reject, done: false };
+      const deadline: Deadline = { at: Date.now() + this.#timeoutMs, member, reject, done: false, waiting: false, giveUpAt };
       this.#pending.add(deadline);
       if (!this.#held) {
         this.#sweep.ref();
         this.#held = true;
+      }
+      const progress: CallProgress = {
+        queued: () => {
+          if (deadline.done || deadline.waiting) return;
+          deadline.waiting = true;
+          deadline.at = deadline.giveUpAt;
+        },
+        started: () => {
+          if (deadline.done) return false;
+          if (deadline.waiting) {
+            deadline.waiting = false;
+            deadline.at = Date.now() + this.#timeoutMs;
+          }
+          return true;
+        },
+      };
+      let operation: Promise<T>;
+      try {
+        operation = run(progress);
+      } catch (error) {
+        operation = Promise.reject(error);
       }
       operation.then(
         (value) => {
@@ -51,6 +88,18 @@ export class Deadlines {
     });
   }
 
+  /**
+   * The member was taken out of service: calls still waiting for its capacity fail now (CLOSED),
+   * so the cluster retries them on another member rather than letting them wait for the overall
+   * bound; the member will not run them (started() answers false).
+   */
+  abandonWaiting(member: string): void {
+    for (const deadline of this.#pending) {
+      if (deadline.member !== member || !deadline.waiting) continue;
+      this.#settle(deadline, new Pkcs11Error('CLOSED', `HSM member ${member} was taken out of service while the request waited`));
+    }
+  }
+
   close(): void {
     clearInterval(this.#sweep);
   }
@@ -63,9 +112,18 @@ export class Deadlines {
     const now = Date.now();
     for (const deadline of this.#pending) {
       if (deadline.at > now) continue;
-      deadline.done = true;
-      this.#pending.delete(deadline);
-      deadline.reject(new Pkcs11Error('MEMBER_TIMEOUT', `HSM member ${deadline.member} did not answer in time`));
+      this.#settle(
+        deadline,
+        deadline.waiting
+          ? new Pkcs11Error('POOL_TIMEOUT', `HSM member ${deadline.member} had no capacity free in time`)
+          : new Pkcs11Error('MEMBER_TIMEOUT', `HSM member ${deadline.member} did not answer in time`),
+      );
     }
+  }
+
+  #settle(deadline: Deadline, error: Error): void {
+    deadline.done = true;
+    this.#pending.delete(deadline);
+    deadline.reject(error);
   }
 }

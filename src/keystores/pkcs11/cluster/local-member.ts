@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import { decryptionFailed } from '../ciphertext.ts';
@@ -8,7 +9,7 @@ import { OBJECT_ID_LENGTH } from '../reference.ts';
 import { AES_256_KEY_BYTES, clusterKeyVersionTemplate, expectedBooleanAttributes, forUnwrap } from '../templates.ts';
 import { CLUSTER_KEY_ID, CLUSTER_KEY_LABEL_PREFIX, TOKEN_SET, checkTransportKey, clusterKeyMissing, clusterKeyProtected } from './ceremony-steps.ts';
 import { generateClusterKey, generateTransportKey, unwrapClusterKey, wrapClusterKey } from './ceremony-steps.ts';
-import { checkRandomLength, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
+import { checkRandomLength, type CallProgress, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
 
 export { CLUSTER_KEY_ID };
 
@@ -17,6 +18,8 @@ const AES_KEY_WRAP: pkcs11js.Mechanism = { mechanism: pkcs11js.CKM_AES_KEY_WRAP 
 // See pkcs11-key-store.ts: SoftHSM reports a failed GCM tag as CKR_GENERAL_ERROR.
 const AUTHENTICATION_FAILURES = new Set([CKR_ENCRYPTED_DATA_INVALID, CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_GENERAL_ERROR]);
 const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
+/** Pkcs11Token's default pool size. */
+const DEFAULT_SESSIONS = 8;
 const GCM_TAG_BYTES = 16;
 
 export interface LocalMemberOptions {
@@ -57,6 +60,11 @@ export class LocalHsmMember implements HsmMember {
   #maintenance: Promise<void> | undefined;
   #closed = false;
   readonly #handles = new Map<string, CachedHandle>();
+
+  /** The session pool's size: calls this member runs at once. */
+  get sessions(): number {
+    return this.#options.sessions ?? DEFAULT_SESSIONS;
+  }
 
   constructor(options: LocalMemberOptions) {
     if (options.tokenLabel === undefined && options.slotId === undefined) throw new RangeError('name the token by tokenLabel or slotId');
@@ -154,12 +162,14 @@ export class LocalHsmMember implements HsmMember {
     });
   }
 
-  async encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
+  async encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, progress?: CallProgress): Promise<Buffer> {
     const token = this.#token ?? (await this.#ready());
     const mechanism = gcmMechanism(iv, aad, GCM_TAG_BYTES);
     const out = Buffer.allocUnsafe(plaintext.length + GCM_TAG_BYTES);
     const input = plaintext.length === 0 ? EMPTY_INPUT : plaintext;
+    progress?.queued();
     return token.withSession(async (session) => {
+      startOrGiveUp(progress, this.name);
       const object = this.#object(token, session, objectId);
       this.#init('C_EncryptInit', token, session, mechanism, object, objectId);
       if (this.#options.inlineCalls) return call('C_Encrypt', () => token.api.C_Encrypt(session, input, out));
@@ -167,12 +177,14 @@ export class LocalHsmMember implements HsmMember {
     });
   }
 
-  async decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer): Promise<Buffer> {
+  async decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer, progress?: CallProgress): Promise<Buffer> {
     if (sealed.length < GCM_TAG_BYTES) throw decryptionFailed();
     const token = this.#token ?? (await this.#ready());
     const mechanism = gcmMechanism(iv, aad, GCM_TAG_BYTES);
     const out = Buffer.alloc(sealed.length);
+    progress?.queued();
     return token.withSession(async (session) => {
+      startOrGiveUp(progress, this.name);
       const object = this.#object(token, session, objectId);
       this.#init('C_DecryptInit', token, session, mechanism, object, objectId);
       try {
@@ -221,10 +233,24 @@ export class LocalHsmMember implements HsmMember {
     });
   }
 
-  async generateRandom(length: number): Promise<Buffer> {
+  async generateRandom(length: number, progress?: CallProgress): Promise<Buffer> {
     checkRandomLength(length);
     const token = await this.#ready();
-    return token.withSession((session) => call('C_GenerateRandom', () => token.api.C_GenerateRandom(session, Buffer.alloc(length))));
+    progress?.queued();
+    return token.withSession((session) => {
+      startOrGiveUp(progress, this.name);
+      return call('C_GenerateRandom', () => token.api.C_GenerateRandom(session, Buffer.alloc(length)));
+    });
+  }
+
+  /**
+   * Constant time over fixed-length digests (SHA-256 of each PIN), so neither the bytes nor the
+   * length of the PIN this member holds shows in the time taken. Nothing is logged.
+   */
+  async verifyPin(pin: SecretBytes): Promise<boolean> {
+    if (this.#closed) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
+    const digest = (bytes: Buffer): Buffer => createHash('sha256').update(bytes).digest();
+    return timingSafeEqual(digest(pin.exposeSecretBytes()), digest(this.#pin.exposeSecretBytes()));
   }
 
   async createClusterKey(soPin: SecretBytes, clusterId: string): Promise<void> {
@@ -387,6 +413,11 @@ function selectorOptions(options: LocalMemberOptions): { tokenLabel: string } | 
 
 function checkObjectId(objectId: Buffer): void {
   if (objectId.length !== OBJECT_ID_LENGTH) throw new Pkcs11Error('REFERENCE_INVALID', 'an HSM object id is 28 bytes');
+}
+
+/** The call has its session: its deadline starts; if the cluster gave up while it waited, it is not run. */
+function startOrGiveUp(progress: CallProgress | undefined, member: string): void {
+  if (progress && !progress.started()) throw new Pkcs11Error('POOL_TIMEOUT', `HSM member ${member}: the request was given up while it waited for a session`);
 }
 
 const objectExists = (member: string): Pkcs11Error => new Pkcs11Error('OBJECT_EXISTS', `HSM member ${member} already has an object with this id`);

@@ -47,8 +47,22 @@ export function transportKeyFingerprint(transport: TransportPublicKey): string {
   return createHash('sha256').update(strip(transport.modulus)).update(strip(transport.exponent)).digest('hex');
 }
 
+/**
+ * How a member tells the cluster where a crypto call is (deadlines.ts): waiting for capacity (a
+ * free session, or a free place among an agent's requests in flight) is load, not a member
+ * failure; running too long is. A member that never calls either is bounded from the call.
+ */
+export interface CallProgress {
+  /** The call waits for capacity: its failure deadline is suspended (the cluster's overall bound remains). */
+  queued(): void;
+  /** The call starts on the HSM now: its failure deadline starts. False: the caller gave up; do not run it. */
+  started(): boolean;
+}
+
 export interface HsmMember {
   readonly name: string;
+  /** Calls the member runs at once (its session pool), when it knows; an hsm-agent tells its clients at connect. */
+  readonly sessions?: number;
   /** Logs in (user PIN) and opens the session pool. Throws Pkcs11Error (PIN_INCORRECT, …). */
   connect(): Promise<void>;
   health(): Promise<MemberHealth>;
@@ -60,15 +74,20 @@ export interface HsmMember {
   /** Unwraps a wrap() result into a new object with this CKA_ID; refuses if one already exists. */
   unwrap(objectId: Buffer, label: string, wrapped: Buffer): Promise<void>;
   /** AES-256-GCM in the token; returns ciphertext || 16-byte tag. */
-  encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer): Promise<Buffer>;
+  encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, progress?: CallProgress): Promise<Buffer>;
   /** Throws CryptoError('decryption failed') for any authentication failure. */
-  decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer): Promise<Buffer>;
+  decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer, progress?: CallProgress): Promise<Buffer>;
   /** Destroys every object with this CKA_ID; false if there was none. */
   destroy(objectId: Buffer): Promise<boolean>;
   /** The KMS key objects on the token. */
   listObjects(): Promise<KeyObjectInfo[]>;
   /** Bytes from the token's own generator (C_GenerateRandom), 1..1024 of them. */
-  generateRandom(length: number): Promise<Buffer>;
+  generateRandom(length: number, progress?: CallProgress): Promise<Buffer>;
+  /**
+   * Whether `pin` is the crypto user's PIN this member logs in with, compared in constant time
+   * (a custom key store's KeyStorePassword against an hsm-agent, which holds its own PIN).
+   */
+  verifyPin?(pin: SecretBytes): Promise<boolean>;
 
   // The key ceremony (ceremony.ts). Each call needs the member's Security Officer PIN, used for
   // that call only and never kept: CKA_TRUSTED can only be set by the SO (PKCS#11 v2.40 §4.10).

@@ -1,10 +1,10 @@
 import { isIP } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { CryptoError } from '../../../crypto/errors.ts';
-import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
+import { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import { decryptionFailed } from '../ciphertext.ts';
 import { Pkcs11Error, type Pkcs11ErrorCode } from '../errors.ts';
-import { checkRandomLength, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
+import { checkRandomLength, type CallProgress, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
 import { FrameReader, OP, RESPONSE_ERROR, RESPONSE_OK, encodeFrame, utf8, type Frame } from './wire.ts';
 
 export interface RemoteMemberOptions {
@@ -22,27 +22,55 @@ export interface RemoteMemberOptions {
   readonly requestTimeoutMs?: number;
   /** Deadline of a key ceremony step (SO operations), ms; default 120 s. */
   readonly ceremonyTimeoutMs?: number;
+  /**
+   * The crypto user's PIN the agent must have logged in with (a custom key store's
+   * KeyStorePassword); copied. When given, connect() fails with PIN_INCORRECT if the agent's differs.
+   */
+  readonly expectedPin?: SecretBytes;
+  /**
+   * Crypto requests sent and not yet answered, at most; more wait here, in order (default: twice
+   * the agent's sessions, as it says at connect; 16 before it has said).
+   */
+  readonly maxInFlight?: number;
 }
+
+/** Before the agent has said how many sessions it has. */
+const DEFAULT_IN_FLIGHT = 16;
 
 interface Pending {
   resolve(fields: Buffer[]): void;
   reject(error: Error): void;
   deadline: number;
-  /** A field to zero once written (an SO PIN). */
+}
+
+/** A crypto request waiting for a place among those in flight. */
+interface Waiting {
+  admit(): void;
+  reject(error: Error): void;
 }
 
 /**
  * A cluster member served by `strongroom hsm-agent` on the HSM's host: one mutual-TLS 1.3
  * connection, requests multiplexed by id. A lost connection fails every request in flight with
  * CONNECTION_FAILED (the cluster then takes the member out); the next call reconnects.
+ *
+ * Crypto requests in flight are bounded (maxInFlight, by default twice the agent's sessions: one
+ * running and one ready per session): the agent then never has to refuse one as busy, and a
+ * burst waits here, where the cluster knows it is waiting (CallProgress.queued) and does not take
+ * it for the agent failing. Control requests (health, connect, ceremony steps) are not held back.
  */
 export class RemoteHsmMember implements HsmMember {
   readonly name: string;
   readonly #options: RemoteMemberOptions;
+  readonly #expectedPin: SecretBytes | undefined;
   #socket: TLSSocket | undefined;
   #connecting: Promise<TLSSocket> | undefined;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
+  #inFlight = 0;
+  #limit: number;
+  readonly #waiting: Waiting[] = [];
+  #waitHead = 0;
   #sweep: NodeJS.Timeout | undefined;
   #corked = false;
   #closed = false;
@@ -50,10 +78,24 @@ export class RemoteHsmMember implements HsmMember {
   constructor(options: RemoteMemberOptions) {
     this.name = options.name;
     this.#options = options;
+    this.#expectedPin = options.expectedPin && SecretBytes.from(options.expectedPin.exposeSecretBytes());
+    this.#limit = options.maxInFlight ?? DEFAULT_IN_FLIGHT;
   }
 
+  /** Connects; with expectedPin, also checks (in the agent, in constant time) that the agent's PIN is that one. */
   async connect(): Promise<void> {
-    await this.#request(OP.connect, []);
+    const [sessions] = await this.#request(OP.connect, []);
+    // An agent states its session count (older agents say nothing: the default stays).
+    if (sessions?.length === 4 && this.#options.maxInFlight === undefined) this.#limit = Math.max(1, 2 * sessions.readUInt32BE(0));
+    if (this.#expectedPin && !(await this.verifyPin(this.#expectedPin))) {
+      throw new Pkcs11Error('PIN_INCORRECT', `hsm-agent ${this.name} is logged in with another PIN than the one given`);
+    }
+  }
+
+  async verifyPin(pin: SecretBytes): Promise<boolean> {
+    const [answer] = await this.#request(OP.verifyPin, [Buffer.from(pin.exposeSecretBytes())], true);
+    if (!answer || answer.length !== 1) protocolError();
+    return answer[0] === 1;
   }
 
   async health(): Promise<MemberHealth> {
@@ -81,12 +123,12 @@ export class RemoteHsmMember implements HsmMember {
     await this.#request(OP.unwrap, [objectId, utf8(label), wrapped]);
   }
 
-  async encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
-    return (await this.#request(OP.encrypt, [objectId, iv, aad, plaintext]))[0] ?? protocolError();
+  async encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, progress?: CallProgress): Promise<Buffer> {
+    return (await this.#limited(OP.encrypt, [objectId, iv, aad, plaintext], progress))[0] ?? protocolError();
   }
 
-  async decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer): Promise<Buffer> {
-    return (await this.#request(OP.decrypt, [objectId, iv, aad, sealed]))[0] ?? protocolError();
+  async decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer, progress?: CallProgress): Promise<Buffer> {
+    return (await this.#limited(OP.decrypt, [objectId, iv, aad, sealed], progress))[0] ?? protocolError();
   }
 
   async destroy(objectId: Buffer): Promise<boolean> {
@@ -102,11 +144,11 @@ export class RemoteHsmMember implements HsmMember {
     return objects;
   }
 
-  async generateRandom(length: number): Promise<Buffer> {
+  async generateRandom(length: number, progress?: CallProgress): Promise<Buffer> {
     checkRandomLength(length);
     const encoded = Buffer.alloc(4);
     encoded.writeUInt32BE(length >>> 0, 0);
-    const [bytes] = await this.#request(OP.generateRandom, [encoded]);
+    const [bytes] = await this.#limited(OP.generateRandom, [encoded], progress);
     if (!bytes || bytes.length !== length) protocolError();
     return Buffer.from(bytes);
   }
@@ -132,13 +174,13 @@ export class RemoteHsmMember implements HsmMember {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#expectedPin?.zero();
     this.#socket?.destroy();
     this.#socket = undefined;
     this.#failAll(new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`));
     if (this.#sweep) clearInterval(this.#sweep);
   }
 
-  /** Sends one request; `secretFirstField`: the first field is an SO PIN copy, zeroed once the frame is written. */
   /**
    * Key ceremony steps (SO operations: an RSA-3072 key pair made in the HSM, wrapping the cluster
    * key) take far longer than crypto calls on a busy or slow HSM; the operator waits for them.
@@ -147,6 +189,40 @@ export class RemoteHsmMember implements HsmMember {
     return Math.max(this.#options.ceremonyTimeoutMs ?? 120_000, this.#options.requestTimeoutMs ?? 10_000);
   }
 
+  /** A crypto request: sent when fewer than the limit are in flight, else queued in order (see the class comment). */
+  async #limited(op: number, fields: Buffer[], progress: CallProgress | undefined): Promise<Buffer[]> {
+    if (this.#closed) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
+    if (this.#inFlight < this.#limit && this.#waitHead === this.#waiting.length) this.#inFlight++;
+    else {
+      progress?.queued();
+      // The place is handed over by #release, already counted.
+      await new Promise<void>((admit, reject) => this.#waiting.push({ admit, reject }));
+    }
+    try {
+      if (progress && !progress.started()) throw new Pkcs11Error('POOL_TIMEOUT', `hsm-agent ${this.name}: the request was given up while it waited`);
+      return await this.#request(op, fields);
+    } finally {
+      this.#release();
+    }
+  }
+
+  #release(): void {
+    const next = this.#takeWaiting();
+    if (next) next.admit();
+    else this.#inFlight--;
+  }
+
+  #takeWaiting(): Waiting | undefined {
+    if (this.#waitHead === this.#waiting.length) return undefined;
+    const next = this.#waiting[this.#waitHead++]!;
+    if (this.#waitHead === this.#waiting.length) {
+      this.#waiting.length = 0;
+      this.#waitHead = 0;
+    }
+    return next;
+  }
+
+  /** Sends one request; `secretFirstField`: the first field is a PIN copy, zeroed once the frame is written. */
   async #request(op: number, fields: Buffer[], secretFirstField = false, timeoutMs = this.#options.requestTimeoutMs ?? 10_000): Promise<Buffer[]> {
     if (this.#closed) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
     const current = this.#socket;
@@ -259,10 +335,12 @@ export class RemoteHsmMember implements HsmMember {
     }
   }
 
+  /** Fails every request in flight and every one waiting to be sent. */
   #failAll(error: Error): void {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const request of pending) request.reject(error);
+    for (let waiting = this.#takeWaiting(); waiting; waiting = this.#takeWaiting()) waiting.reject(error);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { newObjectId } from '../reference.ts';
 import { keyVersionLabel } from '../templates.ts';
+import { HsmClusterError } from './cluster-types.ts';
 import type { ClusterContext, Slot } from './slot.ts';
 
 /** candidates: the active members, in the order to try generating in. */
@@ -18,6 +19,10 @@ export async function createReplicatedKey(
   minReplicas: number,
 ): Promise<Buffer> {
   const { bounded, journal } = context;
+  // Too few members to hold it even if all goes well: refused before anything is made.
+  if (candidates.length < minReplicas) {
+    throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', `HSM cluster ${context.clusterId} has ${candidates.length} active member(s); a new key needs ${minReplicas}`);
+  }
   const label = keyVersionLabel(keyId, version);
   let source: Slot | undefined;
   let objectId = newObjectId(keyId, version);

@@ -3,13 +3,17 @@
  * custom key store backend (CustomKeyStoreType AWS_CLOUDHSM) the service connects through.
  */
 import { readFileSync } from 'node:fs';
+import { CryptoError } from '../../../crypto/errors.ts';
 import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import type { HsmClusterRecord, HsmMemberRecord, HsmOwedOperationRecord } from '../../../storage/types.ts';
+import { Pkcs11Error } from '../errors.ts';
 import {
   CustomKeyStoreConnectError,
+  KeyStoreUnavailableError,
   type ConnectedKeyStore,
   type CustomKeyStoreBackend,
   type CustomKeyStoreConnectRequest,
+  type KeyStoreRequestInfo,
   type KeyVersionHandle,
 } from '../../types.ts';
 import type { KeyStoreHealth } from '../../types.ts';
@@ -51,12 +55,16 @@ export class CatalogJournal implements ClusterJournal {
   }
 }
 
-/** A member from its record; `pin` is required for an in-process token (agents hold their own). */
-export function memberFromRecord(record: HsmMemberRecord, pin: SecretBytes | undefined): HsmMember {
+/**
+ * A member from its record; `pin` is required for an in-process token (agents log in with their
+ * own). `agentPin`: the PIN an agent must prove, at every connect, that it logged in with.
+ */
+export function memberFromRecord(record: HsmMemberRecord, pin: SecretBytes | undefined, agentPin?: SecretBytes): HsmMember {
   const config = record.config;
   if (config.kind === 'agent') {
     return new RemoteHsmMember({
       name: record.name,
+      ...(agentPin ? { expectedPin: agentPin } : {}),
       host: config.host,
       port: config.port,
       ...(config.servername !== undefined ? { servername: config.servername } : {}),
@@ -81,6 +89,21 @@ export interface StoredClusterOptions {
   readonly audit?: (event: HsmAuditEvent) => void;
   /** The HSM audit log of each cluster (a backend serves several); takes precedence over audit. */
   readonly auditFor?: (clusterId: string) => (event: HsmAuditEvent) => void;
+  /** Agents must prove they logged in with their member's pinOf PIN (a custom key store's KeyStorePassword). */
+  readonly verifyAgentPins?: boolean;
+  /** A new key must reach min(2, members) members at least, whatever the stored minReplicas (kmsMinReplicas). */
+  readonly kmsKeyCreation?: boolean;
+}
+
+/**
+ * How many members must hold a KMS key version before CreateKey succeeds: the cluster's stored
+ * minReplicas, but at least two where there are two members. AWS requires two active HSMs (in
+ * different zones) for CreateKey in a CloudHSM key store, so that a key outlives one HSM; a
+ * one-member cluster still serves (tests, small installs with one HSM: its backups are the second
+ * copy), as the operator chose when making it.
+ */
+export function kmsMinReplicas(storedMinReplicas: number, members: number): number {
+  return Math.max(storedMinReplicas, Math.min(2, members));
 }
 
 /**
@@ -99,7 +122,10 @@ export async function connectStoredCluster(
   if (records.length === 0) throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', `HSM cluster ${clusterId} has no members`);
   const members: HsmMember[] = [];
   try {
-    for (const record of records) members.push(memberFromRecord(record, pinOf(record)));
+    for (const record of records) {
+      const pin = pinOf(record);
+      members.push(memberFromRecord(record, pin, options.verifyAgentPins ? pin : undefined));
+    }
   } catch (error) {
     await Promise.allSettled(members.map((member) => member.close()));
     throw error;
@@ -108,7 +134,7 @@ export async function connectStoredCluster(
     clusterId,
     members,
     journal: new CatalogJournal(catalog, clusterId),
-    minReplicas: cluster.minReplicas,
+    minReplicas: options.kmsKeyCreation ? kmsMinReplicas(cluster.minReplicas, records.length) : cluster.minReplicas,
     requestTimeoutMs: cluster.requestTimeoutMs,
     backupFiles: () => catalog.listBackups(clusterId),
     ...(options.probeIntervalMs !== undefined ? { probeIntervalMs: options.probeIntervalMs } : {}),
@@ -116,14 +142,70 @@ export async function connectStoredCluster(
   });
 }
 
-/** A connected cluster as a custom key store's key store. */
+/**
+ * A connected cluster as a custom key store's key store. What the KMS sees of an HSM failure is
+ * AWS's: a decryption failure stays one (InvalidCiphertextException); anything else means the
+ * cluster could not serve, KeyStoreUnavailableError (KMSInvalidStateException for the key, the
+ * cause in the operator's log); too few HSMs to create a key is INSUFFICIENT_CLOUDHSM_HSMS
+ * (CreateKey: CloudHsmClusterInvalidConfigurationException).
+ */
 export class ConnectedHsmClusterKeyStore extends HsmClusterKeyStore implements ConnectedKeyStore {
   async close(): Promise<void> {
     await this.cluster.close();
   }
 
+  override async createVersionMaterial(keyId: string, version: number, keySpec: string): Promise<Buffer> {
+    try {
+      return await super.createVersionMaterial(keyId, version, keySpec);
+    } catch (error) {
+      if (error instanceof HsmClusterError && error.code === 'INSUFFICIENT_CLOUDHSM_HSMS') {
+        throw new CustomKeyStoreConnectError('INSUFFICIENT_CLOUDHSM_HSMS', error.message);
+      }
+      throw this.#unavailable(error);
+    }
+  }
+
+  override async encrypt(
+    handle: KeyVersionHandle,
+    plaintext: Uint8Array,
+    encryptionContext: Readonly<Record<string, string>> | undefined,
+    request?: KeyStoreRequestInfo,
+  ): Promise<Buffer> {
+    try {
+      return await super.encrypt(handle, plaintext, encryptionContext, request);
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+  }
+
+  override async decrypt(
+    handle: KeyVersionHandle,
+    ciphertextBlob: Uint8Array,
+    encryptionContext: Readonly<Record<string, string>> | undefined,
+    request?: KeyStoreRequestInfo,
+  ): Promise<Buffer> {
+    try {
+      return await super.decrypt(handle, ciphertextBlob, encryptionContext, request);
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+  }
+
   async generateRandom(length: number, request?: HsmRequestInfo): Promise<Buffer> {
-    return this.cluster.generateRandom(length, request);
+    try {
+      return await this.cluster.generateRandom(length, request);
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+  }
+
+  /** Anything but the caller's own fault (a failed decryption, an out-of-range argument) as KeyStoreUnavailableError. */
+  #unavailable(error: unknown): unknown {
+    if (error instanceof CryptoError || error instanceof RangeError || error instanceof KeyStoreUnavailableError) return error;
+    // Our errors' messages carry codes and member names only, never request values or PINs.
+    const known = error instanceof Pkcs11Error || error instanceof HsmClusterError;
+    const cause = known ? `${error.code}: ${error.message}` : `${error instanceof Error ? error.name : 'error'}`;
+    return new KeyStoreUnavailableError(`HSM cluster ${this.cluster.clusterId} could not serve the request (${cause})`, { cause: error });
   }
 
   async destroyMaterial(handles: readonly KeyVersionHandle[]): Promise<void> {
@@ -142,7 +224,9 @@ export class ConnectedHsmClusterKeyStore extends HsmClusterKeyStore implements C
 
 /**
  * CustomKeyStoreType AWS_CLOUDHSM: CloudHsmClusterId names a stored cluster, KeyStorePassword is
- * the crypto user's PIN, used for every in-process member (agents log in with their own).
+ * the crypto user's PIN, used for every in-process member. Agents log in with their own PIN and
+ * are asked, at every connect, whether it is the KeyStorePassword (AWS: a wrong kmsuser password
+ * leaves the store FAILED with INVALID_CREDENTIALS); an agent that says no is never used.
  */
 export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
   constructor(
@@ -165,7 +249,12 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
     const pin = this.makePin(request.secret);
     try {
       const audit = this.options.auditFor?.(clusterId) ?? this.options.audit;
-      const cluster = await connectStoredCluster(this.catalog, clusterId, () => pin, { ...this.options, ...(audit ? { audit } : {}) });
+      const cluster = await connectStoredCluster(this.catalog, clusterId, () => pin, {
+        ...this.options,
+        ...(audit ? { audit } : {}),
+        verifyAgentPins: true,
+        kmsKeyCreation: true,
+      });
       // KeyStorePassword is one PIN for the cluster: a member that refused it means it is wrong,
       // even if other members (agents, which log in with their own PIN) are usable.
       const refused = cluster.status().members.find((member) => member.errorCode === 'PIN_INCORRECT' || member.errorCode === 'PIN_LOCKED');

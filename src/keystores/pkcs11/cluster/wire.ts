@@ -16,6 +16,7 @@ export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 const MAX_FIELDS = 1 << 20;
 
 export const OP = {
+  /** Answer: [] or [sessions u32 BE], the member's session count. */
   connect: 1,
   health: 2,
   generateAesKey: 3,
@@ -30,6 +31,8 @@ export const OP = {
   wrapClusterKeyFor: 12,
   completeJoin: 13,
   generateRandom: 14,
+  /** Field: a PIN. Answer: [1] if it is the PIN the agent logged in with, [0] if not. */
+  verifyPin: 15,
 } as const;
 
 export const RESPONSE_OK = 0x80;

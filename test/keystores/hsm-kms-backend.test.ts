@@ -1,0 +1,148 @@
+/**
+ * The custom key store backend (HsmClusterKeyStoreBackend) over a stored cluster of hsm-agent
+ * members. KeyStorePassword: an agent logs in with its own PIN, so the backend asks each agent
+ * (verifyPin, compared in the agent in constant time) whether that PIN is the KeyStorePassword;
+ * AWS: a wrong kmsuser password is INVALID_CREDENTIALS. CreateKey: a new key must reach
+ * min(2, members) members, whatever the cluster's stored minReplicas (AWS: two active HSMs).
+ */
+import { createServer } from 'node:net';
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { randomUuid } from '../../src/crypto/random.ts';
+import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
+import { HsmCluster } from '../../src/keystores/pkcs11/cluster/cluster.ts';
+import { RemoteHsmMember } from '../../src/keystores/pkcs11/cluster/remote-member.ts';
+import { HsmClusterKeyStoreBackend, type HsmClusterCatalog } from '../../src/keystores/pkcs11/cluster/stored.ts';
+import { CustomKeyStoreConnectError, type ConnectedKeyStore } from '../../src/keystores/types.ts';
+import type { HsmMemberRecord } from '../../src/storage/types.ts';
+import { AgentProcess } from './agent-process.ts';
+import { createStandaloneToken } from './softhsm.ts';
+import { makeTestCerts } from './test-certs.ts';
+
+const AGENT_PIN = 'agent-user-pin-1357';
+const tokens = ['pin-a', 'pin-b'].map((label) => createStandaloneToken(label, AGENT_PIN));
+const certs = makeTestCerts();
+
+describe('a custom key store over an agent-only cluster', () => {
+  const agents: AgentProcess[] = [];
+  const clusterId = `pin-${randomUuid()}`;
+  let records: HsmMemberRecord[];
+  let agentRecords: HsmMemberRecord[];
+  const catalog: HsmClusterCatalog = {
+    getCluster: async (id) => (id === clusterId ? { clusterId, createdAt: new Date(), minReplicas: 1, requestTimeoutMs: 2_000 } : undefined),
+    listMembers: async () => records,
+    owedOperations: async () => [],
+    oweOperation: async () => {},
+    settleOperation: async () => {},
+    listBackups: async () => [],
+  };
+  const backend = new HsmClusterKeyStoreBackend(catalog, (secret) => SecretBytes.from(Buffer.from(secret, 'utf8')), { probeIntervalMs: 60_000 });
+  const connect = (secret: string) => backend.connect({ customKeyStoreId: 'cks-pin', cloudHsmClusterId: clusterId, secret });
+
+  before(async () => {
+    agents.push(...(await Promise.all(tokens.map((token) => AgentProcess.start(token, certs)))));
+    agentRecords = records = agents.map((agent, index) => ({
+      clusterId,
+      name: tokens[index]!.token.label,
+      config: { kind: 'agent', host: '127.0.0.1', port: agent.port, caFile: certs.ca, certFile: certs.clientCert, keyFile: certs.clientKey },
+      addedAt: new Date(),
+    }));
+    const members = agents.map(
+      (agent, index) =>
+        new RemoteHsmMember({ name: tokens[index]!.token.label, host: '127.0.0.1', port: agent.port, ca: certs.read(certs.ca), cert: certs.read(certs.clientCert), key: certs.read(certs.clientKey) }),
+    );
+    const cluster = await HsmCluster.initialise({ clusterId, members }, new Map(tokens.map((token) => [token.token.label, SecretBytes.from(Buffer.from(token.token.soPin))])));
+    await cluster.close();
+  });
+  after(async () => {
+    await Promise.all(agents.map((agent) => agent.stop('SIGKILL')));
+    tokens.forEach((token) => token.cleanup());
+    certs.cleanup();
+  });
+
+  test('a wrong KeyStorePassword is INVALID_CREDENTIALS, and nothing is served', async () => {
+    for (const wrong of ['TOTALLY-WRONG-PASSWORD', 'agent-user-pin-135', `${AGENT_PIN}x`]) {
+      await assert.rejects(connect(wrong), (error: unknown) => {
+        assert.ok(error instanceof CustomKeyStoreConnectError);
+        assert.equal(error.connectionErrorCode, 'INVALID_CREDENTIALS');
+        assert.ok(!error.message.includes(wrong) && !error.message.includes(AGENT_PIN));
+        return true;
+      });
+    }
+    for (const agent of agents) {
+      assert.ok(!agent.stderr().includes(AGENT_PIN), 'the agent never logs the PIN');
+      assert.ok(!agent.stderr().includes('TOTALLY-WRONG-PASSWORD'), 'nor the password it was asked about');
+    }
+  });
+
+  test('the right KeyStorePassword connects every agent and the store serves', async () => {
+    const store = await connect(AGENT_PIN);
+    try {
+      const keyId = randomUuid();
+      const handle = { keyId, version: 1, sealedMaterial: await store.createVersionMaterial(keyId, 1, 'SYMMETRIC_DEFAULT') };
+      const blob = await store.encrypt(handle, Buffer.from('checked password'), undefined);
+      assert.deepEqual(await store.decrypt(handle, blob, undefined), Buffer.from('checked password'));
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('an agent asked about another PIN than its own says no (PIN_INCORRECT at connect); about its own, yes', async () => {
+    const member = new RemoteHsmMember({
+      name: 'direct',
+      host: '127.0.0.1',
+      port: agents[0]!.port,
+      ca: certs.read(certs.ca),
+      cert: certs.read(certs.clientCert),
+      key: certs.read(certs.clientKey),
+      expectedPin: SecretBytes.from(Buffer.from('not-the-agent-pin')),
+    });
+    try {
+      await assert.rejects(member.connect(), (error: unknown) => (error as { code?: string }).code === 'PIN_INCORRECT');
+      assert.equal(await member.verifyPin(SecretBytes.from(Buffer.from(AGENT_PIN))), true);
+    } finally {
+      await member.close();
+    }
+  });
+
+  const createIn = async (store: ConnectedKeyStore) => {
+    const keyId = randomUuid();
+    return store.createVersionMaterial(keyId, 1, 'SYMMETRIC_DEFAULT');
+  };
+
+  test('CreateKey needs both members of a two-member cluster active, though the stored minReplicas is 1', async () => {
+    // The second member's agent is not there (a port nobody listens on): connected, one member active.
+    const closedPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    records = [agentRecords[0]!, { ...agentRecords[1]!, config: { ...agentRecords[1]!.config, port: closedPort } as HsmMemberRecord['config'] }];
+    const store = await connect(AGENT_PIN);
+    try {
+      await assert.rejects(createIn(store), (error: unknown) => {
+        assert.ok(error instanceof CustomKeyStoreConnectError, String(error));
+        assert.equal(error.connectionErrorCode, 'INSUFFICIENT_CLOUDHSM_HSMS');
+        assert.match(error.message, /1 active member\(s\); a new key needs 2/);
+        return true;
+      });
+      // Crypto with the key versions that exist goes on with one member.
+      assert.equal((await store.generateRandom!(8)).length, 8);
+    } finally {
+      await store.close();
+      records = agentRecords;
+    }
+  });
+
+  test('a one-member cluster creates keys with its one member', async () => {
+    records = [agentRecords[0]!];
+    const store = await connect(AGENT_PIN);
+    try {
+      assert.ok((await createIn(store)).length > 0);
+    } finally {
+      await store.close();
+      records = agentRecords;
+    }
+  });
+});
