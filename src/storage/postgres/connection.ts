@@ -78,6 +78,11 @@ export function createPool(location: PostgresLocation, options: PostgresPoolOpti
   // An idle connection that the server drops (restart, failover) emits 'error' on the pool; the
   // pool discards it and opens another on the next query. Without a listener Node would crash.
   pool.on('error', () => {});
+  // A connection dropped while checked out (a transaction, the scheduler's advisory-lock session)
+  // emits 'error' on its client, which the pool no longer listens to then: without a listener of
+  // its own that too would crash the process. Its next query fails instead, and release(error)
+  // or pg's own check of a dead client keeps it out of the pool.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 
