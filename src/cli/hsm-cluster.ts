@@ -153,8 +153,9 @@ export async function addMember(
   const cluster = await catalog.connect(clusterId);
   let fingerprint: string;
   try {
-    fingerprint = await cluster.addMember(memberFromRecord(record, pin), sourceSoPin, soPin, options.source);
-    await catalog.store.addMember(record);
+    // The row goes in once the member holds the cluster key, before the objects are copied: a
+    // server connected meanwhile then owes it every key it makes, and brings it in on its next probe.
+    fingerprint = await cluster.addMember(memberFromRecord(record, pin), sourceSoPin, soPin, options.source, () => catalog.store.addMember(record));
   } finally {
     await cluster.close();
   }

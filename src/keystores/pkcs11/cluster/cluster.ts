@@ -10,6 +10,7 @@ import { HsmClusterError } from './cluster-types.ts';
 import { Deadlines } from './deadlines.ts';
 import { MemoryJournal } from './journal.ts';
 import type { HsmMember } from './member.ts';
+import { membershipChange } from './membership.ts';
 import { checkMember, healthProblem, resyncMember } from './resync.ts';
 import { createReplicatedKey, destroyOn } from './replicated-key.ts';
 import { clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
@@ -43,6 +44,8 @@ export class HsmCluster {
   #probe: NodeJS.Timeout | undefined;
   readonly #deadlines: Deadlines;
   #closed = false;
+  /** The configuration each member was opened with, by name (membership.ts). */
+  readonly #configs = new Map<string, string>();
 
   private constructor(options: HsmClusterOptions) {
     if (options.members.length === 0) throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', 'an HSM cluster needs at least one member');
@@ -59,6 +62,7 @@ export class HsmCluster {
       audit: (slot, operation, objectId) => this.#audit(slot, operation, objectId, 'ok'),
       fail: (slot, error, operation, objectId) => this.#fail(slot, error, operation, objectId),
       insufficient: () => this.#insufficient(),
+      unfollowed: () => this.#unfollowed(),
     };
   }
 
@@ -159,12 +163,21 @@ export class HsmCluster {
     return this.#exclusive(async () => {
       const destroyedIn: string[] = [];
       const owedBy: string[] = [];
+      const { journal } = this.#context;
       for (const slot of this.#slots) {
-        if (slot.state === 'ACTIVE' && (await destroyOn(this.#context, slot, objectId))) destroyedIn.push(slot.member.name);
-        else {
-          await this.#context.journal.owe(slot.member.name, objectId, 'destroy');
+        if (slot.state === 'ACTIVE' && (await destroyOn(this.#context, slot, objectId))) {
+          destroyedIn.push(slot.member.name);
+          // A destroy recorded before the call (key-deletion: owed by every member first) is done.
+          await journal.settle(slot.member.name, objectId);
+        } else {
+          await journal.owe(slot.member.name, objectId, 'destroy');
           owedBy.push(slot.member.name);
         }
+      }
+      // Read after destroying: a member joining meanwhile is listed here, or copies from a source that no longer holds it.
+      for (const name of await this.#unfollowed()) {
+        await journal.owe(name, objectId, 'destroy');
+        owedBy.push(name);
       }
       for (const file of (await this.#options.backupFiles?.()) ?? []) await removeFromBackupFile(file, objectId);
       return { destroyedIn, owedBy };
@@ -176,7 +189,13 @@ export class HsmCluster {
    * every existing object is replicated to it, and it starts serving. Returns the ceremony's
    * transport key fingerprint (ceremony.ts).
    */
-  async addMember(member: HsmMember, sourceSoPin: SecretBytes, memberSoPin: SecretBytes, sourceName?: string): Promise<string> {
+  async addMember(
+    member: HsmMember,
+    sourceSoPin: SecretBytes,
+    memberSoPin: SecretBytes,
+    sourceName?: string,
+    onJoined?: () => Promise<void>,
+  ): Promise<string> {
     return this.#exclusive(async () => {
       if (this.#slots.some((slot) => slot.member.name === member.name)) throw new Pkcs11Error('CEREMONY_FAILED', `member ${member.name} is already in the cluster`);
       const source = sourceName === undefined ? this.#active[0] : this.#active.find((slot) => slot.member.name === sourceName);
@@ -195,13 +214,13 @@ export class HsmCluster {
         } finally {
           this.#setState(source, 'ACTIVE', undefined);
         }
-        // Copied under the change lock: no key is created or destroyed meanwhile.
-        const present = new Set((await this.#bounded(member.listObjects(), slot)).map((object) => object.objectId.toString('hex')));
-        for (const object of await this.#bounded(source.member.listObjects(), source)) {
-          if (present.has(object.objectId.toString('hex'))) continue;
-          const wrapped = await this.#bounded(source.member.wrap(object.objectId), source);
-          await this.#bounded(member.unwrap(object.objectId, object.label, wrapped), slot);
-        }
+        // Every object of the source is owed to the new member, then copied by its resync. The
+        // change lock stops this process's creates and destroys, not another's (a connected
+        // server): so the source is listed after onJoined has put the member in the catalog, and a
+        // key made elsewhere is either in that list or owed by its maker, who sees it listed.
+        await onJoined?.();
+        await this.#oweObjectsOf(source, slot);
+        await resyncMember(this.#context, slot);
       } catch (error) {
         await member.close().catch(() => {});
         throw error;
@@ -225,9 +244,52 @@ export class HsmCluster {
     });
   }
 
-  /** Runs the re-synchronisation of every member that is out now (tests; the probe does it too). */
+  /**
+   * Follows the catalog's membership, then runs the re-synchronisation of every member that is out
+   * now (each probe tick; tests call it directly).
+   */
   async probeNow(): Promise<void> {
+    await this.#followMembership();
     await Promise.all(this.#slots.filter((slot) => slot.state === 'DOWN').map((slot) => this.#bringBack(slot)));
+  }
+
+  /** Adds the members the catalog lists that this cluster lacks (out of service) and drops those it no longer lists. */
+  async #followMembership(): Promise<void> {
+    const membership = this.#options.membership;
+    if (!membership || this.#closed) return;
+    let listed;
+    try {
+      listed = await membership();
+    } catch {
+      return; // the catalog is unreachable: keep the members there are, try again next tick
+    }
+    await this.#exclusive(async () => {
+      if (this.#closed) return;
+      const { leaving, joining } = membershipChange(this.#slots, listed, this.#configs);
+      for (const slot of leaving) {
+        this.#slots.splice(this.#slots.indexOf(slot), 1);
+        this.#audit(slot, 'leave', undefined, 'ok');
+      }
+      this.#slots.push(...joining);
+      this.#refreshActive();
+      await Promise.allSettled(leaving.map((slot) => slot.member.close()));
+    });
+  }
+
+  /** Members the catalog lists without a slot here yet: they owe what is created or destroyed now. */
+  async #unfollowed(): Promise<string[]> {
+    const membership = this.#options.membership;
+    if (!membership) return [];
+    const followed = new Set(this.#slots.map((slot) => slot.member.name));
+    return (await membership()).map((entry) => entry.name).filter((name) => !followed.has(name));
+  }
+
+  /** Records, for the joining member, every object the source holds that it lacks. */
+  async #oweObjectsOf(source: Slot, joining: Slot): Promise<void> {
+    const present = new Set((await this.#bounded(joining.member.listObjects(), joining)).map((object) => object.objectId.toString('hex')));
+    for (const object of await this.#bounded(source.member.listObjects(), source)) {
+      if (!present.has(object.objectId.toString('hex'))) await this.#context.journal.owe(joining.member.name, object.objectId, 'create');
+    }
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,7 @@ import {
   type CustomKeyStoreConnectRequest,
   type KeyVersionHandle,
 } from '../../types.ts';
-import { HsmCluster, HsmClusterError, type HsmAuditEvent } from './cluster.ts';
+import { HsmCluster, HsmClusterError, type CatalogMember, type HsmAuditEvent } from './cluster.ts';
 import { HsmClusterKeyStore } from './cluster-key-store.ts';
 import type { ClusterJournal, OwedEntry, OwedOperation } from './journal.ts';
 import type { HsmRequestInfo } from './cluster-types.ts';
@@ -97,6 +97,14 @@ export async function connectStoredCluster(
   const records = await catalog.listMembers(clusterId);
   if (records.length === 0) throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', `HSM cluster ${clusterId} has no members`);
   const members: HsmMember[] = [];
+  // The member rows are read again on every probe tick: the cluster follows additions and removals
+  // made while it is connected (the hsm command, another node).
+  const membership = async (): Promise<CatalogMember[]> =>
+    (await catalog.listMembers(clusterId)).map((record) => ({
+      name: record.name,
+      config: JSON.stringify(record.config),
+      open: () => memberFromRecord(record, pinOf(record)),
+    }));
   try {
     for (const record of records) members.push(memberFromRecord(record, pinOf(record)));
   } catch (error) {
@@ -110,6 +118,7 @@ export async function connectStoredCluster(
     minReplicas: cluster.minReplicas,
     requestTimeoutMs: cluster.requestTimeoutMs,
     backupFiles: () => catalog.listBackups(clusterId),
+    membership,
     ...(options.probeIntervalMs !== undefined ? { probeIntervalMs: options.probeIntervalMs } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
   });
@@ -117,8 +126,18 @@ export async function connectStoredCluster(
 
 /** A connected cluster as a custom key store's key store. */
 export class ConnectedHsmClusterKeyStore extends HsmClusterKeyStore implements ConnectedKeyStore {
+  /** The key store password, kept (zeroed at close) to open members that join while connected. */
+  #pin: SecretBytes | undefined;
+
+  constructor(cluster: HsmCluster, pin?: SecretBytes) {
+    super(cluster);
+    this.#pin = pin;
+  }
+
   async close(): Promise<void> {
     await this.cluster.close();
+    this.#pin?.zero();
+    this.#pin = undefined;
   }
 
   async generateRandom(length: number, request?: HsmRequestInfo): Promise<Buffer> {
@@ -153,6 +172,7 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
     const clusterId = request.cloudHsmClusterId;
     if (!clusterId) throw new CustomKeyStoreConnectError('CLUSTER_NOT_FOUND', 'no HSM cluster named');
     const pin = this.makePin(request.secret);
+    let connected = false;
     try {
       const audit = this.options.auditFor?.(clusterId) ?? this.options.audit;
       const cluster = await connectStoredCluster(this.catalog, clusterId, () => pin, { ...this.options, ...(audit ? { audit } : {}) });
@@ -164,13 +184,14 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
         const code = refused.errorCode === 'PIN_LOCKED' ? 'USER_LOCKED_OUT' : 'INVALID_CREDENTIALS';
         throw new CustomKeyStoreConnectError(code, `HSM member ${refused.name} refused the key store password`);
       }
-      return new ConnectedHsmClusterKeyStore(cluster);
+      connected = true;
+      return new ConnectedHsmClusterKeyStore(cluster, pin);
     } catch (error) {
       if (error instanceof CustomKeyStoreConnectError) throw error;
       if (error instanceof HsmClusterError) throw new CustomKeyStoreConnectError(error.code, error.message);
       throw new CustomKeyStoreConnectError('INTERNAL_ERROR', 'the HSM cluster could not be connected');
     } finally {
-      pin.zero();
+      if (!connected) pin.zero();
     }
   }
 }
