@@ -63,7 +63,7 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
 
   before(async () => {
     const hsm = SoftHsm.get();
-    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d'].map((label) => hsm.createToken(label, CRYPTO_USER_PIN));
+    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d', 'chsm-e', 'chsm-f'].map((label) => hsm.createToken(label, CRYPTO_USER_PIN));
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'anchor.key', '-out', 'anchor.pem', '-days', '1', '-subj', '/CN=cluster-ca'], { cwd: dir, stdio: 'ignore' });
     trustAnchor = readFileSync(join(dir, 'anchor.pem'), 'utf8');
     const dataDir = join(dir, 'served');
@@ -160,6 +160,61 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
       await h.runScheduler();
       for (const token of tokens.slice(2, 4)) assert.equal(holds(token, label), false, `${token.label} no longer holds it`);
       await h.expectError('DescribeKey', { KeyId: keyId }, 'NotFoundException');
+    } finally {
+      await h.instance.close();
+    }
+  });
+
+  it('a key whose deletion falls due while its store is disconnected: destroyed in every HSM and backup at the next connect', async () => {
+    const dataDir = join(dir, 'disconnected');
+    const cluster = 'cluster-wxyzabcdefg';
+    const members = tokens.slice(4, 6);
+    makeCluster(dataDir, cluster, members);
+    const h = await Harness.open(dataDir);
+    try {
+      const { CustomKeyStoreId } = await h.call<{ CustomKeyStoreId: string }>('CreateCustomKeyStore', {
+        CustomKeyStoreName: 'deferred',
+        CloudHsmClusterId: cluster,
+        TrustAnchorCertificate: trustAnchor,
+        KeyStorePassword: CRYPTO_USER_PIN,
+      });
+      const settle = async () => {
+        for (let i = 0; i < 3000; i++) {
+          const { CustomKeyStores } = await h.call<{ CustomKeyStores: { ConnectionState: string }[] }>('DescribeCustomKeyStores', { CustomKeyStoreId });
+          if (!['CONNECTING', 'DISCONNECTING'].includes(CustomKeyStores[0].ConnectionState)) return CustomKeyStores[0].ConnectionState;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        throw new Error('the store never settled');
+      };
+      await h.call('ConnectCustomKeyStore', { CustomKeyStoreId });
+      assert.equal(await settle(), 'CONNECTED');
+      const keyId = await h.createKey({ CustomKeyStoreId, Origin: 'AWS_CLOUDHSM' });
+      const label = keyVersionLabel(keyId, 1);
+      assert.ok(members.every((token) => holds(token, label)));
+      // A managed backup holding the key, and one that has gone missing since it was made.
+      const backupFile = join(dir, 'deferred.backup.json');
+      hsmCli(dataDir, 'backup', cluster, '--out', backupFile);
+      hsmCli(dataDir, 'backup', cluster, '--out', join(dir, 'lost.backup.json'));
+      rmSync(join(dir, 'lost.backup.json'));
+      const objectId = JSON.parse(readFileSync(backupFile, 'utf8')).objects[0].objectId as string;
+
+      await h.call('ScheduleKeyDeletion', { KeyId: keyId, PendingWindowInDays: 7 });
+      await h.call('DisconnectCustomKeyStore', { CustomKeyStoreId });
+      assert.equal(await settle(), 'DISCONNECTED');
+      h.advanceTo(8);
+      const run = await h.runScheduler();
+      assert.deepEqual(run.destroyed, [keyId]);
+      assert.deepEqual(run.failed, []);
+      assert.deepEqual(run.material, [
+        { keyId, outcome: 'DEFERRED', reason: 'the custom key store is not connected', missingBackups: [join(dir, 'lost.backup.json')] },
+      ]);
+      await h.expectError('DescribeKey', { KeyId: keyId }, 'NotFoundException');
+      assert.ok(!readFileSync(backupFile, 'utf8').includes(objectId), 'removed from the managed backup at once');
+      assert.ok(members.every((token) => holds(token, label)), 'still in the HSMs while the store is disconnected');
+
+      await h.call('ConnectCustomKeyStore', { CustomKeyStoreId });
+      assert.equal(await settle(), 'CONNECTED');
+      for (const token of members) assert.equal(holds(token, label), false, `${token.label} no longer holds it`);
     } finally {
       await h.instance.close();
     }

@@ -10,8 +10,11 @@ import {
   type ConnectedKeyStore,
   type CustomKeyStoreBackend,
   type CustomKeyStoreConnectRequest,
+  type CustomKeyStoreTarget,
   type KeyVersionHandle,
 } from '../../types.ts';
+import { decodeReference } from '../reference.ts';
+import { removeFromBackupFile } from './backup.ts';
 import { HsmCluster, HsmClusterError, type CatalogMember, type HsmAuditEvent } from './cluster.ts';
 import { HsmClusterKeyStore } from './cluster-key-store.ts';
 import type { ClusterJournal, OwedEntry, OwedOperation } from './journal.ts';
@@ -168,6 +171,37 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
     }
   }
 
+  /** Every member of the cluster owes the destroy of each version's object (journal, hsm_owed_operations). */
+  async oweDestruction(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void> {
+    const clusterId = target.cloudHsmClusterId;
+    if (!clusterId) return;
+    const journal = new CatalogJournal(this.catalog, clusterId);
+    for (const member of await this.catalog.listMembers(clusterId)) {
+      for (const handle of handles) await journal.owe(member.name, objectIdOf(handle), 'destroy');
+    }
+  }
+
+  async withdrawDestruction(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void> {
+    const clusterId = target.cloudHsmClusterId;
+    if (!clusterId) return;
+    const journal = new CatalogJournal(this.catalog, clusterId);
+    for (const member of await this.catalog.listMembers(clusterId)) {
+      for (const handle of handles) await journal.settle(member.name, objectIdOf(handle));
+    }
+  }
+
+  async cleanBackups(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<{ missing: string[] }> {
+    const clusterId = target.cloudHsmClusterId;
+    if (!clusterId) return { missing: [] };
+    const missing: string[] = [];
+    for (const file of await this.catalog.listBackups(clusterId)) {
+      for (const handle of handles) {
+        if ((await removeFromBackupFile(file, objectIdOf(handle))) === 'missing' && !missing.includes(file)) missing.push(file);
+      }
+    }
+    return { missing };
+  }
+
   async connect(request: CustomKeyStoreConnectRequest): Promise<ConnectedKeyStore> {
     const clusterId = request.cloudHsmClusterId;
     if (!clusterId) throw new CustomKeyStoreConnectError('CLUSTER_NOT_FOUND', 'no HSM cluster named');
@@ -194,4 +228,9 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
       if (!connected) pin.zero();
     }
   }
+}
+
+/** A key version's object id (CKA_ID), from its stored 34-byte reference. */
+function objectIdOf(handle: KeyVersionHandle): Buffer {
+  return decodeReference(handle.sealedMaterial, handle.keyId, handle.version);
 }
