@@ -24,6 +24,7 @@ import {
   KMSClient,
 } from '@aws-sdk/client-kms';
 import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
+import { runDueBackgroundWork } from '../../src/service/background.ts';
 import { SOFTHSM_MODULE, SoftHsm, listObjects, type TestToken } from '../keystores/softhsm.ts';
 import { Harness } from '../support/service-harness.ts';
 import { STRONGROOM_BIN, startServer, type RunningServer } from '../support/server.ts';
@@ -202,12 +203,29 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
       await h.call('DisconnectCustomKeyStore', { CustomKeyStoreId });
       assert.equal(await settle(), 'DISCONNECTED');
       h.advanceTo(8);
-      const run = await h.runScheduler();
+      // The scheduler's run, watching what it writes to the audit trail.
+      const trail = h.instance.context.audit;
+      const recorded: string[] = [];
+      const run = await runDueBackgroundWork({
+        ...h.instance.context,
+        audit: {
+          probe: () => trail.probe(),
+          record: (entry) => (recorded.push(entry.text), trail.record(entry)),
+          lastCryptoUse: (id) => trail.lastCryptoUse(id),
+          trackingStart: () => trail.trackingStart(),
+        },
+      });
       assert.deepEqual(run.destroyed, [keyId]);
       assert.deepEqual(run.failed, []);
       assert.deepEqual(run.material, [
         { keyId, outcome: 'DEFERRED', reason: 'the custom key store is not connected', missingBackups: [join(dir, 'lost.backup.json')] },
       ]);
+      const details = recorded.map((text) => JSON.parse(text)).filter((event) => event.eventName === 'DeleteKey').map((event) => event.serviceEventDetails);
+      assert.deepEqual(details, [
+        { keyId },
+        { keyId, keyMaterialDestruction: 'DEFERRED', reason: 'the custom key store is not connected', missingBackupFiles: [join(dir, 'lost.backup.json')] },
+      ]);
+      assert.ok(!recorded.some((text) => text.includes(CRYPTO_USER_PIN)));
       await h.expectError('DescribeKey', { KeyId: keyId }, 'NotFoundException');
       assert.ok(!readFileSync(backupFile, 'utf8').includes(objectId), 'removed from the managed backup at once');
       assert.ok(members.every((token) => holds(token, label)), 'still in the HSMs while the store is disconnected');

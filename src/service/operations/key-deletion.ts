@@ -114,7 +114,8 @@ export async function destroyDueKeys(
       }
       context.keyStore.forget(keyId);
       destroyed.push(keyId);
-      if (record) await destroyCustomKeyStoreMaterial(context, key, record, versions, onMaterial);
+      // An external key store's material is its key versions' rows (gone now) and the proxy's key, which is the customer's.
+      if (record?.type === 'AWS_CLOUDHSM') await destroyCustomKeyStoreMaterial(context, key, record, versions, onMaterial);
     } catch (error) {
       onFailure(keyId, error);
     }
