@@ -163,14 +163,6 @@ export async function addMember(
   return { ...(await clusterStatus(catalog, clusterId)) as object, TransportKeyFingerprint: fingerprint };
 }
 
-export async function removeMember(catalog: HsmCatalog, clusterId: string, name: string): Promise<unknown> {
-  const members = await catalog.store.listMembers(clusterId);
-  if (!members.some((member) => member.name === name)) throw new Error(`no member ${name} in HSM cluster ${clusterId}`);
-  if (members.length === 1) throw new Error(`${name} is the last member of ${clusterId}: a cluster keeps at least one`);
-  await catalog.store.removeMember(clusterId, name);
-  return clusterStatus(catalog, clusterId);
-}
-
 /** Connects (re-synchronising members that owe operations) and reports every member. */
 export async function clusterStatus(catalog: HsmCatalog, clusterId: string): Promise<unknown> {
   const record = await catalog.store.getCluster(clusterId);

@@ -4,12 +4,13 @@
  *   hsm cluster create [--cluster-id ID] --member-name N --module LIB (--token-label L | --slot S) --pin-file F --so-pin-file F
  *   hsm cluster add-member ID --member-name N (--module LIB … --pin-file F | --agent HOST:PORT --tls-ca … --tls-cert … --tls-key …)
  *                             --so-pin-file F --source-so-pin-file F [--source MEMBER]
- *   hsm cluster remove-member ID NAME · hsm cluster status ID · hsm cluster list
+ *   hsm cluster remove-member ID NAME [--keep-objects] · hsm cluster status ID · hsm cluster list
  *   hsm backup ID --out FILE · hsm restore ID --in FILE [--member NAME]
  *
  * PINs come from files (first line) or the environment (STRONGROOM_HSM_PIN, STRONGROOM_HSM_SO_PIN,
  * STRONGROOM_HSM_SOURCE_SO_PIN), never from the command line. Output: JSON on stdout; failures:
- * `error: <message>` on stderr, exit 1.
+ * `error: <message>` on stderr, exit 1; a command that did only part of its work (remove-member
+ * whose token keeps objects) prints its result and the error, exit 2.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { SecretBytes } from '../crypto/secret-bytes.ts';
@@ -20,11 +21,11 @@ import {
   clusterStatus,
   createCluster,
   listClusters,
-  removeMember,
   restoreCluster,
   type MemberOptions,
 } from './hsm-cluster.ts';
 import { readPin, registerHsmAgentCommand } from './hsm-agent.ts';
+import { IncompleteCommandError, removeMember } from './hsm-remove-member.ts';
 
 function integerIn(min: number, max: number) {
   return (value: string): number => {
@@ -73,6 +74,13 @@ function run<Args extends unknown[]>(action: (catalog: HsmCatalog, ...args: Args
       catalog = await HsmCatalog.open((command.opts() as { dataDir: string }).dataDir);
       process.stdout.write(`${JSON.stringify(await action(catalog, ...args), null, 2)}\n`);
     } catch (error) {
+      if (error instanceof IncompleteCommandError) {
+        // Part done: what was done on stdout, what was not on stderr.
+        process.stdout.write(`${JSON.stringify(error.result, null, 2)}\n`);
+        process.stderr.write(`error: ${error.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
       const code = (error as { code?: unknown }).code;
       process.stderr.write(`error: ${typeof code === 'string' ? `${code}: ` : ''}${error instanceof Error ? error.message : String(error)}\n`);
       process.exitCode = 1;
@@ -129,11 +137,12 @@ export function registerHsmCommands(program: Command): void {
 
   cluster
     .command('remove-member')
-    .description('take a member out of the cluster (its token keeps its objects)')
+    .description("take a member out of the cluster and destroy this cluster's keys on its token (exit code 2 if they remain)")
     .argument('<cluster-id>')
     .argument('<member-name>')
+    .option('--keep-objects', "leave the cluster wrapping key and the KMS key objects on the member's token")
     .addOption(dataDir())
-    .action(run((catalog, clusterId: string, name: string) => removeMember(catalog, clusterId, name)));
+    .action(run((catalog, clusterId: string, name: string, options: { keepObjects?: boolean }) => removeMember(catalog, clusterId, name, options.keepObjects)));
 
   cluster
     .command('status')

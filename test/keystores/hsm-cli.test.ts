@@ -195,6 +195,8 @@ describe('strongroom hsm', () => {
   test('remove-member, but never the last one; an unknown cluster is a clear error', async () => {
     const removed = await json('hsm', 'cluster', 'remove-member', 'cluster-cli', 'first');
     assert.deepEqual(removed.Members.map((member: any) => member.Name), ['second']);
+    assert.equal(removed.Removed.TokenCleaned, true);
+    assert.deepEqual(objectsOn(first).filter((object) => object.label?.startsWith('strongroom:')), [], 'pkcs11-tool: the cluster key is gone from the removed token');
     const last = await strongroom('hsm', 'cluster', 'remove-member', 'cluster-cli', 'second');
     assert.equal(last.code, 1);
     assert.match(last.stderr, /^error: second is the last member of cluster-cli/);

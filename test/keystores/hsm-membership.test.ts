@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,8 @@ const PIN = 'membership-user-pin-1';
 const hsm = SoftHsm.get();
 const a = hsm.createToken('memb-a', PIN);
 const b = hsm.createToken('memb-b', PIN);
+const c = hsm.createToken('memb-c', PIN);
+const d = hsm.createToken('memb-d', PIN);
 const dir = mkdtempSync(join(tmpdir(), 'strongroom-hsm-membership-'));
 const dataDir = join(dir, 'data');
 const secretFile = (name: string, value: string): string => {
@@ -29,6 +32,15 @@ const secretFile = (name: string, value: string): string => {
   writeFileSync(path, `${value}\n`, { mode: 0o600 });
   return path;
 };
+
+/** The command's exit code and output, whatever they are. */
+function hsmCliResult(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, 'hsm', ...args, '--data-dir', dataDir], { env: process.env, timeout: 120_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 function hsmCli(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -89,7 +101,7 @@ describe('a connected HSM cluster follows the catalog', { timeout: 240_000 }, ()
       assert.ok(during.length > 0, 'keys were made during the join');
       assert.equal((await catalog.store.owedOperations('cluster-memb', 'b')).length, 0, 'nothing left owed to b');
 
-      await hsmCli('cluster', 'remove-member', 'cluster-memb', 'b');
+      await hsmCli('cluster', 'remove-member', 'cluster-memb', 'b', '--keep-objects');
       await until(store, 'b has left the connected cluster', () => !store.cluster.members.some((member) => member.name === 'b'));
       const late = await create();
       assert.ok(holds(a, late) && !holds(b, late), 'a key made after the removal is not replicated to b');
@@ -102,5 +114,55 @@ describe('a connected HSM cluster follows the catalog', { timeout: 240_000 }, ()
       await catalog.close();
     }
   });
-});
 
+  test('remove-member destroys the cluster key and every key object on a reachable token, and its owed operations; an unreachable one is exit code 2 naming what remains', async () => {
+    const strongroomObjects = (token: TestToken) => listObjects(token).filter((object) => object.label?.startsWith('strongroom:')).map((object) => object.label);
+    await hsmCli('cluster', 'create', '--cluster-id', 'cluster-rm', '--member-name', 'c', '--module', SOFTHSM_MODULE, '--token-label', c.label,
+      '--pin-file', secretFile('c.pin', PIN), '--so-pin-file', secretFile('c.so', c.soPin));
+    const addD = () => hsmCli('cluster', 'add-member', 'cluster-rm', '--member-name', 'd', '--module', SOFTHSM_MODULE, '--token-label', d.label,
+      '--pin-file', secretFile('d.pin', PIN), '--so-pin-file', secretFile('d.so', d.soPin), '--source-so-pin-file', secretFile('c.so2', c.soPin));
+    await addD();
+    const catalog = await HsmCatalog.open(dataDir);
+    try {
+      const cluster = await catalog.connect('cluster-rm');
+      const keyId = randomUuid();
+      let objectId: Buffer;
+      try {
+        objectId = await cluster.createKey(keyId, 1);
+      } finally {
+        await cluster.close();
+      }
+      assert.ok(holds(d, keyId));
+      assert.ok(strongroomObjects(d).includes('strongroom:cluster-wrapping-key:cluster-rm'));
+      // Something owed by d (as if it had missed a destroy): it must not outlive d's membership.
+      await catalog.store.oweOperation('cluster-rm', 'd', objectId, 'destroy', new Date());
+
+      const removed = JSON.parse(await hsmCli('cluster', 'remove-member', 'cluster-rm', 'd'));
+      assert.deepEqual(removed.Removed, { Name: 'd', TokenCleaned: true, KeyObjectsDestroyed: 1, ClusterWrappingKeyDestroyed: true });
+      assert.deepEqual(removed.Members.map((member: { Name: string }) => member.Name), ['c']);
+      assert.deepEqual(strongroomObjects(d), [], 'pkcs11-tool: nothing of the cluster left on d');
+      assert.ok(holds(c, keyId), 'the remaining member keeps the key');
+      assert.equal((await catalog.store.owedOperations('cluster-rm', 'd')).length, 0);
+
+      // d joins again (its token is fresh for the ceremony), then its token cannot be found.
+      await addD();
+      assert.ok(holds(d, keyId));
+      const db = new Database(join(dataDir, 'strongroom.db'));
+      try {
+        const row = db.prepare("SELECT config FROM hsm_members WHERE cluster_id = 'cluster-rm' AND name = 'd'").get() as { config: string };
+        const config = { ...JSON.parse(row.config), tokenLabel: 'memb-gone' };
+        db.prepare("UPDATE hsm_members SET config = ? WHERE cluster_id = 'cluster-rm' AND name = 'd'").run(JSON.stringify(config));
+      } finally {
+        db.close();
+      }
+      const unreachable = await hsmCliResult('cluster', 'remove-member', 'cluster-rm', 'd');
+      assert.equal(unreachable.code, 2, unreachable.stderr);
+      assert.match(unreachable.stderr, /member d was removed from cluster-rm, but its token still holds the cluster wrapping key \(label strongroom:cluster-wrapping-key:cluster-rm\) and every KMS key object it held/);
+      assert.equal(JSON.parse(unreachable.stdout).Removed.TokenCleaned, false);
+      assert.deepEqual((await catalog.store.listMembers('cluster-rm')).map((member) => member.name), ['c']);
+      assert.ok(holds(d, keyId), 'what the message names is indeed still there');
+    } finally {
+      await catalog.close();
+    }
+  });
+});
