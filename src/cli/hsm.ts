@@ -1,7 +1,8 @@
 /**
  * `strongroom hsm …`: HSM clusters (docs/hsm-cluster.md), and `strongroom hsm-agent` (hsm-agent.ts).
  *
- *   hsm cluster create [--cluster-id ID] --member-name N --module LIB (--token-label L | --slot S) --pin-file F --so-pin-file F
+ *   hsm cluster create [--cluster-id ID] --member-name N (--module LIB (--token-label L | --slot S) --pin-file F | --agent HOST:PORT --tls-ca … --tls-cert … --tls-key …)
+ *                      --so-pin-file F
  *   hsm cluster add-member ID --member-name N (--module LIB … --pin-file F | --agent HOST:PORT --tls-ca … --tls-cert … --tls-key …)
  *                             --so-pin-file F --source-so-pin-file F [--source MEMBER]
  *   hsm cluster remove-member ID NAME [--keep-objects] · hsm cluster status ID · hsm cluster list
@@ -99,7 +100,7 @@ export function registerHsmCommands(program: Command): void {
   const hsm = program.command('hsm').description('HSM clusters: members, key ceremony, backups (docs/hsm-cluster.md)');
   const cluster = hsm.command('cluster').description('define and inspect HSM clusters');
 
-  memberOptions(cluster.command('create').description('a cluster of one member; the cluster wrapping key is generated inside it'), false)
+  memberOptions(cluster.command('create').description('a cluster of one member; the cluster wrapping key is generated inside it'), true)
     .option('--cluster-id <id>', 'the cluster id (default: cluster-<11 random characters>)')
     .addOption(new Option('--min-replicas <n>', 'members that must hold a new key before it is created').default(1).argParser(integerIn(1, 32)))
     .addOption(new Option('--request-timeout-ms <ms>', 'per member call, before failing over').default(2000).argParser(integerIn(50, 600_000)))

@@ -180,6 +180,21 @@ describe('strongroom hsm', () => {
     for (const secret of [CRYPTO_USER_PIN, first.soPin, second.soPin]) assert.ok(!auditText.includes(secret));
   });
 
+  test('cluster create with an hsm-agent as the first member', async () => {
+    const standalone = createStandaloneToken('cli-agent-first', CRYPTO_USER_PIN);
+    const agentFirst = await AgentProcess.start(standalone, certs);
+    try {
+      const created = await json('hsm', 'cluster', 'create', '--cluster-id', 'cluster-agent', '--member-name', 'remote', '--agent', `127.0.0.1:${agentFirst.port}`,
+        '--tls-ca', certs.ca, '--tls-cert', certs.clientCert, '--tls-key', certs.clientKey, '--so-pin-file', secretFile('agent-first.so-pin', standalone.token.soPin));
+      assert.deepEqual(created.Members.map((member: any) => [member.Name, member.Kind, member.State]), [['remote', 'agent', 'ACTIVE']]);
+      const labels = listObjects(standalone.token, standalone.conf).map((object) => object.label);
+      assert.ok(labels.includes('strongroom:cluster-wrapping-key:cluster-agent'), `pkcs11-tool: ${labels.join(', ')}`);
+    } finally {
+      await agentFirst.stop('SIGKILL');
+      standalone.cleanup();
+    }
+  });
+
   test('the backend reports INVALID_CREDENTIALS for a wrong KeyStorePassword and CLUSTER_NOT_FOUND for an unknown cluster', async () => {
     await assert.rejects(connectAsKms('wrong-pin-0000'), (error: unknown) => error instanceof CustomKeyStoreConnectError && error.connectionErrorCode === 'INVALID_CREDENTIALS');
     const catalog = await HsmCatalog.open(dataDir);
