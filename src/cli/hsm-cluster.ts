@@ -14,7 +14,7 @@ import { readBackup, restoreBackup, writeBackup } from '../keystores/pkcs11/clus
 import { createClusterKey } from '../keystores/pkcs11/cluster/ceremony.ts';
 import { HsmCluster, HsmClusterError } from '../keystores/pkcs11/cluster/cluster.ts';
 import { connectStoredCluster, memberFromRecord } from '../keystores/pkcs11/cluster/stored.ts';
-import { SqliteHsmStore } from '../storage/sqlite/hsm-tables.ts';
+import { openHsmStore, type HsmStore } from '../storage/index.ts';
 import { hsmMemberPinBinding, type HsmMemberRecord } from '../storage/types.ts';
 
 export interface DataDirOption {
@@ -35,21 +35,30 @@ export interface MemberOptions {
   tlsKey?: string;
 }
 
-/** The data directory's HSM tables and the sealer over its root key. */
+/**
+ * The HSM tables — in the data directory's SQLite, or in the nodes' shared PostgreSQL when
+ * `database` (a `postgres://…` URL, as `serve --database`) is given — and the sealer over the data
+ * directory's root key.
+ */
 export class HsmCatalog {
   private constructor(
-    readonly store: SqliteHsmStore,
+    readonly store: HsmStore,
     readonly sealer: Sealer,
     private readonly root: RootSealer,
     readonly dataDir: string,
   ) {}
 
-  static async open(dataDir: string): Promise<HsmCatalog> {
+  static async open(dataDir: string, database?: string): Promise<HsmCatalog> {
     const dir = resolve(dataDir);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // The data directory's root key, wherever it lives (a key file, or an HSM: strongroom init).
     const root = await openRootSealer(dir, { create: true });
-    return new HsmCatalog(new SqliteHsmStore(join(dir, 'strongroom.db')), root.sealer, root, dir);
+    try {
+      return new HsmCatalog(await openHsmStore(database ?? `sqlite:${join(dir, 'strongroom.db')}`), root.sealer, root, dir);
+    } catch (error) {
+      await root.close();
+      throw error;
+    }
   }
 
   pinOf(member: HsmMemberRecord): SecretBytes | undefined {

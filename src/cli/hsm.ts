@@ -44,6 +44,13 @@ function hostPort(value: string): { host: string; port: number } {
 }
 
 const dataDir = (): Option => new Option('--data-dir <dir>', 'the data directory').default('./data');
+const database = (): Option =>
+  new Option('--database <url>', "the nodes' shared PostgreSQL (postgres://…), when serve runs with --database; default: the data directory's SQLite").env(
+    'STRONGROOM_DATABASE',
+  );
+
+/** The storage options every hsm command takes. */
+const storageOptions = (command: Command): Command => command.addOption(dataDir()).addOption(database());
 
 function memberOptions(command: Command, withAgent: boolean): Command {
   command
@@ -63,7 +70,7 @@ function memberOptions(command: Command, withAgent: boolean): Command {
       .option('--tls-cert <file>', "remote member: this node's PEM client certificate")
       .option('--tls-key <file>', "remote member: this node's PEM client key");
   }
-  return command.addOption(dataDir());
+  return storageOptions(command);
 }
 
 /** Runs an action with the data directory's catalog, printing its result as JSON. */
@@ -72,7 +79,8 @@ function run<Args extends unknown[]>(action: (catalog: HsmCatalog, ...args: Args
     const command = args[args.length - 1] as Command;
     let catalog: HsmCatalog | undefined;
     try {
-      catalog = await HsmCatalog.open((command.opts() as { dataDir: string }).dataDir);
+      const { dataDir, database } = command.opts() as { dataDir: string; database?: string };
+      catalog = await HsmCatalog.open(dataDir, database);
       process.stdout.write(`${JSON.stringify(await action(catalog, ...args), null, 2)}\n`);
     } catch (error) {
       if (error instanceof IncompleteCommandError) {
@@ -143,6 +151,7 @@ export function registerHsmCommands(program: Command): void {
     .argument('<member-name>')
     .option('--keep-objects', "leave the cluster wrapping key and the KMS key objects on the member's token")
     .addOption(dataDir())
+    .addOption(database())
     .action(run((catalog, clusterId: string, name: string, options: { keepObjects?: boolean }) => removeMember(catalog, clusterId, name, options.keepObjects)));
 
   cluster
@@ -150,12 +159,14 @@ export function registerHsmCommands(program: Command): void {
     .description('connect, re-synchronise members that owe operations, and report each member')
     .argument('<cluster-id>')
     .addOption(dataDir())
+    .addOption(database())
     .action(run((catalog, clusterId: string) => clusterStatus(catalog, clusterId)));
 
   cluster
     .command('list')
     .description('the clusters of this data directory')
     .addOption(dataDir())
+    .addOption(database())
     .action(run((catalog) => listClusters(catalog)));
 
   hsm
@@ -164,6 +175,7 @@ export function registerHsmCommands(program: Command): void {
     .argument('<cluster-id>')
     .requiredOption('--out <file>', 'the backup file')
     .addOption(dataDir())
+    .addOption(database())
     .action(run((catalog, clusterId: string, options: { out: string }) => backupCluster(catalog, clusterId, options.out)));
 
   hsm
@@ -173,5 +185,6 @@ export function registerHsmCommands(program: Command): void {
     .requiredOption('--in <file>', 'the backup file')
     .option('--member <name>', 'only this member')
     .addOption(dataDir())
+    .addOption(database())
     .action(run((catalog, clusterId: string, options: { in: string; member?: string }) => restoreCluster(catalog, clusterId, options.in, options.member)));
 }

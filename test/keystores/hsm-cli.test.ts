@@ -21,6 +21,7 @@ import { HsmCatalog, clusterStatus, restoreCluster } from '../../src/cli/hsm-clu
 import { AgentProcess } from './agent-process.ts';
 import { SOFTHSM_MODULE, SoftHsm, createStandaloneToken, listObjects, type TestToken } from './softhsm.ts';
 import { makeTestCerts } from './test-certs.ts';
+import { postgresQuery, postgresUrl, testSchemaName } from '../storage/backends.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/strongroom.mjs', import.meta.url));
 const hsm = SoftHsm.get();
@@ -192,6 +193,28 @@ describe('strongroom hsm', () => {
     } finally {
       await agentFirst.stop('SIGKILL');
       standalone.cleanup();
+    }
+  });
+
+  test('with --database postgres://… the hsm commands keep clusters in PostgreSQL, where serve --database reads them', async () => {
+    const schema = testSchemaName();
+    await postgresQuery(`CREATE SCHEMA ${schema}`);
+    const token = hsm.createToken('cli-pg', CRYPTO_USER_PIN);
+    try {
+      const database = postgresUrl(schema);
+      const created = await json('hsm', 'cluster', 'create', '--cluster-id', 'cluster-pg', '--member-name', 'pg1', '--module', SOFTHSM_MODULE,
+        '--token-label', token.label, '--pin-file', secretFile('pg.pin', token.pin), '--so-pin-file', secretFile('pg.so-pin', token.soPin), '--database', database);
+      assert.deepEqual(created.Members.map((member: any) => [member.Name, member.State]), [['pg1', 'ACTIVE']]);
+      const status = await json('hsm', 'cluster', 'status', 'cluster-pg', '--database', database);
+      assert.equal(status.ClusterId, 'cluster-pg');
+      assert.deepEqual(status.Members.map((member: any) => [member.Name, member.Kind, member.State, member.KeyObjects, member.OwedOperations]), [['pg1', 'pkcs11', 'ACTIVE', 0, 0]]);
+      const rows = await postgresQuery('SELECT name FROM hsm_members WHERE cluster_id = $1', ['cluster-pg'], schema);
+      assert.deepEqual(rows.rows.map((row) => row.name), ['pg1']);
+      // Not in the data directory's SQLite.
+      const listed = await json('hsm', 'cluster', 'list');
+      assert.ok(!listed.Clusters.some((cluster: any) => cluster.ClusterId === 'cluster-pg'));
+    } finally {
+      await postgresQuery(`DROP SCHEMA ${schema} CASCADE`);
     }
   });
 
