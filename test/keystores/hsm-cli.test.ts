@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { randomUuid } from '../../src/crypto/random.ts';
 import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
 import { hsmAuditFile } from '../../src/keystores/pkcs11/cluster/audit-file.ts';
+import { LocalHsmMember } from '../../src/keystores/pkcs11/cluster/local-member.ts';
 import { HsmClusterKeyStoreBackend } from '../../src/keystores/pkcs11/cluster/stored.ts';
 import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
 import { CustomKeyStoreConnectError, type ConnectedKeyStore } from '../../src/keystores/types.ts';
@@ -215,6 +216,67 @@ describe('strongroom hsm', () => {
       assert.ok(!listed.Clusters.some((cluster: any) => cluster.ClusterId === 'cluster-pg'));
     } finally {
       await postgresQuery(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
+
+  test('cluster status reports each member; hsm restore puts a backup\'s objects back into a member that lost them', async () => {
+    const [r1, r2] = [hsm.createToken('cli-restore-1', CRYPTO_USER_PIN), hsm.createToken('cli-restore-2', CRYPTO_USER_PIN)];
+    await json('hsm', 'cluster', 'create', '--cluster-id', 'cluster-restore', '--member-name', 'r1', '--module', SOFTHSM_MODULE, '--token-label', r1.label,
+      '--pin-file', secretFile('r1.pin', r1.pin), '--so-pin-file', secretFile('r1.so-pin', r1.soPin));
+    await json('hsm', 'cluster', 'add-member', 'cluster-restore', '--member-name', 'r2', '--module', SOFTHSM_MODULE, '--token-label', r2.label,
+      '--pin-file', secretFile('r2.pin', r2.pin), '--so-pin-file', secretFile('r2.so-pin', r2.soPin), '--source-so-pin-file', secretFile('r1.so-pin2', r1.soPin));
+    const catalog = await HsmCatalog.open(dataDir);
+    const keyId = randomUuid();
+    let objectId: Buffer;
+    try {
+      const cluster = await catalog.connect('cluster-restore');
+      try {
+        objectId = await cluster.createKey(keyId, 1);
+      } finally {
+        await cluster.close();
+      }
+    } finally {
+      await catalog.close();
+    }
+
+    const status = await json('hsm', 'cluster', 'status', 'cluster-restore');
+    assert.match(status.CreatedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.deepEqual({ ...status, CreatedAt: undefined }, {
+      ClusterId: 'cluster-restore',
+      CreatedAt: undefined,
+      MinReplicas: 1,
+      RequestTimeoutMs: 2000,
+      ConnectionState: 'CONNECTED',
+      Members: [
+        { Name: 'r1', Kind: 'pkcs11', State: 'ACTIVE', KeyObjects: 1, OwedOperations: 0 },
+        { Name: 'r2', Kind: 'pkcs11', State: 'ACTIVE', KeyObjects: 1, OwedOperations: 0 },
+      ],
+    });
+
+    const backupFile = join(dir, 'cluster-restore.backup.json');
+    assert.equal((await json('hsm', 'backup', 'cluster-restore', '--out', backupFile)).Objects, 1);
+    // r2 loses its key object (outside Strongroom); the backup puts it back, as the same key.
+    const member = (token: TestToken, name: string) => new LocalHsmMember({ name, modulePath: SOFTHSM_MODULE, tokenLabel: token.label, pin: Buffer.from(token.pin) });
+    const lost = member(r2, 'r2');
+    try {
+      await lost.connect();
+      assert.equal(await lost.destroy(objectId), true);
+    } finally {
+      await lost.close();
+    }
+    const label = keyVersionLabel(keyId, 1);
+    assert.ok(!listObjects(r2).some((object) => object.label === label), 'pkcs11-tool: gone from r2');
+    const restored = await json('hsm', 'restore', 'cluster-restore', '--in', backupFile, '--member', 'r2');
+    assert.deepEqual(restored, { ClusterId: 'cluster-restore', ObjectsInBackup: 1, Restored: { r2: 1 } });
+    assert.ok(listObjects(r2).some((object) => object.label === label), 'pkcs11-tool: back on r2');
+    const [one, two] = [member(r1, 'r1'), member(r2, 'r2')];
+    try {
+      await Promise.all([one.connect(), two.connect()]);
+      const iv = Buffer.alloc(12, 7);
+      const sealed = await one.encrypt(objectId, iv, Buffer.from('aad'), Buffer.from('restored key'));
+      assert.deepEqual(await two.decrypt(objectId, iv, Buffer.from('aad'), sealed), Buffer.from('restored key'));
+    } finally {
+      await Promise.all([one.close(), two.close()]);
     }
   });
 
