@@ -10,7 +10,8 @@ import { HsmClusterError } from './cluster-types.ts';
 import { Deadlines } from './deadlines.ts';
 import { MemoryJournal } from './journal.ts';
 import type { HsmMember } from './member.ts';
-import { membershipChange } from './membership.ts';
+import { joinMember } from './join.ts';
+import { membershipChange, unfollowedMembers } from './membership.ts';
 import { checkMember, healthProblem, resyncMember } from './resync.ts';
 import { createReplicatedKey, destroyOn } from './replicated-key.ts';
 import { clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
@@ -200,31 +201,13 @@ export class HsmCluster {
       if (this.#slots.some((slot) => slot.member.name === member.name)) throw new Pkcs11Error('CEREMONY_FAILED', `member ${member.name} is already in the cluster`);
       const source = sourceName === undefined ? this.#active[0] : this.#active.find((slot) => slot.member.name === sourceName);
       if (!source) throw sourceName === undefined ? this.#insufficient() : new Pkcs11Error('CEREMONY_FAILED', `source member ${sourceName} is not active`);
-      // The user PIN first: a member that cannot log in must not receive the cluster key.
-      // A join that fails at any step closes the joining member: its sessions (an agent's TLS
-      // connection) must not outlive the failed command.
-      let fingerprint: string;
       const slot = newSlot(member, 'SYNCING', undefined);
-      try {
-        await member.connect();
-        // The source leaves the rotation during its SO step (its user sessions are closed then).
-        this.#setState(source, 'SYNCING', undefined);
-        try {
-          fingerprint = await installClusterKey(this.clusterId, source.member, sourceSoPin, member, memberSoPin);
-        } finally {
-          this.#setState(source, 'ACTIVE', undefined);
-        }
-        // Every object of the source is owed to the new member, then copied by its resync. The
-        // change lock stops this process's creates and destroys, not another's (a connected
-        // server): so the source is listed after onJoined has put the member in the catalog, and a
-        // key made elsewhere is either in that list or owed by its maker, who sees it listed.
-        await onJoined?.();
-        await this.#oweObjectsOf(source, slot);
-        await resyncMember(this.#context, slot);
-      } catch (error) {
-        await member.close().catch(() => {});
-        throw error;
-      }
+      const fingerprint = await joinMember(this.#context, slot, source, {
+        sourceSoPin,
+        memberSoPin,
+        sourceBusy: (busy) => this.#setState(source, busy ? 'SYNCING' : 'ACTIVE', undefined),
+        ...(onJoined ? { onJoined } : {}),
+      });
       slot.state = 'ACTIVE';
       this.#slots.push(slot);
       this.#refreshActive();
@@ -278,19 +261,9 @@ export class HsmCluster {
 
   /** Members the catalog lists without a slot here yet: they owe what is created or destroyed now. */
   async #unfollowed(): Promise<string[]> {
-    const membership = this.#options.membership;
-    if (!membership) return [];
-    const followed = new Set(this.#slots.map((slot) => slot.member.name));
-    return (await membership()).map((entry) => entry.name).filter((name) => !followed.has(name));
+    return unfollowedMembers(this.#options.membership, this.#slots);
   }
 
-  /** Records, for the joining member, every object the source holds that it lacks. */
-  async #oweObjectsOf(source: Slot, joining: Slot): Promise<void> {
-    const present = new Set((await this.#bounded(joining.member.listObjects(), joining)).map((object) => object.objectId.toString('hex')));
-    for (const object of await this.#bounded(source.member.listObjects(), source)) {
-      if (!present.has(object.objectId.toString('hex'))) await this.#context.journal.owe(joining.member.name, object.objectId, 'create');
-    }
-  }
 
   async close(): Promise<void> {
     this.#closed = true;

@@ -44,3 +44,10 @@ export function membershipChange(slots: readonly Slot[], listed: readonly Catalo
   }
   return { leaving, joining };
 }
+
+/** Members the catalog lists that have no slot yet (none without a catalog). */
+export async function unfollowedMembers(membership: (() => Promise<CatalogMember[]>) | undefined, slots: readonly Slot[]): Promise<string[]> {
+  if (!membership) return [];
+  const followed = new Set(slots.map((slot) => slot.member.name));
+  return (await membership()).map((entry) => entry.name).filter((name) => !followed.has(name));
+}
