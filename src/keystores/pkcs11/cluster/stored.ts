@@ -44,8 +44,14 @@ export class CatalogJournal implements ClusterJournal {
     return this.catalog.owedOperations(this.clusterId, member);
   }
 
-  owe(member: string, objectId: Buffer, operation: OwedOperation): Promise<void> {
-    return this.catalog.oweOperation(this.clusterId, member, objectId, operation, new Date());
+  async owe(member: string, objectId: Buffer, operation: OwedOperation): Promise<void> {
+    try {
+      await this.catalog.oweOperation(this.clusterId, member, objectId, operation, new Date());
+    } catch (error) {
+      // A member removed from the catalog meanwhile (its row's foreign key refuses the entry) owes
+      // nothing: a connected cluster drops it at its next probe tick, and its token was cleaned.
+      if ((await this.catalog.listMembers(this.clusterId)).some((record) => record.name === member)) throw error;
+    }
   }
 
   settle(member: string, objectId: Buffer): Promise<void> {
