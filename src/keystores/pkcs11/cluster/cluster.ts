@@ -240,14 +240,15 @@ export class HsmCluster {
   async #followMembership(): Promise<void> {
     const membership = this.#options.membership;
     if (!membership || this.#closed) return;
-    let listed;
-    try {
-      listed = await membership();
-    } catch {
-      return; // the catalog is unreachable: keep the members there are, try again next tick
-    }
+    // Read under the lock: a list read before a join in this process finished would drop the new member.
     await this.#exclusive(async () => {
       if (this.#closed) return;
+      let listed;
+      try {
+        listed = await membership();
+      } catch {
+        return; // the catalog is unreachable: keep the members there are, try again next tick
+      }
       const { leaving, joining } = membershipChange(this.#slots, listed, this.#configs);
       for (const slot of leaving) {
         this.#slots.splice(this.#slots.indexOf(slot), 1);
@@ -263,7 +264,6 @@ export class HsmCluster {
   async #unfollowed(): Promise<string[]> {
     return unfollowedMembers(this.#options.membership, this.#slots);
   }
-
 
   async close(): Promise<void> {
     this.#closed = true;
