@@ -161,10 +161,19 @@ export async function addMember(
   if ((await catalog.store.listMembers(clusterId)).some((member) => member.name === record.name)) throw new Error(`member ${record.name} is already in ${clusterId}`);
   const cluster = await catalog.connect(clusterId);
   let fingerprint: string;
+  let recorded = false;
   try {
     // The row goes in once the member holds the cluster key, before the objects are copied: a
     // server connected meanwhile then owes it every key it makes, and brings it in on its next probe.
-    fingerprint = await cluster.addMember(memberFromRecord(record, pin), sourceSoPin, soPin, options.source, () => catalog.store.addMember(record));
+    fingerprint = await cluster.addMember(memberFromRecord(record, pin), sourceSoPin, soPin, options.source, async () => {
+      await catalog.store.addMember(record);
+      recorded = true;
+    });
+  } catch (error) {
+    if (!recorded) throw error;
+    // Its copies are owed in the journal: whichever connected cluster re-synchronises it finishes them.
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`member ${record.name} holds the cluster key and is in ${clusterId}, but copying the keys to it failed (${reason}): it is re-synchronised before it serves`);
   } finally {
     await cluster.close();
   }
