@@ -14,7 +14,7 @@ import { readBackup, restoreBackup, writeBackup } from '../keystores/pkcs11/clus
 import { createClusterKey } from '../keystores/pkcs11/cluster/ceremony.ts';
 import { HsmCluster, HsmClusterError } from '../keystores/pkcs11/cluster/cluster.ts';
 import { connectStoredCluster, memberFromRecord } from '../keystores/pkcs11/cluster/stored.ts';
-import { SqliteHsmStore } from '../storage/sqlite/hsm-tables.ts';
+import { openHsmStore, type HsmStore } from '../storage/index.ts';
 import { hsmMemberPinBinding, type HsmMemberRecord } from '../storage/types.ts';
 
 export interface DataDirOption {
@@ -35,21 +35,30 @@ export interface MemberOptions {
   tlsKey?: string;
 }
 
-/** The data directory's HSM tables and the sealer over its root key. */
+/**
+ * The HSM tables — in the data directory's SQLite, or in the nodes' shared PostgreSQL when
+ * `database` (a `postgres://…` URL, as `serve --database`) is given — and the sealer over the data
+ * directory's root key.
+ */
 export class HsmCatalog {
   private constructor(
-    readonly store: SqliteHsmStore,
+    readonly store: HsmStore,
     readonly sealer: Sealer,
     private readonly root: RootSealer,
     readonly dataDir: string,
   ) {}
 
-  static async open(dataDir: string): Promise<HsmCatalog> {
+  static async open(dataDir: string, database?: string): Promise<HsmCatalog> {
     const dir = resolve(dataDir);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     // The data directory's root key, wherever it lives (a key file, or an HSM: strongroom init).
     const root = await openRootSealer(dir, { create: true });
-    return new HsmCatalog(new SqliteHsmStore(join(dir, 'strongroom.db')), root.sealer, root, dir);
+    try {
+      return new HsmCatalog(await openHsmStore(database ?? `sqlite:${join(dir, 'strongroom.db')}`), root.sealer, root, dir);
+    } catch (error) {
+      await root.close();
+      throw error;
+    }
   }
 
   pinOf(member: HsmMemberRecord): SecretBytes | undefined {
@@ -152,22 +161,24 @@ export async function addMember(
   if ((await catalog.store.listMembers(clusterId)).some((member) => member.name === record.name)) throw new Error(`member ${record.name} is already in ${clusterId}`);
   const cluster = await catalog.connect(clusterId);
   let fingerprint: string;
+  let recorded = false;
   try {
-    fingerprint = await cluster.addMember(memberFromRecord(record, pin), sourceSoPin, soPin, options.source);
-    await catalog.store.addMember(record);
+    // The row goes in once the member holds the cluster key, before the objects are copied: a
+    // server connected meanwhile then owes it every key it makes, and brings it in on its next probe.
+    fingerprint = await cluster.addMember(memberFromRecord(record, pin), sourceSoPin, soPin, options.source, async () => {
+      await catalog.store.addMember(record);
+      recorded = true;
+    });
+  } catch (error) {
+    if (!recorded) throw error;
+    // Its copies are owed in the journal: whichever connected cluster re-synchronises it finishes them.
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`member ${record.name} holds the cluster key and is in ${clusterId}, but copying the keys to it failed (${reason}): it is re-synchronised before it serves`);
   } finally {
     await cluster.close();
   }
   // Compare with the agents' logs: the key the joining HSM made is the one the source wrapped for.
   return { ...(await clusterStatus(catalog, clusterId)) as object, TransportKeyFingerprint: fingerprint };
-}
-
-export async function removeMember(catalog: HsmCatalog, clusterId: string, name: string): Promise<unknown> {
-  const members = await catalog.store.listMembers(clusterId);
-  if (!members.some((member) => member.name === name)) throw new Error(`no member ${name} in HSM cluster ${clusterId}`);
-  if (members.length === 1) throw new Error(`${name} is the last member of ${clusterId}: a cluster keeps at least one`);
-  await catalog.store.removeMember(clusterId, name);
-  return clusterStatus(catalog, clusterId);
 }
 
 /** Connects (re-synchronising members that owe operations) and reports every member. */

@@ -1,15 +1,17 @@
 /**
  * `strongroom hsm …`: HSM clusters (docs/hsm-cluster.md), and `strongroom hsm-agent` (hsm-agent.ts).
  *
- *   hsm cluster create [--cluster-id ID] --member-name N --module LIB (--token-label L | --slot S) --pin-file F --so-pin-file F
+ *   hsm cluster create [--cluster-id ID] --member-name N (--module LIB (--token-label L | --slot S) --pin-file F | --agent HOST:PORT --tls-ca … --tls-cert … --tls-key …)
+ *                      --so-pin-file F
  *   hsm cluster add-member ID --member-name N (--module LIB … --pin-file F | --agent HOST:PORT --tls-ca … --tls-cert … --tls-key …)
  *                             --so-pin-file F --source-so-pin-file F [--source MEMBER]
- *   hsm cluster remove-member ID NAME · hsm cluster status ID · hsm cluster list
+ *   hsm cluster remove-member ID NAME [--keep-objects] · hsm cluster status ID · hsm cluster list
  *   hsm backup ID --out FILE · hsm restore ID --in FILE [--member NAME]
  *
  * PINs come from files (first line) or the environment (STRONGROOM_HSM_PIN, STRONGROOM_HSM_SO_PIN,
  * STRONGROOM_HSM_SOURCE_SO_PIN), never from the command line. Output: JSON on stdout; failures:
- * `error: <message>` on stderr, exit 1.
+ * `error: <message>` on stderr, exit 1; a command that did only part of its work (remove-member
+ * whose token keeps objects) prints its result and the error, exit 2.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { SecretBytes } from '../crypto/secret-bytes.ts';
@@ -20,11 +22,11 @@ import {
   clusterStatus,
   createCluster,
   listClusters,
-  removeMember,
   restoreCluster,
   type MemberOptions,
 } from './hsm-cluster.ts';
 import { readPin, registerHsmAgentCommand } from './hsm-agent.ts';
+import { IncompleteCommandError, removeMember } from './hsm-remove-member.ts';
 
 function integerIn(min: number, max: number) {
   return (value: string): number => {
@@ -42,6 +44,13 @@ function hostPort(value: string): { host: string; port: number } {
 }
 
 const dataDir = (): Option => new Option('--data-dir <dir>', 'the data directory').default('./data');
+const database = (): Option =>
+  new Option('--database <url>', "the nodes' shared PostgreSQL (postgres://…), when serve runs with --database; default: the data directory's SQLite").env(
+    'STRONGROOM_DATABASE',
+  );
+
+/** The storage options every hsm command takes. */
+const storageOptions = (command: Command): Command => command.addOption(dataDir()).addOption(database());
 
 function memberOptions(command: Command, withAgent: boolean): Command {
   command
@@ -61,7 +70,7 @@ function memberOptions(command: Command, withAgent: boolean): Command {
       .option('--tls-cert <file>', "remote member: this node's PEM client certificate")
       .option('--tls-key <file>', "remote member: this node's PEM client key");
   }
-  return command.addOption(dataDir());
+  return storageOptions(command);
 }
 
 /** Runs an action with the data directory's catalog, printing its result as JSON. */
@@ -70,9 +79,17 @@ function run<Args extends unknown[]>(action: (catalog: HsmCatalog, ...args: Args
     const command = args[args.length - 1] as Command;
     let catalog: HsmCatalog | undefined;
     try {
-      catalog = await HsmCatalog.open((command.opts() as { dataDir: string }).dataDir);
+      const { dataDir, database } = command.opts() as { dataDir: string; database?: string };
+      catalog = await HsmCatalog.open(dataDir, database);
       process.stdout.write(`${JSON.stringify(await action(catalog, ...args), null, 2)}\n`);
     } catch (error) {
+      if (error instanceof IncompleteCommandError) {
+        // Part done: what was done on stdout, what was not on stderr.
+        process.stdout.write(`${JSON.stringify(error.result, null, 2)}\n`);
+        process.stderr.write(`error: ${error.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
       const code = (error as { code?: unknown }).code;
       process.stderr.write(`error: ${typeof code === 'string' ? `${code}: ` : ''}${error instanceof Error ? error.message : String(error)}\n`);
       process.exitCode = 1;
@@ -91,7 +108,7 @@ export function registerHsmCommands(program: Command): void {
   const hsm = program.command('hsm').description('HSM clusters: members, key ceremony, backups (docs/hsm-cluster.md)');
   const cluster = hsm.command('cluster').description('define and inspect HSM clusters');
 
-  memberOptions(cluster.command('create').description('a cluster of one member; the cluster wrapping key is generated inside it'), false)
+  memberOptions(cluster.command('create').description('a cluster of one member; the cluster wrapping key is generated inside it'), true)
     .option('--cluster-id <id>', 'the cluster id (default: cluster-<11 random characters>)')
     .addOption(new Option('--min-replicas <n>', 'members that must hold a new key before it is created').default(1).argParser(integerIn(1, 32)))
     .addOption(new Option('--request-timeout-ms <ms>', 'per member call, before failing over').default(2000).argParser(integerIn(50, 600_000)))
@@ -129,23 +146,27 @@ export function registerHsmCommands(program: Command): void {
 
   cluster
     .command('remove-member')
-    .description('take a member out of the cluster (its token keeps its objects)')
+    .description("take a member out of the cluster and destroy this cluster's keys on its token (exit code 2 if they remain)")
     .argument('<cluster-id>')
     .argument('<member-name>')
+    .option('--keep-objects', "leave the cluster wrapping key and the KMS key objects on the member's token")
     .addOption(dataDir())
-    .action(run((catalog, clusterId: string, name: string) => removeMember(catalog, clusterId, name)));
+    .addOption(database())
+    .action(run((catalog, clusterId: string, name: string, options: { keepObjects?: boolean }) => removeMember(catalog, clusterId, name, options.keepObjects)));
 
   cluster
     .command('status')
     .description('connect, re-synchronise members that owe operations, and report each member')
     .argument('<cluster-id>')
     .addOption(dataDir())
+    .addOption(database())
     .action(run((catalog, clusterId: string) => clusterStatus(catalog, clusterId)));
 
   cluster
     .command('list')
     .description('the clusters of this data directory')
     .addOption(dataDir())
+    .addOption(database())
     .action(run((catalog) => listClusters(catalog)));
 
   hsm
@@ -154,6 +175,7 @@ export function registerHsmCommands(program: Command): void {
     .argument('<cluster-id>')
     .requiredOption('--out <file>', 'the backup file')
     .addOption(dataDir())
+    .addOption(database())
     .action(run((catalog, clusterId: string, options: { out: string }) => backupCluster(catalog, clusterId, options.out)));
 
   hsm
@@ -163,5 +185,6 @@ export function registerHsmCommands(program: Command): void {
     .requiredOption('--in <file>', 'the backup file')
     .option('--member <name>', 'only this member')
     .addOption(dataDir())
+    .addOption(database())
     .action(run((catalog, clusterId: string, options: { in: string; member?: string }) => restoreCluster(catalog, clusterId, options.in, options.member)));
 }

@@ -139,6 +139,9 @@ export async function serve(options: ServeOptions): Promise<void> {
       if (run.destroyed.length || run.rotated.length) {
         logger.info({ destroyed: run.destroyed, rotated: run.rotated }, 'scheduled key work carried out');
       }
+      for (const note of run.material) {
+        logger.warn({ keyId: note.keyId, keyMaterialDestruction: note.outcome, reason: note.reason, missingBackupFiles: note.missingBackups }, 'custom key store material: destruction deferred or backups missing');
+      }
       for (const failure of run.failed) {
         logger.error({ keyId: failure.keyId, task: failure.task, err: errorSummary(failure.error) }, 'scheduled key work failed; will retry');
       }

@@ -155,4 +155,20 @@ export interface CustomKeyStoreBackend {
   check(request: CustomKeyStoreConnectRequest): Promise<void>;
   /** Connects, or throws CustomKeyStoreConnectError with the AWS error code. */
   connect(request: CustomKeyStoreConnectRequest): Promise<ConnectedKeyStore>;
+  /**
+   * Records, without a connection, that these key versions' material must be destroyed wherever
+   * it lives (an HSM cluster: a destroy owed by every member, applied when each is next connected
+   * or re-synchronised). Called before the key's row is deleted, so the handles are never lost.
+   */
+  oweDestruction?(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void>;
+  /** Takes back oweDestruction's record (the deletion did not happen after all). */
+  withdrawDestruction?(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void>;
+  /**
+   * Removes these key versions from every backup the store manages, without a connection; returns
+   * the backup files that were missing (nothing to clean, but the operator should know).
+   */
+  cleanBackups?(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<{ missing: string[] }>;
 }
+
+/** Which store, without its credential. */
+export type CustomKeyStoreTarget = Omit<CustomKeyStoreConnectRequest, 'secret'>;

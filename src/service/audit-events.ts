@@ -217,6 +217,7 @@ export function buildServiceEvent(
   keyId: string,
   time: Date,
   error?: { errorCode: string; errorMessage: string },
+  details?: Record<string, unknown>,
 ): AuditEntry {
   const arn = `arn:${context.partition}:kms:${context.region}:${context.accountId}:key/${keyId}`;
   const event = {
@@ -237,7 +238,7 @@ export function buildServiceEvent(
     eventType: 'AwsServiceEvent',
     managementEvent: true,
     recipientAccountId: context.accountId,
-    serviceEventDetails: { keyId },
+    serviceEventDetails: { keyId, ...details },
     eventCategory: 'Management',
   };
   return { text: JSON.stringify(event), time, eventName, keyIds: [keyId], errorCode: error?.errorCode, cryptoSuccess: false };

@@ -1,6 +1,6 @@
 import { buildServiceEvent } from './audit-events.ts';
 import type { ServiceContext } from './context.ts';
-import { destroyDueKeys } from './operations/key-deletion.ts';
+import { destroyDueKeys, type MaterialDestructionNote } from './operations/key-deletion.ts';
 import { rotateDueKeys } from './operations/rotation.ts';
 
 export interface BackgroundFailure {
@@ -14,6 +14,8 @@ export interface BackgroundRun {
   rotated: string[];
   /** Keys whose work failed this time; they are tried again on the next run. */
   failed: BackgroundFailure[];
+  /** Custom key store material whose destruction was deferred (owed), or whose managed backups were missing. */
+  material: MaterialDestructionNote[];
   /** Expired temporary credentials removed (they stopped working at expiry already). */
   expiredSessions: number;
   /** Another node sharing the database was running its pass: this one did nothing. */
@@ -34,14 +36,19 @@ export interface BackgroundRun {
  */
 export async function runDueBackgroundWork(context: ServiceContext): Promise<BackgroundRun> {
   const run = await context.store.withBackgroundLock(() => runPass(context));
-  return run ?? { destroyed: [], rotated: [], failed: [], expiredSessions: 0, skipped: true };
+  return run ?? { destroyed: [], rotated: [], failed: [], material: [], expiredSessions: 0, skipped: true };
 }
 
 async function runPass(context: ServiceContext): Promise<BackgroundRun> {
   // Fail closed: no key is destroyed or rotated unless the audit trail can record it.
   await context.audit.probe();
   const failed: BackgroundFailure[] = [];
-  const destroyed = await destroyDueKeys(context, (keyId, error) => failed.push({ keyId, task: 'destroy', error }));
+  const material: MaterialDestructionNote[] = [];
+  const destroyed = await destroyDueKeys(
+    context,
+    (keyId, error) => failed.push({ keyId, task: 'destroy', error }),
+    (note) => material.push(note),
+  );
   const rotated = await rotateDueKeys(context, (keyId, error) => failed.push({ keyId, task: 'rotate', error }));
   // The trail's events for what was done (CloudTrail's AwsServiceEvent DeleteKey / RotateKey).
   const now = context.now();
@@ -49,6 +56,16 @@ async function runPass(context: ServiceContext): Promise<BackgroundRun> {
     ...destroyed.map((keyId) => context.audit.record(buildServiceEvent(context, 'DeleteKey', keyId, now))),
     ...rotated.map((keyId) => context.audit.record(buildServiceEvent(context, 'RotateKey', keyId, now))),
   ]);
+  // The key is gone, its material not yet everywhere: a second event says so (no secrets: codes and paths).
+  for (const note of material) {
+    await context.audit.record(
+      buildServiceEvent(context, 'DeleteKey', note.keyId, now, undefined, {
+        keyMaterialDestruction: note.outcome,
+        reason: note.reason,
+        ...(note.missingBackups ? { missingBackupFiles: note.missingBackups } : {}),
+      }),
+    );
+  }
   const expiredSessions = await context.store.deleteExpiredSessions(context.now());
-  return { destroyed, rotated, failed, expiredSessions };
+  return { destroyed, rotated, failed, material, expiredSessions };
 }

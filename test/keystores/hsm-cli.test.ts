@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { randomUuid } from '../../src/crypto/random.ts';
 import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
 import { hsmAuditFile } from '../../src/keystores/pkcs11/cluster/audit-file.ts';
+import { LocalHsmMember } from '../../src/keystores/pkcs11/cluster/local-member.ts';
 import { HsmClusterKeyStoreBackend } from '../../src/keystores/pkcs11/cluster/stored.ts';
 import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
 import { CustomKeyStoreConnectError, type ConnectedKeyStore } from '../../src/keystores/types.ts';
@@ -21,6 +22,7 @@ import { HsmCatalog, clusterStatus, restoreCluster } from '../../src/cli/hsm-clu
 import { AgentProcess } from './agent-process.ts';
 import { SOFTHSM_MODULE, SoftHsm, createStandaloneToken, listObjects, type TestToken } from './softhsm.ts';
 import { makeTestCerts } from './test-certs.ts';
+import { postgresQuery, postgresUrl, testSchemaName } from '../storage/backends.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/strongroom.mjs', import.meta.url));
 const hsm = SoftHsm.get();
@@ -180,6 +182,104 @@ describe('strongroom hsm', () => {
     for (const secret of [CRYPTO_USER_PIN, first.soPin, second.soPin]) assert.ok(!auditText.includes(secret));
   });
 
+  test('cluster create with an hsm-agent as the first member', async () => {
+    const standalone = createStandaloneToken('cli-agent-first', CRYPTO_USER_PIN);
+    const agentFirst = await AgentProcess.start(standalone, certs);
+    try {
+      const created = await json('hsm', 'cluster', 'create', '--cluster-id', 'cluster-agent', '--member-name', 'remote', '--agent', `127.0.0.1:${agentFirst.port}`,
+        '--tls-ca', certs.ca, '--tls-cert', certs.clientCert, '--tls-key', certs.clientKey, '--so-pin-file', secretFile('agent-first.so-pin', standalone.token.soPin));
+      assert.deepEqual(created.Members.map((member: any) => [member.Name, member.Kind, member.State]), [['remote', 'agent', 'ACTIVE']]);
+      const labels = listObjects(standalone.token, standalone.conf).map((object) => object.label);
+      assert.ok(labels.includes('strongroom:cluster-wrapping-key:cluster-agent'), `pkcs11-tool: ${labels.join(', ')}`);
+    } finally {
+      await agentFirst.stop('SIGKILL');
+      standalone.cleanup();
+    }
+  });
+
+  test('with --database postgres://… the hsm commands keep clusters in PostgreSQL, where serve --database reads them', async () => {
+    const schema = testSchemaName();
+    await postgresQuery(`CREATE SCHEMA ${schema}`);
+    const token = hsm.createToken('cli-pg', CRYPTO_USER_PIN);
+    try {
+      const database = postgresUrl(schema);
+      const created = await json('hsm', 'cluster', 'create', '--cluster-id', 'cluster-pg', '--member-name', 'pg1', '--module', SOFTHSM_MODULE,
+        '--token-label', token.label, '--pin-file', secretFile('pg.pin', token.pin), '--so-pin-file', secretFile('pg.so-pin', token.soPin), '--database', database);
+      assert.deepEqual(created.Members.map((member: any) => [member.Name, member.State]), [['pg1', 'ACTIVE']]);
+      const status = await json('hsm', 'cluster', 'status', 'cluster-pg', '--database', database);
+      assert.equal(status.ClusterId, 'cluster-pg');
+      assert.deepEqual(status.Members.map((member: any) => [member.Name, member.Kind, member.State, member.KeyObjects, member.OwedOperations]), [['pg1', 'pkcs11', 'ACTIVE', 0, 0]]);
+      const rows = await postgresQuery('SELECT name FROM hsm_members WHERE cluster_id = $1', ['cluster-pg'], schema);
+      assert.deepEqual(rows.rows.map((row) => row.name), ['pg1']);
+      // Not in the data directory's SQLite.
+      const listed = await json('hsm', 'cluster', 'list');
+      assert.ok(!listed.Clusters.some((cluster: any) => cluster.ClusterId === 'cluster-pg'));
+    } finally {
+      await postgresQuery(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
+
+  test('cluster status reports each member; hsm restore puts a backup\'s objects back into a member that lost them', async () => {
+    const [r1, r2] = [hsm.createToken('cli-restore-1', CRYPTO_USER_PIN), hsm.createToken('cli-restore-2', CRYPTO_USER_PIN)];
+    await json('hsm', 'cluster', 'create', '--cluster-id', 'cluster-restore', '--member-name', 'r1', '--module', SOFTHSM_MODULE, '--token-label', r1.label,
+      '--pin-file', secretFile('r1.pin', r1.pin), '--so-pin-file', secretFile('r1.so-pin', r1.soPin));
+    await json('hsm', 'cluster', 'add-member', 'cluster-restore', '--member-name', 'r2', '--module', SOFTHSM_MODULE, '--token-label', r2.label,
+      '--pin-file', secretFile('r2.pin', r2.pin), '--so-pin-file', secretFile('r2.so-pin', r2.soPin), '--source-so-pin-file', secretFile('r1.so-pin2', r1.soPin));
+    const catalog = await HsmCatalog.open(dataDir);
+    const keyId = randomUuid();
+    let objectId: Buffer;
+    try {
+      const cluster = await catalog.connect('cluster-restore');
+      try {
+        objectId = await cluster.createKey(keyId, 1);
+      } finally {
+        await cluster.close();
+      }
+    } finally {
+      await catalog.close();
+    }
+
+    const status = await json('hsm', 'cluster', 'status', 'cluster-restore');
+    assert.match(status.CreatedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.deepEqual({ ...status, CreatedAt: undefined }, {
+      ClusterId: 'cluster-restore',
+      CreatedAt: undefined,
+      MinReplicas: 1,
+      RequestTimeoutMs: 2000,
+      ConnectionState: 'CONNECTED',
+      Members: [
+        { Name: 'r1', Kind: 'pkcs11', State: 'ACTIVE', KeyObjects: 1, OwedOperations: 0 },
+        { Name: 'r2', Kind: 'pkcs11', State: 'ACTIVE', KeyObjects: 1, OwedOperations: 0 },
+      ],
+    });
+
+    const backupFile = join(dir, 'cluster-restore.backup.json');
+    assert.equal((await json('hsm', 'backup', 'cluster-restore', '--out', backupFile)).Objects, 1);
+    // r2 loses its key object (outside Strongroom); the backup puts it back, as the same key.
+    const member = (token: TestToken, name: string) => new LocalHsmMember({ name, modulePath: SOFTHSM_MODULE, tokenLabel: token.label, pin: Buffer.from(token.pin) });
+    const lost = member(r2, 'r2');
+    try {
+      await lost.connect();
+      assert.equal(await lost.destroy(objectId), true);
+    } finally {
+      await lost.close();
+    }
+    const label = keyVersionLabel(keyId, 1);
+    assert.ok(!listObjects(r2).some((object) => object.label === label), 'pkcs11-tool: gone from r2');
+    const restored = await json('hsm', 'restore', 'cluster-restore', '--in', backupFile, '--member', 'r2');
+    assert.deepEqual(restored, { ClusterId: 'cluster-restore', ObjectsInBackup: 1, Restored: { r2: 1 } });
+    assert.ok(listObjects(r2).some((object) => object.label === label), 'pkcs11-tool: back on r2');
+    const [one, two] = [member(r1, 'r1'), member(r2, 'r2')];
+    try {
+      await Promise.all([one.connect(), two.connect()]);
+      const iv = Buffer.alloc(12, 7);
+      const sealed = await one.encrypt(objectId, iv, Buffer.from('aad'), Buffer.from('restored key'));
+      assert.deepEqual(await two.decrypt(objectId, iv, Buffer.from('aad'), sealed), Buffer.from('restored key'));
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
+  });
+
   test('the backend reports INVALID_CREDENTIALS for a wrong KeyStorePassword and CLUSTER_NOT_FOUND for an unknown cluster', async () => {
     await assert.rejects(connectAsKms('wrong-pin-0000'), (error: unknown) => error instanceof CustomKeyStoreConnectError && error.connectionErrorCode === 'INVALID_CREDENTIALS');
     const catalog = await HsmCatalog.open(dataDir);
@@ -195,6 +295,8 @@ describe('strongroom hsm', () => {
   test('remove-member, but never the last one; an unknown cluster is a clear error', async () => {
     const removed = await json('hsm', 'cluster', 'remove-member', 'cluster-cli', 'first');
     assert.deepEqual(removed.Members.map((member: any) => member.Name), ['second']);
+    assert.equal(removed.Removed.TokenCleaned, true);
+    assert.deepEqual(objectsOn(first).filter((object) => object.label?.startsWith('strongroom:')), [], 'pkcs11-tool: the cluster key is gone from the removed token');
     const last = await strongroom('hsm', 'cluster', 'remove-member', 'cluster-cli', 'second');
     assert.equal(last.code, 1);
     assert.match(last.stderr, /^error: second is the last member of cluster-cli/);

@@ -209,7 +209,7 @@ describe('background work: scheduled deletion and automatic rotation', () => {
       service.advanceTo(85);
       await service.call('ScheduleKeyDeletion', { KeyId: keyId, PendingWindowInDays: 7 });
       service.advanceTo(91); // rotation due (day 90), deletion not yet (day 92)
-      assert.deepEqual(await service.runScheduler(), { destroyed: [], rotated: [], failed: [], expiredSessions: 0 });
+      assert.deepEqual(await service.runScheduler(), { destroyed: [], rotated: [], failed: [], material: [], expiredSessions: 0 });
       assert.equal(service.countRows('key_versions', keyId), 1);
     });
 

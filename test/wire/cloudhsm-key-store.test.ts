@@ -28,6 +28,7 @@ import {
   ReEncryptCommand,
 } from '@aws-sdk/client-kms';
 import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
+import { runDueBackgroundWork } from '../../src/service/background.ts';
 import { AgentProcess } from '../keystores/agent-process.ts';
 import { SOFTHSM_MODULE, SoftHsm, createStandaloneToken, listObjects, type StandaloneToken, type TestToken } from '../keystores/softhsm.ts';
 import { makeTestCerts, type CertFiles } from '../keystores/test-certs.ts';
@@ -81,7 +82,7 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
 
   before(async () => {
     const hsm = SoftHsm.get();
-    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d', 'chsm-e'].map((label) => {
+    tokens = ['chsm-a', 'chsm-b', 'chsm-c', 'chsm-d', 'chsm-e', 'chsm-f', 'chsm-g'].map((label) => {
       const existing = new Set(readdirSync(join(hsm.dir, 'tokens')));
       const token = hsm.createToken(label, CRYPTO_USER_PIN);
       tokenDirs.set(label, readdirSync(join(hsm.dir, 'tokens')).find((entry) => !existing.has(entry))!);
@@ -325,5 +326,77 @@ describe('AWS_CLOUDHSM custom key store over a Strongroom HSM cluster', { timeou
       }
     }
     assert.deepEqual(Buffer.from(decrypted!), plaintext);
+  });
+
+  it('a key whose deletion falls due while its store is disconnected: destroyed in every HSM and backup at the next connect', async () => {
+    const dataDir = join(dir, 'disconnected');
+    const cluster = 'cluster-wxyzabcdefg';
+    const members = tokens.slice(5, 7);
+    makeCluster(dataDir, cluster, members);
+    const h = await Harness.open(dataDir);
+    try {
+      const { CustomKeyStoreId } = await h.call<{ CustomKeyStoreId: string }>('CreateCustomKeyStore', {
+        CustomKeyStoreName: 'deferred',
+        CloudHsmClusterId: cluster,
+        TrustAnchorCertificate: trustAnchor,
+        KeyStorePassword: CRYPTO_USER_PIN,
+      });
+      const settle = async () => {
+        for (let i = 0; i < 3000; i++) {
+          const { CustomKeyStores } = await h.call<{ CustomKeyStores: { ConnectionState: string }[] }>('DescribeCustomKeyStores', { CustomKeyStoreId });
+          if (!['CONNECTING', 'DISCONNECTING'].includes(CustomKeyStores[0].ConnectionState)) return CustomKeyStores[0].ConnectionState;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        throw new Error('the store never settled');
+      };
+      await h.call('ConnectCustomKeyStore', { CustomKeyStoreId });
+      assert.equal(await settle(), 'CONNECTED');
+      const keyId = await h.createKey({ CustomKeyStoreId, Origin: 'AWS_CLOUDHSM' });
+      const label = keyVersionLabel(keyId, 1);
+      assert.ok(members.every((token) => holds(token, label)));
+      // A managed backup holding the key, and one that has gone missing since it was made.
+      const backupFile = join(dir, 'deferred.backup.json');
+      hsmCli(dataDir, 'backup', cluster, '--out', backupFile);
+      hsmCli(dataDir, 'backup', cluster, '--out', join(dir, 'lost.backup.json'));
+      rmSync(join(dir, 'lost.backup.json'));
+      const objectId = JSON.parse(readFileSync(backupFile, 'utf8')).objects[0].objectId as string;
+
+      await h.call('ScheduleKeyDeletion', { KeyId: keyId, PendingWindowInDays: 7 });
+      await h.call('DisconnectCustomKeyStore', { CustomKeyStoreId });
+      assert.equal(await settle(), 'DISCONNECTED');
+      h.advanceTo(8);
+      // The scheduler's run, watching what it writes to the audit trail.
+      const trail = h.instance.context.audit;
+      const recorded: string[] = [];
+      const run = await runDueBackgroundWork({
+        ...h.instance.context,
+        audit: {
+          probe: () => trail.probe(),
+          record: (entry) => (recorded.push(entry.text), trail.record(entry)),
+          lastCryptoUse: (id) => trail.lastCryptoUse(id),
+          trackingStart: () => trail.trackingStart(),
+        },
+      });
+      assert.deepEqual(run.destroyed, [keyId]);
+      assert.deepEqual(run.failed, []);
+      assert.deepEqual(run.material, [
+        { keyId, outcome: 'DEFERRED', reason: 'the custom key store is not connected', missingBackups: [join(dir, 'lost.backup.json')] },
+      ]);
+      const details = recorded.map((text) => JSON.parse(text)).filter((event) => event.eventName === 'DeleteKey').map((event) => event.serviceEventDetails);
+      assert.deepEqual(details, [
+        { keyId },
+        { keyId, keyMaterialDestruction: 'DEFERRED', reason: 'the custom key store is not connected', missingBackupFiles: [join(dir, 'lost.backup.json')] },
+      ]);
+      assert.ok(!recorded.some((text) => text.includes(CRYPTO_USER_PIN)));
+      await h.expectError('DescribeKey', { KeyId: keyId }, 'NotFoundException');
+      assert.ok(!readFileSync(backupFile, 'utf8').includes(objectId), 'removed from the managed backup at once');
+      assert.ok(members.every((token) => holds(token, label)), 'still in the HSMs while the store is disconnected');
+
+      await h.call('ConnectCustomKeyStore', { CustomKeyStoreId });
+      assert.equal(await settle(), 'CONNECTED');
+      for (const token of members) assert.equal(holds(token, label), false, `${token.label} no longer holds it`);
+    } finally {
+      await h.instance.close();
+    }
   });
 });

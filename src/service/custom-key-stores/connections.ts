@@ -5,6 +5,8 @@ import {
   type CustomKeyStoreBackend,
   type CustomKeyStoreConnectRequest,
   type KeyStoreHealth,
+  type CustomKeyStoreTarget,
+  type KeyVersionHandle,
 } from '../../keystores/types.ts';
 import type { CustomKeyStoreRecord, CustomKeyStoreType } from '../../storage/types.ts';
 
@@ -91,6 +93,24 @@ export class CustomKeyStoreConnections {
   private async connect(sealer: Sealer, record: CustomKeyStoreRecord): Promise<ConnectedKeyStore> {
     const backend = this.backendFor(record.type);
     return backend.connect(this.requestFor(record, unsealCustomKeyStoreSecret(sealer, record)));
+  }
+
+  /** The backend's oweDestruction (HSM clusters: every member owes the destroy); nothing for a backend without one. */
+  async oweDestruction(record: CustomKeyStoreRecord, handles: readonly KeyVersionHandle[]): Promise<void> {
+    await this.backends[record.type]?.oweDestruction?.(this.targetOf(record), handles);
+  }
+
+  async withdrawDestruction(record: CustomKeyStoreRecord, handles: readonly KeyVersionHandle[]): Promise<void> {
+    await this.backends[record.type]?.withdrawDestruction?.(this.targetOf(record), handles);
+  }
+
+  /** Removes the versions from the store's managed backups; the missing backup files. */
+  async cleanBackups(record: CustomKeyStoreRecord, handles: readonly KeyVersionHandle[]): Promise<string[]> {
+    return (await this.backends[record.type]?.cleanBackups?.(this.targetOf(record), handles))?.missing ?? [];
+  }
+
+  private targetOf(record: CustomKeyStoreRecord): CustomKeyStoreTarget {
+    return { customKeyStoreId: record.customKeyStoreId, cloudHsmClusterId: record.cloudHsmClusterId, xksProxy: record.xksProxy };
   }
 
   /** Drops this process's connection to the store, if any. */

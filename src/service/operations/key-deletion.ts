@@ -9,7 +9,7 @@ import { KmsError, validationError } from '../errors.ts';
 import { resolveKeyFor } from '../authorization.ts';
 import { keyStoreFor } from '../key-stores.ts';
 import type { ConnectedKeyStore } from '../../keystores/types.ts';
-import type { KeyRecord, KeyVersionRecord } from '../../storage/types.ts';
+import type { CustomKeyStoreRecord, KeyRecord, KeyVersionRecord } from '../../storage/types.ts';
 import { MANAGEABLE_STATES, keyArn, requireManageable, updateKeyInState } from '../key-resolution.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -71,21 +71,51 @@ export const cancelKeyDeletion: Operation<CancelKeyDeletionRequest, CancelKeyDel
   return { KeyId: keyArn(context, key.keyId) };
 };
 
+/** What happened to a custom key store key's material when its key was destroyed (background.ts logs and audits it). */
+export interface MaterialDestructionNote {
+  readonly keyId: string;
+  /**
+   * DEFERRED: owed, to be applied when the store is connected or its members re-synchronised;
+   * DESTROYED: done, but some managed backup files were missing.
+   */
+  readonly outcome: 'DEFERRED' | 'DESTROYED';
+  /** Why, without secrets: an error code or a fixed phrase. */
+  readonly reason: string;
+  /** Managed backup files that were missing (nothing removed from them). */
+  readonly missingBackups?: string[];
+}
+
 /** Carried out by the scheduler: destroys the key's material, aliases and tags for good. */
 export async function destroyDueKeys(
   context: ServiceContext,
   onFailure: (keyId: string, error: unknown) => void,
+  onMaterial: (note: MaterialDestructionNote) => void = () => {},
 ): Promise<string[]> {
   const now = context.now();
   const destroyed: string[] = [];
   for (const keyId of await context.store.keysDueForDeletion(now)) {
     try {
       const key = await context.store.getKey(keyId);
-      const versions = key?.customKeyStoreId !== undefined ? await context.store.listKeyVersions(keyId) : [];
-      if (!(await context.store.destroyKeyIfDue(keyId, now))) continue; // cancelled meanwhile
+      if (key?.customKeyStoreId === undefined) {
+        if (!(await context.store.destroyKeyIfDue(keyId, now))) continue; // cancelled meanwhile
+        context.keyStore.forget(keyId);
+        destroyed.push(keyId);
+        continue;
+      }
+      const versions = await context.store.listKeyVersions(keyId);
+      const record = await context.store.getCustomKeyStore(key.customKeyStoreId);
+      // Before the row (and with it the HSM object ids) is gone: every member owes the destroy,
+      // so a store that is disconnected now, or a destroy that fails, is made good at its next
+      // connection or re-synchronisation.
+      if (record) await context.customKeyStores.oweDestruction(record, versions);
+      if (!(await context.store.destroyKeyIfDue(keyId, now))) {
+        if (record) await context.customKeyStores.withdrawDestruction(record, versions); // cancelled meanwhile
+        continue;
+      }
       context.keyStore.forget(keyId);
       destroyed.push(keyId);
-      if (key?.customKeyStoreId !== undefined) await destroyCustomKeyStoreMaterial(context, key, versions);
+      // An external key store's material is its key versions' rows (gone now) and the proxy's key, which is the customer's.
+      if (record?.type === 'AWS_CLOUDHSM') await destroyCustomKeyStoreMaterial(context, key, record, versions, onMaterial);
     } catch (error) {
       onFailure(keyId, error);
     }
@@ -95,15 +125,32 @@ export async function destroyDueKeys(
 
 /**
  * A key in a custom key store: its material is destroyed where it lives (every HSM of the cluster;
- * members that are down owe the destruction and carry it out when they return). If the store is
- * not connected, the key is gone from Strongroom but its material stays in the cluster, as in AWS;
- * the failure is reported so the operator can remove it (`strongroom hsm`).
+ * members that are down carry out the destroy they owe when they return) and in every managed
+ * backup. If the store is not connected or the destroy fails, the owed destroys recorded before the
+ * key's row was deleted stay, and are applied when the store is next connected.
  */
 async function destroyCustomKeyStoreMaterial(
   context: ServiceContext,
   key: KeyRecord,
+  record: CustomKeyStoreRecord,
   versions: readonly KeyVersionRecord[],
+  onMaterial: (note: MaterialDestructionNote) => void,
 ): Promise<void> {
-  const store = (await keyStoreFor(context, key)) as ConnectedKeyStore;
-  await store.destroyMaterial?.(versions);
+  // Backups need no connection: cleaned now, whatever happens to the HSMs.
+  const missingBackups = await context.customKeyStores.cleanBackups(record, versions);
+  let deferred: string | undefined;
+  try {
+    const store = (await keyStoreFor(context, key)) as ConnectedKeyStore;
+    await store.destroyMaterial?.(versions);
+  } catch (error) {
+    deferred = error instanceof KmsError ? 'the custom key store is not connected' : `destroy failed (${errorCode(error)})`;
+  }
+  if (deferred) onMaterial({ keyId: key.keyId, outcome: 'DEFERRED', reason: deferred, ...(missingBackups.length ? { missingBackups } : {}) });
+  else if (missingBackups.length) onMaterial({ keyId: key.keyId, outcome: 'DESTROYED', reason: 'managed backup files missing', missingBackups });
+}
+
+/** An error's code, never its message (which could carry a value). */
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : error instanceof Error ? error.name : 'unknown';
 }

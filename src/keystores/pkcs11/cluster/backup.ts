@@ -82,13 +82,16 @@ export async function restoreBackup(member: HsmMember, clusterId: string, path: 
   return restored;
 }
 
-/** Rewrites a managed backup without the object (a missing file is left missing). */
-export async function removeFromBackupFile(path: string, objectId: Buffer): Promise<boolean> {
+/**
+ * Rewrites a managed backup without the object: true if it was there; 'missing' if the file is gone
+ * (left missing; the caller reports it).
+ */
+export async function removeFromBackupFile(path: string, objectId: Buffer): Promise<boolean | 'missing'> {
   let backup: BackupFile;
   try {
     backup = await readBackup(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
     throw error;
   }
   const id = objectId.toString('hex');

@@ -91,5 +91,20 @@ export interface HsmClusterOptions {
   /** Backup files this cluster manages: destroyKey removes the object from each. */
   readonly backupFiles?: () => Promise<string[]>;
   readonly audit?: HsmAuditLog;
+  /**
+   * The members the cluster should have, as the catalog lists them now (stored.ts). Read on every
+   * probe tick: members added by another process (`strongroom hsm cluster add-member`, another
+   * node) join out of service and are re-synchronised before they serve; members removed leave.
+   * createKey and destroyKey read it too, so a member listed but not yet followed owes the change.
+   */
+  readonly membership?: () => Promise<CatalogMember[]>;
+}
+
+/** A member as the catalog lists it: its name, its configuration (to notice a replaced one) and how to open it. */
+export interface CatalogMember {
+  readonly name: string;
+  /** The configuration, serialised: a member re-added under the same name with another one is reopened. */
+  readonly config: string;
+  open(): HsmMember;
 }
 

@@ -10,6 +10,8 @@ import { Deadlines } from './deadlines.ts';
 import { dispatch, type DispatchContext } from './dispatch.ts';
 import { MemoryJournal } from './journal.ts';
 import type { HsmMember } from './member.ts';
+import { joinMember } from './join.ts';
+import { membershipChange, unfollowedMembers } from './membership.ts';
 import { checkMember, healthProblem, resyncMember } from './resync.ts';
 import { createReplicatedKey, destroyOn } from './replicated-key.ts';
 import { clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
@@ -43,6 +45,8 @@ export class HsmCluster {
   /** What dispatch.ts needs from this cluster. */
   readonly #dispatch: DispatchContext;
   #closed = false;
+  /** The configuration each member was opened with, by name (membership.ts). */
+  readonly #configs = new Map<string, string>();
 
   private constructor(options: HsmClusterOptions) {
     if (options.members.length === 0) throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', 'an HSM cluster needs at least one member');
@@ -69,6 +73,7 @@ export class HsmCluster {
       audit: (slot, operation, objectId) => this.#audit(slot, operation, objectId, 'ok'),
       fail: (slot, error, operation, objectId) => this.#fail(slot, error, operation, objectId),
       insufficient: () => this.#insufficient(),
+      unfollowed: () => this.#unfollowed(),
     };
   }
 
@@ -155,12 +160,21 @@ export class HsmCluster {
     return this.#exclusive(async () => {
       const destroyedIn: string[] = [];
       const owedBy: string[] = [];
+      const { journal } = this.#context;
       for (const slot of this.#slots) {
-        if (slot.state === 'ACTIVE' && (await destroyOn(this.#context, slot, objectId))) destroyedIn.push(slot.member.name);
-        else {
-          await this.#context.journal.owe(slot.member.name, objectId, 'destroy');
+        if (slot.state === 'ACTIVE' && (await destroyOn(this.#context, slot, objectId))) {
+          destroyedIn.push(slot.member.name);
+          // A destroy recorded before the call (key-deletion: owed by every member first) is done.
+          await journal.settle(slot.member.name, objectId);
+        } else {
+          await journal.owe(slot.member.name, objectId, 'destroy');
           owedBy.push(slot.member.name);
         }
+      }
+      // Read after destroying: a member joining meanwhile is listed here, or copies from a source that no longer holds it.
+      for (const name of await this.#unfollowed()) {
+        await journal.owe(name, objectId, 'destroy');
+        owedBy.push(name);
       }
       for (const file of (await this.#options.backupFiles?.()) ?? []) await removeFromBackupFile(file, objectId);
       return { destroyedIn, owedBy };
@@ -172,36 +186,24 @@ export class HsmCluster {
    * every existing object is replicated to it, and it starts serving. Returns the ceremony's
    * transport key fingerprint (ceremony.ts).
    */
-  async addMember(member: HsmMember, sourceSoPin: SecretBytes, memberSoPin: SecretBytes, sourceName?: string): Promise<string> {
+  async addMember(
+    member: HsmMember,
+    sourceSoPin: SecretBytes,
+    memberSoPin: SecretBytes,
+    sourceName?: string,
+    onJoined?: () => Promise<void>,
+  ): Promise<string> {
     return this.#exclusive(async () => {
       if (this.#slots.some((slot) => slot.member.name === member.name)) throw new Pkcs11Error('CEREMONY_FAILED', `member ${member.name} is already in the cluster`);
       const source = sourceName === undefined ? this.#active[0] : this.#active.find((slot) => slot.member.name === sourceName);
       if (!source) throw sourceName === undefined ? this.#insufficient() : new Pkcs11Error('CEREMONY_FAILED', `source member ${sourceName} is not active`);
-      // The user PIN first: a member that cannot log in must not receive the cluster key.
-      // A join that fails at any step closes the joining member: its sessions (an agent's TLS
-      // connection) must not outlive the failed command.
-      let fingerprint: string;
       const slot = newSlot(member, 'SYNCING', undefined);
-      try {
-        await member.connect();
-        // The source leaves the rotation during its SO step (its user sessions are closed then).
-        this.#setState(source, 'SYNCING', undefined);
-        try {
-          fingerprint = await installClusterKey(this.clusterId, source.member, sourceSoPin, member, memberSoPin);
-        } finally {
-          this.#setState(source, 'ACTIVE', undefined);
-        }
-        // Copied under the change lock: no key is created or destroyed meanwhile.
-        const present = new Set((await this.#bounded(member.listObjects(), slot)).map((object) => object.objectId.toString('hex')));
-        for (const object of await this.#bounded(source.member.listObjects(), source)) {
-          if (present.has(object.objectId.toString('hex'))) continue;
-          const wrapped = await this.#bounded(source.member.wrap(object.objectId), source);
-          await this.#bounded(member.unwrap(object.objectId, object.label, wrapped), slot);
-        }
-      } catch (error) {
-        await member.close().catch(() => {});
-        throw error;
-      }
+      const fingerprint = await joinMember(this.#context, slot, source, {
+        sourceSoPin,
+        memberSoPin,
+        sourceBusy: (busy) => this.#setState(source, busy ? 'SYNCING' : 'ACTIVE', undefined),
+        ...(onJoined ? { onJoined } : {}),
+      });
       slot.state = 'ACTIVE';
       this.#slots.push(slot);
       this.#refreshActive();
@@ -233,9 +235,42 @@ export class HsmCluster {
     return this.status();
   }
 
-  /** Runs the re-synchronisation of every member that is out now (tests; the probe does it too). */
+  /**
+   * Follows the catalog's membership, then runs the re-synchronisation of every member that is out
+   * now (each probe tick; tests call it directly).
+   */
   async probeNow(): Promise<void> {
+    await this.#followMembership();
     await Promise.all(this.#slots.filter((slot) => slot.state === 'DOWN').map((slot) => this.#bringBack(slot)));
+  }
+
+  /** Adds the members the catalog lists that this cluster lacks (out of service) and drops those it no longer lists. */
+  async #followMembership(): Promise<void> {
+    const membership = this.#options.membership;
+    if (!membership || this.#closed) return;
+    // Read under the lock: a list read before a join in this process finished would drop the new member.
+    await this.#exclusive(async () => {
+      if (this.#closed) return;
+      let listed;
+      try {
+        listed = await membership();
+      } catch {
+        return; // the catalog is unreachable: keep the members there are, try again next tick
+      }
+      const { leaving, joining } = membershipChange(this.#slots, listed, this.#configs);
+      for (const slot of leaving) {
+        this.#slots.splice(this.#slots.indexOf(slot), 1);
+        this.#audit(slot, 'leave', undefined, 'ok');
+      }
+      this.#slots.push(...joining);
+      this.#refreshActive();
+      await Promise.allSettled(leaving.map((slot) => slot.member.close()));
+    });
+  }
+
+  /** Members the catalog lists without a slot here yet: they owe what is created or destroyed now. */
+  async #unfollowed(): Promise<string[]> {
+    return unfollowedMembers(this.#options.membership, this.#slots);
   }
 
   async close(): Promise<void> {

@@ -233,6 +233,16 @@ export class LocalHsmMember implements HsmMember {
     });
   }
 
+  async destroyClusterKey(): Promise<boolean> {
+    // A public token object (the SO made it), destroyable (templates.ts): a R/W user session may destroy it.
+    const token = await this.#ready();
+    return token.withSession((session) => {
+      const keys = findSecretKeys(token.api, session, CLUSTER_KEY_ID, 16);
+      for (const key of keys) call('C_DestroyObject', () => token.api.C_DestroyObject(session, key));
+      return keys.length > 0;
+    });
+  }
+
   async generateRandom(length: number, progress?: CallProgress): Promise<Buffer> {
     checkRandomLength(length);
     const token = await this.#ready();

@@ -81,6 +81,11 @@ export interface HsmMember {
   destroy(objectId: Buffer): Promise<boolean>;
   /** The KMS key objects on the token. */
   listObjects(): Promise<KeyObjectInfo[]>;
+  /**
+   * Destroys the cluster wrapping key (`hsm cluster remove-member`); false if there was none.
+   * In-process members only: the agent protocol has no such call.
+   */
+  destroyClusterKey?(): Promise<boolean>;
   /** Bytes from the token's own generator (C_GenerateRandom), 1..1024 of them. */
   generateRandom(length: number, progress?: CallProgress): Promise<Buffer>;
   /**

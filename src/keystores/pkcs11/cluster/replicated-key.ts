@@ -59,6 +59,9 @@ export async function createReplicatedKey(
         }),
     );
     if (holders.length < minReplicas) throw context.insufficient();
+    // Read after the key exists in its holders: a member that joins meanwhile either is listed
+    // here (and owes the key) or lists the source's objects after this point (and copies it).
+    for (const name of await context.unfollowed()) await journal.owe(name, objectId, 'create');
   } catch (error) {
     // Fail cleanly: gone from every member that made it; a member that failed mid-unwrap may
     // have made it too, so it owes a destroy.

@@ -32,6 +32,7 @@ export async function resyncMember(context: ClusterContext, slot: Slot): Promise
   const owed = await journal.owed(slot.member.name);
   if (owed.length === 0) return;
   const present = new Set((await bounded(slot.member.listObjects(), slot)).map((object) => object.objectId.toString('hex')));
+  const copied: { objectId: Buffer; from: Slot }[] = [];
   for (const entry of owed) {
     if (entry.operation === 'destroy') {
       await bounded(slot.member.destroy(entry.objectId), slot);
@@ -47,9 +48,33 @@ export async function resyncMember(context: ClusterContext, slot: Slot): Promise
         await journal.settle(slot.member.name, entry.objectId); // destroyed since: nothing to copy
         continue;
       }
-      await bounded(slot.member.unwrap(entry.objectId, labelOf(entry.objectId), wrapped), slot);
-      context.audit(slot, 'resync-create', entry.objectId);
+      try {
+        await bounded(slot.member.unwrap(entry.objectId, labelOf(entry.objectId), wrapped), slot);
+        context.audit(slot, 'resync-create', entry.objectId);
+        copied.push({ objectId: entry.objectId, from: source });
+      } catch (error) {
+        // Another process (the add-member command, another node) copied it meanwhile.
+        if (!(error instanceof Pkcs11Error && error.code === 'OBJECT_EXISTS')) throw error;
+      }
     }
     await journal.settle(slot.member.name, entry.objectId);
+  }
+  await undoCopiesOfDestroyed(context, slot, copied);
+}
+
+/**
+ * A process that does not share this one's change lock (another node, the add-member command
+ * beside a server) may have destroyed a key between its wrap in the source and its unwrap here:
+ * that destroy did not find it here yet. So each copy's source is listed again afterwards, and a
+ * copy whose original is gone is destroyed.
+ */
+async function undoCopiesOfDestroyed(context: ClusterContext, slot: Slot, copied: readonly { objectId: Buffer; from: Slot }[]): Promise<void> {
+  const listed = new Map<Slot, Set<string>>();
+  for (const { objectId, from } of copied) {
+    let held = listed.get(from);
+    if (!held) listed.set(from, (held = new Set((await context.bounded(from.member.listObjects(), from)).map((object) => object.objectId.toString('hex')))));
+    if (held.has(objectId.toString('hex'))) continue;
+    await context.bounded(slot.member.destroy(objectId), slot);
+    context.audit(slot, 'resync-destroy', objectId);
   }
 }

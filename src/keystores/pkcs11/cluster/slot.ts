@@ -29,6 +29,8 @@ export interface ClusterContext {
   /** Takes the member out after this failure (and logs it). */
   fail(slot: Slot, error: unknown, operation: string, objectId?: Buffer): void;
   insufficient(): Error;
+  /** Members the catalog lists that the cluster has no slot for yet (they owe every change meanwhile). */
+  unfollowed(): Promise<string[]>;
 }
 
 export function newSlot(member: HsmMember, state: MemberState, errorCode: string | undefined): Slot {

@@ -13,11 +13,14 @@ import {
   type ConnectedKeyStore,
   type CustomKeyStoreBackend,
   type CustomKeyStoreConnectRequest,
+  type CustomKeyStoreTarget,
   type KeyStoreRequestInfo,
   type KeyVersionHandle,
 } from '../../types.ts';
 import type { KeyStoreHealth } from '../../types.ts';
-import { HsmCluster, HsmClusterError, type HsmAuditEvent } from './cluster.ts';
+import { decodeReference } from '../reference.ts';
+import { removeFromBackupFile } from './backup.ts';
+import { HsmCluster, HsmClusterError, type CatalogMember, type HsmAuditEvent } from './cluster.ts';
 import { HsmClusterKeyStore } from './cluster-key-store.ts';
 import type { ClusterJournal, OwedEntry, OwedOperation } from './journal.ts';
 import type { HsmRequestInfo } from './cluster-types.ts';
@@ -46,8 +49,14 @@ export class CatalogJournal implements ClusterJournal {
     return this.catalog.owedOperations(this.clusterId, member);
   }
 
-  owe(member: string, objectId: Buffer, operation: OwedOperation): Promise<void> {
-    return this.catalog.oweOperation(this.clusterId, member, objectId, operation, new Date());
+  async owe(member: string, objectId: Buffer, operation: OwedOperation): Promise<void> {
+    try {
+      await this.catalog.oweOperation(this.clusterId, member, objectId, operation, new Date());
+    } catch (error) {
+      // A member removed from the catalog meanwhile (its row's foreign key refuses the entry) owes
+      // nothing: a connected cluster drops it at its next probe tick, and its token was cleaned.
+      if ((await this.catalog.listMembers(this.clusterId)).some((record) => record.name === member)) throw error;
+    }
   }
 
   settle(member: string, objectId: Buffer): Promise<void> {
@@ -121,6 +130,17 @@ export async function connectStoredCluster(
   const records = await catalog.listMembers(clusterId);
   if (records.length === 0) throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', `HSM cluster ${clusterId} has no members`);
   const members: HsmMember[] = [];
+  // The member rows are read again on every probe tick: the cluster follows additions and removals
+  // made while it is connected (the hsm command, another node).
+  const membership = async (): Promise<CatalogMember[]> =>
+    (await catalog.listMembers(clusterId)).map((record) => ({
+      name: record.name,
+      config: JSON.stringify(record.config),
+      open: () => {
+        const pin = pinOf(record);
+        return memberFromRecord(record, pin, options.verifyAgentPins ? pin : undefined);
+      },
+    }));
   try {
     for (const record of records) {
       const pin = pinOf(record);
@@ -137,6 +157,7 @@ export async function connectStoredCluster(
     minReplicas: options.kmsKeyCreation ? kmsMinReplicas(cluster.minReplicas, records.length) : cluster.minReplicas,
     requestTimeoutMs: cluster.requestTimeoutMs,
     backupFiles: () => catalog.listBackups(clusterId),
+    membership,
     ...(options.probeIntervalMs !== undefined ? { probeIntervalMs: options.probeIntervalMs } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
   });
@@ -150,8 +171,18 @@ export async function connectStoredCluster(
  * (CreateKey: CloudHsmClusterInvalidConfigurationException).
  */
 export class ConnectedHsmClusterKeyStore extends HsmClusterKeyStore implements ConnectedKeyStore {
+  /** The key store password, kept (zeroed at close) to open members that join while connected. */
+  #pin: SecretBytes | undefined;
+
+  constructor(cluster: HsmCluster, pin?: SecretBytes) {
+    super(cluster);
+    this.#pin = pin;
+  }
+
   async close(): Promise<void> {
     await this.cluster.close();
+    this.#pin?.zero();
+    this.#pin = undefined;
   }
 
   override async createVersionMaterial(keyId: string, version: number, keySpec: string): Promise<Buffer> {
@@ -243,10 +274,42 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
     }
   }
 
+  /** Every member of the cluster owes the destroy of each version's object (journal, hsm_owed_operations). */
+  async oweDestruction(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void> {
+    const clusterId = target.cloudHsmClusterId;
+    if (!clusterId) return;
+    const journal = new CatalogJournal(this.catalog, clusterId);
+    for (const member of await this.catalog.listMembers(clusterId)) {
+      for (const handle of handles) await journal.owe(member.name, objectIdOf(handle), 'destroy');
+    }
+  }
+
+  async withdrawDestruction(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void> {
+    const clusterId = target.cloudHsmClusterId;
+    if (!clusterId) return;
+    const journal = new CatalogJournal(this.catalog, clusterId);
+    for (const member of await this.catalog.listMembers(clusterId)) {
+      for (const handle of handles) await journal.settle(member.name, objectIdOf(handle));
+    }
+  }
+
+  async cleanBackups(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<{ missing: string[] }> {
+    const clusterId = target.cloudHsmClusterId;
+    if (!clusterId) return { missing: [] };
+    const missing: string[] = [];
+    for (const file of await this.catalog.listBackups(clusterId)) {
+      for (const handle of handles) {
+        if ((await removeFromBackupFile(file, objectIdOf(handle))) === 'missing' && !missing.includes(file)) missing.push(file);
+      }
+    }
+    return { missing };
+  }
+
   async connect(request: CustomKeyStoreConnectRequest): Promise<ConnectedKeyStore> {
     const clusterId = request.cloudHsmClusterId;
     if (!clusterId) throw new CustomKeyStoreConnectError('CLUSTER_NOT_FOUND', 'no HSM cluster named');
     const pin = this.makePin(request.secret);
+    let connected = false;
     try {
       const audit = this.options.auditFor?.(clusterId) ?? this.options.audit;
       const cluster = await connectStoredCluster(this.catalog, clusterId, () => pin, {
@@ -263,13 +326,19 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
         const code = refused.errorCode === 'PIN_LOCKED' ? 'USER_LOCKED_OUT' : 'INVALID_CREDENTIALS';
         throw new CustomKeyStoreConnectError(code, `HSM member ${refused.name} refused the key store password`);
       }
-      return new ConnectedHsmClusterKeyStore(cluster);
+      connected = true;
+      return new ConnectedHsmClusterKeyStore(cluster, pin);
     } catch (error) {
       if (error instanceof CustomKeyStoreConnectError) throw error;
       if (error instanceof HsmClusterError) throw new CustomKeyStoreConnectError(error.code, error.message);
       throw new CustomKeyStoreConnectError('INTERNAL_ERROR', 'the HSM cluster could not be connected');
     } finally {
-      pin.zero();
+      if (!connected) pin.zero();
     }
   }
+}
+
+/** A key version's object id (CKA_ID), from its stored 34-byte reference. */
+function objectIdOf(handle: KeyVersionHandle): Buffer {
+  return decodeReference(handle.sealedMaterial, handle.keyId, handle.version);
 }
