@@ -248,8 +248,8 @@ describe('strongroom hsm', () => {
       RequestTimeoutMs: 2000,
       ConnectionState: 'CONNECTED',
       Members: [
-        { Name: 'r1', Kind: 'pkcs11', State: 'ACTIVE', KeyObjects: 1, OwedOperations: 0 },
-        { Name: 'r2', Kind: 'pkcs11', State: 'ACTIVE', KeyObjects: 1, OwedOperations: 0 },
+        { Name: 'r1', Kind: 'pkcs11', State: 'ACTIVE', KeyObjects: 1, OwedOperations: 0, ClusterKeyProtected: true },
+        { Name: 'r2', Kind: 'pkcs11', State: 'ACTIVE', KeyObjects: 1, OwedOperations: 0, ClusterKeyProtected: true },
       ],
     });
 
