@@ -9,7 +9,8 @@ import { OBJECT_ID_LENGTH } from '../reference.ts';
 import { AES_256_KEY_BYTES, clusterKeyVersionTemplate, expectedBooleanAttributes, forUnwrap } from '../templates.ts';
 import { CLUSTER_KEY_ID, CLUSTER_KEY_LABEL_PREFIX, TOKEN_SET, checkTransportKey, clusterKeyMissing, clusterKeyProtected } from './ceremony-steps.ts';
 import { generateClusterKey, generateTransportKey, unwrapClusterKey, wrapClusterKey } from './ceremony-steps.ts';
-import { checkRandomLength, type CallProgress, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
+import { ObjectHandles } from './object-handles.ts';
+import { checkRandomLength, startOrGiveUp, type CallProgress, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
 
 export { CLUSTER_KEY_ID };
 
@@ -38,11 +39,6 @@ export interface LocalMemberOptions {
   readonly inlineCalls?: boolean;
 }
 
-interface CachedHandle {
-  readonly object: Handle;
-  readonly epoch: number;
-}
-
 /**
  * A cluster member whose token is loaded in this process (a local SoftHSM, or a network HSM whose
  * vendor library does the networking). Crypto runs on the pooled user sessions of a Pkcs11Token;
@@ -59,7 +55,7 @@ export class LocalHsmMember implements HsmMember {
   /** Set while an SO step runs: user operations wait for it. */
   #maintenance: Promise<void> | undefined;
   #closed = false;
-  readonly #handles = new Map<string, CachedHandle>();
+  readonly #handles = new ObjectHandles();
 
   /** The session pool's size: calls this member runs at once. */
   get sessions(): number {
@@ -126,7 +122,7 @@ export class LocalHsmMember implements HsmMember {
         call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
         throw error;
       }
-      this.#remember(objectId, object, token);
+      this.#handles.remember(objectId, object, token.handleEpoch);
     });
   }
 
@@ -158,7 +154,7 @@ export class LocalHsmMember implements HsmMember {
         call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
         throw error;
       }
-      this.#remember(objectId, object, token);
+      this.#handles.remember(objectId, object, token.handleEpoch);
     });
   }
 
@@ -201,7 +197,7 @@ export class LocalHsmMember implements HsmMember {
   async destroy(objectId: Buffer): Promise<boolean> {
     checkObjectId(objectId);
     const token = await this.#ready();
-    this.#handles.delete(objectId.toString('hex'));
+    this.#handles.forget(objectId);
     return token.withSession((session) => {
       const objects = findSecretKeys(token.api, session, objectId, 16);
       for (const object of objects) call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
@@ -290,7 +286,7 @@ export class LocalHsmMember implements HsmMember {
   async #open(): Promise<void> {
     const token = await Pkcs11Token.open({
       modulePath: this.#options.modulePath,
-      ...selectorOptions(this.#options),
+      ...slotSelector(this.#options),
       pin: this.#pin,
       ...(this.#options.sessions !== undefined ? { sessions: this.#options.sessions } : {}),
       acquireTimeoutMs: this.#options.acquireTimeoutMs ?? 5_000,
@@ -363,21 +359,21 @@ export class LocalHsmMember implements HsmMember {
   }
 
   #clusterKey(token: Pkcs11Token, session: Handle): Handle {
-    const cached = this.#cached(CLUSTER_KEY_ID, token);
+    const cached = this.#handles.get(CLUSTER_KEY_ID, token.handleEpoch);
     if (cached) return cached;
     const [key] = findSecretKeys(token.api, session, CLUSTER_KEY_ID, 1);
     if (!key) throw clusterKeyMissing(this.name);
-    this.#remember(CLUSTER_KEY_ID, key, token);
+    this.#handles.remember(CLUSTER_KEY_ID, key, token.handleEpoch);
     return key;
   }
 
   #object(token: Pkcs11Token, session: Handle, objectId: Buffer): Handle {
-    const cached = this.#cached(objectId, token);
+    const cached = this.#handles.get(objectId, token.handleEpoch);
     if (cached) return cached;
     const found = findSecretKeys(token.api, session, objectId, 2);
     if (found.length === 0) throw new Pkcs11Error('KEY_NOT_FOUND', `HSM member ${this.name} has no object with this id (destroyed, or not yet synchronised)`);
     if (found.length > 1) throw new Pkcs11Error('KEY_AMBIGUOUS', `HSM member ${this.name} has ${found.length} objects with one id`);
-    this.#remember(objectId, found[0]!, token);
+    this.#handles.remember(objectId, found[0]!, token.handleEpoch);
     return found[0]!;
   }
 
@@ -391,25 +387,9 @@ export class LocalHsmMember implements HsmMember {
       else token.api.C_DecryptInit(session, mechanism, object);
     } catch (error) {
       const translated = translate(error, fn);
-      if (translated instanceof Pkcs11Error && translated.code === 'KEY_NOT_FOUND') this.#handles.delete(objectId.toString('hex'));
+      if (translated instanceof Pkcs11Error && translated.code === 'KEY_NOT_FOUND') this.#handles.forget(objectId);
       throw translated;
     }
-  }
-
-  #cached(objectId: Buffer, token: Pkcs11Token): Handle | undefined {
-    const entry = this.#handles.get(objectId.toString('hex'));
-    if (!entry) return undefined;
-    if (entry.epoch === token.handleEpoch) return entry.object;
-    this.#handles.delete(objectId.toString('hex'));
-    return undefined;
-  }
-
-  #remember(objectId: Buffer, object: Handle, token: Pkcs11Token): void {
-    if (this.#handles.size >= 10_000) {
-      const oldest = this.#handles.keys().next().value;
-      if (oldest !== undefined) this.#handles.delete(oldest);
-    }
-    this.#handles.set(objectId.toString('hex'), { object, epoch: token.handleEpoch });
   }
 }
 
@@ -417,17 +397,8 @@ function slotSelector(options: LocalMemberOptions): SlotSelector {
   return options.tokenLabel !== undefined ? { tokenLabel: options.tokenLabel } : { slotId: options.slotId! };
 }
 
-function selectorOptions(options: LocalMemberOptions): { tokenLabel: string } | { slotId: number | bigint } {
-  return options.tokenLabel !== undefined ? { tokenLabel: options.tokenLabel } : { slotId: options.slotId! };
-}
-
 function checkObjectId(objectId: Buffer): void {
   if (objectId.length !== OBJECT_ID_LENGTH) throw new Pkcs11Error('REFERENCE_INVALID', 'an HSM object id is 28 bytes');
-}
-
-/** The call has its session: its deadline starts; if the cluster gave up while it waited, it is not run. */
-function startOrGiveUp(progress: CallProgress | undefined, member: string): void {
-  if (progress && !progress.started()) throw new Pkcs11Error('POOL_TIMEOUT', `HSM member ${member}: the request was given up while it waited for a session`);
 }
 
 const objectExists = (member: string): Pkcs11Error => new Pkcs11Error('OBJECT_EXISTS', `HSM member ${member} already has an object with this id`);

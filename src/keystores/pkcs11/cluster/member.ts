@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
+import { Pkcs11Error } from '../errors.ts';
 
 export interface KeyObjectInfo {
   /** CKA_ID (28 bytes, reference.ts). */
@@ -111,4 +112,9 @@ export interface HsmMember {
 /** GenerateRandom's bounds (NumberOfBytes 1..1024 in the KMS API). */
 export function checkRandomLength(length: number): void {
   if (!Number.isInteger(length) || length < 1 || length > 1024) throw new RangeError('random length must be 1..1024 bytes');
+}
+
+/** The call has its session: its deadline starts; if the cluster gave up while it waited, it is not run. */
+export function startOrGiveUp(progress: CallProgress | undefined, member: string): void {
+  if (progress && !progress.started()) throw new Pkcs11Error('POOL_TIMEOUT', `HSM member ${member}: the request was given up while it waited for a session`);
 }
