@@ -129,7 +129,7 @@ if (pg1) {
   lines.push(
     `- One node on PostgreSQL vs on SQLite: ${pct(pg1.ratio)} of SQLite's req/s (CPU-cost ${pct(pg1.cpuCostRatio)}); ` +
       `PostgreSQL itself took ${fmt(s['pg-1node'].dbCpu)} µs of CPU per request on these same cores, and each request ` +
-      'waits for its lookups (no cache on PostgreSQL) and its share of an audit append (chain lock, COMMIT with WAL flush).',
+      'waits for its lookups (read through on PostgreSQL: access key, principal, policies, key) and its share of an audit append (chain lock, COMMIT with WAL flush).',
   );
 }
 
@@ -218,7 +218,7 @@ bound (each wrk's own are in the table below).
 processes (2) on the same ${cores} cores, shared with PostgreSQL and wrk. A second node adds no CPU here; what the ratio
 measures is what splitting the processes into two nodes *costs*: per-node overhead and coordination through the shared
 store (for PostgreSQL: separate connection pools, and audit appends from two nodes contending for the one chain lock — as
-two workers of one node already do, since each process appends for itself; no cache to invalidate, PostgreSQL has none).
+two workers of one node already do, since each process appends for itself; nothing to invalidate: the only cache on PostgreSQL holds immutable key-version rows).
 A ratio near 100% means a second node costs nothing per request; above it is noise or a per-node effect, not capacity;
 below it, the CPU-cost ratio tells whether the loss is CPU spent (a real cost that would remain on two machines) or
 waiting. "CPU idle" tells which bound a case hit: near 0% the cores were the limit (req/s ≈ ${cores} cores ÷ total CPU per
