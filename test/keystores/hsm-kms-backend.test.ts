@@ -87,21 +87,31 @@ describe('a custom key store over an agent-only cluster', () => {
     }
   });
 
-  test('an agent asked about another PIN than its own says no (PIN_INCORRECT at connect); about its own, yes', async () => {
-    const member = new RemoteHsmMember({
-      name: 'direct',
-      host: '127.0.0.1',
-      port: agents[0]!.port,
-      ca: certs.read(certs.ca),
-      cert: certs.read(certs.clientCert),
-      key: certs.read(certs.clientKey),
-      expectedPin: SecretBytes.from(Buffer.from('not-the-agent-pin')),
-    });
+  test('an agent asked about another PIN than its own says no (PIN_INCORRECT at connect) and hangs up; about its own, yes', async () => {
+    const direct = (pin: string) =>
+      new RemoteHsmMember({
+        name: 'direct',
+        host: '127.0.0.1',
+        port: agents[0]!.port,
+        ca: certs.read(certs.ca),
+        cert: certs.read(certs.clientCert),
+        key: certs.read(certs.clientKey),
+        expectedPin: SecretBytes.from(Buffer.from(pin)),
+      });
+    const wrong = direct('not-the-agent-pin');
     try {
-      await assert.rejects(member.connect(), (error: unknown) => (error as { code?: string }).code === 'PIN_INCORRECT');
-      assert.equal(await member.verifyPin(SecretBytes.from(Buffer.from(AGENT_PIN))), true);
+      await assert.rejects(wrong.connect(), (error: unknown) => (error as { code?: string }).code === 'PIN_INCORRECT');
+      // One guess per connection: the agent closed it after the refusal.
+      await assert.rejects(wrong.verifyPin(SecretBytes.from(Buffer.from(AGENT_PIN))), (error: unknown) => (error as { code?: string }).code === 'CONNECTION_FAILED');
     } finally {
-      await member.close();
+      await wrong.close();
+    }
+    const right = direct(AGENT_PIN);
+    try {
+      await right.connect();
+      assert.equal(await right.verifyPin(SecretBytes.from(Buffer.from(AGENT_PIN))), true);
+    } finally {
+      await right.close();
     }
   });
 

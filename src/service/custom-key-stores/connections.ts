@@ -35,6 +35,9 @@ interface Live {
   record: CustomKeyStoreRecord;
 }
 
+/** Connection errors a retry with the same password would only repeat (and count against the HSM's lockout). */
+const CREDENTIAL_REFUSALS = new Set(['INVALID_CREDENTIALS', 'USER_LOCKED_OUT', 'USER_NOT_FOUND']);
+
 const fingerprintOf = (record: CustomKeyStoreRecord): string =>
   JSON.stringify([record.cloudHsmClusterId ?? null, record.xksProxy ?? null, record.sealedSecret.toString('base64')]);
 
@@ -63,8 +66,11 @@ export class CustomKeyStoreConnections {
     const store = this.connect(sealer, record);
     const live = { fingerprint, store, record };
     this.live.set(record.customKeyStoreId, live);
-    // A failed attempt is not kept: the next use tries again.
-    store.catch(() => {
+    // A failed attempt is not kept: the next use tries again. Except a refused password: trying it
+    // again on every request or readiness probe would count failed logins on the HSM until it locks
+    // the crypto user. The refusal stays until the store's configuration (its password) changes.
+    store.catch((error: unknown) => {
+      if (error instanceof CustomKeyStoreConnectError && CREDENTIAL_REFUSALS.has(error.connectionErrorCode)) return;
       if (this.live.get(record.customKeyStoreId) === live) this.live.delete(record.customKeyStoreId);
     });
     return store;

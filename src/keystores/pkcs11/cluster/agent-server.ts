@@ -92,6 +92,8 @@ export class HsmAgentServer {
       }
       socket.write(response);
     };
+    /** Set once a refused PIN has ended the connection: frames still arriving are not answered. */
+    let closing = false;
     socket.setNoDelay(true);
     socket.on('close', () => this.#sockets.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -105,25 +107,34 @@ export class HsmAgentServer {
         return;
       }
       for (const frame of frames) {
+        if (closing) return;
         if (inFlight >= maxInFlight) {
           send(encodeFrame(frame.requestId, RESPONSE_ERROR, [utf8('POOL_TIMEOUT'), utf8('hsm-agent is busy')]));
           continue;
         }
         inFlight++;
-        void this.#answer(frame).then((response) => {
+        void this.#answer(frame).then(({ response, hangUp }) => {
           inFlight--;
           send(response);
+          // A refused PIN ends the connection: one guess per mutual-TLS handshake, never a stream of them.
+          if (hangUp) {
+            closing = true;
+            socket.end();
+          }
         });
       }
     });
   }
 
-  async #answer(frame: Frame): Promise<Buffer> {
+  async #answer(frame: Frame): Promise<{ response: Buffer; hangUp: boolean }> {
     try {
-      return encodeFrame(frame.requestId, RESPONSE_OK, await this.#dispatch(frame.kind, frame.fields));
+      const fields = await this.#dispatch(frame.kind, frame.fields);
+      const refused = frame.kind === OP.verifyPin && fields[0]?.[0] === 0;
+      if (refused) this.#options.onEvent?.({ kind: 'pin-verification-failed', detail: 'a client named a PIN other than this member\'s; connection closed' });
+      return { response: encodeFrame(frame.requestId, RESPONSE_OK, fields), hangUp: refused };
     } catch (error) {
       const [code, message] = describeError(error);
-      return encodeFrame(frame.requestId, RESPONSE_ERROR, [utf8(code), utf8(message)]);
+      return { response: encodeFrame(frame.requestId, RESPONSE_ERROR, [utf8(code), utf8(message)]), hangUp: false };
     }
   }
 

@@ -86,8 +86,11 @@ export interface HsmClusterOptions {
   readonly queueTimeoutMs?: number;
   /** How often members that are out are probed (default 1,000 ms). */
   readonly probeIntervalMs?: number;
-  /** Members that must hold a new key before createKey succeeds (default 1). */
-  readonly minReplicas?: number;
+  /**
+   * Members that must hold a new key before createKey succeeds (default 1); a function of the
+   * cluster's member count now, when it follows membership changes (stored.ts, kmsMinReplicas).
+   */
+  readonly minReplicas?: number | ((members: number) => number);
   /** Backup files this cluster manages: destroyKey removes the object from each. */
   readonly backupFiles?: () => Promise<string[]>;
   readonly audit?: HsmAuditLog;

@@ -30,12 +30,19 @@ export * from './cluster-types.ts';
 
 const GCM = 'CKM_AES_GCM';
 
+/**
+ * A health check that only timed out waiting (for a session, or for a member that is serving a
+ * queue of requests) found the member busy, not broken: load is not failure (dispatch.ts). A member
+ * that really hangs is taken out by the crypto calls that time out once they have their session.
+ */
+const busy = (error: unknown): boolean => ['POOL_TIMEOUT', 'MEMBER_TIMEOUT'].includes(errorCodeOf(error));
+
 export class HsmCluster {
   readonly clusterId: string;
   readonly #slots: Slot[];
   #active: Slot[] = [];
   #next = 0;
-  readonly #minReplicas: number;
+  readonly #minReplicas: (members: number) => number;
   readonly #options: HsmClusterOptions;
   readonly #lock = new ChangeLock();
   /** What resync.ts and replicated-key.ts need from this cluster. */
@@ -53,7 +60,8 @@ export class HsmCluster {
     this.clusterId = options.clusterId;
     this.#options = options;
     this.#slots = options.members.map((member) => newSlot(member, 'DOWN', 'NOT_CONNECTED'));
-    this.#minReplicas = options.minReplicas ?? 1;
+    const minReplicas = options.minReplicas ?? 1;
+    this.#minReplicas = typeof minReplicas === 'number' ? () => minReplicas : minReplicas;
     const requestTimeoutMs = options.requestTimeoutMs ?? 2_000;
     this.#deadlines = new Deadlines(requestTimeoutMs);
     this.#dispatch = {
@@ -148,7 +156,7 @@ export class HsmCluster {
    * call fails.
    */
   async createKey(keyId: string, version: number): Promise<Buffer> {
-    return this.#exclusive(() => createReplicatedKey(this.#context, this.#rotation(), this.#slots, keyId, version, this.#minReplicas));
+    return this.#exclusive(() => createReplicatedKey(this.#context, this.#rotation(), this.#slots, keyId, version, this.#minReplicas(this.#slots.length)));
   }
 
   /**
@@ -321,9 +329,9 @@ export class HsmCluster {
     slot.checking = true;
     try {
       const problem = await healthProblem(this.#context, slot);
-      if (problem) this.#fail(slot, problem, 'health');
+      if (problem && !busy(problem)) this.#fail(slot, problem, 'health');
     } catch (error) {
-      this.#fail(slot, error, 'health');
+      if (!busy(error)) this.#fail(slot, error, 'health');
     } finally {
       slot.checking = false;
     }

@@ -101,8 +101,9 @@ export class LocalHsmMember implements HsmMember {
       return clusterId === undefined ? { ok: true } : { ok: true, clusterId, clusterKeyProtected: found!.protected };
     } catch (error) {
       // A lost token is reopened from scratch on the next probe (a removed and reinserted token
-      // has new sessions and a new login).
-      if (error instanceof Pkcs11Error && ['DEVICE_REMOVED', 'TOKEN_NOT_PRESENT', 'SESSION_INVALID', 'DEVICE_ERROR', 'POOL_TIMEOUT'].includes(error.code)) {
+      // has new sessions and a new login). A busy pool (POOL_TIMEOUT) is not a lost token: the
+      // calls holding its sessions are still running.
+      if (error instanceof Pkcs11Error && ['DEVICE_REMOVED', 'TOKEN_NOT_PRESENT', 'SESSION_INVALID', 'DEVICE_ERROR'].includes(error.code)) {
         await this.#dropToken();
       }
       return { ok: false, code: error instanceof Pkcs11Error ? error.code : 'FAILED' };

@@ -154,7 +154,7 @@ export async function connectStoredCluster(
     clusterId,
     members,
     journal: new CatalogJournal(catalog, clusterId),
-    minReplicas: options.kmsKeyCreation ? kmsMinReplicas(cluster.minReplicas, records.length) : cluster.minReplicas,
+    minReplicas: options.kmsKeyCreation ? (members: number) => kmsMinReplicas(cluster.minReplicas, members) : cluster.minReplicas,
     requestTimeoutMs: cluster.requestTimeoutMs,
     backupFiles: () => catalog.listBackups(clusterId),
     membership,
