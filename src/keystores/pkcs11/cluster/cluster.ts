@@ -349,7 +349,16 @@ export class HsmCluster {
 
   #startProbing(): void {
     if (this.#probe || this.#closed) return;
-    this.#probe = setInterval(() => void this.probeNow(), this.#options.probeIntervalMs ?? 1_000);
+    // A tick that finds the previous one still running (a catalog read stalled behind a slow
+    // database, a long re-synchronisation) is skipped: ticks never pile up on the change lock.
+    let ticking = false;
+    this.#probe = setInterval(() => {
+      if (ticking) return;
+      ticking = true;
+      void this.probeNow()
+        .catch(() => {})
+        .finally(() => (ticking = false));
+    }, this.#options.probeIntervalMs ?? 1_000);
     this.#probe.unref();
   }
 
