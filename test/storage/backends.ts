@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { PostgresMetadataStore } from '../../src/storage/postgres/postgres-store
 import { SqliteAuditStore, type SqliteAuditStoreOptions } from '../../src/storage/sqlite/audit-store.ts';
 import { SqliteHsmStore } from '../../src/storage/sqlite/hsm-tables.ts';
 import { SqliteMetadataStore } from '../../src/storage/sqlite/sqlite-store.ts';
-import type { MetadataStore } from '../../src/storage/types.ts';
+import type { KeyRecord, MetadataStore } from '../../src/storage/types.ts';
 
 /**
  * The storage backends every contract test runs against. PostgreSQL is the machine's
@@ -127,4 +127,22 @@ export const BACKENDS: readonly StorageBackend[] = [sqlite, postgres];
 /** Declares the suite once per backend, as `<title> [sqlite]` and `<title> [postgres]`. */
 export function forEachBackend(title: string, suite: (backend: StorageBackend) => void): void {
   for (const backend of BACKENDS) describe(`${title} [${backend.name}]`, () => suite(backend));
+}
+
+/** An enabled symmetric key's record, created at 2025-01-01, for tests that need one in a store. */
+export function testKeyRecord(overrides: Partial<KeyRecord> = {}): KeyRecord {
+  return {
+    keyId: randomUUID(),
+    createdAt: new Date('2025-01-01T00:00:00Z'),
+    description: '',
+    keyUsage: 'ENCRYPT_DECRYPT',
+    keySpec: 'SYMMETRIC_DEFAULT',
+    origin: 'AWS_KMS',
+    state: 'Enabled',
+    policy: '{}',
+    rotationEnabled: false,
+    currentVersion: 1,
+    onDemandRotationCount: 0,
+    ...overrides,
+  };
 }

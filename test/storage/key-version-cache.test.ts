@@ -5,12 +5,12 @@
  * service's question: test/service/multi-node.test.ts answers it.
  */
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { KeyVersionCache } from '../../src/storage/postgres/key-version-cache.ts';
 import { PostgresMetadataStore } from '../../src/storage/postgres/postgres-store.ts';
-import type { KeyRecord, KeyVersionRecord } from '../../src/storage/types.ts';
-import { postgresQuery, postgresUrl, testSchemaName } from './backends.ts';
+import type { KeyVersionRecord } from '../../src/storage/types.ts';
+import { postgresQuery, postgresUrl, testKeyRecord, testSchemaName } from './backends.ts';
 
 const T0 = new Date('2025-01-01T00:00:00Z');
 
@@ -64,19 +64,7 @@ describe('PostgreSQL key version reads', () => {
   };
 
   async function createKey(store: PostgresMetadataStore): Promise<string> {
-    const key: KeyRecord = {
-      keyId: randomUUID(),
-      createdAt: T0,
-      description: '',
-      keyUsage: 'ENCRYPT_DECRYPT',
-      keySpec: 'SYMMETRIC_DEFAULT',
-      origin: 'AWS_KMS',
-      state: 'Enabled',
-      policy: '{}',
-      rotationEnabled: false,
-      currentVersion: 1,
-      onDemandRotationCount: 0,
-    };
+    const key = testKeyRecord();
     await store.createKey(key, version(key.keyId, 1), []);
     return key.keyId;
   }

@@ -12,7 +12,7 @@ import { MemoryJournal } from './journal.ts';
 import type { HsmMember } from './member.ts';
 import { joinMember } from './join.ts';
 import { membershipChange, unfollowedMembers } from './membership.ts';
-import { checkMember, healthProblem, resyncMember } from './resync.ts';
+import { checkMember, foundBusy, healthProblem, resyncMember } from './resync.ts';
 import { createReplicatedKey, destroyOn } from './replicated-key.ts';
 import { clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
 
@@ -29,13 +29,6 @@ export * from './cluster-types.ts';
  */
 
 const GCM = 'CKM_AES_GCM';
-
-/**
- * A health check that only timed out waiting (for a session, or for a member that is serving a
- * queue of requests) found the member busy, not broken: load is not failure (dispatch.ts). A member
- * that really hangs is taken out by the crypto calls that time out once they have their session.
- */
-const busy = (error: unknown): boolean => ['POOL_TIMEOUT', 'MEMBER_TIMEOUT'].includes(errorCodeOf(error));
 
 export class HsmCluster {
   readonly clusterId: string;
@@ -329,9 +322,9 @@ export class HsmCluster {
     slot.checking = true;
     try {
       const problem = await healthProblem(this.#context, slot);
-      if (problem && !busy(problem)) this.#fail(slot, problem, 'health');
+      if (problem && !foundBusy(problem)) this.#fail(slot, problem, 'health');
     } catch (error) {
-      if (!busy(error)) this.#fail(slot, error, 'health');
+      if (!foundBusy(error)) this.#fail(slot, error, 'health');
     } finally {
       slot.checking = false;
     }
@@ -349,15 +342,12 @@ export class HsmCluster {
 
   #startProbing(): void {
     if (this.#probe || this.#closed) return;
-    // A tick that finds the previous one still running (a catalog read stalled behind a slow
-    // database, a long re-synchronisation) is skipped: ticks never pile up on the change lock.
+    // A tick that finds the last one still running (a stalled catalog read) is skipped: ticks never pile up on the change lock.
     let ticking = false;
     this.#probe = setInterval(() => {
       if (ticking) return;
       ticking = true;
-      void this.probeNow()
-        .catch(() => {})
-        .finally(() => (ticking = false));
+      void this.probeNow().catch(() => {}).finally(() => (ticking = false));
     }, this.#options.probeIntervalMs ?? 1_000);
     this.#probe.unref();
   }

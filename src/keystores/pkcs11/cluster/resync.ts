@@ -3,6 +3,7 @@
  * re-synchronisation from the journal that it gets before it serves again.
  */
 import { Pkcs11Error } from '../errors.ts';
+import { isBusy } from './dispatch.ts';
 import { labelOf, type ClusterContext, type Slot } from './slot.ts';
 
 /**
@@ -17,6 +18,15 @@ export async function healthProblem(context: ClusterContext, slot: Slot): Promis
     return new Pkcs11Error('CLUSTER_KEY_MISSING', `member ${slot.member.name} does not hold this cluster's wrapping key`);
   }
   return undefined;
+}
+
+/**
+ * A health check that only timed out, waiting for a session (isBusy) or for a member serving a
+ * queue of requests (MEMBER_TIMEOUT), found the member busy, not broken: load is not failure. A
+ * member that really hangs is taken out by the crypto calls that time out once they have a session.
+ */
+export function foundBusy(error: unknown): boolean {
+  return isBusy(error) || (error instanceof Pkcs11Error && error.code === 'MEMBER_TIMEOUT');
 }
 
 /** Connects and checks the member; throws what is wrong. */
