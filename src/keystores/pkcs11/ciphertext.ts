@@ -38,6 +38,8 @@ export const HSM_CIPHERTEXT_OVERHEAD = 49;
 
 const KEY_ID_OFFSET = 1;
 const KEY_VERSION_OFFSET = 17;
+/** Key id (16 bytes) and version (4): also the first 20 bytes of the version's CKA_ID (reference.ts). */
+const KEY_ID_AND_VERSION_LENGTH = 20;
 export const HSM_IV_OFFSET = 21;
 export const HSM_IV_LENGTH = 12;
 export const HSM_HEADER_LENGTH = 33;
@@ -53,14 +55,37 @@ export function newHsmHeader(
   if (!Number.isInteger(keyVersion) || keyVersion < 1 || keyVersion > MAX_KEY_VERSION) {
     throw new CryptoError('invalid key version');
   }
+  const aad = newAad(encryptionContext);
+  uuidToBytes(keyId).copy(aad, KEY_ID_OFFSET);
+  aad.writeUInt32BE(keyVersion, KEY_VERSION_OFFSET);
+  return { header: aad.subarray(0, HSM_HEADER_LENGTH), aad };
+}
+
+/**
+ * The same for the version whose object has this CKA_ID: the CKA_ID starts with the 20 bytes the
+ * header carries at offset 1 (key id, version: reference.ts), which decodeReference checked
+ * against the key version. Spares the hot path a UUID parse.
+ */
+export function newHsmHeaderForObject(
+  objectId: Buffer,
+  encryptionContext: Readonly<Record<string, string>> | undefined,
+): { header: Buffer; aad: Buffer } {
+  if (objectId.length < KEY_ID_AND_VERSION_LENGTH || objectId.readUInt32BE(KEY_VERSION_OFFSET - KEY_ID_OFFSET) === 0) {
+    throw new CryptoError('invalid key version');
+  }
+  const aad = newAad(encryptionContext);
+  objectId.copy(aad, KEY_ID_OFFSET, 0, KEY_ID_AND_VERSION_LENGTH);
+  return { header: aad.subarray(0, HSM_HEADER_LENGTH), aad };
+}
+
+/** Header || context, with the format byte, a fresh IV and the context in place. */
+function newAad(encryptionContext: Readonly<Record<string, string>> | undefined): Buffer {
   const context = canonicalEncryptionContext(encryptionContext);
   const aad = Buffer.allocUnsafe(HSM_HEADER_LENGTH + context.length);
   aad[0] = HSM_FORMAT_VERSION;
-  uuidToBytes(keyId).copy(aad, KEY_ID_OFFSET);
-  aad.writeUInt32BE(keyVersion, KEY_VERSION_OFFSET);
   fillRandom(aad, HSM_IV_OFFSET, HSM_IV_LENGTH);
   context.copy(aad, HSM_HEADER_LENGTH);
-  return { header: aad.subarray(0, HSM_HEADER_LENGTH), aad };
+  return aad;
 }
 
 export interface ParsedHsmBlob {

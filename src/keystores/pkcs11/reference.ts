@@ -63,6 +63,32 @@ export function decodeReference(reference: Buffer, keyId: string, version: numbe
   return objectId;
 }
 
+/**
+ * decodeReference for the crypto path: remembers each key version's object id and reuses it while
+ * the stored reference is byte for byte the one decoded, so a call costs a 34-byte compare rather
+ * than a UUID parse. Bounded: past `maxEntries` the oldest entry goes. The object ids it returns
+ * are shared: read them, never write them.
+ */
+export class ReferenceDecoder {
+  readonly #entries = new Map<string, { readonly reference: Buffer; readonly objectId: Buffer }>();
+
+  constructor(private readonly maxEntries = 4_096) {}
+
+  objectId(reference: Buffer, keyId: string, version: number): Buffer {
+    const key = `${keyId}/${version}`;
+    const entry = this.#entries.get(key);
+    if (entry && entry.reference.equals(reference)) return entry.objectId;
+    const objectId = Buffer.from(decodeReference(reference, keyId, version));
+    if (entry) this.#entries.delete(key);
+    else if (this.#entries.size >= this.maxEntries) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+    this.#entries.set(key, { reference: Buffer.from(reference), objectId });
+    return objectId;
+  }
+}
+
 function idPrefix(keyId: string, version: number): Buffer {
   if (!Number.isInteger(version) || version < 1 || version > 0xffff_ffff) throw new RangeError('invalid key version');
   const prefix = Buffer.alloc(ID_PREFIX_LENGTH);

@@ -111,6 +111,25 @@ export class SessionPool {
     });
   }
 
+  /**
+   * A session now, without waiting: an idle one, or a new one while fewer than `size` are open;
+   * undefined when the caller would have to wait (or others already do, who come first) or the
+   * pool is closed. What acquire() does when it need not wait, without a promise.
+   */
+  tryAcquire(): Handle | undefined {
+    if (this.#closed || this.#hasWaiters()) return undefined;
+    const idle = this.#idle.pop();
+    if (idle) return this.#lend(idle);
+    if (this.#open >= this.options.size) return undefined;
+    this.#open++;
+    try {
+      return this.#lend(this.options.open());
+    } catch {
+      this.#open--;
+      return undefined; // acquire() opens again and reports the error
+    }
+  }
+
   release(session: Handle, discard: boolean): void {
     this.#inUse--;
     if (discard || this.#closed) {

@@ -59,9 +59,14 @@ export class CustomKeyStoreConnections {
 
   /** The store's connected key store, connecting (or reconnecting after a change) when needed. */
   open(sealer: Sealer, record: CustomKeyStoreRecord): Promise<ConnectedKeyStore> {
-    const fingerprint = fingerprintOf(record);
     const existing = this.live.get(record.customKeyStoreId);
-    if (existing?.fingerprint === fingerprint) return existing.store;
+    // Every request with a key in the store passes here: the same record object (the metadata read cache's) is the same configuration.
+    if (existing && existing.record === record) return existing.store;
+    const fingerprint = fingerprintOf(record);
+    if (existing?.fingerprint === fingerprint) {
+      existing.record = record;
+      return existing.store;
+    }
     if (existing) void this.close(record.customKeyStoreId);
     const store = this.connect(sealer, record);
     const live = { fingerprint, store, record };

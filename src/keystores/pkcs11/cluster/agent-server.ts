@@ -2,7 +2,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { CryptoError } from '../../../crypto/errors.ts';
 import { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import { Pkcs11Error } from '../errors.ts';
-import { transportKeyFingerprint, type HsmMember } from './member.ts';
+import { NOT_NOW, transportKeyFingerprint, type HsmMember } from './member.ts';
 import { FrameReader, OP, RESPONSE_ERROR, RESPONSE_OK, encodeFrame, utf8, type Frame } from './wire.ts';
 
 export interface HsmAgentServerOptions {
@@ -167,10 +167,15 @@ export class HsmAgentServer {
       case OP.unwrap:
         await member.unwrap(field(0), field(1).toString('utf8'), field(2));
         return [];
-      case OP.encrypt:
-        return [await member.encrypt(field(0), field(1), field(2), field(3))];
-      case OP.decrypt:
-        return [await member.decrypt(field(0), field(1), field(2), field(3))];
+      case OP.encrypt: {
+        // At once when the member can (an inline token with a session free), else queued for a session.
+        const done = member.encryptNow ? member.encryptNow(field(0), field(1), field(2), field(3)) : NOT_NOW;
+        return [done !== NOT_NOW ? done : await member.encrypt(field(0), field(1), field(2), field(3))];
+      }
+      case OP.decrypt: {
+        const done = member.decryptNow ? member.decryptNow(field(0), field(1), field(2), field(3)) : NOT_NOW;
+        return [done !== NOT_NOW ? done : await member.decrypt(field(0), field(1), field(2), field(3))];
+      }
       case OP.destroy:
         return [Buffer.from([(await member.destroy(field(0))) ? 1 : 0])];
       case OP.generateRandom: {

@@ -1,8 +1,8 @@
 import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import type { KeyStore, KeyStoreRequestInfo, KeyVersionHandle } from '../../types.ts';
-import { HSM_HEADER_LENGTH, HSM_IV_LENGTH, HSM_IV_OFFSET, HSM_TAG_LENGTH, decryptionFailed, newHsmHeader, parseHsmBlob } from '../ciphertext.ts';
+import { HSM_HEADER_LENGTH, HSM_IV_LENGTH, HSM_IV_OFFSET, HSM_TAG_LENGTH, decryptionFailed, newHsmHeaderForObject, parseHsmBlob } from '../ciphertext.ts';
 import { Pkcs11Error, Pkcs11NotSupportedError } from '../errors.ts';
-import { decodeReference, encodeReference } from '../reference.ts';
+import { ReferenceDecoder, decodeReference, encodeReference } from '../reference.ts';
 import type { HsmCluster } from './cluster.ts';
 
 /**
@@ -12,6 +12,8 @@ import type { HsmCluster } from './cluster.ts';
  * member decrypts in any other.
  */
 export class HsmClusterKeyStore implements KeyStore {
+  readonly #references = new ReferenceDecoder();
+
   constructor(readonly cluster: HsmCluster) {}
 
   async createVersionMaterial(keyId: string, version: number, keySpec: string): Promise<Buffer> {
@@ -26,8 +28,8 @@ export class HsmClusterKeyStore implements KeyStore {
     encryptionContext: Readonly<Record<string, string>> | undefined,
     request?: KeyStoreRequestInfo,
   ): Promise<Buffer> {
-    const objectId = decodeReference(handle.sealedMaterial, handle.keyId, handle.version);
-    const { header, aad } = newHsmHeader(handle.keyId, handle.version, encryptionContext);
+    const objectId = this.#references.objectId(handle.sealedMaterial, handle.keyId, handle.version);
+    const { header, aad } = newHsmHeaderForObject(objectId, encryptionContext);
     const sealed = await this.cluster.encrypt(objectId, aad.subarray(HSM_IV_OFFSET, HSM_IV_OFFSET + HSM_IV_LENGTH), aad, asBuffer(plaintext), request);
     if (sealed.length !== plaintext.length + HSM_TAG_LENGTH) throw new Pkcs11Error('FAILED', 'HSM member returned an unexpected ciphertext length');
     const blob = Buffer.allocUnsafe(HSM_HEADER_LENGTH + sealed.length);
@@ -42,7 +44,7 @@ export class HsmClusterKeyStore implements KeyStore {
     encryptionContext: Readonly<Record<string, string>> | undefined,
     request?: KeyStoreRequestInfo,
   ): Promise<Buffer> {
-    const objectId = decodeReference(handle.sealedMaterial, handle.keyId, handle.version);
+    const objectId = this.#references.objectId(handle.sealedMaterial, handle.keyId, handle.version);
     const blob = parseHsmBlob(ciphertextBlob, encryptionContext);
     if (blob.keyId !== handle.keyId || blob.keyVersion !== handle.version) throw decryptionFailed();
     return this.cluster.decrypt(objectId, blob.iv, blob.aad, blob.sealed, request);

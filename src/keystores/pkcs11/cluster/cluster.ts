@@ -9,12 +9,12 @@ import { HsmClusterError } from './cluster-types.ts';
 import { Deadlines } from './deadlines.ts';
 import { dispatch, type DispatchContext } from './dispatch.ts';
 import { MemoryJournal } from './journal.ts';
-import type { HsmMember } from './member.ts';
+import { NOT_NOW, type HsmMember } from './member.ts';
 import { joinMember } from './join.ts';
 import { membershipChange, unfollowedMembers } from './membership.ts';
 import { checkMember, foundBusy, healthProblem, resyncMember } from './resync.ts';
 import { createReplicatedKey, destroyOn } from './replicated-key.ts';
-import { clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
+import { auditEvent, clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
 
 export * from './cluster-types.ts';
 
@@ -27,8 +27,6 @@ export * from './cluster-types.ts';
  * `probeIntervalMs` and, once healthy, re-synchronised from the journal (objects created or
  * destroyed meanwhile) before it serves again.
  */
-
-const GCM = 'CKM_AES_GCM';
 
 export class HsmCluster {
   readonly clusterId: string;
@@ -130,11 +128,25 @@ export class HsmCluster {
   encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, request?: HsmRequestInfo): Promise<Buffer> {
     // Retrying after a timeout repeats the same IV with the same key, plaintext and AAD: the same
     // output, so a member that did finish late has not used the IV for anything else.
-    return dispatch(this.#dispatch, 'encrypt', objectId, request, (member, progress) => member.encrypt(objectId, iv, aad, plaintext, progress));
+    return dispatch(
+      this.#dispatch,
+      'encrypt',
+      objectId,
+      request,
+      (member, progress) => member.encrypt(objectId, iv, aad, plaintext, progress),
+      (member) => (member.encryptNow ? member.encryptNow(objectId, iv, aad, plaintext) : NOT_NOW),
+    );
   }
 
   decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer, request?: HsmRequestInfo): Promise<Buffer> {
-    return dispatch(this.#dispatch, 'decrypt', objectId, request, (member, progress) => member.decrypt(objectId, iv, aad, sealed, progress));
+    return dispatch(
+      this.#dispatch,
+      'decrypt',
+      objectId,
+      request,
+      (member, progress) => member.decrypt(objectId, iv, aad, sealed, progress),
+      (member) => (member.decryptNow ? member.decryptNow(objectId, iv, aad, sealed) : NOT_NOW),
+    );
   }
 
   /** Random bytes from an active member's generator (GenerateRandom with an HSM key store), with failover. */
@@ -376,19 +388,8 @@ export class HsmCluster {
     return new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', `HSM cluster ${this.clusterId} has too few active members`);
   }
 
-  /** One line for the HSM audit log: which member, operation, mechanism and CKA_ID, for which KMS request. */
   #audit(slot: Slot, operation: string, objectId: Buffer | undefined, outcome: 'ok' | 'error', errorCode?: string, request?: HsmRequestInfo): void {
-    const audit = this.#options.audit;
-    if (!audit) return;
-    audit({
-      member: slot.member.name,
-      operation,
-      ...(operation === 'encrypt' || operation === 'decrypt' ? { mechanism: GCM } : {}),
-      ...(objectId ? { objectId: objectId.toString('hex') } : {}),
-      outcome,
-      ...(errorCode ? { errorCode } : {}),
-      ...(request ? { requestId: request.requestId, ...(request.operation ? { kmsOperation: request.operation } : {}) } : {}),
-    });
+    this.#options.audit?.(auditEvent(slot.member.name, operation, objectId, outcome, errorCode, request));
   }
 
   /** Serialises the cluster's changes (create, destroy, resync, membership); crypto does not wait. */

@@ -1,15 +1,39 @@
 import { Pkcs11Error } from '../errors.ts';
 import type { CallProgress } from './member.ts';
 
-interface Deadline {
-  at: number;
-  readonly member: string;
-  readonly reject: (error: Error) => void;
-  done: boolean;
+/**
+ * One call under a deadline, and the CallProgress its member reports to. A class rather than an
+ * object of closures: it is made once per crypto call, and methods cost nothing per call where
+ * closures (each named by tsx's loader at creation) do.
+ */
+class Deadline implements CallProgress {
+  done = false;
   /** Waiting for capacity (CallProgress.queued) rather than running. */
-  waiting: boolean;
-  /** The overall bound of a call that may wait (track). */
-  readonly giveUpAt: number;
+  waiting = false;
+
+  constructor(
+    public at: number,
+    readonly member: string,
+    readonly reject: (error: Error) => void,
+    /** The overall bound of a call that may wait (track). */
+    readonly giveUpAt: number,
+    readonly timeoutMs: number,
+  ) {}
+
+  queued(): void {
+    if (this.done || this.waiting) return;
+    this.waiting = true;
+    this.at = this.giveUpAt;
+  }
+
+  started(): boolean {
+    if (this.done) return false;
+    if (this.waiting) {
+      this.waiting = false;
+      this.at = Date.now() + this.timeoutMs;
+    }
+    return true;
+  }
 }
 
 /**
@@ -44,30 +68,15 @@ export class Deadlines {
   /** Runs `run` under a deadline that the member may suspend while the call waits (see the class comment). */
   track<T>(run: (progress: CallProgress) => Promise<T>, member: string, giveUpAt: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const deadline: Deadline = { at: Date.now() + this.#timeoutMs, member, reject, done: false, waiting: false, giveUpAt };
+      const deadline = new Deadline(Date.now() + this.#timeoutMs, member, reject, giveUpAt, this.#timeoutMs);
       this.#pending.add(deadline);
       if (!this.#held) {
         this.#sweep.ref();
         this.#held = true;
       }
-      const progress: CallProgress = {
-        queued: () => {
-          if (deadline.done || deadline.waiting) return;
-          deadline.waiting = true;
-          deadline.at = deadline.giveUpAt;
-        },
-        started: () => {
-          if (deadline.done) return false;
-          if (deadline.waiting) {
-            deadline.waiting = false;
-            deadline.at = Date.now() + this.#timeoutMs;
-          }
-          return true;
-        },
-      };
       let operation: Promise<T>;
       try {
-        operation = run(progress);
+        operation = run(deadline);
       } catch (error) {
         operation = Promise.reject(error);
       }

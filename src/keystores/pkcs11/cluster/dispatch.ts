@@ -10,7 +10,7 @@ import { CryptoError } from '../../../crypto/errors.ts';
 import { Pkcs11Error } from '../errors.ts';
 import type { HsmRequestInfo } from './cluster-types.ts';
 import type { Deadlines } from './deadlines.ts';
-import type { CallProgress, HsmMember } from './member.ts';
+import { NOT_NOW, type CallProgress, type HsmMember } from './member.ts';
 import type { Slot } from './slot.ts';
 
 /** Between rounds over members that were all busy. */
@@ -32,6 +32,8 @@ export interface DispatchContext {
 }
 
 export type MemberCall<T> = (member: HsmMember, progress: CallProgress) => Promise<T>;
+/** The same call made synchronously if the member can run it now (HsmMember.encryptNow), else NOT_NOW. */
+export type MemberCallNow<T> = (member: HsmMember) => T | typeof NOT_NOW;
 
 /** A member that could not take the call yet: load, not a failure. */
 export function isBusy(error: unknown): boolean {
@@ -44,6 +46,7 @@ export async function dispatch<T>(
   objectId: Buffer | undefined,
   request: HsmRequestInfo | undefined,
   call: MemberCall<T>,
+  now?: MemberCallNow<T>,
 ): Promise<T> {
   const giveUpAt = Date.now() + context.queueTimeoutMs;
   let tried: Slot[] | undefined;
@@ -60,6 +63,12 @@ export async function dispatch<T>(
       continue;
     }
     try {
+      // A call the member can finish now needs no deadline; its errors are handled as the others'.
+      const done = now ? now(slot.member) : NOT_NOW;
+      if (done !== NOT_NOW) {
+        context.audit(slot, operation, objectId, 'ok', undefined, request);
+        return done;
+      }
       const result = await context.deadlines.track((progress) => call(slot.member, progress), slot.member.name, giveUpAt);
       context.audit(slot, operation, objectId, 'ok', undefined, request);
       return result;

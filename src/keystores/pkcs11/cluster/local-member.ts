@@ -1,27 +1,22 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { SecretBytes } from '../../../crypto/secret-bytes.ts';
-import { decryptionFailed } from '../ciphertext.ts';
-import { CKR_ENCRYPTED_DATA_INVALID, CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_GENERAL_ERROR, Pkcs11Error, call, callAsync, returnValueOf, translate } from '../errors.ts';
+import { Pkcs11Error, call, callAsync } from '../errors.ts';
 import { Pkcs11Module, Pkcs11Token, type Handle, type SlotSelector } from '../module.ts';
-import { checkBooleanAttributes, findObjects, findSecretKeys, gcmMechanism } from '../objects.ts';
+import { checkBooleanAttributes, findObjects, findSecretKeys } from '../objects.ts';
 import { OBJECT_ID_LENGTH } from '../reference.ts';
 import { AES_256_KEY_BYTES, clusterKeyVersionTemplate, expectedBooleanAttributes, forUnwrap } from '../templates.ts';
 import { CLUSTER_KEY_ID, CLUSTER_KEY_LABEL_PREFIX, TOKEN_SET, checkTransportKey, clusterKeyMissing, clusterKeyProtected } from './ceremony-steps.ts';
 import { generateClusterKey, generateTransportKey, unwrapClusterKey, wrapClusterKey } from './ceremony-steps.ts';
-import { ObjectHandles } from './object-handles.ts';
-import { checkRandomLength, startOrGiveUp, type CallProgress, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
+import { MemberCrypto } from './member-crypto.ts';
+import { NOT_NOW, checkRandomLength, startOrGiveUp, type CallProgress, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
 
 export { CLUSTER_KEY_ID };
 
 /** RFC 3394 AES key wrap (CKM_AES_KEY_WRAP, v2.40 Mechanisms §2.14): every HSM vendor has it. */
 const AES_KEY_WRAP: pkcs11js.Mechanism = { mechanism: pkcs11js.CKM_AES_KEY_WRAP };
-// See pkcs11-key-store.ts: SoftHSM reports a failed GCM tag as CKR_GENERAL_ERROR.
-const AUTHENTICATION_FAILURES = new Set([CKR_ENCRYPTED_DATA_INVALID, CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_GENERAL_ERROR]);
-const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
 /** Pkcs11Token's default pool size. */
 const DEFAULT_SESSIONS = 8;
-const GCM_TAG_BYTES = 16;
 
 export interface LocalMemberOptions {
   readonly name: string;
@@ -55,7 +50,7 @@ export class LocalHsmMember implements HsmMember {
   /** Set while an SO step runs: user operations wait for it. */
   #maintenance: Promise<void> | undefined;
   #closed = false;
-  readonly #handles = new ObjectHandles();
+  readonly #crypto: MemberCrypto;
 
   /** The session pool's size: calls this member runs at once. */
   get sessions(): number {
@@ -67,6 +62,7 @@ export class LocalHsmMember implements HsmMember {
     this.name = options.name;
     this.#options = options;
     this.#pin = SecretBytes.from(options.pin instanceof SecretBytes ? options.pin.exposeSecretBytes() : options.pin);
+    this.#crypto = new MemberCrypto(options.name, options.inlineCalls === true);
   }
 
   async connect(): Promise<void> {
@@ -123,7 +119,7 @@ export class LocalHsmMember implements HsmMember {
         call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
         throw error;
       }
-      this.#handles.remember(objectId, object, token.handleEpoch);
+      this.#crypto.handles.remember(objectId, object, token.handleEpoch);
     });
   }
 
@@ -131,7 +127,7 @@ export class LocalHsmMember implements HsmMember {
     const token = await this.#ready();
     return token.withSession(async (session) => {
       const clusterKey = this.#clusterKey(token, session);
-      const object = this.#object(token, session, objectId);
+      const object = this.#crypto.object(token, session, objectId);
       return callAsync('C_WrapKey', () => token.api.C_WrapKeyAsync(session, AES_KEY_WRAP, clusterKey, object, Buffer.alloc(AES_256_KEY_BYTES + 8)));
     });
   }
@@ -155,50 +151,30 @@ export class LocalHsmMember implements HsmMember {
         call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
         throw error;
       }
-      this.#handles.remember(objectId, object, token.handleEpoch);
+      this.#crypto.handles.remember(objectId, object, token.handleEpoch);
     });
   }
 
   async encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, progress?: CallProgress): Promise<Buffer> {
-    const token = this.#token ?? (await this.#ready());
-    const mechanism = gcmMechanism(iv, aad, GCM_TAG_BYTES);
-    const out = Buffer.allocUnsafe(plaintext.length + GCM_TAG_BYTES);
-    const input = plaintext.length === 0 ? EMPTY_INPUT : plaintext;
-    progress?.queued();
-    return token.withSession(async (session) => {
-      startOrGiveUp(progress, this.name);
-      const object = this.#object(token, session, objectId);
-      this.#init('C_EncryptInit', token, session, mechanism, object, objectId);
-      if (this.#options.inlineCalls) return call('C_Encrypt', () => token.api.C_Encrypt(session, input, out));
-      return callAsync('C_Encrypt', () => token.api.C_EncryptAsync(session, input, out));
-    });
+    return this.#crypto.call(this.#token ?? (await this.#ready()), 'encrypt', objectId, iv, aad, plaintext, progress);
+  }
+
+  encryptNow(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer): Buffer | typeof NOT_NOW {
+    return this.#crypto.now(this.#token, 'encrypt', objectId, iv, aad, plaintext);
   }
 
   async decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer, progress?: CallProgress): Promise<Buffer> {
-    if (sealed.length < GCM_TAG_BYTES) throw decryptionFailed();
-    const token = this.#token ?? (await this.#ready());
-    const mechanism = gcmMechanism(iv, aad, GCM_TAG_BYTES);
-    const out = Buffer.alloc(sealed.length);
-    progress?.queued();
-    return token.withSession(async (session) => {
-      startOrGiveUp(progress, this.name);
-      const object = this.#object(token, session, objectId);
-      this.#init('C_DecryptInit', token, session, mechanism, object, objectId);
-      try {
-        return this.#options.inlineCalls ? token.api.C_Decrypt(session, sealed, out) : await token.api.C_DecryptAsync(session, sealed, out);
-      } catch (error) {
-        out.fill(0);
-        const rv = returnValueOf(error);
-        if (rv !== undefined && AUTHENTICATION_FAILURES.has(rv)) throw decryptionFailed();
-        throw translate(error, 'C_Decrypt');
-      }
-    });
+    return this.#crypto.call(this.#token ?? (await this.#ready()), 'decrypt', objectId, iv, aad, sealed, progress);
+  }
+
+  decryptNow(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer): Buffer | typeof NOT_NOW {
+    return this.#crypto.now(this.#token, 'decrypt', objectId, iv, aad, sealed);
   }
 
   async destroy(objectId: Buffer): Promise<boolean> {
     checkObjectId(objectId);
     const token = await this.#ready();
-    this.#handles.forget(objectId);
+    this.#crypto.handles.forget(objectId);
     return token.withSession((session) => {
       const objects = findSecretKeys(token.api, session, objectId, 16);
       for (const object of objects) call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
@@ -302,7 +278,7 @@ export class LocalHsmMember implements HsmMember {
   async #dropToken(): Promise<void> {
     const token = this.#token;
     this.#token = undefined;
-    this.#handles.clear();
+    this.#crypto.handles.clear();
     await token?.close();
   }
 
@@ -360,37 +336,12 @@ export class LocalHsmMember implements HsmMember {
   }
 
   #clusterKey(token: Pkcs11Token, session: Handle): Handle {
-    const cached = this.#handles.get(CLUSTER_KEY_ID, token.handleEpoch);
+    const cached = this.#crypto.handles.get(CLUSTER_KEY_ID, token.handleEpoch);
     if (cached) return cached;
     const [key] = findSecretKeys(token.api, session, CLUSTER_KEY_ID, 1);
     if (!key) throw clusterKeyMissing(this.name);
-    this.#handles.remember(CLUSTER_KEY_ID, key, token.handleEpoch);
+    this.#crypto.handles.remember(CLUSTER_KEY_ID, key, token.handleEpoch);
     return key;
-  }
-
-  #object(token: Pkcs11Token, session: Handle, objectId: Buffer): Handle {
-    const cached = this.#handles.get(objectId, token.handleEpoch);
-    if (cached) return cached;
-    const found = findSecretKeys(token.api, session, objectId, 2);
-    if (found.length === 0) throw new Pkcs11Error('KEY_NOT_FOUND', `HSM member ${this.name} has no object with this id (destroyed, or not yet synchronised)`);
-    if (found.length > 1) throw new Pkcs11Error('KEY_AMBIGUOUS', `HSM member ${this.name} has ${found.length} objects with one id`);
-    this.#handles.remember(objectId, found[0]!, token.handleEpoch);
-    return found[0]!;
-  }
-
-  /**
-   * C_EncryptInit/C_DecryptInit. A handle the token no longer knows (the object was destroyed by
-   * another process) leaves the cache, so the next call looks the object up again.
-   */
-  #init(fn: 'C_EncryptInit' | 'C_DecryptInit', token: Pkcs11Token, session: Handle, mechanism: pkcs11js.Mechanism, object: Handle, objectId: Buffer): void {
-    try {
-      if (fn === 'C_EncryptInit') token.api.C_EncryptInit(session, mechanism, object);
-      else token.api.C_DecryptInit(session, mechanism, object);
-    } catch (error) {
-      const translated = translate(error, fn);
-      if (translated instanceof Pkcs11Error && translated.code === 'KEY_NOT_FOUND') this.#handles.forget(objectId);
-      throw translated;
-    }
   }
 }
 

@@ -60,6 +60,9 @@ export interface CallProgress {
   started(): boolean;
 }
 
+/** What a member's synchronous crypto call (encryptNow, decryptNow) answers when it cannot run now. */
+export const NOT_NOW: unique symbol = Symbol('not now');
+
 export interface HsmMember {
   readonly name: string;
   /** Calls the member runs at once (its session pool), when it knows; an hsm-agent tells its clients at connect. */
@@ -78,6 +81,13 @@ export interface HsmMember {
   encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, progress?: CallProgress): Promise<Buffer>;
   /** Throws CryptoError('decryption failed') for any authentication failure. */
   decrypt(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer, progress?: CallProgress): Promise<Buffer>;
+  /**
+   * encrypt/decrypt run to completion on the event loop, when the member can run them now (it
+   * calls its token inline and has a session free); NOT_NOW, having done nothing, otherwise. The
+   * cluster tries these first: a call that is over when it returns needs no deadline.
+   */
+  encryptNow?(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer): Buffer | typeof NOT_NOW;
+  decryptNow?(objectId: Buffer, iv: Buffer, aad: Buffer, sealed: Buffer): Buffer | typeof NOT_NOW;
   /** Destroys every object with this CKA_ID; false if there was none. */
   destroy(objectId: Buffer): Promise<boolean>;
   /** The KMS key objects on the token. */

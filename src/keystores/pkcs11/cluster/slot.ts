@@ -2,7 +2,7 @@
 import { bytesToUuid } from '../../../crypto/random.ts';
 import { Pkcs11Error } from '../errors.ts';
 import { keyVersionLabel } from '../templates.ts';
-import type { ClusterConnectionError, ClusterStatus, MemberState } from './cluster-types.ts';
+import type { ClusterConnectionError, ClusterStatus, HsmAuditEvent, HsmRequestInfo, MemberState } from './cluster-types.ts';
 import type { ClusterJournal } from './journal.ts';
 import type { HsmMember } from './member.ts';
 
@@ -65,4 +65,32 @@ export function clusterStatus(clusterId: string, slots: readonly Slot[], activeC
 /** The CKA_LABEL of an object, from its CKA_ID (key id and version, reference.ts). */
 export function labelOf(objectId: Buffer): string {
   return keyVersionLabel(bytesToUuid(objectId.subarray(0, 16)), objectId.readUInt32BE(16));
+}
+
+const GCM = 'CKM_AES_GCM';
+/** Hex CKA_IDs by buffer: the crypto path passes the same object id buffer for a key version each time (reference.ts's ReferenceDecoder). */
+const hexIds = new WeakMap<Buffer, string>();
+
+/** One line for the HSM audit log: which member, operation, mechanism and CKA_ID, for which KMS request. */
+export function auditEvent(
+  member: string,
+  operation: string,
+  objectId: Buffer | undefined,
+  outcome: 'ok' | 'error',
+  errorCode: string | undefined,
+  request: HsmRequestInfo | undefined,
+): HsmAuditEvent {
+  const event: { -readonly [K in keyof HsmAuditEvent]: HsmAuditEvent[K] } = { member, operation, outcome };
+  if (operation === 'encrypt' || operation === 'decrypt') event.mechanism = GCM;
+  if (objectId) {
+    let hex = hexIds.get(objectId);
+    if (hex === undefined) hexIds.set(objectId, (hex = objectId.toString('hex')));
+    event.objectId = hex;
+  }
+  if (errorCode) event.errorCode = errorCode;
+  if (request) {
+    event.requestId = request.requestId;
+    if (request.operation) event.kmsOperation = request.operation;
+  }
+  return event;
 }
