@@ -159,15 +159,23 @@ export interface CustomKeyStoreBackend {
    * Records, without a connection, that these key versions' material must be destroyed wherever
    * it lives (an HSM cluster: a destroy owed by every member, applied when each is next connected
    * or re-synchronised). Called before the key's row is deleted, so the handles are never lost.
+   * The record can be taken back only through what this returns, which knows what it replaced.
    */
-  oweDestruction?(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void>;
-  /** Takes back oweDestruction's record (the deletion did not happen after all). */
-  withdrawDestruction?(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void>;
+  oweDestruction?(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<OwedDestruction>;
   /**
    * Removes these key versions from every backup the store manages, without a connection; returns
    * the backup files that were missing (nothing to clean, but the operator should know).
    */
   cleanBackups?(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<{ missing: string[] }>;
+}
+
+/** A destruction oweDestruction recorded, to be taken back if the key was not deleted after all. */
+export interface OwedDestruction {
+  /**
+   * Puts back what was owed before the destruction was recorded: an HSM member that was down when
+   * the key was made still owes its create, and must not be left owing nothing.
+   */
+  withdraw(): Promise<void>;
 }
 
 /** Which store, without its credential. */

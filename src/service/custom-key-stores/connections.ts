@@ -7,6 +7,7 @@ import {
   type KeyStoreHealth,
   type CustomKeyStoreTarget,
   type KeyVersionHandle,
+  type OwedDestruction,
 } from '../../keystores/types.ts';
 import type { CustomKeyStoreRecord, CustomKeyStoreType } from '../../storage/types.ts';
 
@@ -34,6 +35,8 @@ interface Live {
   /** The configuration it was made with (health reports name the store and its cluster). */
   record: CustomKeyStoreRecord;
 }
+
+const NOTHING_OWED: OwedDestruction = { withdraw: async () => {} };
 
 /** Connection errors a retry with the same password would only repeat (and count against the HSM's lockout). */
 const CREDENTIAL_REFUSALS = new Set(['INVALID_CREDENTIALS', 'USER_LOCKED_OUT', 'USER_NOT_FOUND']);
@@ -107,12 +110,8 @@ export class CustomKeyStoreConnections {
   }
 
   /** The backend's oweDestruction (HSM clusters: every member owes the destroy); nothing for a backend without one. */
-  async oweDestruction(record: CustomKeyStoreRecord, handles: readonly KeyVersionHandle[]): Promise<void> {
-    await this.backends[record.type]?.oweDestruction?.(this.targetOf(record), handles);
-  }
-
-  async withdrawDestruction(record: CustomKeyStoreRecord, handles: readonly KeyVersionHandle[]): Promise<void> {
-    await this.backends[record.type]?.withdrawDestruction?.(this.targetOf(record), handles);
+  async oweDestruction(record: CustomKeyStoreRecord, handles: readonly KeyVersionHandle[]): Promise<OwedDestruction> {
+    return (await this.backends[record.type]?.oweDestruction?.(this.targetOf(record), handles)) ?? NOTHING_OWED;
   }
 
   /** Removes the versions from the store's managed backups; the missing backup files. */

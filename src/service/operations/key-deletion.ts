@@ -107,9 +107,11 @@ export async function destroyDueKeys(
       // Before the row (and with it the HSM object ids) is gone: every member owes the destroy,
       // so a store that is disconnected now, or a destroy that fails, is made good at its next
       // connection or re-synchronisation.
-      if (record) await context.customKeyStores.oweDestruction(record, versions);
+      const owed = record ? await context.customKeyStores.oweDestruction(record, versions) : undefined;
       if (!(await context.store.destroyKeyIfDue(keyId, now))) {
-        if (record) await context.customKeyStores.withdrawDestruction(record, versions); // cancelled meanwhile
+        // Cancelled meanwhile: the members owe again what they owed before. A key that another
+        // process destroyed meanwhile is gone, and its destroys stay owed.
+        if (await context.store.getKey(keyId)) await owed?.withdraw();
         continue;
       }
       context.keyStore.forget(keyId);

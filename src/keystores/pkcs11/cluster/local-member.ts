@@ -3,12 +3,13 @@ import pkcs11js from 'pkcs11js';
 import { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import { Pkcs11Error, call, callAsync } from '../errors.ts';
 import { Pkcs11Module, Pkcs11Token, type Handle, type SlotSelector } from '../module.ts';
-import { checkBooleanAttributes, findObjects, findSecretKeys } from '../objects.ts';
+import { checkBooleanAttributes, findSecretKeys } from '../objects.ts';
 import { OBJECT_ID_LENGTH } from '../reference.ts';
 import { AES_256_KEY_BYTES, clusterKeyVersionTemplate, expectedBooleanAttributes, forUnwrap } from '../templates.ts';
 import { CLUSTER_KEY_ID, CLUSTER_KEY_LABEL_PREFIX, TOKEN_SET, checkTransportKey, clusterKeyMissing, clusterKeyProtected } from './ceremony-steps.ts';
 import { generateClusterKey, generateTransportKey, unwrapClusterKey, wrapClusterKey } from './ceremony-steps.ts';
 import { MemberCrypto } from './member-crypto.ts';
+import { copyConverging, keepOnlyCopy, listKeyObjects } from './token-objects.ts';
 import { NOT_NOW, checkRandomLength, startOrGiveUp, type CallProgress, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
 
 export { CLUSTER_KEY_ID };
@@ -137,22 +138,29 @@ export class LocalHsmMember implements HsmMember {
     // RFC 3394 §2.2.1: a 32-byte key wraps to 40 bytes; the token's CKA_VALUE_LEN of an
     // unwrapped key cannot be trusted (see checkBooleanAttributes), so the length is checked here.
     if (wrapped.length !== AES_256_KEY_BYTES + 8) throw new Pkcs11Error('FAILED', 'a wrapped AES-256 key is 40 bytes');
-    const token = await this.#ready();
     const template = clusterKeyVersionTemplate(label, objectId);
-    await token.withSession(async (session) => {
-      if (findSecretKeys(token.api, session, objectId, 1).length > 0) throw objectExists(this.name);
-      const clusterKey = this.#clusterKey(token, session);
-      const object = await callAsync('C_UnwrapKey', () => token.api.C_UnwrapKeyAsync(session, AES_KEY_WRAP, clusterKey, wrapped, forUnwrap(template)));
-      try {
-        // What the template set; CKA_LOCAL and the ALWAYS/NEVER pair are the token's and false for an unwrapped key (§4.10).
-        const expected = expectedBooleanAttributes(template).filter(({ type }) => !TOKEN_SET.has(type));
-        checkBooleanAttributes(token.api, session, object, expected, undefined);
-      } catch (error) {
-        call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
-        throw error;
-      }
-      this.#crypto.handles.remember(objectId, object, token.handleEpoch);
+    // Looked for before and after: one object per CKA_ID, whoever else copies it now (token-objects.ts).
+    const outcome = await copyConverging(async () => {
+      const token = await this.#ready();
+      return token.withSession(async (session) => {
+        if (findSecretKeys(token.api, session, objectId, 1).length > 0) return 'exists';
+        const clusterKey = this.#clusterKey(token, session);
+        const object = await callAsync('C_UnwrapKey', () => token.api.C_UnwrapKeyAsync(session, AES_KEY_WRAP, clusterKey, wrapped, forUnwrap(template)));
+        try {
+          // What the template set; CKA_LOCAL and the ALWAYS/NEVER pair are the token's and false for an unwrapped key (§4.10).
+          const expected = expectedBooleanAttributes(template).filter(({ type }) => !TOKEN_SET.has(type));
+          checkBooleanAttributes(token.api, session, object, expected, undefined);
+        } catch (error) {
+          call('C_DestroyObject', () => token.api.C_DestroyObject(session, object));
+          throw error;
+        }
+        const kept = keepOnlyCopy(token.api, session, objectId, object);
+        if (kept === 'kept') this.#crypto.handles.remember(objectId, object, token.handleEpoch);
+        return kept;
+      });
     });
+    if (outcome === 'exists') throw objectExists(this.name);
+    if (outcome === 'withdrawn') throw new Pkcs11Error('FAILED', `HSM member ${this.name}: copies of one object kept colliding`);
   }
 
   async encrypt(objectId: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, progress?: CallProgress): Promise<Buffer> {
@@ -184,26 +192,7 @@ export class LocalHsmMember implements HsmMember {
 
   async listObjects(): Promise<KeyObjectInfo[]> {
     const token = await this.#ready();
-    return token.withSession((session) => {
-      const objects = findObjects(
-        token.api,
-        session,
-        [
-          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-          { type: pkcs11js.CKA_TOKEN, value: true },
-        ],
-        1_000_000,
-      );
-      const listed: KeyObjectInfo[] = [];
-      for (const object of objects) {
-        const [id, label] = call('C_GetAttributeValue', () =>
-          token.api.C_GetAttributeValue(session, object, [{ type: pkcs11js.CKA_ID }, { type: pkcs11js.CKA_LABEL }]),
-        );
-        const text = label?.value?.toString('utf8') ?? '';
-        if (id?.value?.length === OBJECT_ID_LENGTH && text.startsWith('strongroom:')) listed.push({ objectId: Buffer.from(id.value), label: text });
-      }
-      return listed;
-    });
+    return token.withSession((session) => listKeyObjects(token.api, session));
   }
 
   async destroyClusterKey(): Promise<boolean> {

@@ -4,6 +4,8 @@
  */
 import { Pkcs11Error } from '../errors.ts';
 import { isBusy } from './dispatch.ts';
+import type { OwedEntry } from './journal.ts';
+import type { KeyObjectInfo } from './member.ts';
 import { labelOf, type ClusterContext, type Slot } from './slot.ts';
 
 /**
@@ -40,8 +42,11 @@ export async function checkMember(context: ClusterContext, slot: Slot): Promise<
 export async function resyncMember(context: ClusterContext, slot: Slot): Promise<void> {
   const { journal, bounded } = context;
   const owed = await journal.owed(slot.member.name);
-  if (owed.length === 0) return;
-  const present = new Set((await bounded(slot.member.listObjects(), slot)).map((object) => object.objectId.toString('hex')));
+  // A member taken out for holding two objects under one CKA_ID is listed even if it owes nothing.
+  if (owed.length === 0 && slot.errorCode !== 'KEY_AMBIGUOUS') return;
+  const listed = await bounded(slot.member.listObjects(), slot);
+  await replaceDuplicates(context, slot, listed, owed);
+  const present = new Set(listed.map((object) => object.objectId.toString('hex')));
   const copied: { objectId: Buffer; from: Slot }[] = [];
   for (const entry of owed) {
     if (entry.operation === 'destroy') {
@@ -70,6 +75,47 @@ export async function resyncMember(context: ClusterContext, slot: Slot): Promise
     await journal.settle(slot.member.name, entry.objectId);
   }
   await undoCopiesOfDestroyed(context, slot, copied);
+}
+
+/**
+ * Objects the member holds twice under one CKA_ID, copies that two processes unwrapped at the same
+ * moment before LocalHsmMember.unwrap converged (token-objects.ts): the member answers KEY_AMBIGUOUS
+ * for their key and is taken out. Each is replaced by one copy wrapped in an active member: owed
+ * first, so that a failure midway is made good by the next re-synchronisation; then every copy
+ * destroyed and one unwrapped. A key no active member can wrap is left as it is, so the last copies
+ * are never destroyed; one the member owes a destroy of is destroyed by resyncMember anyway.
+ */
+async function replaceDuplicates(context: ClusterContext, slot: Slot, listed: readonly KeyObjectInfo[], owed: readonly OwedEntry[]): Promise<void> {
+  const seen = new Set<string>();
+  const twice = new Map<string, Buffer>();
+  for (const { objectId } of listed) {
+    const id = objectId.toString('hex');
+    if (seen.has(id)) twice.set(id, objectId);
+    else seen.add(id);
+  }
+  for (const entry of owed) if (entry.operation === 'destroy') twice.delete(entry.objectId.toString('hex'));
+  for (const objectId of twice.values()) {
+    const source = context.source(slot);
+    if (!source) return;
+    let wrapped: Buffer;
+    try {
+      wrapped = await context.bounded(source.member.wrap(objectId), source);
+    } catch (error) {
+      if (error instanceof Pkcs11Error && (error.code === 'KEY_NOT_FOUND' || error.code === 'KEY_AMBIGUOUS')) continue;
+      throw error;
+    }
+    await context.journal.owe(slot.member.name, objectId, 'create');
+    await context.bounded(slot.member.destroy(objectId), slot);
+    context.audit(slot, 'resync-destroy', objectId);
+    try {
+      await context.bounded(slot.member.unwrap(objectId, labelOf(objectId), wrapped), slot);
+      context.audit(slot, 'resync-create', objectId);
+    } catch (error) {
+      // Another process replaced them at the same time, and its copy stands.
+      if (!(error instanceof Pkcs11Error && error.code === 'OBJECT_EXISTS')) throw error;
+    }
+    await context.journal.settle(slot.member.name, objectId);
+  }
 }
 
 /**

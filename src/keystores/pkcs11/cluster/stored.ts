@@ -16,13 +16,14 @@ import {
   type CustomKeyStoreTarget,
   type KeyStoreRequestInfo,
   type KeyVersionHandle,
+  type OwedDestruction,
 } from '../../types.ts';
 import type { KeyStoreHealth } from '../../types.ts';
 import { decodeReference } from '../reference.ts';
 import { removeFromBackupFile } from './backup.ts';
 import { HsmCluster, HsmClusterError, type CatalogMember, type HsmAuditEvent } from './cluster.ts';
 import { HsmClusterKeyStore } from './cluster-key-store.ts';
-import type { ClusterJournal, OwedEntry, OwedOperation } from './journal.ts';
+import { oweDestroys, type ClusterJournal, type OwedEntry, type OwedOperation } from './journal.ts';
 import type { HsmRequestInfo } from './cluster-types.ts';
 import { LocalHsmMember } from './local-member.ts';
 import type { HsmMember } from './member.ts';
@@ -274,23 +275,12 @@ export class HsmClusterKeyStoreBackend implements CustomKeyStoreBackend {
     }
   }
 
-  /** Every member of the cluster owes the destroy of each version's object (journal, hsm_owed_operations). */
-  async oweDestruction(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void> {
+  /** Every member of the cluster owes the destroy of each version's object (journal, hsm_owed_operations); withdrawn, it owes what it did before. */
+  async oweDestruction(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<OwedDestruction> {
     const clusterId = target.cloudHsmClusterId;
-    if (!clusterId) return;
-    const journal = new CatalogJournal(this.catalog, clusterId);
-    for (const member of await this.catalog.listMembers(clusterId)) {
-      for (const handle of handles) await journal.owe(member.name, objectIdOf(handle), 'destroy');
-    }
-  }
-
-  async withdrawDestruction(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<void> {
-    const clusterId = target.cloudHsmClusterId;
-    if (!clusterId) return;
-    const journal = new CatalogJournal(this.catalog, clusterId);
-    for (const member of await this.catalog.listMembers(clusterId)) {
-      for (const handle of handles) await journal.settle(member.name, objectIdOf(handle));
-    }
+    if (!clusterId) return { withdraw: async () => {} };
+    const members = (await this.catalog.listMembers(clusterId)).map((member) => member.name);
+    return oweDestroys(new CatalogJournal(this.catalog, clusterId), members, handles.map(objectIdOf));
   }
 
   async cleanBackups(target: CustomKeyStoreTarget, handles: readonly KeyVersionHandle[]): Promise<{ missing: string[] }> {
