@@ -1,6 +1,7 @@
 /**
  * Remote members: `strongroom hsm-agent` child processes on their own SoftHSMv2 tokens, reached
- * over mutual TLS. The failure test kills an agent with SIGKILL under load.
+ * over mutual TLS. The failure test kills an agent with SIGKILL under load. The reconnect tests
+ * serve a recording member in process (HsmAgentServer), to see what each connection carries.
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:tls';
@@ -11,8 +12,11 @@ import { parseHsmBlob } from '../../src/keystores/pkcs11/ciphertext.ts';
 import { HsmCluster } from '../../src/keystores/pkcs11/cluster/cluster.ts';
 import { HsmClusterKeyStore } from '../../src/keystores/pkcs11/cluster/cluster-key-store.ts';
 import { LocalHsmMember } from '../../src/keystores/pkcs11/cluster/local-member.ts';
+import { HsmAgentServer } from '../../src/keystores/pkcs11/cluster/agent-server.ts';
 import { RemoteHsmMember } from '../../src/keystores/pkcs11/cluster/remote-member.ts';
 import { OP, encodeFrame } from '../../src/keystores/pkcs11/cluster/wire.ts';
+import { Pkcs11Error } from '../../src/keystores/pkcs11/errors.ts';
+import type { HsmMember } from '../../src/keystores/pkcs11/cluster/member.ts';
 import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
 import type { KeyVersionHandle } from '../../src/keystores/types.ts';
 import { AgentProcess } from './agent-process.ts';
@@ -26,6 +30,8 @@ const remoteLabels = () => listObjects(remote.token, remote.conf).map((object) =
 
 const remoteMember = (port: number, cert = certs.clientCert, key = certs.clientKey) =>
   new RemoteHsmMember({ name: 'remote', host: '127.0.0.1', port, ca: certs.read(certs.ca), cert: certs.read(cert), key: certs.read(key) });
+
+after(() => certs.cleanup());
 
 describe('a cluster of an in-process member and an hsm-agent member', () => {
   let agent: AgentProcess;
@@ -62,7 +68,6 @@ describe('a cluster of an in-process member and an hsm-agent member', () => {
     await cluster?.close();
     await agent?.stop('SIGKILL');
     remote.cleanup();
-    certs.cleanup();
   });
 
   test('the agent member received the cluster key by the ceremony and holds every replicated key', async () => {
@@ -159,5 +164,115 @@ describe('a cluster of an in-process member and an hsm-agent member', () => {
     const blob = await store.encrypt(madeWhileDown[0]!, Buffer.from('after resync'), undefined);
     const { iv, aad, sealed } = parseHsmBlob(blob, undefined);
     assert.deepEqual(await member.decrypt(madeWhileDown[0]!.sealedMaterial.subarray(6), iv, aad, sealed), Buffer.from('after resync'));
+  });
+});
+
+/** An agent's member that records the calls it receives, in order; its PIN can be changed. */
+class RecordingMember implements HsmMember {
+  readonly name = 'recording';
+  readonly sessions = 2;
+  readonly calls: string[] = [];
+  pin = 'recorded-pin';
+
+  async connect(): Promise<void> {
+    this.calls.push('connect');
+  }
+  async verifyPin(pin: SecretBytes): Promise<boolean> {
+    this.calls.push('verifyPin');
+    return Buffer.from(pin.exposeSecretBytes()).equals(Buffer.from(this.pin));
+  }
+  async health() {
+    this.calls.push('health');
+    return { ok: true };
+  }
+  async generateRandom(length: number): Promise<Buffer> {
+    this.calls.push('random');
+    return Buffer.alloc(length, 7);
+  }
+  async close(): Promise<void> {}
+  generateAesKey = unsupported;
+  wrap = unsupported;
+  unwrap = unsupported;
+  encrypt = unsupported;
+  decrypt = unsupported;
+  destroy = unsupported;
+  listObjects = unsupported;
+  createClusterKey = unsupported;
+  beginJoin = unsupported;
+  wrapClusterKeyFor = unsupported;
+  completeJoin = unsupported;
+}
+
+async function unsupported(): Promise<never> {
+  throw new Pkcs11Error('NOT_SUPPORTED', 'not in this test');
+}
+
+describe('a remote member reconnecting to its agent', () => {
+  const recording = new RecordingMember();
+  let server: HsmAgentServer;
+  let port = 0;
+  const serve = async (): Promise<void> => {
+    server = await HsmAgentServer.listen({ member: recording, host: '127.0.0.1', port, cert: certs.read(certs.agentCert), key: certs.read(certs.agentKey), ca: certs.read(certs.ca) });
+    port = server.port;
+  };
+  /**
+   * Drops every connection, as an agent restart does, and serves again on the same port; then
+   * lets the client read the hang-up (a request sent before it has is lost with the connection).
+   */
+  const restart = async (): Promise<void> => {
+    await server.close();
+    await serve();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  };
+  const member = (pin: string) =>
+    new RemoteHsmMember({ name: 'recording', host: '127.0.0.1', port, ca: certs.read(certs.ca), cert: certs.read(certs.clientCert), key: certs.read(certs.clientKey), expectedPin: SecretBytes.from(Buffer.from(pin)) });
+  const isCode = (code: string) => (error: unknown) => error instanceof Pkcs11Error && error.code === code;
+
+  before(serve);
+  after(async () => {
+    await server?.close();
+  });
+
+  test('a new connection is greeted as at connect (OP.connect, then verifyPin) before any request, once for callers arriving together', async () => {
+    recording.pin = 'recorded-pin';
+    const remote = member('recorded-pin');
+    try {
+      await remote.connect();
+      assert.deepEqual(recording.calls.splice(0), ['connect', 'verifyPin']);
+      await restart();
+      // Five requests at once find the connection gone: one redial, one handshake, then all five.
+      const answers = await Promise.all(Array.from({ length: 5 }, () => remote.generateRandom(4)));
+      assert.deepEqual(answers, Array.from({ length: 5 }, () => Buffer.alloc(4, 7)));
+      assert.deepEqual(recording.calls.splice(0), ['connect', 'verifyPin', 'random', 'random', 'random', 'random', 'random']);
+      // The connection stays: no further handshake.
+      assert.equal((await remote.health()).ok, true);
+      assert.deepEqual(recording.calls.splice(0), ['health']);
+    } finally {
+      await remote.close();
+    }
+  });
+
+  test('a PIN the agent no longer has fails every caller of the redial with PIN_INCORRECT, asked once; connect() asks again', async () => {
+    recording.pin = 'recorded-pin';
+    const remote = member('recorded-pin');
+    try {
+      await remote.connect();
+      recording.calls.length = 0;
+      recording.pin = 'a-pin-changed-meanwhile';
+      await restart();
+      const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => remote.generateRandom(4)));
+      for (const outcome of outcomes) assert.ok(outcome.status === 'rejected' && isCode('PIN_INCORRECT')(outcome.reason), String(outcome.status));
+      for (let index = 0; index < 10; index++) await assert.rejects(remote.generateRandom(4), isCode('PIN_INCORRECT'));
+      assert.deepEqual(recording.calls.splice(0), ['connect', 'verifyPin'], 'one guess, and no request served');
+      await assert.rejects(remote.connect(), isCode('PIN_INCORRECT'));
+      assert.deepEqual(recording.calls.splice(0), ['connect', 'verifyPin']);
+      // Once the agent has the PIN again, connect() makes the member usable again.
+      recording.pin = 'recorded-pin';
+      await remote.connect();
+      assert.equal((await remote.generateRandom(4)).length, 4);
+      assert.deepEqual(recording.calls.splice(0), ['connect', 'verifyPin', 'random']);
+    } finally {
+      await remote.close();
+    }
   });
 });

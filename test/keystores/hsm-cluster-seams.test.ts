@@ -1,16 +1,18 @@
 /**
  * Seams between the cluster's parts found by review after they were merged: a health check
  * (/readyz, strongroom_hsm_member_up) under load must not take a busy member out (load is not
- * failure, dispatch.ts), and the two-HSM rule for new KMS keys (stored.ts kmsMinReplicas) must
- * follow membership changes made while connected.
+ * failure, dispatch.ts), the two-HSM rule for new KMS keys (stored.ts kmsMinReplicas) must
+ * follow membership changes made while connected, and a catalog read that stalls must not hold the
+ * cluster's change lock (membership.ts, catalogTimeoutMs).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { randomUuid } from '../../src/crypto/random.ts';
 import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
-import { HsmCluster } from '../../src/keystores/pkcs11/cluster/cluster.ts';
+import { HsmCluster, HsmClusterError, type CatalogMember } from '../../src/keystores/pkcs11/cluster/cluster.ts';
 import { LocalHsmMember } from '../../src/keystores/pkcs11/cluster/local-member.ts';
 import { connectStoredCluster, type HsmClusterCatalog } from '../../src/keystores/pkcs11/cluster/stored.ts';
+import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
 import type { HsmMemberRecord } from '../../src/storage/types.ts';
 import { SOFTHSM_MODULE, SoftHsm } from './softhsm.ts';
 
@@ -18,6 +20,7 @@ const hsm = SoftHsm.get();
 const t1 = hsm.createToken('seam-load');
 const ta = hsm.createToken('seam-a');
 const tb = hsm.createToken('seam-b');
+const tc = hsm.createToken('seam-catalog');
 const so = (s: string) => SecretBytes.from(Buffer.from(s));
 
 test('a health check (readyz, a metrics scrape) while the member is busy leaves it in service and its queued requests succeed', async () => {
@@ -82,5 +85,61 @@ test('the two-HSM rule follows membership: after remove-member leaves one member
     assert.equal(error, undefined, 'one-member cluster should create keys (min(2, members) = 1)');
   } finally {
     await cluster.close();
+  }
+});
+
+/** The promise, or a failure naming `what` once `ms` have passed without it settling. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+test('a catalog read that never answers is given up: probeNow() returns within the bound, and createKey and destroyKey then run (or fail cleanly) rather than wait on the lock', async () => {
+  const CATALOG_TIMEOUT_MS = 300;
+  const member = new LocalHsmMember({ name: 'one', modulePath: SOFTHSM_MODULE, tokenLabel: tc.label, pin: Buffer.from(tc.pin) });
+  let catalog: 'answers' | 'stalls once' | 'stalls' = 'answers';
+  let reads = 0;
+  const membership = async (): Promise<CatalogMember[]> => {
+    reads++;
+    if (catalog === 'stalls' || catalog === 'stalls once') {
+      if (catalog === 'stalls once') catalog = 'answers';
+      return new Promise<never>(() => {}); // a PostgreSQL read that never comes back
+    }
+    return [{ name: 'one', config: 'one', open: () => member }];
+  };
+  const cluster = await HsmCluster.initialise(
+    { clusterId: `rv-${randomUuid()}`, members: [member], membership, catalogTimeoutMs: CATALOG_TIMEOUT_MS, probeIntervalMs: 600_000 },
+    new Map([['one', so(tc.soPin)]]),
+  );
+  const holds = async (keyId: string) => (await member.listObjects()).some((object) => object.label === keyVersionLabel(keyId, 1));
+  const isCatalogTimeout = (error: unknown) => error instanceof HsmClusterError && error.code === 'INTERNAL_ERROR' && /catalog/.test(error.message);
+  try {
+    // The probe tick's read stalls: it is given up, the members stay, and the change lock is free again.
+    catalog = 'stalls once';
+    const started = Date.now();
+    await within(3_000, 'probeNow with a stalled catalog', cluster.probeNow());
+    assert.ok(Date.now() - started < 2_000, `probeNow took ${Date.now() - started} ms`);
+    assert.deepEqual(cluster.status().members, [{ name: 'one', state: 'ACTIVE' }]);
+    const kept = randomUuid();
+    const objectId = await within(3_000, 'createKey after the stalled probe', cluster.createKey(kept, 1));
+    assert.ok(await holds(kept));
+
+    // createKey's and destroyKey's own reads stall: each fails within the bound; the key made is destroyed again.
+    catalog = 'stalls';
+    const readsBefore = reads;
+    const abandoned = randomUuid();
+    await assert.rejects(within(3_000, 'createKey with a stalled catalog', cluster.createKey(abandoned, 1)), isCatalogTimeout);
+    assert.equal(await holds(abandoned), false, 'the key made before the read is destroyed again');
+    await assert.rejects(within(3_000, 'destroyKey with a stalled catalog', cluster.destroyKey(objectId)), isCatalogTimeout);
+    assert.equal(reads - readsBefore, 2);
+
+    catalog = 'answers';
+    await within(3_000, 'probeNow', cluster.probeNow());
+    const later = randomUuid();
+    await within(3_000, 'createKey', cluster.createKey(later, 1));
+    assert.ok(await holds(later));
+  } finally {
+    await within(5_000, 'close', cluster.close()).catch(() => {});
   }
 });

@@ -6,6 +6,7 @@
  * min(2, members) members, whatever the cluster's stored minReplicas (AWS: two active HSMs).
  */
 import { createServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { randomUuid } from '../../src/crypto/random.ts';
@@ -13,6 +14,7 @@ import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
 import { HsmCluster } from '../../src/keystores/pkcs11/cluster/cluster.ts';
 import { RemoteHsmMember } from '../../src/keystores/pkcs11/cluster/remote-member.ts';
 import { HsmClusterKeyStoreBackend, type HsmClusterCatalog } from '../../src/keystores/pkcs11/cluster/stored.ts';
+import { FrameReader, OP, RESPONSE_OK, encodeFrame, type Frame } from '../../src/keystores/pkcs11/cluster/wire.ts';
 import { CustomKeyStoreConnectError, type ConnectedKeyStore } from '../../src/keystores/types.ts';
 import type { HsmMemberRecord } from '../../src/storage/types.ts';
 import { AgentProcess } from './agent-process.ts';
@@ -21,7 +23,34 @@ import { makeTestCerts } from './test-certs.ts';
 
 const AGENT_PIN = 'agent-user-pin-1357';
 const tokens = ['pin-a', 'pin-b'].map((label) => createStandaloneToken(label, AGENT_PIN));
+/** For the redial tests: a token with the agents' PIN, and one whose agent would log in with another. */
+const redialTokens = { right: createStandaloneToken('redial-right', AGENT_PIN), other: createStandaloneToken('redial-other', 'another-agent-pin-2468') };
 const certs = makeTestCerts();
+const isCode = (code: string) => (error: unknown) => (error as { code?: string }).code === code;
+/** How many PINs the agent refused, from its log. */
+const refusals = (agent: AgentProcess): number => agent.stderr().split('pin-verification-failed').length - 1;
+
+/** Sends frames on a raw mutual-TLS connection to the agent; what it answered by the time it closed the connection (or `waitMs` passed). */
+function answersUntilClosed(port: number, frames: Buffer[], waitMs = 5_000): Promise<{ frames: Frame[]; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: certs.read(certs.ca), cert: certs.read(certs.clientCert), key: certs.read(certs.clientKey), minVersion: 'TLSv1.3' });
+    const reader = new FrameReader();
+    const answered: Frame[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ frames: answered, closed: false });
+    }, waitMs);
+    socket.on('secureConnect', () => socket.write(Buffer.concat(frames)));
+    socket.on('data', (chunk: Buffer) => answered.push(...reader.push(chunk)));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ frames: answered, closed: true });
+    });
+  });
+}
+
+after(() => certs.cleanup());
 
 describe('a custom key store over an agent-only cluster', () => {
   const agents: AgentProcess[] = [];
@@ -57,7 +86,6 @@ describe('a custom key store over an agent-only cluster', () => {
   after(async () => {
     await Promise.all(agents.map((agent) => agent.stop('SIGKILL')));
     tokens.forEach((token) => token.cleanup());
-    certs.cleanup();
   });
 
   test('a wrong KeyStorePassword is INVALID_CREDENTIALS, and nothing is served', async () => {
@@ -87,7 +115,7 @@ describe('a custom key store over an agent-only cluster', () => {
     }
   });
 
-  test('an agent asked about another PIN than its own says no (PIN_INCORRECT at connect) and hangs up; about its own, yes', async () => {
+  test('an agent asked about another PIN than its own says no (PIN_INCORRECT at connect, and after, without asking again) and hangs up; about its own, yes', async () => {
     const direct = (pin: string) =>
       new RemoteHsmMember({
         name: 'direct',
@@ -99,13 +127,22 @@ describe('a custom key store over an agent-only cluster', () => {
         expectedPin: SecretBytes.from(Buffer.from(pin)),
       });
     const wrong = direct('not-the-agent-pin');
+    const refusedBefore = refusals(agents[0]!);
     try {
-      await assert.rejects(wrong.connect(), (error: unknown) => (error as { code?: string }).code === 'PIN_INCORRECT');
-      // One guess per connection: the agent closed it after the refusal.
-      await assert.rejects(wrong.verifyPin(SecretBytes.from(Buffer.from(AGENT_PIN))), (error: unknown) => (error as { code?: string }).code === 'CONNECTION_FAILED');
+      await assert.rejects(wrong.connect(), isCode('PIN_INCORRECT'));
+      // The refusal sticks: later calls fail the same way and do not dial to guess again.
+      await assert.rejects(wrong.verifyPin(SecretBytes.from(Buffer.from(AGENT_PIN))), isCode('PIN_INCORRECT'));
+      await assert.rejects(wrong.generateRandom(8), isCode('PIN_INCORRECT'));
+      assert.equal(refusals(agents[0]!) - refusedBefore, 1);
     } finally {
       await wrong.close();
     }
+    // One guess per connection: the agent answers no, then hangs up.
+    const { frames, closed } = await answersUntilClosed(agents[0]!.port, [
+      encodeFrame(1, OP.verifyPin, [Buffer.from('not-the-agent-pin')]),
+    ]);
+    assert.ok(closed, 'the agent closed the connection');
+    assert.deepEqual(frames.map((frame) => [frame.requestId, frame.kind, [...frame.fields[0]!]]), [[1, RESPONSE_OK, [0]]]);
     const right = direct(AGENT_PIN);
     try {
       await right.connect();
@@ -154,5 +191,53 @@ describe('a custom key store over an agent-only cluster', () => {
       await store.close();
       records = agentRecords;
     }
+  });
+});
+
+describe('an agent member whose connection was lost', () => {
+  let agent: AgentProcess;
+  let cluster: HsmCluster | undefined;
+  const clusterId = `redial-${randomUuid()}`;
+  after(async () => {
+    await cluster?.close();
+    await agent?.stop('SIGKILL');
+    redialTokens.right.cleanup();
+    redialTokens.other.cleanup();
+  });
+
+  test('an agent restarted with another PIN is refused at the next call (PIN_INCORRECT, INVALID_CREDENTIALS), not served, and not asked again', async () => {
+    agent = await AgentProcess.start(redialTokens.right, certs);
+    const member = new RemoteHsmMember({
+      name: 'redial',
+      host: '127.0.0.1',
+      port: agent.port,
+      ca: certs.read(certs.ca),
+      cert: certs.read(certs.clientCert),
+      key: certs.read(certs.clientKey),
+      expectedPin: SecretBytes.from(Buffer.from(AGENT_PIN)),
+    });
+    // No probe ticks: the member is found out by the next request, as in an idle cluster.
+    cluster = await HsmCluster.initialise(
+      { clusterId, members: [member], requestTimeoutMs: 2_000, probeIntervalMs: 600_000 },
+      new Map([['redial', SecretBytes.from(Buffer.from(redialTokens.right.token.soPin))]]),
+    );
+    assert.equal((await cluster.generateRandom(8)).length, 8);
+
+    // The agent is restarted on the same port, now logged in to a token with another user PIN.
+    await agent.stop('SIGKILL');
+    agent = await AgentProcess.start(redialTokens.other, certs, agent.port);
+    await assert.rejects(cluster.generateRandom(8));
+    assert.deepEqual(cluster.status().members, [{ name: 'redial', state: 'FAILED', errorCode: 'PIN_INCORRECT' }]);
+    assert.equal(cluster.status().connectionErrorCode, 'INVALID_CREDENTIALS');
+    assert.equal(refusals(agent), 1);
+
+    // Later calls fail the same way without a new guess; an explicit connect() is one more.
+    await assert.rejects(member.generateRandom(8), isCode('PIN_INCORRECT'));
+    await assert.rejects(member.listObjects(), isCode('PIN_INCORRECT'));
+    assert.equal((await member.health()).code, 'PIN_INCORRECT');
+    await cluster.probeNow();
+    assert.equal(refusals(agent), 1, 'no call asked the agent again');
+    await assert.rejects(member.connect(), isCode('PIN_INCORRECT'));
+    assert.equal(refusals(agent), 2);
   });
 });

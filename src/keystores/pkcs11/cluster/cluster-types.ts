@@ -101,6 +101,12 @@ export interface HsmClusterOptions {
    * createKey and destroyKey read it too, so a member listed but not yet followed owes the change.
    */
   readonly membership?: () => Promise<CatalogMember[]>;
+  /**
+   * A membership read not answered in this long is given up (default 5,000 ms, membership.ts): a
+   * probe tick keeps the members it has and releases the change lock; createKey and destroyKey
+   * fail (a key made meanwhile is destroyed again) rather than wait.
+   */
+  readonly catalogTimeoutMs?: number;
 }
 
 /** A member as the catalog lists it: its name, its configuration (to notice a replaced one) and how to open it. */

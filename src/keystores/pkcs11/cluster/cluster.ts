@@ -4,14 +4,14 @@ import { OBJECT_ID_LENGTH } from '../reference.ts';
 import { removeFromBackupFile } from './backup.ts';
 import { createClusterKey, installClusterKey } from './ceremony.ts';
 import { ChangeLock } from './change-lock.ts';
-import type { ClusterStatus, HsmClusterOptions, HsmRequestInfo, MemberState } from './cluster-types.ts';
+import type { CatalogMember, ClusterStatus, HsmClusterOptions, HsmRequestInfo, MemberState } from './cluster-types.ts';
 import { HsmClusterError } from './cluster-types.ts';
 import { Deadlines } from './deadlines.ts';
 import { dispatch, type DispatchContext } from './dispatch.ts';
 import { MemoryJournal } from './journal.ts';
 import { NOT_NOW, type HsmMember } from './member.ts';
 import { joinMember } from './join.ts';
-import { membershipChange, unfollowedMembers } from './membership.ts';
+import { CATALOG_READ_TIMEOUT_MS, boundedMembership, membershipChange, unfollowedMembers } from './membership.ts';
 import { checkMember, foundBusy, healthProblem, resyncMember } from './resync.ts';
 import { createReplicatedKey, destroyOn } from './replicated-key.ts';
 import { auditEvent, clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
@@ -45,12 +45,16 @@ export class HsmCluster {
   #closed = false;
   /** The configuration each member was opened with, by name (membership.ts). */
   readonly #configs = new Map<string, string>();
+  /** The catalog's member list, each read bounded (catalogTimeoutMs): it is read under the change lock. */
+  readonly #membership: (() => Promise<CatalogMember[]>) | undefined;
 
   private constructor(options: HsmClusterOptions) {
     if (options.members.length === 0) throw new HsmClusterError('INSUFFICIENT_CLOUDHSM_HSMS', 'an HSM cluster needs at least one member');
     this.clusterId = options.clusterId;
     this.#options = options;
     this.#slots = options.members.map((member) => newSlot(member, 'DOWN', 'NOT_CONNECTED'));
+    const { membership, catalogTimeoutMs = CATALOG_READ_TIMEOUT_MS } = options;
+    this.#membership = membership && boundedMembership(membership, catalogTimeoutMs, options.clusterId);
     const minReplicas = options.minReplicas ?? 1;
     this.#minReplicas = typeof minReplicas === 'number' ? () => minReplicas : minReplicas;
     const requestTimeoutMs = options.requestTimeoutMs ?? 2_000;
@@ -72,7 +76,7 @@ export class HsmCluster {
       audit: (slot, operation, objectId) => this.#audit(slot, operation, objectId, 'ok'),
       fail: (slot, error, operation, objectId) => this.#fail(slot, error, operation, objectId),
       insufficient: () => this.#insufficient(),
-      unfollowed: () => this.#unfollowed(),
+      unfollowed: () => unfollowedMembers(this.#membership, this.#slots),
     };
   }
 
@@ -185,7 +189,7 @@ export class HsmCluster {
         }
       }
       // Read after destroying: a member joining meanwhile is listed here, or copies from a source that no longer holds it.
-      for (const name of await this.#unfollowed()) {
+      for (const name of await this.#context.unfollowed()) {
         await journal.owe(name, objectId, 'destroy');
         owedBy.push(name);
       }
@@ -259,7 +263,7 @@ export class HsmCluster {
 
   /** Adds the members the catalog lists that this cluster lacks (out of service) and drops those it no longer lists. */
   async #followMembership(): Promise<void> {
-    const membership = this.#options.membership;
+    const membership = this.#membership;
     if (!membership || this.#closed) return;
     // Read under the lock: a list read before a join in this process finished would drop the new member.
     await this.#exclusive(async () => {
@@ -268,7 +272,7 @@ export class HsmCluster {
       try {
         listed = await membership();
       } catch {
-        return; // the catalog is unreachable: keep the members there are, try again next tick
+        return; // the catalog is unreachable or too slow: keep the members there are, try again next tick
       }
       const { leaving, joining } = membershipChange(this.#slots, listed, this.#configs);
       for (const slot of leaving) {
@@ -279,11 +283,6 @@ export class HsmCluster {
       this.#refreshActive();
       await Promise.allSettled(leaving.map((slot) => slot.member.close()));
     });
-  }
-
-  /** Members the catalog lists without a slot here yet: they owe what is created or destroyed now. */
-  async #unfollowed(): Promise<string[]> {
-    return unfollowedMembers(this.#options.membership, this.#slots);
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
  * the catalog's member rows changed under a connected cluster — `strongroom hsm cluster
  * add-member/remove-member` run while a server is connected, or another node sharing PostgreSQL.
  */
-import type { CatalogMember } from './cluster-types.ts';
+import { HsmClusterError, type CatalogMember } from './cluster-types.ts';
 import type { HsmMember } from './member.ts';
 import { newSlot, type Slot } from './slot.ts';
 
@@ -43,6 +43,37 @@ export function membershipChange(slots: readonly Slot[], listed: readonly Catalo
     joining.push(newSlot(member, 'DOWN', 'NOT_CONNECTED'));
   }
   return { leaving, joining };
+}
+
+/**
+ * How long a read of the catalog's member list may take before it is given up (the default of
+ * HsmClusterOptions.catalogTimeoutMs). The list is read under the cluster's change lock: a
+ * PostgreSQL read that stalls would otherwise hold that lock, and createKey and destroyKey with
+ * it, for as long as it stalls. Generous beside a healthy read (milliseconds).
+ */
+export const CATALOG_READ_TIMEOUT_MS = 5_000;
+
+/**
+ * `membership` whose reads fail with INTERNAL_ERROR past `timeoutMs`. The read itself is not
+ * cancelled (a query carries on in its connection); its late answer is dropped.
+ */
+export function boundedMembership(
+  membership: () => Promise<CatalogMember[]>,
+  timeoutMs: number,
+  clusterId: string,
+): () => Promise<CatalogMember[]> {
+  return () =>
+    new Promise<CatalogMember[]>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new HsmClusterError('INTERNAL_ERROR', `HSM cluster ${clusterId}: the catalog did not list its members within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const settle = (): void => clearTimeout(timer);
+      Promise.resolve()
+        .then(membership)
+        .then(resolve, reject)
+        .finally(settle);
+    });
 }
 
 /** Members the catalog lists that have no slot yet (none without a catalog). */

@@ -1,30 +1,19 @@
-import { isIP } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { CryptoError } from '../../../crypto/errors.ts';
 import { SecretBytes } from '../../../crypto/secret-bytes.ts';
-import { decryptionFailed } from '../ciphertext.ts';
-import { Pkcs11Error, type Pkcs11ErrorCode } from '../errors.ts';
+import { Pkcs11Error } from '../errors.ts';
+import { AgentConnection, connectionLost, type AgentAddress } from './agent-connection.ts';
 import { checkRandomLength, type CallProgress, type HsmMember, type KeyObjectInfo, type MemberHealth, type TransportPublicKey } from './member.ts';
-import { FrameReader, OP, RESPONSE_ERROR, RESPONSE_OK, encodeFrame, utf8, type Frame } from './wire.ts';
+import { OP, utf8 } from './wire.ts';
 
-export interface RemoteMemberOptions {
+export interface RemoteMemberOptions extends AgentAddress {
   readonly name: string;
-  readonly host: string;
-  readonly port: number;
-  /** PEM: the CA the agent's certificate must chain to, and this client's certificate and key. */
-  readonly ca: Buffer | string;
-  readonly cert: Buffer | string;
-  readonly key: Buffer | string;
-  /** The name the agent's certificate must carry (default: host). */
-  readonly servername?: string;
-  readonly connectTimeoutMs?: number;
   /** A request unanswered this long fails with MEMBER_TIMEOUT (default 10 s; the cluster's own bound is shorter). */
   readonly requestTimeoutMs?: number;
   /** Deadline of a key ceremony step (SO operations), ms; default 120 s. */
   readonly ceremonyTimeoutMs?: number;
   /**
    * The crypto user's PIN the agent must have logged in with (a custom key store's
-   * KeyStorePassword); copied. When given, connect() fails with PIN_INCORRECT if the agent's differs.
+   * KeyStorePassword); copied. When given, connect() fails with PIN_INCORRECT if the agent's
+   * differs, and so does every call that finds its connection lost and opens a new one.
    */
   readonly expectedPin?: SecretBytes;
   /**
@@ -37,12 +26,6 @@ export interface RemoteMemberOptions {
 /** Before the agent has said how many sessions it has. */
 const DEFAULT_IN_FLIGHT = 16;
 
-interface Pending {
-  resolve(fields: Buffer[]): void;
-  reject(error: Error): void;
-  deadline: number;
-}
-
 /** A crypto request waiting for a place among those in flight. */
 interface Waiting {
   admit(): void;
@@ -51,8 +34,11 @@ interface Waiting {
 
 /**
  * A cluster member served by `strongroom hsm-agent` on the HSM's host: one mutual-TLS 1.3
- * connection, requests multiplexed by id. A lost connection fails every request in flight with
- * CONNECTION_FAILED (the cluster then takes the member out); the next call reconnects.
+ * connection, requests multiplexed by id (agent-connection.ts). A lost connection fails every
+ * request in flight with CONNECTION_FAILED (the cluster then takes the member out); the next call
+ * reconnects. Every connection, the first and each one after, passes connect()'s handshake (#greet:
+ * the agent's session count, then the PIN check when expectedPin is set) before it carries any
+ * other request: an agent restarted meanwhile, perhaps on another token or PIN, is checked again.
  *
  * Crypto requests in flight are bounded (maxInFlight, by default twice the agent's sessions: one
  * running and one ready per session): the agent then never has to refuse one as busy, and a
@@ -63,16 +49,22 @@ export class RemoteHsmMember implements HsmMember {
   readonly name: string;
   readonly #options: RemoteMemberOptions;
   readonly #expectedPin: SecretBytes | undefined;
-  #socket: TLSSocket | undefined;
-  #connecting: Promise<TLSSocket> | undefined;
-  readonly #pending = new Map<number, Pending>();
-  #nextId = 1;
+  /** The connection requests go on; set only once its handshake (#greet) passed. */
+  #connection: AgentConnection | undefined;
+  /** A connection being made and greeted: callers meanwhile wait for it rather than dial their own. */
+  #connecting: Promise<AgentConnection> | undefined;
+  /** Every connection not yet lost, greeted or not (close() ends them all). */
+  readonly #open = new Set<AgentConnection>();
+  /**
+   * The agent refused expectedPin: every call fails with this (PIN_INCORRECT) without dialling,
+   * until connect() tries again. The agent allows one guess per connection so that no client
+   * streams them; redialling on every call would be that stream.
+   */
+  #refused: Pkcs11Error | undefined;
   #inFlight = 0;
   #limit: number;
   readonly #waiting: Waiting[] = [];
   #waitHead = 0;
-  #sweep: NodeJS.Timeout | undefined;
-  #corked = false;
   #closed = false;
 
   constructor(options: RemoteMemberOptions) {
@@ -82,14 +74,17 @@ export class RemoteHsmMember implements HsmMember {
     this.#limit = options.maxInFlight ?? DEFAULT_IN_FLIGHT;
   }
 
-  /** Connects; with expectedPin, also checks (in the agent, in constant time) that the agent's PIN is that one. */
+  /**
+   * Connects; with expectedPin, also checks (in the agent, in constant time) that the agent's PIN
+   * is that one, else fails with PIN_INCORRECT. An explicit attempt: it clears an earlier refusal.
+   */
   async connect(): Promise<void> {
-    const [sessions] = await this.#request(OP.connect, []);
-    // An agent states its session count (older agents say nothing: the default stays).
-    if (sessions?.length === 4 && this.#options.maxInFlight === undefined) this.#limit = Math.max(1, 2 * sessions.readUInt32BE(0));
-    if (this.#expectedPin && !(await this.verifyPin(this.#expectedPin))) {
-      throw new Pkcs11Error('PIN_INCORRECT', `hsm-agent ${this.name} is logged in with another PIN than the one given`);
-    }
+    if (this.#closed) throw closedError(this.name);
+    this.#refused = undefined;
+    const current = this.#live();
+    // An open connection is greeted again: the agent re-opens its token if it had lost it (OP.connect).
+    if (current) await this.#greet(current);
+    else await this.#connect();
   }
 
   async verifyPin(pin: SecretBytes): Promise<boolean> {
@@ -175,10 +170,10 @@ export class RemoteHsmMember implements HsmMember {
   async close(): Promise<void> {
     this.#closed = true;
     this.#expectedPin?.zero();
-    this.#socket?.destroy();
-    this.#socket = undefined;
-    this.#failAll(new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`));
-    if (this.#sweep) clearInterval(this.#sweep);
+    this.#connection = undefined;
+    const error = closedError(this.name);
+    for (const connection of [...this.#open]) connection.close(error);
+    this.#failWaiting(error);
   }
 
   /**
@@ -191,7 +186,7 @@ export class RemoteHsmMember implements HsmMember {
 
   /** A crypto request: sent when fewer than the limit are in flight, else queued in order (see the class comment). */
   async #limited(op: number, fields: Buffer[], progress: CallProgress | undefined): Promise<Buffer[]> {
-    if (this.#closed) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
+    if (this.#closed) throw closedError(this.name);
     if (this.#inFlight < this.#limit && this.#waitHead === this.#waiting.length) this.#inFlight++;
     else {
       progress?.queued();
@@ -222,134 +217,93 @@ export class RemoteHsmMember implements HsmMember {
     return next;
   }
 
-  /** Sends one request; `secretFirstField`: the first field is a PIN copy, zeroed once the frame is written. */
-  async #request(op: number, fields: Buffer[], secretFirstField = false, timeoutMs = this.#options.requestTimeoutMs ?? 10_000): Promise<Buffer[]> {
-    if (this.#closed) throw new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`);
-    const current = this.#socket;
-    const socket = current && !current.destroyed ? current : await this.#open();
-    const requestId = this.#nextId;
-    this.#nextId = this.#nextId >= 0xffff_fff0 ? 1 : this.#nextId + 1;
-    const frame = encodeFrame(requestId, op, fields);
-    if (secretFirstField) fields[0]!.fill(0);
-    return new Promise<Buffer[]>((resolve, reject) => {
-      this.#pending.set(requestId, { resolve, reject, deadline: Date.now() + timeoutMs });
-      this.#cork(socket);
-      socket.write(frame, secretFirstField ? () => frame.fill(0) : undefined);
-    });
+  /**
+   * Sends one request on the greeted connection, making one first if there is none;
+   * `secretFirstField`: the first field is a PIN copy, zeroed once the frame is written (or not sent).
+   */
+  async #request(op: number, fields: Buffer[], secretFirstField = false, timeoutMs = this.#requestTimeoutMs()): Promise<Buffer[]> {
+    let connection: AgentConnection;
+    try {
+      if (this.#closed) throw closedError(this.name);
+      connection = this.#live() ?? (await this.#connect());
+    } catch (error) {
+      if (secretFirstField) fields[0]!.fill(0);
+      throw error;
+    }
+    return connection.request(op, fields, secretFirstField, timeoutMs);
   }
 
-  /** Requests made in one tick leave in one TLS record and one write (cork until the tick ends). */
-  #cork(socket: TLSSocket): void {
-    if (this.#corked) return;
-    this.#corked = true;
-    socket.cork();
-    process.nextTick(() => {
-      this.#corked = false;
-      socket.uncork();
-    });
+  #requestTimeoutMs(): number {
+    return this.#options.requestTimeoutMs ?? 10_000;
   }
 
-  async #open(): Promise<TLSSocket> {
-    this.#connecting ??= this.#dial().finally(() => (this.#connecting = undefined));
+  #live(): AgentConnection | undefined {
+    const current = this.#connection;
+    return current && !current.lost ? current : undefined;
+  }
+
+  /** A new greeted connection; callers arriving meanwhile share it. After a refused PIN, none (see #refused). */
+  async #connect(): Promise<AgentConnection> {
+    if (this.#refused) throw this.#refused;
+    this.#connecting ??= this.#dialAndGreet().finally(() => (this.#connecting = undefined));
     return this.#connecting;
   }
 
-  #dial(): Promise<TLSSocket> {
-    const options = this.#options;
-    return new Promise<TLSSocket>((resolve, reject) => {
-      const socket = tlsConnect({
-        host: options.host,
-        port: options.port,
-        ca: options.ca,
-        cert: options.cert,
-        key: options.key,
-        // An IP address is checked against the certificate's IP SANs; SNI carries host names only (RFC 6066 §3).
-        ...(options.servername !== undefined || isIP(options.host) === 0 ? { servername: options.servername ?? options.host } : {}),
-        minVersion: 'TLSv1.3',
-        rejectUnauthorized: true,
-      });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Pkcs11Error('CONNECTION_FAILED', `hsm-agent ${this.name}: connection timed out`));
-      }, options.connectTimeoutMs ?? 3_000);
-      socket.once('secureConnect', () => {
-        clearTimeout(timer);
-        if (this.#closed) {
-          socket.destroy();
-          reject(new Pkcs11Error('CLOSED', `HSM member ${this.name} has been closed`));
-          return;
-        }
-        socket.setNoDelay(true);
-        this.#attach(socket);
-        resolve(socket);
-      });
-      socket.once('error', (error: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        // Only the error's code: a TLS alert name or ECONNREFUSED, never data.
-        reject(new Pkcs11Error('CONNECTION_FAILED', `hsm-agent ${this.name} unreachable (${error.code ?? 'TLS error'})`));
-      });
-    });
-  }
-
-  #attach(socket: TLSSocket): void {
-    this.#socket = socket;
-    const reader = new FrameReader();
-    socket.on('data', (chunk: Buffer) => {
-      let frames: Frame[];
-      try {
-        frames = reader.push(chunk);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      for (const frame of frames) this.#settle(frame);
-    });
-    const lost = (): void => {
-      if (this.#socket === socket) this.#socket = undefined;
-      this.#failAll(new Pkcs11Error('CONNECTION_FAILED', `hsm-agent ${this.name}: connection lost`));
-    };
-    socket.on('error', lost);
-    socket.on('close', lost);
-    if (!this.#sweep) {
-      // One timer for every request's deadline rather than one per request.
-      this.#sweep = setInterval(() => this.#expire(), 250);
-      this.#sweep.unref();
+  async #dialAndGreet(): Promise<AgentConnection> {
+    const connection = await AgentConnection.dial(this.name, this.#options, (lost, error) => this.#lost(lost, error));
+    this.#open.add(connection);
+    try {
+      if (this.#closed) throw closedError(this.name);
+      await this.#greet(connection);
+      if (this.#closed) throw closedError(this.name);
+      if (connection.lost) throw connectionLost(this.name);
+    } catch (error) {
+      const failure = error instanceof Error ? error : connectionLost(this.name);
+      connection.close(failure);
+      // Requests waiting for a place would each dial again: they fail with this one, as when a connection is lost.
+      this.#failWaiting(failure);
+      throw error;
     }
+    this.#connection = connection;
+    return connection;
   }
 
-  #settle(frame: Frame): void {
-    const pending = this.#pending.get(frame.requestId);
-    if (!pending) return;
-    this.#pending.delete(frame.requestId);
-    if (frame.kind === RESPONSE_OK) pending.resolve(frame.fields);
-    else if (frame.kind === RESPONSE_ERROR) pending.reject(remoteError(frame.fields));
-    else pending.reject(new Pkcs11Error('PROTOCOL_ERROR', 'hsm-agent sent an unknown response kind'));
+  /**
+   * connect()'s handshake, on every connection before it carries a request: the agent opens its
+   * token and says its session count (older agents say nothing: the default stays), then, with
+   * expectedPin, whether its PIN is that one. A refusal ends the connection (the agent hangs up
+   * anyway) and sticks (#refused): what waited for it fails with PIN_INCORRECT, a credentials
+   * error the cluster does not probe again (slot.ts, stateAfter).
+   */
+  async #greet(connection: AgentConnection): Promise<void> {
+    const timeoutMs = this.#requestTimeoutMs();
+    const [sessions] = await connection.request(OP.connect, [], false, timeoutMs);
+    if (sessions?.length === 4 && this.#options.maxInFlight === undefined) this.#limit = Math.max(1, 2 * sessions.readUInt32BE(0));
+    if (!this.#expectedPin) return;
+    const [answer] = await connection.request(OP.verifyPin, [Buffer.from(this.#expectedPin.exposeSecretBytes())], true, timeoutMs);
+    if (!answer || answer.length !== 1) protocolError();
+    if (answer[0] === 1) return;
+    this.#refused = new Pkcs11Error('PIN_INCORRECT', `hsm-agent ${this.name} is logged in with another PIN than the one given`);
+    connection.close(this.#refused);
+    throw this.#refused;
   }
 
-  #expire(): void {
-    const now = Date.now();
-    for (const [id, pending] of this.#pending) {
-      if (pending.deadline > now) continue;
-      this.#pending.delete(id);
-      pending.reject(new Pkcs11Error('MEMBER_TIMEOUT', `hsm-agent ${this.name} did not answer in time`));
-    }
+  /** A connection ended: if requests were going on it, those waiting for a place fail too. */
+  #lost(connection: AgentConnection, error: Error): void {
+    this.#open.delete(connection);
+    if (this.#connection !== connection) return;
+    this.#connection = undefined;
+    this.#failWaiting(error);
   }
 
-  /** Fails every request in flight and every one waiting to be sent. */
-  #failAll(error: Error): void {
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const request of pending) request.reject(error);
+  /** Fails every crypto request waiting for a place among those in flight. */
+  #failWaiting(error: Error): void {
     for (let waiting = this.#takeWaiting(); waiting; waiting = this.#takeWaiting()) waiting.reject(error);
   }
 }
 
-function remoteError(fields: Buffer[]): Error {
-  const code = fields[0]?.toString('utf8') ?? 'FAILED';
-  const message = fields[1]?.toString('utf8') ?? 'hsm-agent operation failed';
-  if (code === 'DECRYPTION_FAILED') return decryptionFailed();
-  if (code === 'CRYPTO_ERROR') return new CryptoError(message);
-  return new Pkcs11Error(code as Pkcs11ErrorCode, message);
+function closedError(name: string): Pkcs11Error {
+  return new Pkcs11Error('CLOSED', `HSM member ${name} has been closed`);
 }
 
 function protocolError(): never {
