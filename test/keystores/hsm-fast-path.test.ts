@@ -16,6 +16,7 @@ import { LocalHsmMember } from '../../src/keystores/pkcs11/cluster/local-member.
 import { NOT_NOW } from '../../src/keystores/pkcs11/cluster/member.ts';
 import { Pkcs11Error, call } from '../../src/keystores/pkcs11/errors.ts';
 import { NO_SESSION_FREE, Pkcs11Token } from '../../src/keystores/pkcs11/module.ts';
+import { SessionPool } from '../../src/keystores/pkcs11/session-pool.ts';
 import { ReferenceDecoder, decodeReference, encodeReference, newObjectId } from '../../src/keystores/pkcs11/reference.ts';
 import { SOFTHSM_MODULE, SoftHsm, type TestToken } from './softhsm.ts';
 
@@ -103,6 +104,25 @@ describe('Pkcs11Token.trySession', () => {
     } finally {
       await token.close();
     }
+  });
+});
+
+describe('SessionPool.tryAcquire', () => {
+  test('lends only an idle session: opening one (a login that may fail and count against the PIN) is left to acquire', async () => {
+    let opens = 0;
+    const pool = new SessionPool({
+      size: 2,
+      acquireTimeoutMs: 1_000,
+      open: () => {
+        opens++;
+        throw new Pkcs11Error('PIN_INCORRECT', 'PKCS#11 login failed: incorrect PIN');
+      },
+      close: () => {},
+    });
+    assert.equal(pool.tryAcquire(), undefined);
+    assert.equal(opens, 0, 'tryAcquire opened nothing');
+    await assert.rejects(pool.acquire(), (error: unknown) => error instanceof Pkcs11Error && error.code === 'PIN_INCORRECT');
+    assert.equal(opens, 1, 'one login attempt for the request');
   });
 });
 

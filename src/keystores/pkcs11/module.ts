@@ -270,6 +270,8 @@ const CLEAN_CODES = new Set<string>([
   'NOT_SUPPORTED',
   'TEMPLATE_REJECTED',
   'MECHANISM_INVALID',
+  // A call given up while it waited for its session (startOrGiveUp) started nothing on it.
+  'POOL_TIMEOUT',
 ]);
 const LOSS_CODES = new Set<string>(['SESSION_INVALID', 'NOT_LOGGED_IN', 'DEVICE_REMOVED', 'TOKEN_NOT_PRESENT']);
 

@@ -112,22 +112,15 @@ export class SessionPool {
   }
 
   /**
-   * A session now, without waiting: an idle one, or a new one while fewer than `size` are open;
-   * undefined when the caller would have to wait (or others already do, who come first) or the
-   * pool is closed. What acquire() does when it need not wait, without a promise.
+   * An idle session now, without waiting; undefined when none is idle, when others already wait
+   * (they come first) or when the pool is closed. Never opens one: opening (and logging in, which
+   * can fail and count against the PIN) is left to acquire(), so a failing open is tried once per
+   * request, not twice.
    */
   tryAcquire(): Handle | undefined {
     if (this.#closed || this.#hasWaiters()) return undefined;
     const idle = this.#idle.pop();
-    if (idle) return this.#lend(idle);
-    if (this.#open >= this.options.size) return undefined;
-    this.#open++;
-    try {
-      return this.#lend(this.options.open());
-    } catch {
-      this.#open--;
-      return undefined; // acquire() opens again and reports the error
-    }
+    return idle === undefined ? undefined : this.#lend(idle);
   }
 
   release(session: Handle, discard: boolean): void {

@@ -72,15 +72,18 @@ export async function oweDestroys(journal: ClusterJournal, members: readonly str
 /**
  * What each member owed before, unless the entry changed since: a create recorded since stands,
  * and a destroy no longer owed was carried out (the member's re-synchronisation, meanwhile), so the
- * member owes the create now, whatever it owed before.
+ * member owes the create now, whatever it owed before. A destroy owed *before* is a leftover of an
+ * earlier attempt at this same deletion that stopped short of it (these object ids belong to this
+ * key's versions alone): the key lives on, so that member owes the create, never the destroy. An
+ * owed create of an object the member still holds is settled at its re-synchronisation.
  */
 async function putBack(journal: ClusterJournal, replaced: readonly Replaced[]): Promise<void> {
   for (const member of new Set(replaced.map((entry) => entry.member))) {
     const now = new Map((await journal.owed(member)).map((entry) => [entry.objectId.toString('hex'), entry.operation]));
     for (const { objectId, before } of replaced.filter((entry) => entry.member === member)) {
       const current = now.get(objectId.toString('hex'));
-      if (before === 'destroy' || current === 'create') continue;
-      if (before === 'create' || current === undefined) await journal.owe(member, objectId, 'create');
+      if (current === 'create') continue;
+      if (before !== undefined || current === undefined) await journal.owe(member, objectId, 'create');
       else await journal.settle(member, objectId);
     }
   }

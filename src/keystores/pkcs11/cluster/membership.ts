@@ -68,6 +68,7 @@ export function boundedMembership(
         () => reject(new HsmClusterError('INTERNAL_ERROR', `HSM cluster ${clusterId}: the catalog did not list its members within ${timeoutMs} ms`)),
         timeoutMs,
       );
+      timer.unref(); // a stalled read does not hold a closing process
       const settle = (): void => clearTimeout(timer);
       Promise.resolve()
         .then(membership)
