@@ -159,7 +159,7 @@ export class LocalHsmMember implements HsmMember {
         return kept;
       });
     });
-    if (outcome === 'exists') throw objectExists(this.name);
+    if (outcome === 'exists' || outcome === 'yielded') throw objectExists(this.name);
     if (outcome === 'withdrawn') throw new Pkcs11Error('FAILED', `HSM member ${this.name}: copies of one object kept colliding`);
   }
 

@@ -23,21 +23,27 @@ import { OBJECT_ID_LENGTH } from '../reference.ts';
 import type { KeyObjectInfo } from './member.ts';
 
 /**
- * One attempt's outcome. kept: ours is the only one. exists: another object with the id stands
- * (it was there first, or ours was withdrawn for it). gone: ours was destroyed by someone else and
- * nothing is left (the key's deletion, as if it had come just after the copy). withdrawn: ours
- * was withdrawn and no other was left: try again.
+ * One attempt's outcome. kept: ours is the only one. exists: another object with the id was there
+ * before we copied. yielded: ours was withdrawn for another that stands. gone: ours was destroyed
+ * by someone else and nothing is left (the key's deletion, as if it had come just after the copy).
+ * withdrawn: ours was withdrawn and no other was left: try again.
  */
-export type CopyOutcome = 'kept' | 'exists' | 'gone' | 'withdrawn';
+export type CopyOutcome = 'kept' | 'exists' | 'yielded' | 'gone' | 'withdrawn';
 
 /** Attempts before giving up on copiers that keep colliding; each pause is random, up to 20 ms × attempt. */
 const COPY_ATTEMPTS = 8;
 
-/** Runs attempt until it is not withdrawn; the last outcome, or 'withdrawn' after COPY_ATTEMPTS. */
+/**
+ * Runs attempt until it is neither withdrawn nor yielded; the last outcome, or 'withdrawn' or
+ * 'yielded' after COPY_ATTEMPTS. Yielded is looked at again after the pause: the copy ours gave
+ * way to may itself have been withdrawn in the same moment (its copier saw ours before we
+ * destroyed it), and if that copier then died or gave up, answering "exists" at once would leave
+ * the member holding nothing while the caller records the copy as done.
+ */
 export async function copyConverging(attempt: () => Promise<CopyOutcome>): Promise<CopyOutcome> {
   for (let tries = 1; ; tries++) {
     const outcome = await attempt();
-    if (outcome !== 'withdrawn' || tries === COPY_ATTEMPTS) return outcome;
+    if ((outcome !== 'withdrawn' && outcome !== 'yielded') || tries === COPY_ATTEMPTS) return outcome;
     await delay(randomInt(1, 20 * tries + 1));
   }
 }
@@ -49,7 +55,7 @@ export function keepOnlyCopy(api: pkcs11js.PKCS11, session: Handle, objectId: Bu
   if (ours && copies.length === 1) return 'kept';
   if (ours) call('C_DestroyObject', () => api.C_DestroyObject(session, object));
   else if (copies.length === 0) return 'gone';
-  return findSecretKeys(api, session, objectId, 1).length > 0 ? 'exists' : 'withdrawn';
+  return findSecretKeys(api, session, objectId, 1).length > 0 ? 'yielded' : 'withdrawn';
 }
 
 /** The token's Strongroom key version objects: secret keys with a 28-byte CKA_ID and a strongroom: label. */
