@@ -78,36 +78,20 @@ describe('one request, one read of each row it depends on', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
+  /** What one Encrypt or Decrypt by key id reads: each record once. */
+  const ENCRYPT_READS = { getAccessKey: 1, getKey: 1, getPrincipal: 1, listIdentityPolicies: 1, getKeyVersion: 1 };
+
   test('Encrypt by key id reads the access key, the principal, its policies, the key and the version once each', async () => {
     await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from('x') }));
-    assert.deepEqual(Object.fromEntries(counts), {
-      getAccessKey: 1,
-      getKey: 1,
-      getPrincipal: 1,
-      listIdentityPolicies: 1,
-      getKeyVersion: 1,
-    });
+    assert.deepEqual(Object.fromEntries(counts), ENCRYPT_READS);
   });
 
   test('Encrypt by alias adds only the alias read; Decrypt reads as Encrypt does', async () => {
     const { CiphertextBlob } = await kms.send(new EncryptCommand({ KeyId: 'alias/reads', Plaintext: Buffer.from('x') }));
-    assert.deepEqual(Object.fromEntries(counts), {
-      getAccessKey: 1,
-      getAlias: 1,
-      getKey: 1,
-      getPrincipal: 1,
-      listIdentityPolicies: 1,
-      getKeyVersion: 1,
-    });
+    assert.deepEqual(Object.fromEntries(counts), { ...ENCRYPT_READS, getAlias: 1 });
     counts.clear();
     await kms.send(new DecryptCommand({ CiphertextBlob }));
-    assert.deepEqual(Object.fromEntries(counts), {
-      getAccessKey: 1,
-      getKey: 1,
-      getPrincipal: 1,
-      listIdentityPolicies: 1,
-      getKeyVersion: 1,
-    });
+    assert.deepEqual(Object.fromEntries(counts), ENCRYPT_READS);
   });
 
   test('a request refused before any policy decision still names its user, read once for the event', async () => {

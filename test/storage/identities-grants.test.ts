@@ -11,7 +11,7 @@ import {
   SQLITE_MIGRATIONS,
 } from '../../src/storage/sqlite/schema.ts';
 import { SqliteMetadataStore } from '../../src/storage/sqlite/sqlite-store.ts';
-import { forEachBackend, type TestDatabase } from './backends.ts';
+import { forEachBackend, type TestDatabase, testKeyRecord } from './backends.ts';
 import {
   StoreConflictError,
   StoreKeyNotFoundError,
@@ -98,20 +98,7 @@ function grantRecord(keyId: string, overrides: Partial<GrantRecord> = {}): Grant
 }
 
 async function createKey(store: MetadataStore, overrides: Partial<KeyRecord> = {}): Promise<string> {
-  const key: KeyRecord = {
-    keyId: randomUUID(),
-    createdAt: T0,
-    description: '',
-    keyUsage: 'ENCRYPT_DECRYPT',
-    keySpec: 'SYMMETRIC_DEFAULT',
-    origin: 'AWS_KMS',
-    state: 'Enabled',
-    policy: '{}',
-    rotationEnabled: false,
-    currentVersion: 1,
-    onDemandRotationCount: 0,
-    ...overrides,
-  };
+  const key: KeyRecord = testKeyRecord(overrides);
   const version = {
     keyId: key.keyId,
     version: 1,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,25 +17,12 @@ import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/schema.ts';
 import { SqliteAuditStore } from '../../src/storage/sqlite/audit-store.ts';
 import { SqliteMetadataStore } from '../../src/storage/sqlite/sqlite-store.ts';
 import { StoreLimitError, type KeyRecord, type MetadataStore } from '../../src/storage/types.ts';
-import { POSTGRES_TEST_URL, postgresQuery, postgresUrl, testSchemaName } from './backends.ts';
+import { POSTGRES_TEST_URL, postgresQuery, postgresUrl, testSchemaName, testKeyRecord } from './backends.ts';
 
 const T0 = new Date('2025-01-01T00:00:00Z');
 
 async function createKey(store: MetadataStore, overrides: Partial<KeyRecord> = {}): Promise<string> {
-  const key: KeyRecord = {
-    keyId: randomUUID(),
-    createdAt: T0,
-    description: '',
-    keyUsage: 'ENCRYPT_DECRYPT',
-    keySpec: 'SYMMETRIC_DEFAULT',
-    origin: 'AWS_KMS',
-    state: 'Enabled',
-    policy: '{}',
-    rotationEnabled: false,
-    currentVersion: 1,
-    onDemandRotationCount: 0,
-    ...overrides,
-  };
+  const key: KeyRecord = testKeyRecord(overrides);
   await store.createKey(key, { keyId: key.keyId, version: 1, keyMaterialId: randomBytes(32).toString('hex'), sealedMaterial: randomBytes(60), createdAt: T0 }, []);
   return key.keyId;
 }

@@ -17,27 +17,12 @@ import {
   type MetadataStore,
   type TagRecord,
 } from '../../src/storage/types.ts';
-import { forEachBackend, type TestDatabase } from './backends.ts';
+import { forEachBackend, type TestDatabase, testKeyRecord } from './backends.ts';
 
 const T0 = new Date('2025-01-01T00:00:00Z');
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-function keyRecord(overrides: Partial<KeyRecord> = {}): KeyRecord {
-  return {
-    keyId: randomUUID(),
-    createdAt: T0,
-    description: '',
-    keyUsage: 'ENCRYPT_DECRYPT',
-    keySpec: 'SYMMETRIC_DEFAULT',
-    origin: 'AWS_KMS',
-    state: 'Enabled',
-    policy: '{}',
-    rotationEnabled: false,
-    currentVersion: 1,
-    onDemandRotationCount: 0,
-    ...overrides,
-  };
-}
+const keyRecord = testKeyRecord;
 
 function versionRecord(keyId: string, version: number, overrides: Partial<KeyVersionRecord> = {}): KeyVersionRecord {
   return {

@@ -1,4 +1,5 @@
 /** Signing KMS requests with @smithy/signature-v4 in tests and the bench, hashing on node:crypto. */
+import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { NodeSha256 } from '../../src/crypto/node-sha256.ts';
 
@@ -22,4 +23,18 @@ export function kmsSigner(options: KmsSignerOptions): SignatureV4 {
     sha256: NodeSha256,
     applyChecksum: options.applyChecksum ?? false,
   });
+}
+
+/** A POST of `body` to a running server's endpoint, signed as `credentials` (service kms unless named). */
+export async function signedPost(
+  target: { endpoint: string; region: string; credentials: KmsSignerOptions['credentials'] },
+  headers: Record<string, string>,
+  body: string,
+  service?: string,
+): Promise<HttpRequest> {
+  const url = new URL(target.endpoint);
+  const signer = kmsSigner({ region: target.region, credentials: target.credentials, ...(service ? { service } : {}) });
+  return (await signer.sign(
+    new HttpRequest({ method: 'POST', protocol: url.protocol, hostname: url.hostname, port: Number(url.port), path: '/', headers: { host: url.host, ...headers }, body }),
+  )) as HttpRequest;
 }

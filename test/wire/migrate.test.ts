@@ -40,7 +40,6 @@ import {
   ScheduleKeyDeletionCommand,
   TagResourceCommand,
 } from '@aws-sdk/client-kms';
-import { HttpRequest } from '@smithy/protocol-http';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { decodeBatch, type BatchRow } from '../../src/storage/sqlite/audit-batches.ts';
@@ -48,7 +47,7 @@ import { SOFTHSM_MODULE, SoftHsm } from '../keystores/softhsm.ts';
 import { adminCall } from '../support/admin-api.ts';
 import { createKey } from '../support/kms-assertions.ts';
 import { STRONGROOM_BIN, makeDataDir, removeDataDir, startServer, type RunningServer } from '../support/server.ts';
-import { kmsSigner } from '../support/sigv4-signing.ts';
+import { signedPost } from '../support/sigv4-signing.ts';
 import { comparableRows, postgresRows, sqliteColumns, sqliteRows } from '../support/table-rows.ts';
 
 const POSTGRES = process.env.STRONGROOM_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -63,19 +62,8 @@ const CLUSTER = 'cluster-mmmmmmmmmmm';
 
 /** STS AssumeRole over the query protocol, signed by the administrator: temporary (ASIA) credentials. */
 async function assumeRole(server: RunningServer, roleArn: string): Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken: string }> {
-  const url = new URL(server.endpoint);
   const body = new URLSearchParams({ Action: 'AssumeRole', Version: '2011-06-15', RoleArn: roleArn, RoleSessionName: 'moved' }).toString();
-  const signed = await kmsSigner({ region: server.region, credentials: server.credentials, service: 'sts' }).sign(
-    new HttpRequest({
-      method: 'POST',
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: Number(url.port),
-      path: '/',
-      headers: { host: url.host, 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
-      body,
-    }),
-  );
+  const signed = await signedPost(server, { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' }, body, 'sts');
   const response = await fetch(server.endpoint, { method: 'POST', headers: signed.headers as Record<string, string>, body });
   const text = await response.text();
   assert.equal(response.status, 200, text);

@@ -28,11 +28,11 @@ import {
   ScheduleKeyDeletionCommand,
   UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
-import pg from 'pg';
 import { parseSymmetricCiphertextHeader } from '../../src/crypto/symmetric-ciphertext.ts';
 import { adminCall } from '../support/admin-api.ts';
 import { createKey } from '../support/kms-assertions.ts';
 import { STRONGROOM_BIN, makeDataDir, removeDataDir, startServer, type RunningServer } from '../support/server.ts';
+import { createTestSchema, dropTestSchema } from '../support/postgres-schema.ts';
 
 const POSTGRES = process.env.STRONGROOM_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `strongroom_nodes_${randomBytes(6).toString('hex')}`;
@@ -74,12 +74,7 @@ describe('several nodes on one PostgreSQL', { timeout: 240_000 }, () => {
   }
 
   before(async () => {
-    const client = new pg.Client({ connectionString: POSTGRES });
-    await client.connect().catch((error: Error) => {
-      throw new Error(`PostgreSQL is not reachable at ${POSTGRES} (${error.message}): start it (.ci/run does); this test does not skip`);
-    });
-    await client.query(`CREATE SCHEMA ${schema}`);
-    await client.end();
+    await createTestSchema(POSTGRES, schema);
     for (let i = 0; i < 3; i++) nodes.push(await startNode(i));
     [a, b, c] = nodes.map((node) => node.kms());
     accountId = (await createKey(a)).AWSAccountId as string;
@@ -88,10 +83,7 @@ describe('several nodes on one PostgreSQL', { timeout: 240_000 }, () => {
   after(async () => {
     for (const node of nodes) await node.stop().catch(() => {});
     for (const dir of dataDirs) await removeDataDir(dir);
-    const client = new pg.Client({ connectionString: POSTGRES });
-    await client.connect();
-    await client.query(`DROP SCHEMA ${schema} CASCADE`);
-    await client.end();
+    await dropTestSchema(POSTGRES, schema);
   });
 
   it('a key created on node A works on B and C; disabled on A, B refuses it at once', async () => {

@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { CreateKeyCommand, DecryptCommand, EncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
-import { HttpRequest } from '@smithy/protocol-http';
 import { removeDataDir, startServer, type RunningServer } from '../support/server.ts';
-import { kmsSigner } from '../support/sigv4-signing.ts';
+import { signedPost } from '../support/sigv4-signing.ts';
 
 const PLAINTEXT_MARKER = 'operability-canary-7f3a';
 
@@ -213,17 +212,7 @@ async function newConnectionRefused(endpoint: string): Promise<string | undefine
 async function encryptInTwoHalves(server: RunningServer, keyId: string) {
   const url = new URL(server.endpoint);
   const body = JSON.stringify({ KeyId: keyId, Plaintext: Buffer.from('in flight').toString('base64') });
-  const signed = await kmsSigner({ region: server.region, credentials: server.credentials }).sign(
-    new HttpRequest({
-      method: 'POST',
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: Number(url.port),
-      path: '/',
-      headers: { host: url.host, 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'TrentService.Encrypt' },
-      body,
-    }),
-  );
+  const signed = await signedPost(server, { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'TrentService.Encrypt' }, body);
   const request = httpRequest({
     hostname: url.hostname,
     port: url.port,

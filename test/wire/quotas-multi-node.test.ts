@@ -15,6 +15,7 @@ import pg from 'pg';
 import { createKey } from '../support/kms-assertions.ts';
 import { makeDataDir, removeDataDir, startServer, type RunningServer } from '../support/server.ts';
 import { keepRawBodies } from '../support/wire-errors.ts';
+import { createTestSchema, dropTestSchema } from '../support/postgres-schema.ts';
 
 const POSTGRES = process.env.STRONGROOM_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `strongroom_quotas_${randomBytes(6).toString('hex')}`;
@@ -46,12 +47,7 @@ describe('request-rate quotas shared by two nodes on one PostgreSQL', { timeout:
   let keyId: string;
 
   before(async () => {
-    const client = new pg.Client({ connectionString: POSTGRES });
-    await client.connect().catch((error: Error) => {
-      throw new Error(`PostgreSQL is not reachable at ${POSTGRES} (${error.message}): start it (.ci/run does); this test does not skip`);
-    });
-    await client.query(`CREATE SCHEMA ${schema}`);
-    await client.end();
+    await createTestSchema(POSTGRES, schema);
     const args = ['--database', databaseUrl, '--quota', `symmetric=${SYMMETRIC_RATE}`, '--quota', `control=${CONTROL_RATE}`];
     for (let index = 0; index < 2; index++) {
       const dataDir = await makeDataDir();
@@ -69,10 +65,7 @@ describe('request-rate quotas shared by two nodes on one PostgreSQL', { timeout:
   after(async () => {
     for (const node of nodes) await node.stop().catch(() => {});
     for (const dir of dataDirs) await removeDataDir(dir);
-    const client = new pg.Client({ connectionString: POSTGRES });
-    await client.connect();
-    await client.query(`DROP SCHEMA ${schema} CASCADE`);
-    await client.end();
+    await dropTestSchema(POSTGRES, schema);
   });
 
   it('concurrent Encrypts split across both nodes: admitted within rate × T + capacity + processes × batch, the rest ThrottlingException', async (t) => {

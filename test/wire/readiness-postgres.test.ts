@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { CreateKeyCommand, EncryptCommand } from '@aws-sdk/client-kms';
-import pg from 'pg';
 import { removeDataDir, startServer, type RunningServer } from '../support/server.ts';
+import { createTestSchema, dropTestSchema } from '../support/postgres-schema.ts';
 
 const POSTGRES = process.env.STRONGROOM_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `strongroom_ready_${randomBytes(6).toString('hex')}`;
@@ -72,12 +72,7 @@ describe('readiness of a node on PostgreSQL', { timeout: 120_000 }, () => {
   let server: RunningServer;
 
   before(async () => {
-    const client = new pg.Client({ connectionString: POSTGRES });
-    await client.connect().catch((error: Error) => {
-      throw new Error(`PostgreSQL is not reachable at ${POSTGRES} (${error.message}): start it (.ci/run does); this test does not skip`);
-    });
-    await client.query(`CREATE SCHEMA ${schema}`);
-    await client.end();
+    await createTestSchema(POSTGRES, schema);
     await relay.open();
     const viaRelay = new URL(POSTGRES);
     viaRelay.port = String(relay.port);
@@ -91,10 +86,7 @@ describe('readiness of a node on PostgreSQL', { timeout: 120_000 }, () => {
     await server?.stop();
     if (server) await removeDataDir(server.dataDir);
     await relay.cut();
-    const client = new pg.Client({ connectionString: POSTGRES });
-    await client.connect();
-    await client.query(`DROP SCHEMA ${schema} CASCADE`);
-    await client.end();
+    await dropTestSchema(POSTGRES, schema);
   });
 
   it('is 503 naming metadataStore (and the audit trail on the same database) while PostgreSQL is unreachable, and ready again after', async () => {
