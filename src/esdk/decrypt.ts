@@ -3,7 +3,7 @@ import { FINAL_FRAME_MARKER, IV_LENGTH, MAX_NON_FRAMED_LENGTH, TAG_LENGTH } from
 import { beginDecryption, decryptSettings, tryParseHeader, type DecryptSession } from './decrypt-session.ts';
 import { EsdkError, malformed } from './errors.ts';
 import type { DecryptOptions, MessageHeaderInfo } from './options.ts';
-import { PARALLEL_THRESHOLD, parallelAvailable } from './parallel/frame-pool.ts';
+import { worthHelper } from './parallel/frame-pool.ts';
 import { openLarge } from './parallel/large-message.ts';
 
 /**
@@ -18,7 +18,7 @@ export async function decrypt(ciphertext: Uint8Array, options: DecryptOptions): 
   if (!header) throw malformed('message ends inside the header');
   const session = await beginDecryption(header, options, settings);
   const plaintext =
-    header.contentType === 2 && message.length - header.length >= PARALLEL_THRESHOLD && parallelAvailable()
+    header.contentType === 2 && worthHelper(message.length - header.length, header.frameLength, session.verificationKey !== undefined)
       ? await openLarge(session, message, header.length, (bodyEnd) => verifyFooter(session, message, bodyEnd))
       : readBody(session, message, header.length);
   return { plaintext, header: session.headerInfo };

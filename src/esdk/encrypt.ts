@@ -2,7 +2,7 @@ import { FINAL_FRAME_MARKER, IV_LENGTH, TAG_LENGTH } from './body.ts';
 import { MessageSigner } from './ecdsa-presigned.ts';
 import { beginEncryption, type EncryptSession } from './encrypt-session.ts';
 import { EsdkError } from './errors.ts';
-import { PARALLEL_THRESHOLD, parallelAvailable } from './parallel/frame-pool.ts';
+import { worthHelper } from './parallel/frame-pool.ts';
 import { sealLarge } from './parallel/large-message.ts';
 import type { EncryptOptions, MessageHeaderInfo } from './options.ts';
 
@@ -27,7 +27,7 @@ export async function encrypt(plaintext: Uint8Array, options: EncryptOptions): P
   }
   const session = await beginEncryption(options, plaintext.length);
   const ciphertext =
-    session.framed && plaintext.length >= PARALLEL_THRESHOLD && parallelAvailable() ? await sealLarge(session, plaintext) : writeMessage(session, plaintext);
+    session.framed && worthHelper(plaintext.length, session.frameLength) ? await sealLarge(session, plaintext) : writeMessage(session, plaintext);
   return { ciphertext, header: session.headerInfo };
 }
 

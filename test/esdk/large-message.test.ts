@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { buildClient, CommitmentPolicy, RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/client-node';
 import { decrypt, decryptStream, encrypt } from '../../src/esdk/index.ts';
 import { createSecretKey, randomBytes } from 'node:crypto';
-import { helperStats, parallelAvailable, PARALLEL_THRESHOLD, runOnHelper } from '../../src/esdk/parallel/frame-pool.ts';
+import { helperStats, parallelAvailable, PARALLEL_THRESHOLD, runOnHelper, worthHelper } from '../../src/esdk/parallel/frame-pool.ts';
 import type { FrameJob } from '../../src/esdk/parallel/frame-worker.ts';
 import { AES_KEY, aesKeyring, collect, pattern, policyFor } from './support/fixtures.ts';
 
@@ -63,6 +63,39 @@ describe('large buffered messages on two threads', () => {
       }
     });
   }
+
+  it('hands smaller messages to the helper when they have many frames, or are signed and decrypted', () => {
+    const KiB = 1024;
+    const MiB = 1024 * KiB;
+    assert.equal(worthHelper(PARALLEL_THRESHOLD, 1024 * KiB), true, 'any framing from 4 MiB');
+    assert.equal(worthHelper(1 * MiB, 4 * KiB), true, '256 frames of 4 KiB');
+    assert.equal(worthHelper(512 * KiB, 4 * KiB), true, '128 frames of 4 KiB');
+    assert.equal(worthHelper(256 * KiB, 4 * KiB), false, 'measured slower: 64 frames');
+    assert.equal(worthHelper(2 * MiB, 64 * KiB), false, 'measured slower: 32 frames of 64 KiB');
+    assert.equal(worthHelper(64 * KiB, 16), false, 'many tiny frames are still too little work');
+    assert.equal(worthHelper(256 * KiB, 4 * KiB, true), true, 'signed decrypt: the helper opens every frame');
+    assert.equal(worthHelper(1 * MiB, 64 * KiB, true), true);
+    assert.equal(worthHelper(512 * KiB, 64 * KiB, true), false);
+  });
+
+  it('1 MiB in 4 KB frames: two threads (helper jobs posted), official SDK both ways, tampering detected', async () => {
+    const small = pattern(1024 * 1024 + 777, 7);
+    for (const suiteId of [0x0478, 0x0578]) {
+      const posted = helperStats.posted;
+      const { ciphertext } = await encrypt(small, { keyring: aesKeyring, suiteId, frameLength: 4096 });
+      assert.equal(helperStats.posted, posted + 1, 'encrypt posted one job');
+      assert.ok((await decrypt(ciphertext, { keyring: aesKeyring })).plaintext.equals(small));
+      assert.equal(helperStats.posted, posted + 2, 'decrypt posted one job');
+      assert.ok(Buffer.from((await official.decrypt(theirs, ciphertext)).plaintext).equals(small));
+      const { result } = await official.encrypt(theirs, small, { suiteId, frameLength: 4096 });
+      assert.ok((await decrypt(result, { keyring: aesKeyring })).plaintext.equals(small));
+      for (const at of [Math.floor(ciphertext.length * 0.3), Math.floor(ciphertext.length * 0.8)]) {
+        const tampered = Buffer.from(ciphertext);
+        tampered[at] ^= 1;
+        await assert.rejects(decrypt(tampered, { keyring: aesKeyring }), { code: 'AuthenticationFailed' });
+      }
+    }
+  });
 
   it('detects tampering in either thread\'s half, truncation, trailing bytes and a bad signature', async () => {
     for (const suiteId of [0x0478, 0x0578]) {
