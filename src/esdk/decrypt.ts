@@ -19,7 +19,7 @@ export async function decrypt(ciphertext: Uint8Array, options: DecryptOptions): 
   const session = await beginDecryption(header, options, settings);
   const plaintext =
     header.contentType === 2 && worthHelper(message.length - header.length, header.frameLength, session.verificationKey !== undefined)
-      ? await openLarge(session, message, header.length, (bodyEnd) => verifyFooter(session, message, bodyEnd))
+      ? await openLarge(session, message, header.length, (bodyEnd) => verifyFooter(session, message, bodyEnd), () => readBody(session, message, header.length))
       : readBody(session, message, header.length);
   return { plaintext, header: session.headerInfo };
 }

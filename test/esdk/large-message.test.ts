@@ -78,7 +78,7 @@ describe('large buffered messages on two threads', () => {
     assert.equal(worthHelper(512 * KiB, 64 * KiB, true), false);
   });
 
-  it('1 MiB in 4 KB frames: two threads (helper jobs posted), official SDK both ways, tampering detected', async () => {
+  it('1 MiB in 4 KB frames: two threads (helper jobs posted), official SDK both ways, tampering, truncation and trailing bytes detected in message order', async () => {
     const small = pattern(1024 * 1024 + 777, 7);
     for (const suiteId of [0x0478, 0x0578]) {
       const posted = helperStats.posted;
@@ -94,6 +94,19 @@ describe('large buffered messages on two threads', () => {
         tampered[at] ^= 1;
         await assert.rejects(decrypt(tampered, { keyring: aesKeyring }), { code: 'AuthenticationFailed' });
       }
+      await assert.rejects(decrypt(ciphertext.subarray(0, ciphertext.length - 1), { keyring: aesKeyring }), { code: 'MalformedMessage' });
+      await assert.rejects(decrypt(Buffer.concat([ciphertext, Buffer.alloc(1)]), { keyring: aesKeyring }), { code: 'MalformedMessage' });
+      // Tampered early and truncated late: the first problem in message order wins, as on one thread.
+      const both = Buffer.from(ciphertext.subarray(0, ciphertext.length - 5000));
+      both[Math.floor(both.length * 0.1)] ^= 1;
+      await assert.rejects(decrypt(both, { keyring: aesKeyring }), { code: 'AuthenticationFailed' });
+      // An exact multiple of the frame length: an empty final frame, on two threads too.
+      const exact = small.subarray(0, 1024 * 1024);
+      const postedBefore = helperStats.posted;
+      const exactMessage = (await encrypt(exact, { keyring: aesKeyring, suiteId, frameLength: 4096 })).ciphertext;
+      assert.ok((await decrypt(exactMessage, { keyring: aesKeyring })).plaintext.equals(exact));
+      assert.equal(helperStats.posted, postedBefore + 2);
+      assert.ok(Buffer.from((await official.decrypt(theirs, exactMessage)).plaintext).equals(exact));
     }
   });
 

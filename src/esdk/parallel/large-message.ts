@@ -94,10 +94,21 @@ function layout(message: Buffer, start: number, frameLength: number): Layout {
   }
 }
 
-export async function openLarge(session: DecryptSession, message: Buffer, start: number, verifyFooter: (bodyEnd: number) => number): Promise<Buffer> {
+/**
+ * `oneThread` reads the body on the calling thread alone: used when the framing is broken, so that
+ * a message both tampered with and truncated (say) reports what the single-threaded path would,
+ * the first problem in message order, rather than the framing fault layout() finds first.
+ */
+export async function openLarge(session: DecryptSession, message: Buffer, start: number, verifyFooter: (bodyEnd: number) => number, oneThread: () => Buffer): Promise<Buffer> {
   const { header, body } = session;
   const frameLength = header.frameLength;
-  const { regularFrames, finalLength, bodyEnd } = layout(message, start, frameLength);
+  let framing: Layout;
+  try {
+    framing = layout(message, start, frameLength);
+  } catch {
+    return oneThread();
+  }
+  const { regularFrames, finalLength, bodyEnd } = framing;
   const frameSize = frameLength + FRAME_OVERHEAD;
   const out = Buffer.from(new SharedArrayBuffer(regularFrames * frameLength + finalLength));
   // Signed: the helper opens every frame while this thread checks the signature.
