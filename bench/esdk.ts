@@ -83,9 +83,14 @@ function chunks(bytes: Buffer): Buffer[] {
   return out;
 }
 
+/** The sink every streaming case (and harnessTime()) ends in: counts the bytes and drops them. */
+function countingSink(count: (bytes: number) => void): Writable {
+  return new Writable({ highWaterMark: CHUNK, write(chunk: Buffer, _encoding, callback) { count(chunk.length); callback(); } });
+}
+
 async function drain(input: Buffer[], stream: Duplex): Promise<number> {
   let bytes = 0;
-  await pipeline(Readable.from(input), stream, new Writable({ highWaterMark: CHUNK, write(chunk: Buffer, _encoding, callback) { bytes += chunk.length; callback(); } }));
+  await pipeline(Readable.from(input), stream, countingSink((n) => (bytes += n)));
   return bytes;
 }
 
@@ -193,20 +198,26 @@ interface Primitives {
   p384DecompressMs: number;
   /** One AES-256-GCM operation's fixed cost: a cipher on a key object, a short AAD, final, tag. */
   gcmOpMs: number;
-  /** One HMAC-SHA512 over a short input (HKDF takes three per message). */
+  /** One HMAC-SHA512 over a short input (HKDF's extract and each expand). */
   hmacMs: number;
   /** Streaming cases: the bench's own source and sink piped into each other, per message (0 otherwise). */
   harnessMs: number;
 }
 
-function timePerCall(body: () => unknown, minMs = 300): number {
-  for (let i = 0; i < 5; i++) body();
+/**
+ * Milliseconds per call of `body`, the median of 3 runs of at least `minMs` each. A body that
+ * returns a promise is awaited; a synchronous one is not (a microtask per call would be part of a
+ * few-microsecond primitive's time).
+ */
+async function timePerCall(body: () => unknown, minMs = 300): Promise<number> {
+  for (let i = 0; i < 5; i++) await body();
   const runs: number[] = [];
   for (let r = 0; r < 3; r++) {
     const start = performance.now();
     let n = 0;
     do {
-      body();
+      const result = body();
+      if (result instanceof Promise) await result;
       n++;
     } while (performance.now() - start < minMs);
     runs.push((performance.now() - start) / n);
@@ -228,22 +239,6 @@ const P384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
 const DIGEST = randomBytes(48);
 const SIGNATURE = sign(null, DIGEST, P384.privateKey);
 
-/** Milliseconds per call of an async body, the median of 3 runs of at least `minMs` each. */
-async function timePerCallAsync(body: () => Promise<unknown>, minMs = 200): Promise<number> {
-  for (let i = 0; i < 5; i++) await body();
-  const runs: number[] = [];
-  for (let r = 0; r < 3; r++) {
-    const start = performance.now();
-    let n = 0;
-    do {
-      await body();
-      n++;
-    } while (performance.now() - start < minMs);
-    runs.push((performance.now() - start) / n);
-  }
-  return median(runs);
-}
-
 /**
  * The bench's streaming harness alone, for one message: the same source (Readable.from over the
  * input chunks) and sink (the counting Writable) as drain(), piped straight into each other. Any
@@ -252,14 +247,12 @@ async function timePerCallAsync(body: () => Promise<unknown>, minMs = 200): Prom
 function harnessTime(c: Case): Promise<number> {
   if (c.mode !== 'streaming') return Promise.resolve(0);
   const input = chunks(randomBytes(c.size));
-  const sinkOnly = (): Promise<void> =>
-    pipeline(Readable.from(input), new Writable({ highWaterMark: CHUNK, write(_chunk: Buffer, _encoding, callback) { callback(); } }));
-  return timePerCallAsync(sinkOnly, c.size > CHUNK * 64 ? 400 : 200);
+  return timePerCall(() => pipeline(Readable.from(input), countingSink(() => undefined)), c.size > CHUNK * 64 ? 400 : 200);
 }
 
 /** Times the primitives; called in every repetition of every case, so they see the same machine as the SDKs. */
 async function primitives(c: Case): Promise<Primitives> {
-  const hashMs = timePerCall(() => {
+  const hashMs = await timePerCall(() => {
     const hash = createHash('sha384');
     for (let i = 0; i < HASH_INPUT.length; i += CHUNK) hash.update(HASH_INPUT.subarray(i, i + CHUNK));
     hash.digest();
@@ -267,17 +260,17 @@ async function primitives(c: Case): Promise<Primitives> {
   return {
     cores: availableParallelism(),
     sha384BytesPerSecond: (HASH_INPUT.length * 1000) / hashMs,
-    p384KeygenMs: timePerCall(() => generateKeyPairSync('ec', { namedCurve: 'secp384r1' }), 100),
-    p384SignMs: timePerCall(() => sign(null, DIGEST, P384.privateKey), 100),
-    p384VerifyMs: timePerCall(() => verify(null, DIGEST, P384.publicKey, SIGNATURE), 100),
-    p384DecompressMs: timePerCall(() => ECDH.convertKey(COMPRESSED_POINT, 'secp384r1', undefined, undefined, 'uncompressed'), 100),
-    gcmOpMs: timePerCall(() => {
+    p384KeygenMs: await timePerCall(() => generateKeyPairSync('ec', { namedCurve: 'secp384r1' }), 100),
+    p384SignMs: await timePerCall(() => sign(null, DIGEST, P384.privateKey), 100),
+    p384VerifyMs: await timePerCall(() => verify(null, DIGEST, P384.publicKey, SIGNATURE), 100),
+    p384DecompressMs: await timePerCall(() => ECDH.convertKey(COMPRESSED_POINT, 'secp384r1', undefined, undefined, 'uncompressed'), 100),
+    gcmOpMs: await timePerCall(() => {
       const cipher = createCipheriv('aes-256-gcm', GCM_KEY, GCM_IV);
       cipher.setAAD(SHORT_AAD);
       cipher.final();
       cipher.getAuthTag();
     }, 100),
-    hmacMs: timePerCall(() => createHmac('sha512', HMAC_KEY).update(SHORT_AAD).digest(), 100),
+    hmacMs: await timePerCall(() => createHmac('sha512', HMAC_KEY).update(SHORT_AAD).digest(), 100),
     harnessMs: await harnessTime(c),
   };
 }
