@@ -3,7 +3,8 @@
  * (/readyz, strongroom_hsm_member_up) under load must not take a busy member out (load is not
  * failure, dispatch.ts), the two-HSM rule for new KMS keys (stored.ts kmsMinReplicas) must
  * follow membership changes made while connected, and a catalog read that stalls must not hold the
- * cluster's change lock (membership.ts, catalogTimeoutMs).
+ * cluster's change lock (membership.ts, catalogTimeoutMs), and a member followed from the catalog
+ * must get every key before it serves, owed or not (resync.ts, oweMissingObjects).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -21,6 +22,8 @@ const t1 = hsm.createToken('seam-load');
 const ta = hsm.createToken('seam-a');
 const tb = hsm.createToken('seam-b');
 const tc = hsm.createToken('seam-catalog');
+const tjA = hsm.createToken('seam-join-a');
+const tjB = hsm.createToken('seam-join-b');
 const so = (s: string) => SecretBytes.from(Buffer.from(s));
 
 test('a health check (readyz, a metrics scrape) while the member is busy leaves it in service and its queued requests succeed', async () => {
@@ -141,5 +144,33 @@ test('a catalog read that never answers is given up: probeNow() returns within t
     assert.ok(await holds(later));
   } finally {
     await within(5_000, 'close', cluster.close()).catch(() => {});
+  }
+});
+
+test('a member the cluster starts to follow is compared with an active member before it serves: a key made while it joined reaches it though nothing was owed', async () => {
+  // The add-member command's list of the source missed a key a connected server made while it did not
+  // yet see the member (hsm-membership.test.ts, a CI run): the server owed nothing, the command copied nothing.
+  const clusterId = `rv-${randomUuid()}`;
+  const memberA = () => new LocalHsmMember({ name: 'a', modulePath: SOFTHSM_MODULE, tokenLabel: tjA.label, pin: Buffer.from(tjA.pin) });
+  const memberB = () => new LocalHsmMember({ name: 'b', modulePath: SOFTHSM_MODULE, tokenLabel: tjB.label, pin: Buffer.from(tjB.pin) });
+  // Both hold the cluster key (the command's ceremony); the server knows only a.
+  await (await HsmCluster.initialise({ clusterId, members: [memberA(), memberB()], probeIntervalMs: 60_000 }, new Map([['a', so(tjA.soPin)], ['b', so(tjB.soPin)]]))).close();
+  const a = memberA();
+  const b = memberB();
+  let listed: CatalogMember[] = [{ name: 'a', config: 'a', open: () => a }];
+  const cluster = await HsmCluster.connect({ clusterId, members: [a], membership: async () => listed, probeIntervalMs: 60_000 });
+  const holds = async (member: LocalHsmMember, keyId: string) => (await member.listObjects()).some((object) => object.label === keyVersionLabel(keyId, 1));
+  try {
+    const keyId = randomUuid();
+    await cluster.createKey(keyId, 1); // the catalog does not list b yet: nothing is owed to it
+    listed = [...listed, { name: 'b', config: 'b', open: () => b }];
+    await cluster.probeNow(); // follows b and brings it in
+    assert.deepEqual(cluster.status().members, [{ name: 'a', state: 'ACTIVE' }, { name: 'b', state: 'ACTIVE' }]);
+    assert.ok(await holds(b, keyId), 'b holds the key made before the cluster followed it');
+    const later = randomUuid();
+    await cluster.createKey(later, 1);
+    assert.ok((await holds(a, later)) && (await holds(b, later)));
+  } finally {
+    await cluster.close();
   }
 });

@@ -12,7 +12,7 @@ import { MemoryJournal } from './journal.ts';
 import { NOT_NOW, type HsmMember } from './member.ts';
 import { joinMember } from './join.ts';
 import { CATALOG_READ_TIMEOUT_MS, boundedMembership, membershipChange, unfollowedMembers } from './membership.ts';
-import { checkMember, foundBusy, healthProblem, resyncMember } from './resync.ts';
+import { checkMember, foundBusy, healthProblem, oweMissingObjects, resyncMember } from './resync.ts';
 import { createReplicatedKey, destroyOn } from './replicated-key.ts';
 import { auditEvent, clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
 
@@ -371,7 +371,14 @@ export class HsmCluster {
       await checkMember(this.#context, slot);
       await this.#exclusive(async () => {
         slot.state = 'SYNCING';
+        if (slot.reconcile) {
+          // Under the change lock: every key this process made before it followed the member is listed here.
+          const source = this.#context.source(slot);
+          if (!source) throw this.#insufficient();
+          await oweMissingObjects(this.#context, source, slot);
+        }
         await resyncMember(this.#context, slot);
+        slot.reconcile = false;
         this.#setState(slot, 'ACTIVE', undefined);
         this.#audit(slot, 'resync', undefined, 'ok');
       });

@@ -5,7 +5,7 @@
  */
 import type { SecretBytes } from '../../../crypto/secret-bytes.ts';
 import { installClusterKey } from './ceremony.ts';
-import { resyncMember } from './resync.ts';
+import { oweMissingObjects, resyncMember } from './resync.ts';
 import type { ClusterContext, Slot } from './slot.ts';
 
 export interface JoinSteps {
@@ -38,19 +38,11 @@ export async function joinMember(context: ClusterContext, joining: Slot, source:
     // server): so the source is listed after onJoined has put the member in the catalog, and a
     // key made elsewhere is either in that list or owed by its maker, who sees it listed.
     await steps.onJoined?.();
-    await oweObjectsOf(context, source, joining);
+    await oweMissingObjects(context, source, joining);
     await resyncMember(context, joining);
     return fingerprint;
   } catch (error) {
     await member.close().catch(() => {});
     throw error;
-  }
-}
-
-/** Records, for the joining member, every object the source holds that it lacks. */
-async function oweObjectsOf(context: ClusterContext, source: Slot, joining: Slot): Promise<void> {
-  const present = new Set((await context.bounded(joining.member.listObjects(), joining)).map((object) => object.objectId.toString('hex')));
-  for (const object of await context.bounded(source.member.listObjects(), source)) {
-    if (!present.has(object.objectId.toString('hex'))) await context.journal.owe(joining.member.name, object.objectId, 'create');
   }
 }

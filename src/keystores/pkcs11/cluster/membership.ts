@@ -10,7 +10,7 @@ import { newSlot, type Slot } from './slot.ts';
 export interface MembershipChange {
   /** Slots whose member is no longer listed, or is listed with another configuration. */
   readonly leaving: Slot[];
-  /** New slots, out of service (DOWN) until the probe has checked and re-synchronised them. */
+  /** New slots, out of service (DOWN) until the probe has checked, compared and re-synchronised them. */
   readonly joining: Slot[];
 }
 
@@ -40,7 +40,7 @@ export function membershipChange(slots: readonly Slot[], listed: readonly Catalo
       continue;
     }
     configs.set(entry.name, entry.config);
-    joining.push(newSlot(member, 'DOWN', 'NOT_CONNECTED'));
+    joining.push({ ...newSlot(member, 'DOWN', 'NOT_CONNECTED'), reconcile: true });
   }
   return { leaving, joining };
 }

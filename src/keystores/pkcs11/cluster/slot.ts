@@ -14,6 +14,12 @@ export interface Slot {
   probing: boolean;
   /** A health check after a KEY_NOT_FOUND is running (cluster.ts, #checkHolding). */
   checking: boolean;
+  /**
+   * Followed from the catalog while connected (membership.ts): before it first serves, it is
+   * compared object by object with an active member, not only given what the journal says it owes
+   * (resync.ts, oweMissingObjects).
+   */
+  reconcile?: boolean;
 }
 
 /** What the cluster's helpers (resync.ts, replicated-key.ts) need from their cluster. */
