@@ -27,7 +27,7 @@ export function registerPresigned(material: PresignMaterial): void {
 
 /** A running signature over message bytes fed in order; `sign()` returns the DER signature. */
 export class MessageSigner {
-  readonly #material: PresignMaterial | undefined;
+  #material: PresignMaterial | undefined;
   readonly #hash: Hash | undefined;
   readonly #openssl: Sign | undefined;
   readonly #key: KeyObject;
@@ -48,11 +48,23 @@ export class MessageSigner {
     else (this.#openssl as Sign).update(bytes);
   }
 
+  /** Whether signDigest() can be used: the hash may then be computed elsewhere (another thread). */
+  get signsDigests(): boolean {
+    return this.#material !== undefined;
+  }
+
   sign(): Buffer {
+    if (!this.#hash) return (this.#openssl as Sign).sign({ key: this.#key, dsaEncoding: 'der' });
+    return this.signDigest((this.#hash as Hash).digest());
+  }
+
+  /** The signature for a digest of the message computed elsewhere (only when signsDigests). */
+  signDigest(digest: Uint8Array): Buffer {
     const material = this.#material;
-    if (!material) return (this.#openssl as Sign).sign({ key: this.#key, dsaEncoding: 'der' });
+    if (!material) throw new EsdkError('KeyringFailure', 'this signer has no nonce for a digest (none, or already used)');
+    this.#material = undefined; // a second signature with this nonce would give away the key
     const n = ORDER[material.curve];
-    const e = BigInt(`0x${(this.#hash as Hash).digest('hex')}`);
+    const e = BigInt(`0x${Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('hex')}`);
     const s = (material.kInverse * ((e + material.r * material.d) % n)) % n;
     // s = 0 has probability about 2^-256; the signature would be invalid, so refuse rather than emit it.
     if (s === 0n) throw new EsdkError('KeyringFailure', 'signature generation failed; retry');

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildClient, CommitmentPolicy, RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/client-node';
 import { decrypt, decryptStream, encrypt } from '../../src/esdk/index.ts';
-import { createSecretKey, randomBytes } from 'node:crypto';
-import { helperStats, parallelAvailable, PARALLEL_THRESHOLD, runOnHelper, worthHelper } from '../../src/esdk/parallel/frame-pool.ts';
-import type { FrameJob } from '../../src/esdk/parallel/frame-worker.ts';
+import { createHash, createSecretKey, randomBytes } from 'node:crypto';
+import { helperStats, parallelAvailable, PARALLEL_THRESHOLD, runOnHelper, spareInputCopy, worthHashHelper, worthHelper } from '../../src/esdk/parallel/frame-pool.ts';
+import { runHashJob, type FrameJob } from '../../src/esdk/parallel/frame-worker.ts';
+import { CachingCryptographicMaterialsManager } from '../../src/esdk/caching-cmm.ts';
 import { AES_KEY, aesKeyring, collect, pattern, policyFor } from './support/fixtures.ts';
 
 /** Messages above PARALLEL_THRESHOLD take the two-thread path (src/esdk/parallel/). */
@@ -128,5 +129,58 @@ describe('large buffered messages on two threads', () => {
       }
     }
   });
-});
 
+  it('a signed message from 4 MiB is hashed on the helper while this thread seals it; the official SDK verifies it', async () => {
+    assert.equal(worthHashHelper(PARALLEL_THRESHOLD), true);
+    assert.equal(worthHashHelper(PARALLEL_THRESHOLD - 1), false, 'measured slower below (fresh shared pages)');
+    for (const frameLength of [4096, 65536]) {
+      const hashes = helperStats.hashes;
+      const { ciphertext } = await encrypt(plaintext, { keyring: aesKeyring, suiteId: 0x0578, frameLength });
+      assert.equal(helperStats.hashes, hashes + 1, 'one hash job');
+      assert.ok(Buffer.from((await official.decrypt(theirs, ciphertext)).plaintext).equals(plaintext));
+      assert.ok((await decrypt(ciphertext, { keyring: aesKeyring })).plaintext.equals(plaintext));
+    }
+  });
+
+  it('a signing key used twice (a caching CMM) signs its second message on this thread, the frames split between threads', async () => {
+    const cmm = new CachingCryptographicMaterialsManager({ underlying: aesKeyring, maxAge: 60_000 });
+    const hashes = helperStats.hashes;
+    const posted = helperStats.posted;
+    const messages = [];
+    for (let i = 0; i < 2; i++) messages.push((await encrypt(plaintext, { cmm, suiteId: 0x0578, frameLength: 4096 })).ciphertext);
+    assert.equal(helperStats.hashes - hashes, 1, 'only the first signature had a precomputed nonce');
+    assert.equal(helperStats.posted - posted, 2, 'the second split its frames with the helper');
+    for (const message of messages) assert.ok(Buffer.from((await official.decrypt(theirs, message)).plaintext).equals(plaintext));
+  });
+
+  it('the hash job: the digest of what was published, step by step; a caller that gives up stops it', () => {
+    const message = new SharedArrayBuffer(300_000);
+    const bytes = new Uint8Array(message);
+    bytes.set(pattern(300_000, 5));
+    const progress = new Int32Array(new SharedArrayBuffer(4));
+    Atomics.store(progress, 0, Math.ceil(300_000 / 65536));
+    const digest = runHashJob({ op: 'hash', algorithm: 'sha384', message, end: 300_000, unit: 65536, progress: progress.buffer as SharedArrayBuffer });
+    assert.ok(digest.equals(createHash('sha384').update(bytes).digest()));
+    Atomics.store(progress, 0, -1);
+    assert.throws(() => runHashJob({ op: 'hash', algorithm: 'sha384', message, end: 300_000, unit: 65536, progress: progress.buffer as SharedArrayBuffer }), { code: 'KeyringFailure' });
+  });
+
+  it('reuses the copy of the plaintext it hands the helper, and leaves no plaintext in it', async () => {
+    const secret = Buffer.alloc(SIZE, 0xa5);
+    await encrypt(secret, { keyring: aesKeyring, suiteId: 0x0478, frameLength: 4096 });
+    const spare = spareInputCopy();
+    assert.ok(spare, 'a spare copy is kept');
+    // (It may also hold ciphertext an earlier decrypt copied: that is no secret.)
+    const holdsPlaintext = (copy: SharedArrayBuffer) => Buffer.from(copy).indexOf(Buffer.alloc(64, 0xa5)) >= 0;
+    assert.equal(holdsPlaintext(spare), false, 'the helper zeroed every frame it sealed');
+    const { ciphertext } = await encrypt(secret, { keyring: aesKeyring, suiteId: 0x0478, frameLength: 4096 });
+    assert.equal(spareInputCopy(), spare, 'the same copy was used again');
+    assert.equal(holdsPlaintext(spare), false);
+    assert.ok((await decrypt(ciphertext, { keyring: aesKeyring })).plaintext.equals(secret));
+    // A plaintext that already is shared memory is read where it is, and never wiped.
+    const sharedPlaintext = Buffer.from(new SharedArrayBuffer(SIZE)).fill(0x5a);
+    const sealed = (await encrypt(sharedPlaintext, { keyring: aesKeyring, suiteId: 0x0478, frameLength: 4096 })).ciphertext;
+    assert.ok(sharedPlaintext.every((byte) => byte === 0x5a), "the caller's plaintext is untouched");
+    assert.ok((await decrypt(sealed, { keyring: aesKeyring })).plaintext.equals(sharedPlaintext));
+  });
+});

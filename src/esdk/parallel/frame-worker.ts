@@ -1,8 +1,9 @@
 /**
  * Worker thread for large buffered messages (frame-pool.ts): seals or opens a contiguous run of
- * frames between shared buffers, with the same BodyCrypto the calling thread uses.
+ * frames between shared buffers, with the same BodyCrypto the calling thread uses; or hashes a
+ * message for its signature while the calling thread is still sealing it (HashJob).
  */
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { BodyCrypto, IV_LENGTH, TAG_LENGTH } from '../body.ts';
 import { EsdkError } from '../errors.ts';
@@ -21,13 +22,58 @@ export interface FrameJob {
   finalLength: number;
   input: SharedArrayBuffer;
   inputOffset: number;
+  /** Seal: zero each frame's input once sealed (a reused copy of the caller's plaintext). */
+  wipeInput?: boolean;
   output: SharedArrayBuffer;
   outputOffset: number;
 }
 
-export type FrameJobResult = { ok: true } | { ok: false; code: string; message: string };
+/**
+ * Hashes `message` from its start as the calling thread writes it: `progress[0]` is how many bytes
+ * are written so far in units of `unit` bytes (so that an Int32 counts far past 2 GiB), `-1` when
+ * the caller gave up; the caller's last value is `end` itself, published as `Math.ceil(end / unit)`.
+ */
+export interface HashJob {
+  op: 'hash';
+  algorithm: 'sha256' | 'sha384';
+  message: SharedArrayBuffer;
+  end: number;
+  unit: number;
+  progress: SharedArrayBuffer;
+}
+
+export type HelperJob = FrameJob | HashJob;
+
+export type FrameJobResult = { ok: true; digest?: Uint8Array } | { ok: false; code: string; message: string };
+
+/** How long the hash job waits for the caller's next bytes before it looks again. */
+const HASH_WAIT_MS = 1_000;
+
+export function runHashJob(job: HashJob): Buffer {
+  const hash = createHash(job.algorithm);
+  const message = new Uint8Array(job.message);
+  const progress = new Int32Array(job.progress);
+  const total = Math.ceil(job.end / job.unit);
+  let hashed = 0;
+  for (;;) {
+    const ready = Atomics.load(progress, 0);
+    if (ready < 0) throw new EsdkError('KeyringFailure', 'the message was abandoned');
+    if (ready > 0) {
+      const end = Math.min(ready * job.unit, job.end);
+      if (end > hashed) hash.update(message.subarray(hashed, end));
+      hashed = end;
+      if (ready >= total) return hash.digest();
+    }
+    Atomics.wait(progress, 0, ready, HASH_WAIT_MS);
+  }
+}
 
 const FRAME_HEAD = 4 + IV_LENGTH;
+/**
+ * Wiping shared memory with a Buffer pattern: fill(0) on a SharedArrayBuffer goes through V8's
+ * element-by-element path, 5× slower here (50 MB: 33 ms vs 7 ms).
+ */
+const ZERO = Buffer.alloc(1);
 const FINAL_HEAD = 4 + 4 + IV_LENGTH + 4;
 
 export function runFrameJob(job: FrameJob): void {
@@ -43,6 +89,7 @@ export function runFrameJob(job: FrameJob): void {
       const iv = body.frameIv(sequence);
       iv.copy(output, outOffset + 4);
       outOffset = body.seal('frame', sequence, iv, input.subarray(inOffset, inOffset + frameLength), output, outOffset + FRAME_HEAD);
+      if (job.wipeInput) input.fill(ZERO, inOffset, inOffset + frameLength);
       inOffset += frameLength;
     }
     if (job.finalLength >= 0) {
@@ -53,6 +100,7 @@ export function runFrameJob(job: FrameJob): void {
       iv.copy(output, outOffset + 8);
       output.writeUInt32BE(job.finalLength, outOffset + 8 + IV_LENGTH);
       body.seal('final', sequence, iv, input.subarray(inOffset, inOffset + job.finalLength), output, outOffset + FINAL_HEAD);
+      if (job.wipeInput) input.fill(ZERO, inOffset, inOffset + job.finalLength);
     }
     return;
   }
@@ -74,11 +122,15 @@ export function runFrameJob(job: FrameJob): void {
 
 if (parentPort) {
   const port = parentPort;
-  port.on('message', (job: FrameJob) => {
+  port.on('message', (job: HelperJob) => {
     let result: FrameJobResult;
     try {
-      runFrameJob(job);
-      result = { ok: true };
+      if (job.op === 'hash') {
+        result = { ok: true, digest: runHashJob(job) };
+      } else {
+        runFrameJob(job);
+        result = { ok: true };
+      }
     } catch (error) {
       result = error instanceof EsdkError ? { ok: false, code: error.code, message: error.message } : { ok: false, code: 'AuthenticationFailed', message: 'frame processing failed' };
     }

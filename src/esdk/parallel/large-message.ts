@@ -10,15 +10,18 @@ import type { FrameJob } from './frame-worker.ts';
  * Large buffered messages on two threads. Frames are independent AES-GCM operations, so the
  * calling thread seals/opens the first half while the helper thread does the second, both writing
  * into one SharedArrayBuffer. For signing suites the signature is then computed over the finished
- * message (encrypt), or checked on the calling thread while the helper opens every frame (decrypt:
- * the ciphertext is all there, so hashing need not wait). The output is the same bytes the
+ * message (encrypt, when the signing key has no precomputed nonce: otherwise encrypt.ts hashes on
+ * the helper while this thread seals every frame), or checked on the calling thread while the
+ * helper opens every frame (decrypt: the ciphertext is all there, so hashing need not wait). The
+ * helper's input is a reused copy (frame-pool.ts, shared()). The output is the same bytes the
  * single-threaded path writes; the returned Buffer is backed by a SharedArrayBuffer.
  */
 const FRAME_OVERHEAD = 4 + IV_LENGTH + TAG_LENGTH;
 const FINAL_OVERHEAD = 4 + 4 + IV_LENGTH + 4 + TAG_LENGTH;
 const MAX_SIGNATURE_LENGTH = 110;
 
-export async function sealLarge(session: EncryptSession, plaintext: Uint8Array): Promise<Buffer> {
+/** `signer`: the message's (signing suites); it hashes the finished message on this thread. */
+export async function sealLarge(session: EncryptSession, plaintext: Uint8Array, signer?: MessageSigner): Promise<Buffer> {
   const { header, frameLength, body } = session;
   const fullFrames = Math.floor(plaintext.length / frameLength);
   const finalLength = plaintext.length - fullFrames * frameLength;
@@ -39,6 +42,7 @@ export async function sealLarge(session: EncryptSession, plaintext: Uint8Array):
     finalLength,
     input: input.buffer,
     inputOffset: input.offset,
+    wipeInput: input.buffer !== plaintext.buffer,
     output: out.buffer as SharedArrayBuffer,
     outputOffset: header.length + mine * (frameLength + FRAME_OVERHEAD),
   };
@@ -54,9 +58,11 @@ export async function sealLarge(session: EncryptSession, plaintext: Uint8Array):
   } finally {
     await helper;
   }
+  // Only after success: the helper zeroed every frame it sealed, so a reused copy holds no plaintext.
+  input.release();
   const bodyEnd = header.length + bodyLength;
   if (!session.signingKey) return out.subarray(0, bodyEnd);
-  const signer = new MessageSigner(session.suite.signature!.hash, session.signingKey);
+  signer ??= new MessageSigner(session.suite.signature!.hash, session.signingKey);
   signer.update(out.subarray(0, bodyEnd));
   const signature = signer.sign();
   out.writeUInt16BE(signature.length, bodyEnd);
@@ -144,6 +150,7 @@ export async function openLarge(session: DecryptSession, message: Buffer, start:
   }
   try {
     await helper;
+    input.release();
   } catch (error) {
     // Report the earliest problem, as the single-threaded path does: the calling thread's frames
     // come first; when it only checked the signature, a frame failure comes before it.
