@@ -12,6 +12,7 @@ import { randomUuid } from '../../src/crypto/random.ts';
 import { SecretBytes } from '../../src/crypto/secret-bytes.ts';
 import { HsmCluster, HsmClusterError, type CatalogMember } from '../../src/keystores/pkcs11/cluster/cluster.ts';
 import { LocalHsmMember } from '../../src/keystores/pkcs11/cluster/local-member.ts';
+import { MemoryJournal } from '../../src/keystores/pkcs11/cluster/journal.ts';
 import { connectStoredCluster, type HsmClusterCatalog } from '../../src/keystores/pkcs11/cluster/stored.ts';
 import { keyVersionLabel } from '../../src/keystores/pkcs11/templates.ts';
 import type { HsmMemberRecord } from '../../src/storage/types.ts';
@@ -24,6 +25,8 @@ const tb = hsm.createToken('seam-b');
 const tc = hsm.createToken('seam-catalog');
 const tjA = hsm.createToken('seam-join-a');
 const tjB = hsm.createToken('seam-join-b');
+const tmA = hsm.createToken('seam-moved-a');
+const tmB = hsm.createToken('seam-moved-b');
 const so = (s: string) => SecretBytes.from(Buffer.from(s));
 
 test('a health check (readyz, a metrics scrape) while the member is busy leaves it in service and its queued requests succeed', async () => {
@@ -158,18 +161,47 @@ test('a member the cluster starts to follow is compared with an active member be
   const a = memberA();
   const b = memberB();
   let listed: CatalogMember[] = [{ name: 'a', config: 'a', open: () => a }];
-  const cluster = await HsmCluster.connect({ clusterId, members: [a], membership: async () => listed, probeIntervalMs: 60_000 });
+  const journal = new MemoryJournal();
+  const cluster = await HsmCluster.connect({ clusterId, members: [a], journal, membership: async () => listed, probeIntervalMs: 60_000 });
   const holds = async (member: LocalHsmMember, keyId: string) => (await member.listObjects()).some((object) => object.label === keyVersionLabel(keyId, 1));
   try {
     const keyId = randomUuid();
     await cluster.createKey(keyId, 1); // the catalog does not list b yet: nothing is owed to it
+    // A key another node is deleting: b owes its destroy, which has not reached a yet (a was out of
+    // service over there). The comparison must not turn b's destroy into a create.
+    const deleted = randomUuid();
+    const deletedId = await cluster.createKey(deleted, 1);
+    await journal.owe('b', deletedId, 'destroy');
     listed = [...listed, { name: 'b', config: 'b', open: () => b }];
     await cluster.probeNow(); // follows b and brings it in
     assert.deepEqual(cluster.status().members, [{ name: 'a', state: 'ACTIVE' }, { name: 'b', state: 'ACTIVE' }]);
     assert.ok(await holds(b, keyId), 'b holds the key made before the cluster followed it');
+    assert.equal(await holds(b, deleted), false, 'b got no copy of a key it owes the destroy of');
+    assert.deepEqual(await journal.owed('b'), []);
     const later = randomUuid();
     await cluster.createKey(later, 1);
     assert.ok((await holds(a, later)) && (await holds(b, later)));
+  } finally {
+    await cluster.close();
+  }
+});
+
+test('a followed member with no other member active comes in on the journal alone: nothing to compare with, and the cluster is not left empty', async () => {
+  // One member removed and another added between two ticks: the new one has no active member to
+  // be compared with (as when every member is re-added with a new configuration).
+  const clusterId = `rv-${randomUuid()}`;
+  const open = (name: string, token: typeof tmA) => new LocalHsmMember({ name, modulePath: SOFTHSM_MODULE, tokenLabel: token.label, pin: Buffer.from(token.pin) });
+  await (await HsmCluster.initialise({ clusterId, members: [open('a', tmA), open('b', tmB)], probeIntervalMs: 60_000 }, new Map([['a', so(tmA.soPin)], ['b', so(tmB.soPin)]]))).close();
+  const [a, b] = [open('a', tmA), open('b', tmB)];
+  let listed: CatalogMember[] = [{ name: 'a', config: 'a', open: () => a }];
+  const cluster = await HsmCluster.connect({ clusterId, members: [a], membership: async () => listed, probeIntervalMs: 60_000 });
+  try {
+    listed = [{ name: 'b', config: 'b', open: () => b }];
+    await cluster.probeNow();
+    assert.deepEqual(cluster.status().members, [{ name: 'b', state: 'ACTIVE' }]);
+    const keyId = randomUuid();
+    await cluster.createKey(keyId, 1);
+    assert.ok((await b.listObjects()).some((object) => object.label === keyVersionLabel(keyId, 1)));
   } finally {
     await cluster.close();
   }

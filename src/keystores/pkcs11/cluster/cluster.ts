@@ -371,12 +371,11 @@ export class HsmCluster {
       await checkMember(this.#context, slot);
       await this.#exclusive(async () => {
         slot.state = 'SYNCING';
-        if (slot.reconcile) {
-          // Under the change lock: every key this process made before it followed the member is listed here.
-          const source = this.#context.source(slot);
-          if (!source) throw this.#insufficient();
-          await oweMissingObjects(this.#context, source, slot);
-        }
+        // Under the change lock: every key this process made before it followed the member is
+        // listed here. With no other member active there is nothing to compare with, and the member
+        // comes in as before (the journal's entries only), rather than the cluster staying empty.
+        const source = slot.reconcile ? this.#context.source(slot) : undefined;
+        if (source) await oweMissingObjects(this.#context, source, slot);
         await resyncMember(this.#context, slot);
         slot.reconcile = false;
         this.#setState(slot, 'ACTIVE', undefined);

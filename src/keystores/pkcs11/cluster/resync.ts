@@ -51,9 +51,18 @@ export async function checkMember(context: ClusterContext, slot: Slot): Promise<
  * serves, copies them.
  */
 export async function oweMissingObjects(context: ClusterContext, source: Slot, joining: Slot): Promise<void> {
-  const present = new Set((await context.bounded(joining.member.listObjects(), joining)).map((object) => object.objectId.toString('hex')));
-  for (const object of await context.bounded(source.member.listObjects(), source)) {
-    if (!present.has(object.objectId.toString('hex'))) await context.journal.owe(joining.member.name, object.objectId, 'create');
+  const { journal, bounded } = context;
+  const present = new Set((await bounded(joining.member.listObjects(), joining)).map((object) => object.objectId.toString('hex')));
+  // A key being deleted: every member owes its destroy (journal.ts, oweDestroys), which may not
+  // have reached the source yet. Owing a create would replace the joining member's destroy, and
+  // it would keep a copy of the deleted key for good.
+  const destroying = new Set<string>();
+  for (const member of [joining, source]) {
+    for (const entry of await journal.owed(member.member.name)) if (entry.operation === 'destroy') destroying.add(entry.objectId.toString('hex'));
+  }
+  for (const object of await bounded(source.member.listObjects(), source)) {
+    const id = object.objectId.toString('hex');
+    if (!present.has(id) && !destroying.has(id)) await journal.owe(joining.member.name, object.objectId, 'create');
   }
 }
 

@@ -16,8 +16,8 @@ export interface Slot {
   checking: boolean;
   /**
    * Followed from the catalog while connected (membership.ts): before it first serves, it is
-   * compared object by object with an active member, not only given what the journal says it owes
-   * (resync.ts, oweMissingObjects).
+   * compared object by object with an active member, if there is one, not only given what the
+   * journal says it owes (resync.ts, oweMissingObjects).
    */
   reconcile?: boolean;
 }
