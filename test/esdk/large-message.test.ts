@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { buildClient, CommitmentPolicy, RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/client-node';
 import { decrypt, decryptStream, encrypt } from '../../src/esdk/index.ts';
 import { createHash, createSecretKey, randomBytes } from 'node:crypto';
-import { helperStats, parallelAvailable, PARALLEL_THRESHOLD, runOnHelper, spareInputCopy, worthHashHelper, worthHelper } from '../../src/esdk/parallel/frame-pool.ts';
+import { helperStats, parallelAvailable, PARALLEL_THRESHOLD, runOnHelper, shared, spareInputCopy, worthHashHelper, worthHelper } from '../../src/esdk/parallel/frame-pool.ts';
 import { runHashJob, type FrameJob } from '../../src/esdk/parallel/frame-worker.ts';
 import { CachingCryptographicMaterialsManager } from '../../src/esdk/caching-cmm.ts';
 import { AES_KEY, aesKeyring, collect, pattern, policyFor } from './support/fixtures.ts';
@@ -182,5 +182,18 @@ describe('large buffered messages on two threads', () => {
     const sealed = (await encrypt(sharedPlaintext, { keyring: aesKeyring, suiteId: 0x0478, frameLength: 4096 })).ciphertext;
     assert.ok(sharedPlaintext.every((byte) => byte === 0x5a), "the caller's plaintext is untouched");
     assert.ok((await decrypt(sealed, { keyring: aesKeyring })).plaintext.equals(sharedPlaintext));
+  });
+
+  it('a copy discarded after a failed job is zeroed; a view of shared memory is never touched', () => {
+    const plain = Buffer.alloc(100_000, 0xa5);
+    const copy = shared(plain, 10, 90_000);
+    // (It may be the reused spare, longer than this copy: the rest is not this copy's.)
+    const bytes = Buffer.from(copy.buffer, 0, 89_990);
+    assert.ok(bytes.every((byte) => byte === 0xa5), 'the copy holds the bytes');
+    copy.discard();
+    assert.ok(bytes.every((byte) => byte === 0));
+    const view = Buffer.from(new SharedArrayBuffer(1000)).fill(0x5a);
+    shared(view, 0, 1000).discard();
+    assert.ok(view.every((byte) => byte === 0x5a));
   });
 });

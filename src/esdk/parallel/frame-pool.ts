@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { EsdkError, type EsdkErrorCode } from '../errors.ts';
-import type { FrameJobResult, HelperJob } from './frame-worker.ts';
+import { ZERO_PATTERN, type FrameJobResult, type HelperJob } from './frame-worker.ts';
 import { startModuleWorker, terminateUnreferenced } from './ts-worker.ts';
 
 /**
@@ -143,8 +143,9 @@ export function runOnHelper(job: HelperJob): Promise<Buffer | undefined> {
  * it is touched (page faults) than a copy into memory already touched (100 MB: 100–180 ms vs
  * 25–30 ms), and that first touch was most of what kept a 100 MB message from gaining from the
  * second core. One spare is kept, up to MAX_SPARE_INPUT bytes (a signed 100 MB decrypt copies its
- * whole body), and let go with the idle helper. Plaintext never stays in it: the helper zeroes
- * each frame's input once it has sealed it (frame-worker.ts); a failed job's copy is not reused.
+ * whole body), and let go with the idle helper. Plaintext does not stay in it: the helper zeroes
+ * each frame's input once it has sealed it (frame-worker.ts), and after a failed job the calling
+ * thread zeroes the whole copy (discard) and does not reuse it.
  */
 const MAX_SPARE_INPUT = 128 * 1024 * 1024;
 let spareInput: SharedArrayBuffer | undefined;
@@ -159,11 +160,14 @@ export interface SharedInput {
   readonly offset: number;
   /** Hands a reused copy back once the helper is done with it (nothing for a view). */
   release(): void;
+  /** After a failed job (the helper finished or died): zeroes a copy, which is then not reused. */
+  discard(): void;
 }
+
 
 /** A SharedArrayBuffer view of `bytes`: the same memory when it already is one, else a copy. */
 export function shared(bytes: Uint8Array, start: number, end: number): SharedInput {
-  if (bytes.buffer instanceof SharedArrayBuffer) return { buffer: bytes.buffer, offset: bytes.byteOffset + start, release: () => {} };
+  if (bytes.buffer instanceof SharedArrayBuffer) return { buffer: bytes.buffer, offset: bytes.byteOffset + start, release: () => {}, discard: () => {} };
   const length = end - start;
   let buffer: SharedArrayBuffer;
   if (spareInput && spareInput.byteLength >= length) {
@@ -179,5 +183,6 @@ export function shared(bytes: Uint8Array, start: number, end: number): SharedInp
     release: () => {
       if (buffer.byteLength <= MAX_SPARE_INPUT && (!spareInput || spareInput.byteLength < buffer.byteLength)) spareInput = buffer;
     },
+    discard: () => void Buffer.from(buffer, 0, length).fill(ZERO_PATTERN),
   };
 }

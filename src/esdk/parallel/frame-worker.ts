@@ -69,11 +69,13 @@ export function runHashJob(job: HashJob): Buffer {
 }
 
 const FRAME_HEAD = 4 + IV_LENGTH;
+
 /**
- * Wiping shared memory with a Buffer pattern: fill(0) on a SharedArrayBuffer goes through V8's
- * element-by-element path, 5× slower here (50 MB: 33 ms vs 7 ms).
+ * Wipes shared memory as a memset: fill(0) on a SharedArrayBuffer takes V8's element-by-element
+ * path, 5× slower here (50 MB: 33 ms vs 7 ms), while a Buffer pattern goes to node's native fill.
  */
-const ZERO = Buffer.alloc(1);
+export const ZERO_PATTERN = Buffer.alloc(1);
+
 const FINAL_HEAD = 4 + 4 + IV_LENGTH + 4;
 
 export function runFrameJob(job: FrameJob): void {
@@ -89,7 +91,7 @@ export function runFrameJob(job: FrameJob): void {
       const iv = body.frameIv(sequence);
       iv.copy(output, outOffset + 4);
       outOffset = body.seal('frame', sequence, iv, input.subarray(inOffset, inOffset + frameLength), output, outOffset + FRAME_HEAD);
-      if (job.wipeInput) input.fill(ZERO, inOffset, inOffset + frameLength);
+      if (job.wipeInput) input.fill(ZERO_PATTERN, inOffset, inOffset + frameLength);
       inOffset += frameLength;
     }
     if (job.finalLength >= 0) {
@@ -100,7 +102,7 @@ export function runFrameJob(job: FrameJob): void {
       iv.copy(output, outOffset + 8);
       output.writeUInt32BE(job.finalLength, outOffset + 8 + IV_LENGTH);
       body.seal('final', sequence, iv, input.subarray(inOffset, inOffset + job.finalLength), output, outOffset + FINAL_HEAD);
-      if (job.wipeInput) input.fill(ZERO, inOffset, inOffset + job.finalLength);
+      if (job.wipeInput) input.fill(ZERO_PATTERN, inOffset, inOffset + job.finalLength);
     }
     return;
   }

@@ -10,8 +10,8 @@ import type { FrameJob } from './frame-worker.ts';
  * Large buffered messages on two threads. Frames are independent AES-GCM operations, so the
  * calling thread seals/opens the first half while the helper thread does the second, both writing
  * into one SharedArrayBuffer. For signing suites the signature is then computed over the finished
- * message (encrypt, when the signing key has no precomputed nonce: otherwise encrypt.ts hashes on
- * the helper while this thread seals every frame), or checked on the calling thread while the
+ * message (encrypt; from 4 MiB, a signing key with a precomputed nonce instead has encrypt.ts seal
+ * every frame on this thread while the helper hashes), or checked on the calling thread while the
  * helper opens every frame (decrypt: the ciphertext is all there, so hashing need not wait). The
  * helper's input is a reused copy (frame-pool.ts, shared()). The output is the same bytes the
  * single-threaded path writes; the returned Buffer is backed by a SharedArrayBuffer.
@@ -56,7 +56,11 @@ export async function sealLarge(session: EncryptSession, plaintext: Uint8Array, 
       offset = body.seal('frame', sequence, iv, plaintext.subarray((sequence - 1) * frameLength, sequence * frameLength), out, offset + 4 + IV_LENGTH);
     }
   } finally {
-    await helper;
+    // A failed job may have left plaintext in frames the helper did not reach: zeroed, not reused.
+    await helper.catch((error: unknown) => {
+      input.discard();
+      throw error;
+    });
   }
   // Only after success: the helper zeroed every frame it sealed, so a reused copy holds no plaintext.
   input.release();
