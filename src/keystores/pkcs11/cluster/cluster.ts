@@ -12,7 +12,7 @@ import { MemoryJournal } from './journal.ts';
 import { NOT_NOW, type HsmMember } from './member.ts';
 import { joinMember } from './join.ts';
 import { CATALOG_READ_TIMEOUT_MS, boundedMembership, membershipChange, unfollowedMembers } from './membership.ts';
-import { checkMember, foundBusy, healthProblem, oweMissingObjects, resyncMember } from './resync.ts';
+import { checkMember, foundBusy, healthProblem, resyncMember } from './resync.ts';
 import { createReplicatedKey, destroyOn } from './replicated-key.ts';
 import { auditEvent, clusterStatus, errorCodeOf, newSlot, stateAfter, type ClusterContext, type Slot } from './slot.ts';
 
@@ -371,13 +371,7 @@ export class HsmCluster {
       await checkMember(this.#context, slot);
       await this.#exclusive(async () => {
         slot.state = 'SYNCING';
-        // Under the change lock: every key this process made before it followed the member is
-        // listed here. With no other member active there is nothing to compare with, and the member
-        // comes in as before (the journal's entries only), rather than the cluster staying empty.
-        const source = slot.reconcile ? this.#context.source(slot) : undefined;
-        if (source) await oweMissingObjects(this.#context, source, slot);
         await resyncMember(this.#context, slot);
-        slot.reconcile = false;
         this.#setState(slot, 'ACTIVE', undefined);
         this.#audit(slot, 'resync', undefined, 'ok');
       });

@@ -41,7 +41,7 @@ export async function checkMember(context: ClusterContext, slot: Slot): Promise<
 /**
  * Records, for `joining`, every object `source` holds that it lacks. Run by the add-member command
  * for the member it joins, and by every connected cluster for a member it starts to follow
- * (cluster.ts, #bringBack), because the journal alone can miss a key made while the member joined.
+ * (resyncMember, when the probe brings it in), because the journal alone can miss a key made while the member joined.
  * The command lists the source after the catalog has the member, and a maker reads the catalog
  * after its key exists, so each such key should be listed or owed; yet a CI run (about 1 in 20
  * under load, PostgreSQL catalog, SoftHSM) ended with a key that was neither: made by a server
@@ -66,8 +66,21 @@ export async function oweMissingObjects(context: ClusterContext, source: Slot, j
   }
 }
 
-/** Applies what the member owes: destroys first, then the objects it missed, copied from an active member. */
+/**
+ * Applies what the member owes: destroys first, then the objects it missed, copied from an active
+ * member. A member the cluster has just started to follow (slot.reconcile) is first compared with
+ * an active member (oweMissingObjects; the caller holds the change lock, so every key this process
+ * made before it followed the member is listed). With no other member active there is nothing to
+ * compare with, and it comes in on the journal's entries alone rather than the cluster staying empty.
+ */
 export async function resyncMember(context: ClusterContext, slot: Slot): Promise<void> {
+  const source = slot.reconcile ? context.source(slot) : undefined;
+  if (source) await oweMissingObjects(context, source, slot);
+  await applyOwed(context, slot);
+  slot.reconcile = false;
+}
+
+async function applyOwed(context: ClusterContext, slot: Slot): Promise<void> {
   const { journal, bounded } = context;
   const owed = await journal.owed(slot.member.name);
   // A member taken out for holding two objects under one CKA_ID is listed even if it owes nothing.
