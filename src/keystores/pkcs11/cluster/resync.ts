@@ -41,8 +41,8 @@ export async function checkMember(context: ClusterContext, slot: Slot): Promise<
 /**
  * Records, for `joining`, every object `source` holds that it lacks. Run by the add-member command
  * for the member it joins, and by every connected cluster for a member it starts to follow
- * (resyncMember, when the probe brings it in), because the journal alone can miss a key made while the member joined.
- * The command lists the source after the catalog has the member, and a maker reads the catalog
+ * (resyncMember, when the probe brings it in), because the journal alone can miss a key made
+ * while the member joined. The command lists the source after the catalog has the member, and a maker reads the catalog
  * after its key exists, so each such key should be listed or owed; yet a CI run (about 1 in 20
  * under load, PostgreSQL catalog, SoftHSM) ended with a key that was neither: made by a server
  * that did not yet see the member, and missing from the list the command took a few milliseconds
