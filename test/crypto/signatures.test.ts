@@ -115,6 +115,22 @@ describe('sign / verify with RSA and ECDSA keys', () => {
     }
   });
 
+  test('an RSA signature one byte short of the modulus is refused even when the missing byte was zero (RFC 8017 §8.1.2, §8.2.2 step 1)', () => {
+    // OpenSSL reads the short signature as the same integer: this case failed 1 run in ~256 above.
+    for (const algorithm of ['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256'] as const) {
+      let message = MESSAGE;
+      let signature = signWith('RSA_2048', algorithm, message, 'RAW');
+      for (let i = 0; signature[0] !== 0; i++) {
+        message = Buffer.concat([MESSAGE, Buffer.from(String(i))]); // PKCS#1 v1.5 is deterministic: vary the message
+        signature = signWith('RSA_2048', algorithm, message, 'RAW');
+      }
+      const digest = createHash('sha256').update(message).digest();
+      assert.equal(verifyWith('RSA_2048', algorithm, message, 'RAW', signature), true);
+      assert.equal(verifyWith('RSA_2048', algorithm, message, 'RAW', signature.subarray(1)), false, `${algorithm} RAW`);
+      assert.equal(verifyWith('RSA_2048', algorithm, digest, 'DIGEST', signature.subarray(1)), false, `${algorithm} DIGEST`);
+    }
+  });
+
   test('refuses a public key of another size or type than the spec', () => {
     const signature = signWith('RSA_2048', 'RSASSA_PSS_SHA_256', MESSAGE, 'RAW');
     const wrongKey = (spec: AsymmetricKeySpec) =>

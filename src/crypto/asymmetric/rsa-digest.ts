@@ -21,7 +21,7 @@ const DIGEST_INFO_PREFIX: Readonly<Record<RsaHash, Buffer>> = {
   sha512: Buffer.from('3051300d060960864801650304020305000440', 'hex'),
 };
 
-function modulusBits(key: KeyObject): number {
+export function modulusBits(key: KeyObject): number {
   const bits = key.asymmetricKeyDetails?.modulusLength;
   if (bits === undefined) {
     throw new CryptoError('invalid key');

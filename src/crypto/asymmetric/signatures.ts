@@ -16,7 +16,7 @@ import {
 } from './key-specs.ts';
 import { ecPrivateScalar, ecPublicPoint, ed25519PublicKey, ed25519Seed, privateKeyObject, publicKeyObject } from './keys.ts';
 import { ML_DSA_MU_LENGTH, decodeMlDsaPublicKey, mlDsa, withMlDsaKeyPair } from './ml-dsa.ts';
-import { signPkcs1Digest, signPssDigest, verifyPkcs1Digest, verifyPssDigest, type RsaHash } from './rsa-digest.ts';
+import { modulusBits, signPkcs1Digest, signPssDigest, verifyPkcs1Digest, verifyPssDigest, type RsaHash } from './rsa-digest.ts';
 
 /**
  * Sign and Verify as AWS KMS defines them (SignRequest.MessageType in the KMS API model):
@@ -180,6 +180,10 @@ export function verify(args: {
   }
   const key = publicKeyObject(spec, publicKey);
   if (messageType === 'RAW') {
+    // RFC 8017 §8.1.2 and §8.2.2, step 1: an RSA signature is exactly as long as the modulus (the
+    // DIGEST path checks it too). OpenSSL reads a shorter one as the same integer, so a signature
+    // whose first byte is zero (1 in 256) still verified with that byte cut off.
+    if ((family === 'rsa-pkcs1' || family === 'rsa-pss') && signature.byteLength !== Math.ceil(modulusBits(key) / 8)) return false;
     return quietly(() => nodeVerify(hash ?? null, message, nodeKeyOptions(family, hash, key), signature));
   }
   switch (family) {
