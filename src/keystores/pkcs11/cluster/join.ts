@@ -36,7 +36,8 @@ export async function joinMember(context: ClusterContext, joining: Slot, source:
     }
     // The change lock stops this process's creates and destroys, not another's (a connected
     // server): so the source is listed after onJoined has put the member in the catalog, and a
-    // key made elsewhere is either in that list or owed by its maker, who sees it listed.
+    // key made elsewhere should be either in that list or owed by its maker, who sees it listed.
+    // (A connected maker also compares the member itself when it starts to follow it: resync.ts.)
     await steps.onJoined?.();
     await oweMissingObjects(context, source, joining);
     await resyncMember(context, joining);

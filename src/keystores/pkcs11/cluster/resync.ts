@@ -41,14 +41,14 @@ export async function checkMember(context: ClusterContext, slot: Slot): Promise<
 /**
  * Records, for `joining`, every object `source` holds that it lacks. Run by the add-member command
  * for the member it joins, and by every connected cluster for a member it starts to follow
- * (resyncMember, when the probe brings it in), because the journal alone can miss a key made
- * while the member joined. The command lists the source after the catalog has the member, and a maker reads the catalog
- * after its key exists, so each such key should be listed or owed; yet a CI run (about 1 in 20
- * under load, PostgreSQL catalog, SoftHSM) ended with a key that was neither: made by a server
- * that did not yet see the member, and missing from the list the command took a few milliseconds
- * later in its own process. Whatever let that happen, the maker's own view of the token holds
- * every key it made, and its comparison, under its change lock and before the member first
- * serves, copies them.
+ * (resyncMember, when the probe brings it in), because the journal alone can miss a key made while
+ * the member joined. The command lists the source after the catalog has the member, and a maker
+ * reads the catalog after its key exists, so each such key should be listed or owed; yet a CI run
+ * (about 1 in 20 under load, PostgreSQL catalog, SoftHSM) ended with a key that was neither: made
+ * by a server that did not yet see the member, and missing from the list the command took a few
+ * milliseconds later in its own process. Whatever let that happen, the maker's own view of the
+ * token holds every key it made, and its comparison, under its change lock and before the member
+ * first serves, copies them.
  */
 export async function oweMissingObjects(context: ClusterContext, source: Slot, joining: Slot): Promise<void> {
   const { journal, bounded } = context;
