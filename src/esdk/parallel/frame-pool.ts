@@ -117,9 +117,10 @@ let outstanding = 0;
 
 /**
  * Runs a job on the helper thread (resolving with a hash job's digest); jobs from concurrent calls
- * queue behind each other. With none outstanding the job is posted before this returns: the caller then works on its own share while
- * the helper works on this one. (Posting from a promise callback, as queued jobs are, would wait
- * until the caller next yields, i.e. until its share was done: the two threads took turns.)
+ * queue behind each other. With none outstanding the job is posted before this returns: the caller
+ * then works on its own share while the helper works on this one. (Posting from a promise
+ * callback, as queued jobs are, would wait until the caller next yields, i.e. until its share was
+ * done: the two threads took turns.)
  */
 export function runOnHelper(job: HelperJob): Promise<Buffer | undefined> {
   const run = (): Promise<Buffer | undefined> =>
@@ -163,7 +164,6 @@ export interface SharedInput {
   /** After a failed job (the helper finished or died): zeroes a copy, which is then not reused. */
   discard(): void;
 }
-
 
 /** A SharedArrayBuffer view of `bytes`: the same memory when it already is one, else a copy. */
 export function shared(bytes: Uint8Array, start: number, end: number): SharedInput {
