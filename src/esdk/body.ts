@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, type CipherGCM, type DecipherGCM, type KeyObject } from 'node:crypto';
 import { EsdkError } from './errors.ts';
+import { copyInto } from './parallel/shared-copy.ts';
 import type { AlgorithmSuite } from './types.ts';
 
 /**
@@ -65,8 +66,8 @@ export class BodyCrypto {
    */
   seal(kind: 'frame' | 'final' | 'single', sequenceNumber: number, iv: Buffer, plaintext: Uint8Array, out: Buffer, offset: number): number {
     const [ciphertext, tag] = this.sealPieces(kind, sequenceNumber, iv, plaintext);
-    out.set(ciphertext, offset);
-    out.set(tag, offset + ciphertext.length);
+    copyInto(out, offset, ciphertext);
+    copyInto(out, offset + ciphertext.length, tag);
     return offset + ciphertext.length + TAG_LENGTH;
   }
 

@@ -3,6 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { EsdkError, type EsdkErrorCode } from '../errors.ts';
 import { ZERO_PATTERN, type FrameJobResult, type HelperJob } from './frame-worker.ts';
 import { startModuleWorker, terminateUnreferenced } from './ts-worker.ts';
+import { copyInto } from './shared-copy.ts';
 
 /**
  * One helper thread for large buffered messages, so a 100 MB encrypt or decrypt uses both cores:
@@ -176,7 +177,7 @@ export function shared(bytes: Uint8Array, start: number, end: number): SharedInp
   } else {
     buffer = new SharedArrayBuffer(length);
   }
-  new Uint8Array(buffer, 0, length).set(bytes.subarray(start, end));
+  copyInto(Buffer.from(buffer, 0, length), 0, bytes.subarray(start, end));
   return {
     buffer,
     offset: 0,

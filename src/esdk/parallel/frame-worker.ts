@@ -8,6 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { BodyCrypto, IV_LENGTH, TAG_LENGTH } from '../body.ts';
 import { EsdkError } from '../errors.ts';
 import { getAlgorithmSuite } from '../suites.ts';
+import { copyInto } from './shared-copy.ts';
 
 export interface FrameJob {
   op: 'seal' | 'open';
@@ -109,7 +110,7 @@ export function runFrameJob(job: FrameJob): void {
   for (let sequence = job.firstSequence; sequence <= job.lastSequence; sequence++) {
     const start = inOffset + FRAME_HEAD;
     const plaintext = body.open('frame', sequence, input.subarray(inOffset + 4, start), input.subarray(start, start + frameLength), input.subarray(start + frameLength, start + frameLength + TAG_LENGTH));
-    plaintext.copy(output, outOffset);
+    copyInto(output, outOffset, plaintext);
     outOffset += frameLength;
     inOffset = start + frameLength + TAG_LENGTH;
   }
@@ -117,7 +118,7 @@ export function runFrameJob(job: FrameJob): void {
     const sequence = job.lastSequence + 1;
     const start = inOffset + FINAL_HEAD;
     const plaintext = body.open('final', sequence, input.subarray(inOffset + 8, inOffset + 8 + IV_LENGTH), input.subarray(start, start + job.finalLength), input.subarray(start + job.finalLength, start + job.finalLength + TAG_LENGTH));
-    plaintext.copy(output, outOffset);
+    copyInto(output, outOffset, plaintext);
   }
 }
 

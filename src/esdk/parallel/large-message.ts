@@ -5,6 +5,7 @@ import type { EncryptSession } from '../encrypt-session.ts';
 import { EsdkError, malformed } from '../errors.ts';
 import { runOnHelper, shared } from './frame-pool.ts';
 import type { FrameJob } from './frame-worker.ts';
+import { copyInto } from './shared-copy.ts';
 
 /**
  * Large buffered messages on two threads. Frames are independent AES-GCM operations, so the
@@ -145,7 +146,8 @@ export async function openLarge(session: DecryptSession, message: Buffer, start:
     let offset = start;
     for (let sequence = 1; sequence <= mine; sequence++) {
       const ivEnd = offset + 4 + IV_LENGTH;
-      body.open('frame', sequence, message.subarray(offset + 4, ivEnd), message.subarray(ivEnd, ivEnd + frameLength), message.subarray(ivEnd + frameLength, ivEnd + frameLength + TAG_LENGTH)).copy(out, (sequence - 1) * frameLength);
+      const plaintext = body.open('frame', sequence, message.subarray(offset + 4, ivEnd), message.subarray(ivEnd, ivEnd + frameLength), message.subarray(ivEnd + frameLength, ivEnd + frameLength + TAG_LENGTH));
+      copyInto(out, (sequence - 1) * frameLength, plaintext);
       offset += frameSize;
     }
     if (session.verificationKey) footerEnd = verifyFooter(bodyEnd);
