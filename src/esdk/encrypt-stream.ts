@@ -6,6 +6,7 @@ import { beginEncryption, type EncryptSession } from './encrypt-session.ts';
 import { framedBodyLength, writeFinalFrame } from './encrypt.ts';
 import { EsdkError } from './errors.ts';
 import type { EncryptOptions } from './options.ts';
+import { StreamHasher } from './parallel/stream-hash.ts';
 
 const FRAME_OVERHEAD = 4 + IV_LENGTH + TAG_LENGTH;
 /** Frames at least this long are pushed in pieces (#sealFrameDirect); smaller ones are gathered per chunk. */
@@ -21,6 +22,11 @@ class EncryptStream extends Transform {
   readonly #options: EncryptOptions;
   #session: EncryptSession | undefined;
   #signer: MessageSigner | undefined;
+  /**
+   * The signature's hash, computed on a worker beside the stream once the message is long enough
+   * (parallel/stream-hash.ts); only for a signer that can sign a digest (a precomputed nonce).
+   */
+  #hasher: StreamHasher | undefined;
   /**
    * Plaintext of the frame being filled: a copy of exactly the bytes held while they are the
    * first chunk's remainder (a small message never needs a whole frame's buffer: allocating one per
@@ -49,7 +55,10 @@ class EncryptStream extends Transform {
 
   #start(session: EncryptSession, callback: (error?: Error | null) => void): void {
     this.#session = session;
-    if (session.signingKey) this.#signer = new MessageSigner(session.suite.signature!.hash, session.signingKey);
+    if (session.signingKey) {
+      this.#signer = new MessageSigner(session.suite.signature!.hash, session.signingKey);
+      if (this.#signer.signsDigests) this.#hasher = new StreamHasher(session.suite.signature!.hash);
+    }
     this.#emitBytes(session.header);
     if (!session.framed) {
       const length = this.#options.plaintextLength as number;
@@ -66,7 +75,8 @@ class EncryptStream extends Transform {
   }
 
   #emitBytes(bytes: Buffer): void {
-    this.#signer?.update(bytes);
+    if (this.#hasher) this.#hasher.update(bytes);
+    else this.#signer?.update(bytes);
     this.push(bytes);
   }
 
@@ -184,7 +194,7 @@ class EncryptStream extends Transform {
         this.#pending?.fill(0);
       }
       if (this.#signer) {
-        const signature = this.#signer.sign();
+        const signature = this.#hasher ? this.#signer.signDigest(this.#hasher.digest()) : this.#signer.sign();
         const footer = Buffer.allocUnsafe(2 + signature.length);
         footer.writeUInt16BE(signature.length, 0);
         signature.copy(footer, 2);
@@ -194,6 +204,11 @@ class EncryptStream extends Transform {
     } catch (error) {
       callback(error as Error);
     }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#hasher?.abandon();
+    callback(error);
   }
 }
 

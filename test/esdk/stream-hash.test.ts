@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { availableParallelism } from 'node:os';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
+import { buildClient, CommitmentPolicy, RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/client-node';
+import { decrypt, encryptStream } from '../../src/esdk/index.ts';
+import { ENGAGE_BYTES, StreamHasher, streamHashStats } from '../../src/esdk/parallel/stream-hash.ts';
+import { copyInto } from '../../src/esdk/parallel/shared-copy.ts';
+import { takePresignMaterial } from '../../src/esdk/signing-key-pool.ts';
+import { AES_KEY, aesKeyring, pattern } from './support/fixtures.ts';
+
+/** Feeds `bytes` in pieces of the given lengths, cycling (odd lengths put every copy off alignment). */
+function feed(hasher: { update(bytes: Uint8Array): void }, bytes: Buffer, lengths: number[]): void {
+  for (let at = 0, i = 0; at < bytes.length; i++) {
+    const n = Math.min(lengths[i % lengths.length], bytes.length - at);
+    hasher.update(bytes.subarray(at, at + n));
+    at += n;
+  }
+}
+
+/**
+ * Only a signing key with a precomputed nonce can sign a digest hashed elsewhere, and the signing-key
+ * pool starts cold: waits until it hands out material (it then holds a batch).
+ */
+async function warmSigningPool(): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!takePresignMaterial('P-384')) {
+    assert.ok(Date.now() < deadline, 'the signing-key pool made no key in 30 s');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const sha = (algorithm: 'sha256' | 'sha384', bytes: Buffer): Buffer => createHash(algorithm).update(bytes).digest();
+
+describe('signature hash beside a stream (parallel/stream-hash.ts)', () => {
+  it('has a worker to hash on, on this machine', () => {
+    // CI runs on 2 cores; with one the hasher would always hash on its own thread.
+    assert.ok(availableParallelism() >= 2);
+  });
+
+  it('gives the same digest as node:crypto, on this thread below ENGAGE_BYTES and on the worker above', () => {
+    // 0 and 1 KB never engage the worker; the others do, and the longest wraps the 8 MiB ring twice.
+    for (const size of [0, 1024, ENGAGE_BYTES, ENGAGE_BYTES + 1, 3 * ENGAGE_BYTES + 7, 21 * 1024 * 1024 + 13]) {
+      const bytes = pattern(size, size + 1);
+      for (const algorithm of ['sha384', 'sha256'] as const) {
+        const before = { ...streamHashStats };
+        const hasher = new StreamHasher(algorithm);
+        feed(hasher, bytes, [65_537, 13, 4_129, 1_000_003]);
+        assert.deepEqual(hasher.digest(), sha(algorithm, bytes), `${size} bytes, ${algorithm}`);
+        const engaged = streamHashStats.beside - before.beside;
+        assert.equal(engaged, size > ENGAGE_BYTES ? 1 : 0, `${size} bytes: worker engaged ${engaged} times`);
+        assert.equal(streamHashStats.local, before.local);
+      }
+    }
+  });
+
+  it('hashes on its own thread when every worker is taken, and gives the worker back after each message', () => {
+    const workers = availableParallelism() - 1;
+    const bytes = pattern(ENGAGE_BYTES + 100_000, 7);
+    const before = { ...streamHashStats };
+    const hashers = Array.from({ length: workers + 1 }, () => new StreamHasher('sha384'));
+    // Interleaved, so all of them are in flight at once.
+    for (let at = 0; at < bytes.length; at += 50_000) for (const hasher of hashers) hasher.update(bytes.subarray(at, at + 50_000));
+    for (const hasher of hashers) assert.deepEqual(hasher.digest(), sha('sha384', bytes));
+    assert.equal(streamHashStats.beside - before.beside, workers);
+    assert.equal(streamHashStats.local - before.local, 1);
+    // All given back: the next message finds a worker.
+    const next = new StreamHasher('sha384');
+    next.update(bytes);
+    assert.deepEqual(next.digest(), sha('sha384', bytes));
+    assert.equal(streamHashStats.beside - before.beside, workers + 1);
+  });
+
+  it('frees its worker when a message is abandoned part way', () => {
+    const bytes = pattern(2 * ENGAGE_BYTES, 9);
+    const before = { ...streamHashStats };
+    for (let i = 0; i < availableParallelism() + 1; i++) {
+      const dropped = new StreamHasher('sha384');
+      dropped.update(bytes);
+      dropped.abandon();
+      dropped.abandon(); // twice is harmless
+    }
+    const hasher = new StreamHasher('sha384');
+    hasher.update(bytes);
+    assert.deepEqual(hasher.digest(), sha('sha384', bytes));
+    assert.equal(streamHashStats.local, before.local, 'an abandoned message kept its worker');
+  });
+
+  it('a signed encryptStream hashes beside, and the official SDK and ours verify its signature', async () => {
+    const plaintext = pattern(3 * ENGAGE_BYTES + 4_321, 11);
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < plaintext.length; at += 65_536) pieces.push(plaintext.subarray(at, at + 65_536));
+    for (const frameLength of [4096, 65536]) {
+      await warmSigningPool();
+      const before = streamHashStats.beside;
+      const out: Buffer[] = [];
+      await pipeline(Readable.from(pieces), encryptStream({ keyring: aesKeyring, suiteId: 0x0578, frameLength }), new Writable({ write(chunk: Buffer, _e, done) { out.push(chunk); done(); } }));
+      assert.equal(streamHashStats.beside, before + 1);
+      const message = Buffer.concat(out);
+      assert.deepEqual(Buffer.from((await decrypt(message, { keyring: aesKeyring })).plaintext), plaintext);
+      const theirs = new RawAesKeyringNode({ keyNamespace: 'strongroom-test', keyName: 'aes-256', unencryptedMasterKey: new Uint8Array(AES_KEY), wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING });
+      const { plaintext: official } = await buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT).decrypt(theirs, message);
+      assert.deepEqual(Buffer.from(official), plaintext);
+    }
+  });
+
+  it('a destroyed encryptStream gives its worker back', async () => {
+    const before = { ...streamHashStats };
+    for (let i = 0; i < availableParallelism() + 1; i++) {
+      await warmSigningPool();
+      const stream = encryptStream({ keyring: aesKeyring, suiteId: 0x0578 });
+      stream.resume();
+      await new Promise<void>((resolve) => stream.write(pattern(ENGAGE_BYTES + 1, i), () => resolve()));
+      stream.destroy();
+    }
+    assert.equal(streamHashStats.beside - before.beside, availableParallelism() + 1);
+    assert.equal(streamHashStats.local, before.local);
+  });
+});
+
+describe('copyInto', () => {
+  it('copies into shared and ordinary memory at any alignment', () => {
+    const source = pattern(10_000, 3);
+    for (const target of [Buffer.from(new SharedArrayBuffer(12_000)), Buffer.alloc(12_000)]) {
+      for (const [offset, start, end] of [[0, 0, 10_000], [3, 1, 9_999], [1_001, 7, 7], [11_999, 5, 6]]) {
+        target.fill(0);
+        copyInto(target, offset, source.subarray(start, end));
+        assert.deepEqual(target.subarray(offset, offset + end - start), source.subarray(start, end));
+        assert.equal(target.subarray(0, offset).every((b) => b === 0), true);
+        assert.equal(target.subarray(offset + end - start).every((b) => b === 0), true);
+      }
+    }
+  });
+});
