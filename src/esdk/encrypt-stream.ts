@@ -14,7 +14,9 @@ const DIRECT_FRAME_LENGTH = 16 * 1024;
 
 /**
  * Streaming encrypt: plaintext in, ESDK message out, with the Transform's backpressure. Memory is
- * one frame of pending plaintext plus the chunk being encrypted, whatever the input size. Full frames
+ * one frame of pending plaintext plus the chunk being encrypted, whatever the input size; a signed
+ * message past 1 MiB also holds an 8 MiB ring of its ciphertext for the hash worker
+ * (parallel/stream-hash.ts), and up to 1 MiB of copies until then. Full frames
  * leave as soon as they fill; the final frame (possibly empty) and the footer on end. A non-framed
  * message needs `plaintextLength` up front (its length precedes the content).
  */
@@ -75,6 +77,8 @@ class EncryptStream extends Transform {
   }
 
   #emitBytes(bytes: Buffer): void {
+    // A reader may destroy the stream from inside push(), part way through a frame's pieces.
+    if (this.destroyed) return;
     if (this.#hasher) this.#hasher.update(bytes);
     else this.#signer?.update(bytes);
     this.push(bytes);

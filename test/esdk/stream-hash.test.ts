@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { availableParallelism } from 'node:os';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import { buildClient, CommitmentPolicy, RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/client-node';
 import { decrypt, encryptStream } from '../../src/esdk/index.ts';
-import { ENGAGE_BYTES, StreamHasher, streamHashStats } from '../../src/esdk/parallel/stream-hash.ts';
+import { ENGAGE_BYTES, HASH_WORKER_MODULE, setHashWorkerModule, StreamHasher, streamHashStats } from '../../src/esdk/parallel/stream-hash.ts';
 import { copyInto } from '../../src/esdk/parallel/shared-copy.ts';
 import { takePresignMaterial } from '../../src/esdk/signing-key-pool.ts';
 import { AES_KEY, aesKeyring, pattern } from './support/fixtures.ts';
@@ -22,7 +22,8 @@ function feed(hasher: { update(bytes: Uint8Array): void }, bytes: Buffer, length
 
 /**
  * Only a signing key with a precomputed nonce can sign a digest hashed elsewhere, and the signing-key
- * pool starts cold: waits until it hands out material (it then holds a batch).
+ * pool starts cold: waits until it hands out material. That takes one away; the pool then holds a
+ * batch of eight, so the message that follows gets one.
  */
 async function warmSigningPool(): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -34,11 +35,26 @@ async function warmSigningPool(): Promise<void> {
 
 const sha = (algorithm: 'sha256' | 'sha384', bytes: Buffer): Buffer => createHash(algorithm).update(bytes).digest();
 
+/** Hashes messages until the worker started on one in time: the first loads its module (tsx) first. */
+function warmHashWorker(): void {
+  const bytes = pattern(ENGAGE_BYTES + 1, 5);
+  for (let i = 0; i < 10; i++) {
+    const unstarted = streamHashStats.unstarted;
+    const hasher = new StreamHasher('sha384');
+    hasher.update(bytes);
+    assert.deepEqual(hasher.digest(), sha('sha384', bytes));
+    if (streamHashStats.unstarted === unstarted) return;
+  }
+  assert.fail('the hash worker never started on a job in time');
+}
+
 describe('signature hash beside a stream (parallel/stream-hash.ts)', () => {
   it('has a worker to hash on, on this machine', () => {
     // CI runs on 2 cores; with one the hasher would always hash on its own thread.
     assert.ok(availableParallelism() >= 2);
   });
+
+  before(warmHashWorker);
 
   it('gives the same digest as node:crypto, on this thread below ENGAGE_BYTES and on the worker above', () => {
     // 0 and 1 KB never engage the worker; the others do, and the longest wraps the 8 MiB ring twice.
@@ -52,11 +68,13 @@ describe('signature hash beside a stream (parallel/stream-hash.ts)', () => {
         const engaged = streamHashStats.beside - before.beside;
         assert.equal(engaged, size > ENGAGE_BYTES ? 1 : 0, `${size} bytes: worker engaged ${engaged} times`);
         assert.equal(streamHashStats.local, before.local);
+        assert.equal(streamHashStats.unstarted, before.unstarted);
       }
     }
   });
 
-  it('hashes on its own thread when every worker is taken, and gives the worker back after each message', () => {
+  // One worker and one 8 MiB ring per core: kept to machines of a sensible size (CI has 2 cores).
+  it('hashes on its own thread when every worker is taken, and gives the worker back after each message', { skip: availableParallelism() > 16 ? 'more than 16 cores' : false }, () => {
     const workers = availableParallelism() - 1;
     const bytes = pattern(ENGAGE_BYTES + 100_000, 7);
     const before = { ...streamHashStats };
@@ -82,10 +100,26 @@ describe('signature hash beside a stream (parallel/stream-hash.ts)', () => {
       dropped.abandon();
       dropped.abandon(); // twice is harmless
     }
+    // The worker given back must have stopped its abandoned job, or it would not start on this one
+    // (unstarted) and the message would be hashed here.
     const hasher = new StreamHasher('sha384');
     hasher.update(bytes);
     assert.deepEqual(hasher.digest(), sha('sha384', bytes));
     assert.equal(streamHashStats.local, before.local, 'an abandoned message kept its worker');
+    assert.equal(streamHashStats.unstarted, before.unstarted, 'the worker did not leave its abandoned job');
+    assert.equal(streamHashStats.beside - before.beside, availableParallelism() + 2);
+  });
+
+  it('a hasher used after digest() or abandon() ignores updates and refuses a second digest', () => {
+    const hasher = new StreamHasher('sha384');
+    hasher.update(pattern(2 * ENGAGE_BYTES, 4));
+    hasher.abandon();
+    hasher.update(pattern(ENGAGE_BYTES, 4));
+    assert.throws(() => hasher.digest(), /already taken or abandoned/);
+    const done = new StreamHasher('sha256');
+    done.update(Buffer.from('abc'));
+    assert.deepEqual(done.digest(), sha('sha256', Buffer.from('abc')));
+    assert.throws(() => done.digest(), /already taken or abandoned/);
   });
 
   it('a signed encryptStream hashes beside, and the official SDK and ours verify its signature', async () => {
@@ -117,6 +151,50 @@ describe('signature hash beside a stream (parallel/stream-hash.ts)', () => {
     }
     assert.equal(streamHashStats.beside - before.beside, availableParallelism() + 1);
     assert.equal(streamHashStats.local, before.local);
+  });
+
+  it('an encryptStream destroyed by its reader inside push(), part way through a frame, gives its worker back', async () => {
+    // 64 KB frames leave as three pushes each; a 'data' handler runs inside push() and may destroy
+    // the stream between them. The hasher must not take a worker again for the pieces after that.
+    const before = { ...streamHashStats };
+    for (let i = 0; i < availableParallelism() + 1; i++) {
+      await warmSigningPool();
+      const stream = encryptStream({ keyring: aesKeyring, suiteId: 0x0578, frameLength: 65536 });
+      let seen = 0;
+      stream.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen > ENGAGE_BYTES + 1024 * 1024) stream.destroy();
+      });
+      const closed = new Promise<void>((resolve) => stream.on('close', () => resolve()));
+      stream.write(pattern(3 * ENGAGE_BYTES, i));
+      await closed;
+    }
+    assert.equal(streamHashStats.beside - before.beside, availableParallelism() + 1);
+    assert.equal(streamHashStats.local, before.local, 'a destroyed stream kept its worker');
+    assert.equal(streamHashStats.unstarted, before.unstarted);
+  });
+
+  it('hashes the message itself, losing nothing, when its worker never starts on the job', () => {
+    // A worker that cannot load its module, or is still loading, looks the same from the stream:
+    // the job is not accepted. The stream waits a bounded time, then hashes what the ring holds.
+    setHashWorkerModule(new URL('./support/silent-hash-worker.ts', import.meta.url));
+    try {
+      const bytes = pattern(3 * ENGAGE_BYTES + 17, 21); // past the ring's 8 MiB: the stream must wait
+      const before = { ...streamHashStats };
+      const hasher = new StreamHasher('sha384');
+      feed(hasher, bytes, [65_536, 333]);
+      assert.deepEqual(hasher.digest(), sha('sha384', bytes));
+      assert.equal(streamHashStats.unstarted - before.unstarted, 1);
+      // Shorter than the ring: the stream notices at the digest instead.
+      const short = pattern(ENGAGE_BYTES + 5, 22);
+      const second = new StreamHasher('sha384');
+      feed(second, short, [65_536]);
+      assert.deepEqual(second.digest(), sha('sha384', short));
+      assert.equal(streamHashStats.unstarted - before.unstarted, 2);
+    } finally {
+      setHashWorkerModule(HASH_WORKER_MODULE);
+    }
+    warmHashWorker();
   });
 });
 

@@ -9,8 +9,10 @@
  * The control buffer holds, as 64-bit counters of bytes since the message's start,
  * `written` (published by the stream) and `read` (published by the worker); as 32-bit words,
  * `signal`, bumped by the stream after each publication, end or abandonment (the worker sleeps on
- * it), `state` (RUNNING, ENDED: `written` is final, ABANDONED: stop), and `done` (the worker's answer:
- * DIGEST_READY with the digest at DIGEST_OFFSET, or FAILED); then the digest.
+ * it), `state` (RUNNING, ENDED: `written` is final, ABANDONED: stop), `done` (the worker's answer:
+ * DIGEST_READY with the digest at DIGEST_OFFSET, or FAILED) and `accepted` (set by the worker when
+ * it starts on the job: until then the ring still holds the whole message from its start, and the
+ * stream can hash it itself instead of waiting for a worker that may never start); then the digest.
  */
 import { createHash } from 'node:crypto';
 
@@ -22,14 +24,14 @@ export const DIGEST_READY = 1;
 export const FAILED = -1;
 
 const COUNTERS = 2;
-const WORDS = 3;
-export const DIGEST_OFFSET = COUNTERS * 8 + WORDS * 4 + 4;
+const WORDS = 4;
+export const DIGEST_OFFSET = COUNTERS * 8 + WORDS * 4;
 export const CONTROL_BYTES = DIGEST_OFFSET + 64;
 
 export interface RingControl {
   /** [0] written, [1] read. */
   readonly counters: BigInt64Array;
-  /** [0] signal, [1] state, [2] done. */
+  /** [0] signal, [1] state, [2] done, [3] accepted. */
   readonly words: Int32Array;
   readonly digest: Uint8Array;
 }
@@ -59,6 +61,8 @@ const WAIT_MS = 200;
 /** Runs on the hash worker: hashes the ring's bytes as they are published, until the end or abandonment. */
 export function runRingHash(job: RingHashJob): void {
   const { counters, words, digest } = ringControl(job.control);
+  Atomics.store(words, 3, 1);
+  Atomics.notify(words, 3);
   try {
     const hash = createHash(job.algorithm);
     const ring = new Uint8Array(job.ring);

@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { EsdkError } from '../errors.ts';
-import { ABANDONED, CONTROL_BYTES, DIGEST_READY, ENDED, FAILED, PENDING, RUNNING, ringControl, type RingControl, type RingHashJob } from './ring-hash.ts';
+import { ABANDONED, CONTROL_BYTES, DIGEST_READY, ENDED, FAILED, PENDING, ringControl, type RingControl, type RingHashJob } from './ring-hash.ts';
 import { copyInto } from './shared-copy.ts';
 import { startModuleWorker, terminateUnreferenced } from './ts-worker.ts';
 
@@ -11,25 +11,37 @@ import { startModuleWorker, terminateUnreferenced } from './ts-worker.ts';
  * is long enough to be worth it. SHA-384 runs at 0.45–0.5 GB/s on these machines, slower than
  * sealing or opening 64 KB frames, and a stream works on one thread: hashing was a third to a half
  * of a signed stream's time. The stream copies what it hashes into a ring of shared memory
- * (ring-hash.ts); a worker hashes behind it. Bytes are copied into the ring from the start, and the
- * worker is engaged only when the message passes ENGAGE_BYTES: a shorter message is hashed on the
- * calling thread from the ring at the end, as before, without touching a worker.
+ * (ring-hash.ts); a worker hashes behind it.
+ *
+ * A message's first RESERVE_BYTES are kept as copies; past them the stream reserves a worker and a
+ * ring and moves them in; past ENGAGE_BYTES the worker starts hashing. A message that ends sooner is
+ * hashed on the calling thread at its end, without touching a worker. So only a stream that holds a
+ * worker holds a ring, and there are at most as many of either as cores less one.
  *
  * Workers are started on first use, never referenced (a stream's own I/O keeps the process alive,
- * and its end waits for the digest synchronously), one per concurrent stream up to one fewer than
- * the cores; a stream that finds none free hashes on its own thread. The ring holds only what is
- * hashed, which is the message as it travels (ciphertext), never plaintext.
+ * and its end waits for the digest synchronously). A stream that finds no worker free, or whose
+ * worker has not started on the job when the stream would have to wait for it (a worker still
+ * starting, or one that never will), hashes on its own thread: the ring still holds the whole
+ * message then. The ring holds only what is hashed, which is the message as it travels
+ * (ciphertext), never plaintext.
  */
-/** Holds all of a message until the worker is engaged, and then lets the stream run ahead of it. */
-const RING_BYTES = 8 * 1024 * 1024;
+/** Kept as copies until the stream reserves a worker and a ring (a short message never does). */
+const RESERVE_BYTES = 1024 * 1024;
 /**
  * Messages up to this long are hashed on the calling thread. Paired runs (2 cores, 0x0578 streaming
  * encrypt, worker vs none): 100 MB 1.2–1.36×, 16 MB 1.06–1.2×, 4 MB 1.0–1.04×; engaged from 256 KiB,
  * 1 MB lost (0.90–0.93×): for short signed messages the signing-key pool keeps the second core busy.
  */
 export const ENGAGE_BYTES = 4 * 1024 * 1024;
+/** Holds all of a message until the worker is engaged, and then lets the stream run ahead of it. */
+const RING_BYTES = 8 * 1024 * 1024;
 /** The stream publishes its progress in steps of this much (and before it waits or ends). */
 const PUBLISH_BYTES = 256 * 1024;
+/**
+ * How long the stream waits for its worker to start on the job before it hashes the ring itself: a
+ * new worker loads its module first (through tsx, in this repository's tests, a few hundred ms).
+ */
+const ACCEPT_MS = 1_000;
 /** How long the stream waits, in one sleep, for the worker to free ring space or finish the digest. */
 const WAIT_SLICE_MS = 1_000;
 /** A worker that makes no progress for this long is given up on, and the stream fails. */
@@ -51,10 +63,20 @@ let broken = maxWorkers === 0;
 const spareRings: Ring[] = [];
 let idleTimer: NodeJS.Timeout | undefined;
 
-/** Streams that engaged a worker, and that hashed on their own thread for want of one (tests look). */
-export const streamHashStats = { beside: 0, local: 0 };
+/**
+ * Messages whose hash a worker computed; that went past RESERVE_BYTES and found no worker free; and
+ * whose worker had not started on the job when the stream needed it (tests look).
+ */
+export const streamHashStats = { beside: 0, local: 0, unstarted: 0 };
 
-const workerUrl = new URL(`./hash-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+export const HASH_WORKER_MODULE = new URL(`./hash-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+let workerUrl = HASH_WORKER_MODULE;
+
+/** Tests: the module new hash workers run (one that never starts on a job shows the fallback); idle workers are let go. */
+export function setHashWorkerModule(url: URL): void {
+  workerUrl = url;
+  for (const worker of idleWorkers.splice(0)) terminateUnreferenced(worker);
+}
 
 function letGoWhenIdle(): void {
   if (idleTimer) return void idleTimer.refresh();
@@ -68,7 +90,8 @@ function letGoWhenIdle(): void {
 
 function takeWorker(): Worker | undefined {
   if (broken) return undefined;
-  const idle = idleWorkers.pop();
+  // The longest idle first: a worker given back by an abandoned stream may still be finishing.
+  const idle = idleWorkers.shift();
   if (idle) {
     busyWorkers++;
     return idle;
@@ -92,7 +115,8 @@ function takeWorker(): Worker | undefined {
 
 function giveBackWorker(worker: Worker): void {
   busyWorkers--;
-  if (!broken) idleWorkers.push(worker);
+  if (broken) terminateUnreferenced(worker);
+  else idleWorkers.push(worker);
   letGoWhenIdle();
 }
 
@@ -110,6 +134,7 @@ function takeRing(): Ring {
   return { ring, control, view: Buffer.from(ring), shared: ringControl(control) };
 }
 
+/** Only a ring no worker is reading: one never posted, or one whose digest is in. */
 function giveBackRing(ring: Ring): void {
   ring.shared.counters.fill(0n);
   ring.shared.words.fill(0);
@@ -117,13 +142,25 @@ function giveBackRing(ring: Ring): void {
   letGoWhenIdle();
 }
 
+type Stage =
+  /** The first bytes, kept as copies in #prefix. */
+  | 'prefix'
+  /** A worker and a ring reserved, the bytes in the ring; the job not posted yet. */
+  | 'reserved'
+  /** The worker hashes behind the stream. */
+  | 'beside'
+  /** Everything goes to #sink on this thread. */
+  | 'local'
+  /** Digest taken or message abandoned. */
+  | 'closed';
+
 /** A message's running hash: `update` in order, then `digest` once; `abandon` if the message is dropped. */
 export class StreamHasher {
   readonly #algorithm: 'sha256' | 'sha384';
-  /** The hash on this thread, for a short message or when no worker was free. */
+  /** The hash on this thread, for a short message or when no worker could take it. */
   readonly #sink: Hash;
-  /** Whether the message is going to #sink as it comes. */
-  #local = false;
+  #stage: Stage;
+  #prefix: Buffer[] = [];
   #ring: Ring | undefined;
   #worker: Worker | undefined;
   #written = 0;
@@ -132,98 +169,125 @@ export class StreamHasher {
   constructor(algorithm: 'sha256' | 'sha384') {
     this.#algorithm = algorithm;
     this.#sink = createHash(algorithm);
-    if (broken) this.#local = true;
-    else this.#ring = takeRing();
+    this.#stage = broken ? 'local' : 'prefix';
   }
 
+  /** Feeds the message's next bytes (after abandon() or digest(), ignored: the stream is gone). */
   update(bytes: Uint8Array): void {
-    if (this.#local) return void this.#sink.update(bytes);
-    if (!this.#worker && this.#written + bytes.length > ENGAGE_BYTES) {
-      this.#engage();
-      if (this.#local) return void this.#sink.update(bytes);
+    if (this.#stage === 'closed') return;
+    if (this.#stage === 'prefix') {
+      if (this.#written + bytes.length <= RESERVE_BYTES) {
+        this.#prefix.push(Buffer.from(bytes));
+        this.#written += bytes.length;
+        return;
+      }
+      this.#reserve();
     }
+    if (this.#local) return void this.#sink.update(bytes);
+    if (this.#stage === 'reserved' && this.#written + bytes.length > ENGAGE_BYTES) this.#post();
     const ring = this.#ring as Ring;
     const size = ring.view.length;
     let position = 0;
     while (position < bytes.length) {
-      const room = this.#worker ? this.#room() : size - this.#written;
+      const room = this.#stage === 'beside' ? this.#room() : size - this.#written;
+      if (this.#local) return void this.#sink.update(bytes.subarray(position));
       const at = this.#written % size;
       const n = Math.min(room, bytes.length - position, size - at);
       copyInto(ring.view, at, bytes.subarray(position, position + n));
       position += n;
       this.#written += n;
-      if (this.#worker && this.#written - this.#published >= PUBLISH_BYTES) this.#publish();
+      if (this.#stage === 'beside' && this.#written - this.#published >= PUBLISH_BYTES) this.#publish(ring);
     }
   }
 
   digest(): Buffer {
-    return this.#besideDigest() ?? this.#sink.digest();
+    switch (this.#stage) {
+      case 'closed':
+        throw new EsdkError('KeyringFailure', 'the message hash was already taken or abandoned');
+      case 'prefix':
+        for (const piece of this.#prefix) this.#sink.update(piece);
+        this.#prefix = [];
+        break;
+      case 'reserved': {
+        const ring = this.#ring as Ring;
+        this.#sink.update(ring.view.subarray(0, this.#written));
+        giveBackRing(ring);
+        giveBackWorker(this.#worker as Worker);
+        break;
+      }
+      case 'beside': {
+        const digest = this.#besideDigest();
+        if (digest) {
+          this.#close();
+          return digest;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    this.#close();
+    return this.#sink.digest();
   }
 
-  /** The worker's digest; undefined when the whole message went to #sink instead. */
-  #besideDigest(): Buffer | undefined {
-    if (this.#local) return undefined;
-    const ring = this.#ring as Ring;
-    this.#ring = undefined;
-    if (!this.#worker) {
-      // Never engaged: the whole message is in the ring, from its start.
-      this.#sink.update(ring.view.subarray(0, this.#written));
-      this.#local = true;
-      giveBackRing(ring);
-      return undefined;
-    }
-    const worker = this.#worker;
-    this.#worker = undefined;
-    const { words, digest } = ring.shared;
-    this.#publish(ring);
-    Atomics.store(words, 1, ENDED);
-    this.#signal(ring);
-    try {
-      this.#await(ring, () => Atomics.load(words, 2) !== PENDING, 2, PENDING);
-      if (Atomics.load(words, 2) !== DIGEST_READY) throw new EsdkError('KeyringFailure', 'the hash worker failed');
-    } catch (error) {
-      dropWorker(worker);
-      throw error;
-    }
-    const result = Buffer.from(digest.subarray(0, this.#algorithm === 'sha384' ? 48 : 32));
-    giveBackRing(ring);
-    giveBackWorker(worker);
-    return result;
-  }
-
-  /** The message will not be finished: the worker stops, and its ring is not reused (it may still be reading it). */
+  /** The message will not be finished: its worker and ring go back, or are let go if the worker may still read it. */
   abandon(): void {
-    const ring = this.#ring;
+    if (this.#stage === 'reserved') {
+      giveBackRing(this.#ring as Ring);
+      giveBackWorker(this.#worker as Worker);
+    } else if (this.#stage === 'beside') {
+      const ring = this.#ring as Ring;
+      Atomics.store(ring.shared.words, 1, ABANDONED);
+      this.#signal(ring);
+      giveBackWorker(this.#worker as Worker);
+    }
+    this.#close();
+  }
+
+  /** A method, not a comparison, so that the compiler does not assume a call left #stage alone. */
+  get #local(): boolean {
+    return this.#stage === 'local';
+  }
+
+  #close(): void {
+    this.#stage = 'closed';
+    this.#prefix = [];
     this.#ring = undefined;
-    if (!ring) return;
-    if (!this.#worker) return giveBackRing(ring);
-    Atomics.store(ring.shared.words, 1, ABANDONED);
-    this.#signal(ring);
-    giveBackWorker(this.#worker);
     this.#worker = undefined;
   }
 
-  #engage(): void {
+  /** Past RESERVE_BYTES: a worker and a ring for the rest of the message, or this thread. */
+  #reserve(): void {
+    const prefix = this.#prefix;
+    this.#prefix = [];
     const worker = takeWorker();
-    const ring = this.#ring as Ring;
     if (!worker) {
       streamHashStats.local++;
-      this.#sink.update(ring.view.subarray(0, this.#written));
-      this.#local = true;
-      this.#ring = undefined;
-      giveBackRing(ring);
+      for (const piece of prefix) this.#sink.update(piece);
+      this.#stage = 'local';
       return;
     }
-    streamHashStats.beside++;
+    const ring = takeRing();
+    let at = 0;
+    for (const piece of prefix) {
+      copyInto(ring.view, at, piece);
+      at += piece.length;
+    }
     this.#worker = worker;
-    Atomics.store(ring.shared.words, 1, RUNNING);
-    Atomics.store(ring.shared.words, 2, PENDING);
-    const job: RingHashJob = { algorithm: this.#algorithm, ring: ring.ring, control: ring.control };
-    worker.postMessage(job);
-    this.#publish();
+    this.#ring = ring;
+    this.#stage = 'reserved';
   }
 
-  #publish(ring = this.#ring as Ring): void {
+  #post(): void {
+    const ring = this.#ring as Ring;
+    const job: RingHashJob = { algorithm: this.#algorithm, ring: ring.ring, control: ring.control };
+    (this.#worker as Worker).postMessage(job);
+    streamHashStats.beside++;
+    this.#stage = 'beside';
+    this.#publish(ring);
+  }
+
+  #publish(ring: Ring): void {
     Atomics.store(ring.shared.counters, 0, BigInt(this.#written));
     this.#published = this.#written;
     this.#signal(ring);
@@ -234,14 +298,59 @@ export class StreamHasher {
     Atomics.notify(ring.shared.words, 0);
   }
 
-  /** Free space in the ring, waiting for the worker when there is none. */
+  /**
+   * Whether the worker has started on the job, waiting up to ACCEPT_MS for it. If not, the stream
+   * takes the message back: the ring holds all of it from the start (the worker read nothing, so the
+   * stream never wrapped), the job is abandoned (a worker that starts late sees that and returns), the
+   * ring is let go (it may yet read it) and the rest is hashed here.
+   */
+  #started(ring: Ring): boolean {
+    const { words } = ring.shared;
+    if (Atomics.load(words, 3) === 0) Atomics.wait(words, 3, 0, ACCEPT_MS);
+    if (Atomics.load(words, 3) !== 0) return true;
+    streamHashStats.unstarted++;
+    Atomics.store(words, 1, ABANDONED);
+    this.#signal(ring);
+    this.#sink.update(ring.view.subarray(0, this.#written));
+    giveBackWorker(this.#worker as Worker);
+    this.#ring = undefined;
+    this.#worker = undefined;
+    this.#stage = 'local';
+    return false;
+  }
+
+  /** The worker's digest, or undefined when the message went to #sink after all (#started). */
+  #besideDigest(): Buffer | undefined {
+    const ring = this.#ring as Ring;
+    const worker = this.#worker as Worker;
+    const { words, digest } = ring.shared;
+    this.#publish(ring);
+    Atomics.store(words, 1, ENDED);
+    this.#signal(ring);
+    if (!this.#started(ring)) return undefined;
+    try {
+      this.#await(ring, () => Atomics.load(words, 2) !== PENDING, 2, PENDING);
+      if (Atomics.load(words, 2) !== DIGEST_READY) throw new EsdkError('KeyringFailure', 'the hash worker failed');
+    } catch (error) {
+      dropWorker(worker);
+      this.#close();
+      throw error;
+    }
+    const result = Buffer.from(digest.subarray(0, this.#algorithm === 'sha384' ? 48 : 32));
+    giveBackRing(ring);
+    giveBackWorker(worker);
+    return result;
+  }
+
+  /** Free space in the ring, waiting for the worker when there is none (or going local: #started). */
   #room(): number {
     const ring = this.#ring as Ring;
     const { counters, words } = ring.shared;
     const size = ring.view.length;
     let read = Number(Atomics.load(counters, 1));
     if (this.#written - read < size) return size - (this.#written - read);
-    this.#publish();
+    this.#publish(ring);
+    if (!this.#started(ring)) return 0;
     try {
       this.#await(ring, () => {
         read = Number(Atomics.load(counters, 1));
@@ -251,8 +360,7 @@ export class StreamHasher {
     } catch (error) {
       // The message cannot be hashed any more (what the worker had not read is overwritten or lost).
       dropWorker(this.#worker as Worker);
-      this.#worker = undefined;
-      this.#ring = undefined;
+      this.#close();
       throw error;
     }
     return size - (this.#written - read);
