@@ -15,8 +15,8 @@ const DIRECT_FRAME_LENGTH = 16 * 1024;
 /**
  * Streaming encrypt: plaintext in, ESDK message out, with the Transform's backpressure. Memory is
  * one frame of pending plaintext plus the chunk being encrypted, whatever the input size; a signed
- * message past 1 MiB also holds an 8 MiB ring of its ciphertext for the hash worker
- * (parallel/stream-hash.ts), and up to 1 MiB of copies until then. Full frames
+ * message past 2 MiB also holds an 8 MiB ring of its ciphertext for the hash worker
+ * (parallel/stream-hash.ts), and up to 2 MiB of it in a reused buffer until then. Full frames
  * leave as soon as they fill; the final frame (possibly empty) and the footer on end. A non-framed
  * message needs `plaintextLength` up front (its length precedes the content).
  */
