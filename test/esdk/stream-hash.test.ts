@@ -4,6 +4,8 @@ import { availableParallelism } from 'node:os';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { buildClient, CommitmentPolicy, RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/client-node';
 import { decrypt, encryptStream } from '../../src/esdk/index.ts';
 import { ENGAGE_BYTES, HASH_WORKER_MODULE, setHashWorkerModule, StreamHasher, streamHashStats } from '../../src/esdk/parallel/stream-hash.ts';
@@ -32,6 +34,9 @@ async function warmSigningPool(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** Past the hasher's RESERVE_BYTES (2 MiB): a message this long reserves a worker if one is free. */
+const RESERVE_PROBE = 2 * 1024 * 1024 + 1;
 
 const sha = (algorithm: 'sha256' | 'sha384', bytes: Buffer): Buffer => createHash(algorithm).update(bytes).digest();
 
@@ -172,6 +177,32 @@ describe('signature hash beside a stream (parallel/stream-hash.ts)', () => {
     assert.equal(streamHashStats.beside - before.beside, availableParallelism() + 1);
     assert.equal(streamHashStats.local, before.local, 'a destroyed stream kept its worker');
     assert.equal(streamHashStats.unstarted, before.unstarted);
+  });
+
+  it('a message dropped without digest() or abandon() gives its worker back once collected', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const before = { ...streamHashStats };
+    // On 2 cores there is one worker: held by a dropped message, later ones would all hash here.
+    for (const posted of [true, false]) {
+      (() => {
+        const hasher = new StreamHasher('sha384');
+        hasher.update(pattern(posted ? ENGAGE_BYTES + 1 : ENGAGE_BYTES, 31));
+      })();
+      let found = false;
+      for (let i = 0; i < 50 && !found; i++) {
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const probe = new StreamHasher('sha384');
+        const local = streamHashStats.local;
+        probe.update(pattern(RESERVE_PROBE, 32));
+        found = streamHashStats.local === local;
+        probe.abandon();
+      }
+      assert.ok(found, `the worker of a dropped message (${posted ? 'posted' : 'reserved'}) never came back`);
+    }
+    assert.equal(streamHashStats.unstarted, before.unstarted);
+    warmHashWorker();
   });
 
   it('hashes the message itself, losing nothing, when its worker never starts on the job', () => {

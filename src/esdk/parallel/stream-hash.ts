@@ -157,6 +157,30 @@ function giveBackStart(start: Buffer): void {
   letGoWhenIdle();
 }
 
+/** A worker and ring a message holds, for the finalizer below. */
+interface Reservation {
+  readonly worker: Worker;
+  readonly ring: Ring;
+  /** Whether the job was posted: the worker may then still read the ring. */
+  posted: boolean;
+}
+
+/**
+ * A message dropped without digest() or abandon() (a stream neither ended nor destroyed, as
+ * `.pipe()` leaves a source whose destination failed) gives its worker back when it is collected,
+ * so that it does not keep later streams on their own thread for good.
+ */
+const dropped = new FinalizationRegistry<Reservation>((reservation) => {
+  if (reservation.posted) {
+    Atomics.store(reservation.ring.shared.words, 1, ABANDONED);
+    Atomics.add(reservation.ring.shared.words, 0, 1);
+    Atomics.notify(reservation.ring.shared.words, 0);
+  } else {
+    giveBackRing(reservation.ring);
+  }
+  giveBackWorker(reservation.worker);
+});
+
 type Stage =
   /** The first bytes, kept in #start. */
   | 'prefix'
@@ -179,6 +203,8 @@ export class StreamHasher {
   #start: Buffer | undefined;
   #ring: Ring | undefined;
   #worker: Worker | undefined;
+  /** Registered with the finalizer while this message holds #worker and #ring. */
+  #reservation: Reservation | undefined;
   #written = 0;
   #published = 0;
 
@@ -266,6 +292,7 @@ export class StreamHasher {
   }
 
   #close(): void {
+    this.#unreserve();
     this.#stage = 'closed';
     if (this.#start) giveBackStart(this.#start);
     this.#start = undefined;
@@ -291,13 +318,23 @@ export class StreamHasher {
     }
     this.#worker = worker;
     this.#ring = ring;
+    this.#reservation = { worker, ring: ring as Ring, posted: false };
+    dropped.register(this, this.#reservation, this.#reservation);
     this.#stage = 'reserved';
+  }
+
+  /** The worker and ring are given back (or let go) by this message itself: not by the finalizer. */
+  #unreserve(): void {
+    if (!this.#reservation) return;
+    dropped.unregister(this.#reservation);
+    this.#reservation = undefined;
   }
 
   #post(): void {
     const ring = this.#ring as Ring;
     const job: RingHashJob = { algorithm: this.#algorithm, ring: ring.ring, control: ring.control };
     (this.#worker as Worker).postMessage(job);
+    (this.#reservation as Reservation).posted = true;
     streamHashStats.beside++;
     this.#stage = 'beside';
     this.#publish(ring);
@@ -325,6 +362,7 @@ export class StreamHasher {
     if (Atomics.load(words, 3) === 0) Atomics.wait(words, 3, 0, ACCEPT_MS);
     if (Atomics.load(words, 3) !== 0) return true;
     streamHashStats.unstarted++;
+    this.#unreserve();
     Atomics.store(words, 1, ABANDONED);
     this.#signal(ring);
     this.#sink.update(ring.view.subarray(0, this.#written));
