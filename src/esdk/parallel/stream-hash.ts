@@ -1,10 +1,11 @@
 import { createHash, type Hash } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { EsdkError } from '../errors.ts';
-import { ABANDONED, CONTROL_BYTES, DIGEST_READY, ENDED, FAILED, PENDING, ringControl, type RingControl, type RingHashJob } from './ring-hash.ts';
+import { dropWorker, giveBackRing, giveBackStart, giveBackWorker, hashWorkersAvailable, RESERVE_BYTES, takeRing, takeStart, takeWorker, type Ring } from './hash-pool.ts';
+import { ABANDONED, DIGEST_READY, ENDED, FAILED, PENDING, type RingHashJob } from './ring-hash.ts';
 import { copyInto } from './shared-copy.ts';
-import { startModuleWorker, terminateUnreferenced } from './ts-worker.ts';
+
+export { HASH_WORKER_MODULE, setHashWorkerModule } from './hash-pool.ts';
 
 /**
  * A streamed signed message's hash, computed on a worker thread beside the stream once the message
@@ -13,9 +14,9 @@ import { startModuleWorker, terminateUnreferenced } from './ts-worker.ts';
  * of a signed stream's time. The stream copies what it hashes into a ring of shared memory
  * (ring-hash.ts); a worker hashes behind it.
  *
- * A message's first RESERVE_BYTES are kept as copies; past them the stream reserves a worker and a
- * ring and moves them in; past ENGAGE_BYTES the worker starts hashing. A message that ends sooner is
- * hashed on the calling thread at its end, without touching a worker. So only a stream that holds a
+ * A message's first RESERVE_BYTES are kept in a reused buffer; past them the stream reserves a
+ * worker and a ring (hash-pool.ts) and moves them in; past ENGAGE_BYTES the worker starts hashing.
+ * A message that ends sooner is hashed on the calling thread at its end, without touching a worker. So only a stream that holds a
  * worker holds a ring, and there are at most as many of either as cores less one.
  *
  * Workers are started on first use, never referenced (a stream's own I/O keeps the process alive,
@@ -26,19 +27,11 @@ import { startModuleWorker, terminateUnreferenced } from './ts-worker.ts';
  * (ciphertext), never plaintext.
  */
 /**
- * Kept in a reused buffer of ordinary memory until the stream reserves a worker and a ring (a short
- * message never does). A copy per piece instead cost a 1 MiB message ~1 ms more than hashing it
- * as it came (fresh memory for every copy), against ~0.05 ms for a copy into memory already used.
- */
-const RESERVE_BYTES = 2 * 1024 * 1024;
-/**
  * Messages up to this long are hashed on the calling thread. Paired runs (2 cores, 0x0578 streaming
  * encrypt, worker vs none): 100 MB 1.2–1.36×, 16 MB 1.06–1.2×, 4 MB 1.0–1.04×; engaged from 256 KiB,
  * 1 MB lost (0.90–0.93×): for short signed messages the signing-key pool keeps the second core busy.
  */
 export const ENGAGE_BYTES = 4 * 1024 * 1024;
-/** Holds all of a message until the worker is engaged, and then lets the stream run ahead of it. */
-const RING_BYTES = 8 * 1024 * 1024;
 /** The stream publishes its progress in steps of this much (and before it waits or ends). */
 const PUBLISH_BYTES = 256 * 1024;
 /**
@@ -50,112 +43,12 @@ const ACCEPT_MS = 1_000;
 const WAIT_SLICE_MS = 1_000;
 /** A worker that makes no progress for this long is given up on, and the stream fails. */
 const STALL_MS = 60_000;
-/** Idle workers and spare rings are let go after this long without a stream. */
-const IDLE_MS = 5_000;
-
-interface Ring {
-  readonly ring: SharedArrayBuffer;
-  readonly control: SharedArrayBuffer;
-  readonly view: Buffer;
-  readonly shared: RingControl;
-}
-
-const maxWorkers = Math.max(0, availableParallelism() - 1);
-const idleWorkers: Worker[] = [];
-let busyWorkers = 0;
-let broken = maxWorkers === 0;
-const spareRings: Ring[] = [];
-const spareStarts: Buffer[] = [];
-let idleTimer: NodeJS.Timeout | undefined;
 
 /**
  * Messages whose hash a worker computed; that went past RESERVE_BYTES and found no worker free; and
  * whose worker had not started on the job when the stream needed it (tests look).
  */
 export const streamHashStats = { beside: 0, local: 0, unstarted: 0 };
-
-export const HASH_WORKER_MODULE = new URL(`./hash-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
-let workerUrl = HASH_WORKER_MODULE;
-
-/** Tests: the module new hash workers run (one that never starts on a job shows the fallback); idle workers are let go. */
-export function setHashWorkerModule(url: URL): void {
-  workerUrl = url;
-  for (const worker of idleWorkers.splice(0)) terminateUnreferenced(worker);
-}
-
-function letGoWhenIdle(): void {
-  if (idleTimer) return void idleTimer.refresh();
-  idleTimer = setTimeout(() => {
-    idleTimer = undefined;
-    spareRings.length = 0;
-    spareStarts.length = 0;
-    for (const worker of idleWorkers.splice(0)) terminateUnreferenced(worker);
-  }, IDLE_MS);
-  idleTimer.unref();
-}
-
-function takeWorker(): Worker | undefined {
-  if (broken) return undefined;
-  // The longest idle first: a worker given back by an abandoned stream may still be finishing.
-  const idle = idleWorkers.shift();
-  if (idle) {
-    busyWorkers++;
-    return idle;
-  }
-  if (busyWorkers >= maxWorkers) return undefined;
-  try {
-    const worker = startModuleWorker(workerUrl);
-    worker.unref();
-    worker.on('error', () => {
-      broken = true;
-      const at = idleWorkers.indexOf(worker);
-      if (at >= 0) idleWorkers.splice(at, 1);
-    });
-    busyWorkers++;
-    return worker;
-  } catch {
-    broken = true;
-    return undefined;
-  }
-}
-
-function giveBackWorker(worker: Worker): void {
-  busyWorkers--;
-  if (broken) terminateUnreferenced(worker);
-  else idleWorkers.push(worker);
-  letGoWhenIdle();
-}
-
-/** A worker that failed or stalled: stopped, and not counted or reused. */
-function dropWorker(worker: Worker): void {
-  busyWorkers--;
-  terminateUnreferenced(worker);
-}
-
-function takeRing(): Ring {
-  const spare = spareRings.pop();
-  if (spare) return spare;
-  const ring = new SharedArrayBuffer(RING_BYTES);
-  const control = new SharedArrayBuffer(CONTROL_BYTES);
-  return { ring, control, view: Buffer.from(ring), shared: ringControl(control) };
-}
-
-/** Only a ring no worker is reading: one never posted, or one whose digest is in. */
-function giveBackRing(ring: Ring): void {
-  ring.shared.counters.fill(0n);
-  ring.shared.words.fill(0);
-  if (spareRings.length < Math.max(1, maxWorkers)) spareRings.push(ring);
-  letGoWhenIdle();
-}
-
-function takeStart(): Buffer {
-  return spareStarts.pop() ?? Buffer.allocUnsafeSlow(RESERVE_BYTES);
-}
-
-function giveBackStart(start: Buffer): void {
-  if (spareStarts.length < maxWorkers + 1) spareStarts.push(start);
-  letGoWhenIdle();
-}
 
 /** A worker and ring a message holds, for the finalizer below. */
 interface Reservation {
@@ -211,7 +104,7 @@ export class StreamHasher {
   constructor(algorithm: 'sha256' | 'sha384') {
     this.#algorithm = algorithm;
     this.#sink = createHash(algorithm);
-    this.#stage = broken ? 'local' : 'prefix';
+    this.#stage = hashWorkersAvailable() ? 'prefix' : 'local';
   }
 
   /** Feeds the message's next bytes (after abandon() or digest(), ignored: the stream is gone). */
