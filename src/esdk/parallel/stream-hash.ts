@@ -16,8 +16,9 @@ export { HASH_WORKER_MODULE, setHashWorkerModule } from './hash-pool.ts';
  *
  * A message's first RESERVE_BYTES are kept in a reused buffer; past them the stream reserves a
  * worker and a ring (hash-pool.ts) and moves them in; past ENGAGE_BYTES the worker starts hashing.
- * A message that ends sooner is hashed on the calling thread at its end, without touching a worker. So only a stream that holds a
- * worker holds a ring, and there are at most as many of either as cores less one.
+ * A message that ends sooner is hashed on the calling thread at its end, without touching a worker.
+ * So only a stream that holds a worker holds a ring, and there are at most as many of either as
+ * cores less one.
  *
  * Workers are started on first use, never referenced (a stream's own I/O keeps the process alive,
  * and its end waits for the digest synchronously). A stream that finds no worker free, or whose
