@@ -79,6 +79,16 @@ describe('signature hash beside a stream (parallel/stream-hash.ts)', () => {
   });
 
   // One worker and one 8 MiB ring per core: kept to machines of a sensible size (CI has 2 cores).
+  it('many short messages at once: each keeps its first bytes apart and gets its own digest', () => {
+    // More at once than the kept full-size start buffers: the others grow theirs from 64 KiB.
+    const messages = Array.from({ length: 6 }, (_, i) => pattern(1_500_000 + i * 100_003, 40 + i));
+    const hashers = messages.map(() => new StreamHasher('sha384'));
+    for (let at = 0; at < 2_100_000; at += 10_007) {
+      hashers.forEach((hasher, i) => hasher.update(messages[i].subarray(at, at + 10_007)));
+    }
+    hashers.forEach((hasher, i) => assert.deepEqual(hasher.digest(), sha('sha384', messages[i]), `message ${i}`));
+  });
+
   it('hashes on its own thread when every worker is taken, and gives the worker back after each message', { skip: availableParallelism() > 16 ? 'more than 16 cores' : false }, () => {
     const workers = availableParallelism() - 1;
     const bytes = pattern(ENGAGE_BYTES + 100_000, 7);

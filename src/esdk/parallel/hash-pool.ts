@@ -109,12 +109,20 @@ export function giveBackRing(ring: Ring): void {
   letGoWhenIdle();
 }
 
-export function takeStart(): Buffer {
-  return spareStarts.pop() ?? Buffer.allocUnsafeSlow(RESERVE_BYTES);
+/**
+ * A buffer for at least `length` of a message's first bytes: a kept full-size one, else one just
+ * big enough (from 64 KiB, doubling), so that many short streams at once do not each hold 2 MiB.
+ */
+export function takeStart(length: number): Buffer {
+  const spare = spareStarts.pop();
+  if (spare) return spare;
+  let size = 64 * 1024;
+  while (size < length) size *= 2;
+  return Buffer.allocUnsafeSlow(Math.min(size, RESERVE_BYTES));
 }
 
 export function giveBackStart(start: Buffer): void {
-  if (spareStarts.length < maxWorkers + 1) spareStarts.push(start);
+  if (start.length === RESERVE_BYTES && spareStarts.length < maxWorkers + 1) spareStarts.push(start);
   letGoWhenIdle();
 }
 

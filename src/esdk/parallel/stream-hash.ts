@@ -28,7 +28,8 @@ export { HASH_WORKER_MODULE, setHashWorkerModule } from './hash-pool.ts';
  * (ciphertext), never plaintext.
  */
 /**
- * Messages up to this long are hashed on the calling thread. Paired runs (2 cores, 0x0578 streaming
+ * Messages up to this long are hashed on the calling thread (from RESERVE_BYTES on, a worker is
+ * held for them all the same, so that it has started by the time a longer message needs it). Paired runs (2 cores, 0x0578 streaming
  * encrypt, worker vs none): 100 MB 1.2–1.36×, 16 MB 1.06–1.2×, 4 MB 1.0–1.04×; engaged from 256 KiB,
  * 1 MB lost (0.90–0.93×): for short signed messages the signing-key pool keeps the second core busy.
  */
@@ -113,9 +114,7 @@ export class StreamHasher {
     if (this.#stage === 'closed') return;
     if (this.#stage === 'prefix') {
       if (this.#written + bytes.length <= RESERVE_BYTES) {
-        this.#start ??= takeStart();
-        this.#start.set(bytes, this.#written);
-        this.#written += bytes.length;
+        this.#keep(bytes);
         return;
       }
       this.#reserve();
@@ -168,6 +167,7 @@ export class StreamHasher {
 
   /** The message will not be finished: its worker and ring go back, or are let go if the worker may still read it. */
   abandon(): void {
+    if (this.#stage === 'closed') return;
     if (this.#stage === 'reserved') {
       giveBackRing(this.#ring as Ring);
       giveBackWorker(this.#worker as Worker);
@@ -194,12 +194,33 @@ export class StreamHasher {
     this.#worker = undefined;
   }
 
+  /** Keeps the message's next bytes in #start, growing it when they do not fit. */
+  #keep(bytes: Uint8Array): void {
+    const length = this.#written + bytes.length;
+    if (!this.#start || this.#start.length < length) {
+      const bigger = takeStart(length);
+      if (this.#start) {
+        this.#start.copy(bigger, 0, 0, this.#written);
+        giveBackStart(this.#start);
+      }
+      this.#start = bigger;
+    }
+    this.#start.set(bytes, this.#written);
+    this.#written = length;
+  }
+
   /** Past RESERVE_BYTES: a worker and a ring for the rest of the message, or this thread. */
   #reserve(): void {
+    const worker = takeWorker();
+    let ring: Ring | undefined;
+    try {
+      if (worker) ring = takeRing();
+    } catch (error) {
+      giveBackWorker(worker as Worker); // no memory for a ring: the stream fails, the worker stays
+      throw error;
+    }
     const start = this.#start;
     this.#start = undefined;
-    const worker = takeWorker();
-    const ring = worker ? takeRing() : undefined;
     if (start) {
       if (ring) copyInto(ring.view, 0, start.subarray(0, this.#written));
       else this.#sink.update(start.subarray(0, this.#written));
@@ -248,8 +269,8 @@ export class StreamHasher {
   /**
    * Whether the worker has started on the job, waiting up to ACCEPT_MS for it. If not, the stream
    * takes the message back: the ring holds all of it from the start (the worker read nothing, so the
-   * stream never wrapped), the job is abandoned (a worker that starts late sees that and returns), the
-   * ring is let go (it may yet read it) and the rest is hashed here.
+   * stream never wrapped), the job is abandoned and the worker stopped, the ring is let go (it may
+   * yet read it) and the rest is hashed here.
    */
   #started(ring: Ring): boolean {
     const { words } = ring.shared;
@@ -260,7 +281,9 @@ export class StreamHasher {
     Atomics.store(words, 1, ABANDONED);
     this.#signal(ring);
     this.#sink.update(ring.view.subarray(0, this.#written));
-    giveBackWorker(this.#worker as Worker);
+    // Not reused: a worker that is stuck would hold every later message for a second each. A
+    // merely slow one costs a new start next time, rarely: the job waits from 2 MiB to 8 MiB in.
+    dropWorker(this.#worker as Worker);
     this.#ring = undefined;
     this.#worker = undefined;
     this.#stage = 'local';
