@@ -9,14 +9,13 @@
  * The control buffer holds, as 64-bit counters of bytes since the message's start,
  * `written` (published by the stream) and `read` (published by the worker); as 32-bit words,
  * `signal`, bumped by the stream after each publication, end or abandonment (the worker sleeps on
- * it), `state` (RUNNING, ENDED: `written` is final, ABANDONED: stop), `done` (the worker's answer:
+ * it), `state` (0: running, ENDED: `written` is final, ABANDONED: stop), `done` (the worker's answer:
  * DIGEST_READY with the digest at DIGEST_OFFSET, or FAILED) and `accepted` (set by the worker when
  * it starts on the job: until then the ring still holds the whole message from its start, and the
  * stream can hash it itself instead of waiting for a worker that may never start); then the digest.
  */
 import { createHash } from 'node:crypto';
 
-export const RUNNING = 0;
 export const ENDED = 1;
 export const ABANDONED = -1;
 export const PENDING = 0;
@@ -42,6 +41,18 @@ export function ringControl(control: SharedArrayBuffer): RingControl {
     words: new Int32Array(control, COUNTERS * 8, WORDS),
     digest: new Uint8Array(control, DIGEST_OFFSET, 64),
   };
+}
+
+/** Wakes the worker after the stream published, ended or abandoned its message. */
+export function signalWorker(control: RingControl): void {
+  Atomics.add(control.words, 0, 1);
+  Atomics.notify(control.words, 0);
+}
+
+/** Tells the worker to stop: the message will not be finished, or will be hashed elsewhere. */
+export function abandonJob(control: RingControl): void {
+  Atomics.store(control.words, 1, ABANDONED);
+  signalWorker(control);
 }
 
 export interface RingHashJob {

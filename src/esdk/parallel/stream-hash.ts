@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { EsdkError } from '../errors.ts';
 import { dropWorker, giveBackRing, giveBackStart, giveBackWorker, hashWorkersAvailable, RESERVE_BYTES, takeRing, takeStart, takeWorker, type Ring } from './hash-pool.ts';
-import { ABANDONED, DIGEST_READY, ENDED, FAILED, PENDING, type RingHashJob } from './ring-hash.ts';
+import { abandonJob, DIGEST_READY, ENDED, FAILED, PENDING, signalWorker, type RingHashJob } from './ring-hash.ts';
 import { copyInto } from './shared-copy.ts';
 
 export { HASH_WORKER_MODULE, setHashWorkerModule } from './hash-pool.ts';
@@ -66,13 +66,8 @@ interface Reservation {
  * so that it does not keep later streams on their own thread for good.
  */
 const dropped = new FinalizationRegistry<Reservation>((reservation) => {
-  if (reservation.posted) {
-    Atomics.store(reservation.ring.shared.words, 1, ABANDONED);
-    Atomics.add(reservation.ring.shared.words, 0, 1);
-    Atomics.notify(reservation.ring.shared.words, 0);
-  } else {
-    giveBackRing(reservation.ring);
-  }
+  if (reservation.posted) abandonJob(reservation.ring.shared);
+  else giveBackRing(reservation.ring);
   giveBackWorker(reservation.worker);
 });
 
@@ -172,9 +167,7 @@ export class StreamHasher {
       giveBackRing(this.#ring as Ring);
       giveBackWorker(this.#worker as Worker);
     } else if (this.#stage === 'beside') {
-      const ring = this.#ring as Ring;
-      Atomics.store(ring.shared.words, 1, ABANDONED);
-      this.#signal(ring);
+      abandonJob((this.#ring as Ring).shared);
       giveBackWorker(this.#worker as Worker);
     }
     this.#close();
@@ -258,12 +251,7 @@ export class StreamHasher {
   #publish(ring: Ring): void {
     Atomics.store(ring.shared.counters, 0, BigInt(this.#written));
     this.#published = this.#written;
-    this.#signal(ring);
-  }
-
-  #signal(ring: Ring): void {
-    Atomics.add(ring.shared.words, 0, 1);
-    Atomics.notify(ring.shared.words, 0);
+    signalWorker(ring.shared);
   }
 
   /**
@@ -278,8 +266,7 @@ export class StreamHasher {
     if (Atomics.load(words, 3) !== 0) return true;
     streamHashStats.unstarted++;
     this.#unreserve();
-    Atomics.store(words, 1, ABANDONED);
-    this.#signal(ring);
+    abandonJob(ring.shared);
     this.#sink.update(ring.view.subarray(0, this.#written));
     // Not reused: a worker that is stuck would hold every later message for a second each. A
     // merely slow one costs a new start next time, rarely: the job waits from 2 MiB to 8 MiB in.
@@ -297,10 +284,10 @@ export class StreamHasher {
     const { words, digest } = ring.shared;
     this.#publish(ring);
     Atomics.store(words, 1, ENDED);
-    this.#signal(ring);
+    signalWorker(ring.shared);
     if (!this.#started(ring)) return undefined;
     try {
-      this.#await(ring, () => Atomics.load(words, 2) !== PENDING, 2, PENDING);
+      this.#await(ring, () => Atomics.load(words, 2) !== PENDING, 'answer');
       if (Atomics.load(words, 2) !== DIGEST_READY) throw new EsdkError('KeyringFailure', 'the hash worker failed');
     } catch (error) {
       dropWorker(worker);
@@ -326,7 +313,7 @@ export class StreamHasher {
       this.#await(ring, () => {
         read = Number(Atomics.load(counters, 1));
         return this.#written - read < size || Atomics.load(words, 2) === FAILED;
-      }, 1, undefined);
+      }, 'read');
       if (Atomics.load(words, 2) === FAILED) throw new EsdkError('KeyringFailure', 'the hash worker failed');
     } catch (error) {
       // The message cannot be hashed any more (what the worker had not read is overwritten or lost).
@@ -338,17 +325,17 @@ export class StreamHasher {
   }
 
   /**
-   * Blocks this thread until `ready()`, sleeping on the word the worker notifies (`counter` 1: its
-   * read position; else word 2, its answer). Bounded: a worker that moves nothing for STALL_MS fails
-   * the stream rather than hanging it.
+   * Blocks this thread until `ready()`, sleeping on what the worker notifies: its read position, or
+   * its answer. Bounded: a worker that moves nothing for STALL_MS fails the stream rather than
+   * hanging it.
    */
-  #await(ring: Ring, ready: () => boolean, index: 1 | 2, pending: number | undefined): void {
+  #await(ring: Ring, ready: () => boolean, on: 'read' | 'answer'): void {
     const { counters, words } = ring.shared;
     let lastRead = Atomics.load(counters, 1);
     let stalledSince = Date.now();
     while (!ready()) {
-      if (index === 1) Atomics.wait(counters, 1, lastRead, WAIT_SLICE_MS);
-      else Atomics.wait(words, 2, pending as number, WAIT_SLICE_MS);
+      if (on === 'read') Atomics.wait(counters, 1, lastRead, WAIT_SLICE_MS);
+      else Atomics.wait(words, 2, PENDING, WAIT_SLICE_MS);
       const read = Atomics.load(counters, 1);
       if (read !== lastRead) {
         lastRead = read;
