@@ -5,6 +5,7 @@ import { ByteQueue } from './byte-queue.ts';
 import { beginDecryption, decryptSettings, tryParseHeader, type DecryptSession, type DecryptSettings } from './decrypt-session.ts';
 import { EsdkError, malformed } from './errors.ts';
 import type { DecryptOptions } from './options.ts';
+import type { ParsedHeader } from './serialize/header.ts';
 import { WithheldFrames, type FrameKind } from './spill-frames.ts';
 import { DEFAULT_SPILL_THRESHOLD, WithheldPlaintext, type SpillOptions, type Withheld } from './spill.ts';
 
@@ -63,22 +64,32 @@ class DecryptStream extends Transform {
     }
     if (!header) return callback();
     beginDecryption(header, this.#options, this.#settings).then((session) => {
-      this.#session = session;
-      const signature = header.suite.signature;
-      if (signature) this.#verifier = createVerify(signature.hash);
-      this.#releaseEarly = !signature || this.#options.allowUnsignedStreaming === true;
-      if (header.contentType !== 2) this.#withheld = new WithheldPlaintext(this.#spill);
-      else if (!this.#releaseEarly) {
-        const body = session.body;
-        this.#withheld = new WithheldFrames(this.#spill, header.frameLength, (kind, sequenceNumber, iv, content, tag) =>
-          body.open(kind, sequenceNumber, iv, content, tag),
-        );
+      // A throw here (or in a 'header' listener) must fail the stream, not escape as an unhandled rejection.
+      try {
+        this.#begin(header, session);
+      } catch (error) {
+        return callback(error as Error);
       }
-      this.#consume(header.length);
-      this.#state = header.contentType === 2 ? 'frame' : 'single-header';
-      this.emit('header', session.headerInfo);
       this.#step(callback);
     }, callback);
+  }
+
+  /** The header is parsed and its data key decrypted: sets up what the body needs. */
+  #begin(header: ParsedHeader, session: DecryptSession): void {
+    this.#session = session;
+    const signature = header.suite.signature;
+    if (signature) this.#verifier = createVerify(signature.hash);
+    this.#releaseEarly = !signature || this.#options.allowUnsignedStreaming === true;
+    if (header.contentType !== 2) this.#withheld = new WithheldPlaintext(this.#spill);
+    else if (!this.#releaseEarly) {
+      const body = session.body;
+      this.#withheld = new WithheldFrames(this.#spill, header.frameLength, (kind, sequenceNumber, iv, content, tag) =>
+        body.open(kind, sequenceNumber, iv, content, tag),
+      );
+    }
+    this.#consume(header.length);
+    this.#state = header.contentType === 2 ? 'frame' : 'single-header';
+    this.emit('header', session.headerInfo);
   }
 
   /**

@@ -53,6 +53,9 @@ export async function beginEncryption(options: EncryptOptions, plaintextLength: 
     throw new EsdkError('InvalidArgument', 'frameLength must be an integer from 1 to 2^32-1');
   }
   if (!framed && options.frameLength !== undefined) throw new EsdkError('InvalidArgument', 'frameLength does not apply to non-framed messages');
+  if (plaintextLength !== undefined && (typeof plaintextLength !== 'number' || !Number.isSafeInteger(plaintextLength) || plaintextLength < 0)) {
+    throw new EsdkError('InvalidArgument', 'plaintextLength must be a non-negative integer');
+  }
   if (plaintextLength !== undefined && !framed && plaintextLength > MAX_NON_FRAMED_LENGTH) {
     throw new EsdkError('InvalidArgument', 'plaintext too long for a non-framed message');
   }

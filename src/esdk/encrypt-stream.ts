@@ -52,10 +52,18 @@ class EncryptStream extends Transform {
       callback(new EsdkError('InvalidArgument', 'a non-framed stream needs plaintextLength'));
       return;
     }
-    beginEncryption(options, options?.plaintextLength).then((session) => this.#start(session, callback), callback);
+    beginEncryption(options, options?.plaintextLength).then((session) => {
+      // A throw here (or in a 'header' listener) must fail the stream, not escape as an unhandled rejection.
+      try {
+        this.#start(session);
+      } catch (error) {
+        return callback(error as Error);
+      }
+      callback();
+    }, callback);
   }
 
-  #start(session: EncryptSession, callback: (error?: Error | null) => void): void {
+  #start(session: EncryptSession): void {
     this.#session = session;
     if (session.signingKey) {
       this.#signer = new MessageSigner(session.suite.signature!.hash, session.signingKey);
@@ -64,7 +72,7 @@ class EncryptStream extends Transform {
     this.#emitBytes(session.header);
     if (!session.framed) {
       const length = this.#options.plaintextLength as number;
-      if (length > MAX_NON_FRAMED_LENGTH) return callback(new EsdkError('InvalidArgument', 'plaintext too long for a non-framed message'));
+      if (length > MAX_NON_FRAMED_LENGTH) throw new EsdkError('InvalidArgument', 'plaintext too long for a non-framed message');
       const bodyHeader = Buffer.alloc(IV_LENGTH + 8);
       session.body.frameIv(1).copy(bodyHeader, 0);
       bodyHeader.writeUInt32BE(Math.floor(length / 0x100000000), IV_LENGTH);
@@ -73,7 +81,6 @@ class EncryptStream extends Transform {
       this.#emitBytes(bodyHeader);
     }
     this.emit('header', session.headerInfo);
-    callback();
   }
 
   #emitBytes(bytes: Buffer): void {
@@ -88,8 +95,11 @@ class EncryptStream extends Transform {
     try {
       if (!Buffer.isBuffer(chunk)) throw new EsdkError('InvalidArgument', 'encryptStream takes bytes');
       this.#seen += chunk.length;
+      // plaintextLength, when given, is a promise the materials manager relied on (a caching CMM's
+      // byte limit counts it), so more bytes than it said fail the stream, framed or not.
+      const declared = this.#options.plaintextLength;
+      if (declared !== undefined && this.#seen > declared) throw new EsdkError('InvalidArgument', 'more plaintext than plaintextLength');
       if (this.#cipher) {
-        if (this.#seen > (this.#options.plaintextLength as number)) throw new EsdkError('InvalidArgument', 'more plaintext than plaintextLength');
         this.#emitBytes(this.#cipher.update(chunk));
       } else {
         this.#framed(chunk);
@@ -186,8 +196,9 @@ class EncryptStream extends Transform {
   override _flush(callback: TransformCallback): void {
     try {
       const session = this.#session as EncryptSession;
+      const declared = this.#options.plaintextLength;
+      if (declared !== undefined && this.#seen !== declared) throw new EsdkError('InvalidArgument', 'less plaintext than plaintextLength');
       if (this.#cipher) {
-        if (this.#seen !== this.#options.plaintextLength) throw new EsdkError('InvalidArgument', 'less plaintext than plaintextLength');
         this.#cipher.final();
         this.#emitBytes(this.#cipher.getAuthTag());
       } else {

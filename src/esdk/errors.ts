@@ -18,8 +18,8 @@ export type EsdkErrorCode =
 
 export class EsdkError extends Error {
   readonly code: EsdkErrorCode;
-  constructor(code: EsdkErrorCode, message: string) {
-    super(message);
+  constructor(code: EsdkErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'EsdkError';
     this.code = code;
   }

@@ -92,7 +92,7 @@ export function mrkMatchForDecrypt(configured: string, providerInfo: string): bo
 // ---------------------------------------------------------------------------------------------
 // Shared with the discovery keyring
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8 = new TextEncoder();
 
 /** The key ARN an `aws-kms` EDK names, or undefined if it is another provider's or malformed. */

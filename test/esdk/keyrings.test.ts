@@ -84,6 +84,28 @@ describe('multi-keyring (framework/multi-keyring.md)', () => {
     assert.equal((await decrypt(ciphertext, { keyring: new MultiKeyring({ children: [failing, aesKeyring] }) })).plaintext.toString(), 'x');
   });
 
+  it('on decrypt, when no child yields the key, the children\'s errors are reported, each named', async () => {
+    const { ciphertext } = await encrypt(Buffer.from('x'), { keyring: aesKeyring });
+    const denied: Keyring = { onEncrypt: (m) => Promise.resolve(m), onDecrypt: () => Promise.reject(new EsdkError('KeyringFailure', 'AccessDeniedException: not authorized')) };
+    const down: Keyring = { onEncrypt: (m) => Promise.resolve(m), onDecrypt: () => Promise.reject(new TypeError('socket hang up')) };
+    await assert.rejects(decrypt(ciphertext, { keyring: new MultiKeyring({ children: [denied, otherAesKeyring, down] }) }), (error: EsdkError) => {
+      assert.equal(error.code, 'KeyringFailure');
+      assert.match(error.message, /2 of 3 failed: #1 KeyringFailure: AccessDeniedException: not authorized; #2 TypeError: socket hang up$/);
+      assert.ok(error.cause instanceof AggregateError);
+      assert.equal((error.cause as AggregateError).errors.length, 2);
+      return true;
+    });
+    // No child failed, none matched: NoDecryptableKey, as from a single keyring.
+    await assert.rejects(decrypt(ciphertext, { keyring: new MultiKeyring({ children: [otherAesKeyring] }) }), { code: 'NoDecryptableKey' });
+  });
+
+  it('on decrypt, a child yielding a data key of the wrong length is skipped for the next one', async () => {
+    const { ciphertext } = await encrypt(Buffer.from('x'), { keyring: aesKeyring });
+    const wrongLength: Keyring = { onEncrypt: (m) => Promise.resolve(m), onDecrypt: (m) => Promise.resolve({ ...m, plaintextDataKey: Buffer.alloc(16) }) };
+    assert.equal((await decrypt(ciphertext, { keyring: new MultiKeyring({ children: [wrongLength, aesKeyring] }) })).plaintext.toString(), 'x');
+    await assert.rejects(decrypt(ciphertext, { keyring: new MultiKeyring({ children: [wrongLength] }) }), { code: 'KeyringFailure', message: /wrong length/ });
+  });
+
   it('on encrypt, a failing child fails the call; no generator and no data key is an error', async () => {
     const failing: Keyring = { onEncrypt: () => Promise.reject(new EsdkError('KeyringFailure', 'down')), onDecrypt: (m) => Promise.resolve(m) };
     await assert.rejects(encrypt(Buffer.from('x'), { keyring: new MultiKeyring({ generator: aesKeyring, children: [failing] }) }), { code: 'KeyringFailure' });

@@ -163,6 +163,32 @@ describe('streaming encrypt/decrypt', () => {
     assert.equal((await decrypt(message, { keyring: aesKeyring })).plaintext.toString(), 'abcd');
   });
 
+  it('a framed encryptStream holds to plaintextLength too, and refuses one that is not a length', async () => {
+    await assert.rejects(collect(encryptStream({ keyring: aesKeyring, plaintextLength: 10 }), [Buffer.alloc(100_000)]), { code: 'InvalidArgument', message: /more plaintext than plaintextLength/ });
+    await assert.rejects(collect(encryptStream({ keyring: aesKeyring, plaintextLength: 10 }), [Buffer.alloc(9)]), { code: 'InvalidArgument', message: /less plaintext than plaintextLength/ });
+    const message = await collect(encryptStream({ keyring: aesKeyring, plaintextLength: 5000, frameLength: 4096 }), [Buffer.alloc(3000, 1), Buffer.alloc(2000, 2)]);
+    assert.equal((await decrypt(message, { keyring: aesKeyring })).plaintext.length, 5000);
+    for (const plaintextLength of [-1, 1.5, Number.NaN, '5' as unknown as number]) {
+      for (const contentType of ['framed', 'non-framed'] as const) {
+        await assert.rejects(collect(encryptStream({ keyring: aesKeyring, contentType, plaintextLength }), [Buffer.from('abc')]), { code: 'InvalidArgument' });
+      }
+    }
+  });
+
+  it('an error thrown by a \'header\' listener fails the stream instead of escaping', async () => {
+    const message = (await encrypt(Buffer.from('abc'), { keyring: aesKeyring })).ciphertext;
+    const cases = [
+      { stream: encryptStream({ keyring: aesKeyring }), input: Buffer.from('abc') },
+      { stream: decryptStream({ keyring: aesKeyring }), input: message },
+    ];
+    for (const { stream, input } of cases) {
+      stream.on('header', () => {
+        throw new Error('listener failed');
+      });
+      await assert.rejects(collect(stream, [input]), /listener failed/);
+    }
+  });
+
   it('the official SDK decrypts encryptStream output and Strongroom decryptStream reads the official encryptStream output', async () => {
     const official = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
     const theirs = new RawAesKeyringNode({

@@ -7,7 +7,8 @@ import type { EncryptionContext } from '../types.ts';
  * bytes of the key. Both the header's AAD field and the raw keyrings' wrapping AAD use this form.
  */
 const EMPTY = Buffer.alloc(0);
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a context key or value may itself begin with U+FEFF; the default decoder would drop it.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function serializeEncryptionContext(context: EncryptionContext): Buffer {
   const keys = Object.keys(context);
@@ -18,6 +19,11 @@ export function serializeEncryptionContext(context: EncryptionContext): Buffer {
   for (const key of keys) {
     const value = context[key];
     if (typeof value !== 'string') throw new EsdkError('InvalidArgument', 'encryption context values must be strings');
+    // A lone UTF-16 surrogate becomes U+FFFD in UTF-8: two keys could collide, and no reader would
+    // see the context the caller passed. Refused here, as no message made with it can be decrypted.
+    if (!key.isWellFormed() || !value.isWellFormed()) {
+      throw new EsdkError('InvalidArgument', 'encryption context keys and values must be well-formed Unicode (no lone surrogates)');
+    }
     const k = Buffer.from(key, 'utf8');
     const v = Buffer.from(value, 'utf8');
     if (k.length > 0xffff || v.length > 0xffff) throw new EsdkError('InvalidArgument', 'encryption context entry too long');
