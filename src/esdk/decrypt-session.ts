@@ -19,6 +19,8 @@ export interface DecryptSession {
 export interface DecryptSettings {
   policy: ReturnType<typeof checkPolicy>;
   maxEncryptedDataKeys: number;
+  /** Longest frame (or non-framed content) the caller accepts; Infinity without `maxBodySize`. */
+  maxBodySize: number;
 }
 
 export function decryptSettings(options: DecryptOptions): DecryptSettings {
@@ -27,7 +29,19 @@ export function decryptSettings(options: DecryptOptions): DecryptSettings {
   return {
     policy: checkPolicy(options.commitmentPolicy ?? 'REQUIRE_ENCRYPT_REQUIRE_DECRYPT'),
     maxEncryptedDataKeys: checkMaxEncryptedDataKeys(options.maxEncryptedDataKeys),
+    maxBodySize: checkMaxBodySize(options.maxBodySize),
   };
+}
+
+function checkMaxBodySize(value: number | undefined): number {
+  if (value === undefined) return Infinity;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new EsdkError('InvalidArgument', 'maxBodySize must be a positive integer');
+  return value;
+}
+
+/** A frame's or a non-framed body's length against the caller's `maxBodySize`. */
+export function checkBodySize(length: number, settings: DecryptSettings, what: 'frame length' | 'non-framed content length'): void {
+  if (length > settings.maxBodySize) throw new EsdkError('BodyTooLarge', `${what} ${length} exceeds maxBodySize ${settings.maxBodySize}`);
 }
 
 function tooMany(count: number): never {
@@ -43,6 +57,7 @@ export function tryParseHeader(bytes: Buffer, settings: DecryptSettings, hint?: 
     const header = parseHeader(bytes, settings.maxEncryptedDataKeys, tooMany);
     // Fail on policy before any keyring is asked (client-apis/decrypt.md).
     assertDecryptAllowed(settings.policy, header.suite);
+    if (header.contentType === CONTENT_TYPE_FRAMED) checkBodySize(header.frameLength, settings, 'frame length');
     return header;
   } catch (error) {
     if (error instanceof Incomplete) {

@@ -2,7 +2,7 @@ import { createVerify, type DecipherGCM, type Verify } from 'node:crypto';
 import { Transform, type Duplex, type TransformCallback } from 'node:stream';
 import { FINAL_FRAME_MARKER, IV_LENGTH, MAX_NON_FRAMED_LENGTH, TAG_LENGTH } from './body.ts';
 import { ByteQueue } from './byte-queue.ts';
-import { beginDecryption, decryptSettings, tryParseHeader, type DecryptSession, type DecryptSettings } from './decrypt-session.ts';
+import { beginDecryption, checkBodySize, decryptSettings, tryParseHeader, type DecryptSession, type DecryptSettings } from './decrypt-session.ts';
 import { EsdkError, malformed } from './errors.ts';
 import type { DecryptOptions } from './options.ts';
 import type { ParsedHeader } from './serialize/header.ts';
@@ -169,6 +169,7 @@ class DecryptStream extends Transform {
           const head = this.#consume(IV_LENGTH + 8);
           const length = head.readUInt32BE(IV_LENGTH) * 0x100000000 + head.readUInt32BE(IV_LENGTH + 4);
           if (length > MAX_NON_FRAMED_LENGTH) throw malformed('non-framed content too long');
+          checkBodySize(length, this.#settings, 'non-framed content length');
           this.#decipher = session.body.singleDecipher(head.subarray(0, IV_LENGTH), length);
           this.#contentLeft = length;
           this.#state = 'single-content';

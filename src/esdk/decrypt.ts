@@ -1,6 +1,6 @@
 import { verify } from 'node:crypto';
 import { FINAL_FRAME_MARKER, IV_LENGTH, MAX_NON_FRAMED_LENGTH, TAG_LENGTH } from './body.ts';
-import { beginDecryption, decryptSettings, tryParseHeader, type DecryptSession } from './decrypt-session.ts';
+import { beginDecryption, checkBodySize, decryptSettings, tryParseHeader, type DecryptSession, type DecryptSettings } from './decrypt-session.ts';
 import { EsdkError, malformed } from './errors.ts';
 import type { DecryptOptions, MessageHeaderInfo } from './options.ts';
 import { worthHelper } from './parallel/frame-pool.ts';
@@ -19,12 +19,12 @@ export async function decrypt(ciphertext: Uint8Array, options: DecryptOptions): 
   const session = await beginDecryption(header, options, settings);
   const plaintext =
     header.contentType === 2 && worthHelper(message.length - header.length, header.frameLength, session.verificationKey !== undefined)
-      ? await openLarge(session, message, header.length, (bodyEnd) => verifyFooter(session, message, bodyEnd), () => readBody(session, message, header.length))
-      : readBody(session, message, header.length);
+      ? await openLarge(session, message, header.length, (bodyEnd) => verifyFooter(session, message, bodyEnd), () => readBody(session, settings, message, header.length))
+      : readBody(session, settings, message, header.length);
   return { plaintext, header: session.headerInfo };
 }
 
-function readBody(session: DecryptSession, message: Buffer, start: number): Buffer {
+function readBody(session: DecryptSession, settings: DecryptSettings, message: Buffer, start: number): Buffer {
   const { header, body } = session;
   // Plaintext is never longer than the ciphertext that remains.
   const out = Buffer.allocUnsafe(Math.max(0, message.length - start));
@@ -67,6 +67,7 @@ function readBody(session: DecryptSession, message: Buffer, start: number): Buff
     const iv = message.subarray(offset, offset + IV_LENGTH);
     const length = message.readUInt32BE(offset + IV_LENGTH) * 0x100000000 + message.readUInt32BE(offset + IV_LENGTH + 4);
     if (length > MAX_NON_FRAMED_LENGTH) throw malformed('non-framed content too long');
+    checkBodySize(length, settings, 'non-framed content length');
     offset += IV_LENGTH + 8;
     need(length + TAG_LENGTH);
     const plain = body.open('single', 1, iv, message.subarray(offset, offset + length), message.subarray(offset + length, offset + length + TAG_LENGTH));

@@ -32,8 +32,9 @@ class EncryptStream extends Transform {
   /**
    * Plaintext of the frame being filled: a copy of exactly the bytes held while they are the
    * first chunk's remainder (a small message never needs a whole frame's buffer: allocating one per
-   * message was a tenth of a 1 KB streaming encrypt, with the garbage collection it caused), and a
-   * frame-sized buffer once more bytes join them.
+   * message was a tenth of a 1 KB streaming encrypt, with the garbage collection it caused), grown
+   * (doubling, up to a frame) as more bytes join them. Never a whole frame up front: frames may be
+   * up to 4 GiB, and a short input under such a frame length must cost what it holds.
    */
   #pending: Buffer | undefined;
   #pendingLength = 0;
@@ -117,8 +118,8 @@ class EncryptStream extends Transform {
     const available = this.#pendingLength + chunk.length;
     const frames = Math.floor(available / frameLength);
     let position = 0;
-    // Bytes already held are joined by this chunk's: they need the frame-sized buffer now.
-    if (this.#pendingLength > 0 && chunk.length > 0) this.#growPending(frameLength);
+    // Bytes already held are joined by this chunk's: room for them all, up to a frame.
+    if (this.#pendingLength > 0 && chunk.length > 0) this.#reserve(Math.min(available, frameLength), frameLength);
     if (frames > 0) {
       // Large frames leave one by one as they are sealed; small ones are gathered into one buffer.
       const direct = frameLength >= DIRECT_FRAME_LENGTH;
@@ -131,7 +132,7 @@ class EncryptStream extends Transform {
           chunk.copy(this.#pending as Buffer, this.#pendingLength, position, position + take);
           position += take;
           this.#pendingLength = 0;
-          content = this.#pending as Buffer;
+          content = (this.#pending as Buffer).subarray(0, frameLength);
         } else {
           content = chunk.subarray(position, position + frameLength);
           position += frameLength;
@@ -143,26 +144,34 @@ class EncryptStream extends Transform {
     }
     if (position < chunk.length) {
       const rest = chunk.subarray(position);
-      if (this.#pending === undefined || this.#pending.length < frameLength) {
-        // Nothing is held (held bytes were moved to a frame buffer above): keep an exact copy.
+      if (this.#pendingLength === 0 && (this.#pending === undefined || this.#pending.length < rest.length)) {
+        // Nothing held, and no buffer to reuse: keep an exact copy.
         this.#pending?.fill(0);
         this.#pending = Buffer.from(rest);
       } else {
-        rest.copy(this.#pending, this.#pendingLength);
+        rest.copy(this.#pending as Buffer, this.#pendingLength);
       }
       this.#pendingLength += rest.length;
     }
   }
 
-  /** Moves held bytes into a frame-sized buffer, if they are not in one yet. */
-  #growPending(frameLength: number): void {
-    if (this.#pending !== undefined && this.#pending.length >= frameLength) return;
-    const frame = Buffer.allocUnsafe(frameLength);
-    if (this.#pending !== undefined) {
-      this.#pending.copy(frame, 0, 0, this.#pendingLength);
-      this.#pending.fill(0);
+  /**
+   * Room for `needed` bytes in the pending buffer, the held ones kept: at least double the old
+   * size (a chunk at a time would copy the held bytes over and over), at most a frame, and no more
+   * than a declared plaintextLength leaves for this frame.
+   */
+  #reserve(needed: number, frameLength: number): void {
+    const held = this.#pending;
+    if (held !== undefined && held.length >= needed) return;
+    const declared = this.#options.plaintextLength;
+    const left = declared === undefined ? frameLength : declared - (this.#sequenceNumber - 1) * frameLength;
+    const size = Math.max(needed, Math.min(frameLength, left, 2 * (held?.length ?? 0)));
+    const grown = Buffer.allocUnsafe(size);
+    if (held !== undefined) {
+      held.copy(grown, 0, 0, this.#pendingLength);
+      held.fill(0);
     }
-    this.#pending = frame;
+    this.#pending = grown;
   }
 
   /** Takes the next sequence number and writes it and its IV, the frame's head, into `out` at `offset`. */

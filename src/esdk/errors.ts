@@ -11,6 +11,7 @@ export type EsdkErrorCode =
   | 'NoDecryptableKey'
   | 'PolicyViolation'
   | 'TooManyEncryptedDataKeys'
+  | 'BodyTooLarge'
   | 'ContextMismatch'
   | 'InvalidArgument'
   | 'UnsupportedSuite'

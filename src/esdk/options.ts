@@ -22,6 +22,12 @@ export interface DecryptOptions {
   cmm?: CryptographicMaterialsManager;
   commitmentPolicy?: CommitmentPolicy;
   maxEncryptedDataKeys?: number;
+  /**
+   * Refuse a message whose frames (non-framed: whose content) are longer than this many bytes,
+   * before any keyring is asked for a framed one: what decryptStream must hold before it can
+   * authenticate a frame. A positive integer; default no limit (as the official SDK's `maxBodySize`).
+   */
+  maxBodySize?: number;
   /** Reproduced context: must match header values; supplies required keys. */
   encryptionContext?: Record<string, string>;
   /**

@@ -36,6 +36,42 @@ describe('maximum encrypted data keys', () => {
   });
 });
 
+describe('maximum body size (maxBodySize)', () => {
+  it('refuses a framed message whose frame length exceeds it before asking any keyring, buffered and streaming', async () => {
+    const { ciphertext } = await encrypt(Buffer.alloc(100_000, 1), { keyring: aesKeyring, frameLength: 65_536 });
+    let asked = 0;
+    const spy: CryptographicMaterialsManager = {
+      getEncryptionMaterials: () => Promise.reject(new Error('unused')),
+      decryptMaterials: (request) => {
+        asked++;
+        return new DefaultCryptographicMaterialsManager(aesKeyring).decryptMaterials(request);
+      },
+    };
+    const tooLarge = { code: 'BodyTooLarge', message: 'frame length 65536 exceeds maxBodySize 65535' };
+    await assert.rejects(decrypt(ciphertext, { cmm: spy, maxBodySize: 65_535 }), tooLarge);
+    await assert.rejects(collect(decryptStream({ cmm: spy, maxBodySize: 65_535 }), [ciphertext]), tooLarge);
+    assert.equal(asked, 0);
+    assert.equal((await decrypt(ciphertext, { cmm: spy, maxBodySize: 65_536 })).plaintext.length, 100_000);
+    assert.equal((await collect(decryptStream({ cmm: spy, maxBodySize: 65_536 }), [ciphertext])).length, 100_000);
+  });
+
+  it('refuses a non-framed message whose content exceeds it, buffered and streaming', async () => {
+    const { ciphertext } = await encrypt(Buffer.alloc(5000, 2), { keyring: aesKeyring, contentType: 'non-framed' });
+    const tooLarge = { code: 'BodyTooLarge', message: 'non-framed content length 5000 exceeds maxBodySize 4999' };
+    await assert.rejects(decrypt(ciphertext, { keyring: aesKeyring, maxBodySize: 4999 }), tooLarge);
+    await assert.rejects(collect(decryptStream({ keyring: aesKeyring, maxBodySize: 4999 }), [ciphertext]), tooLarge);
+    assert.equal((await decrypt(ciphertext, { keyring: aesKeyring, maxBodySize: 5000 })).plaintext.length, 5000);
+  });
+
+  it('refuses a maximum that is not a positive integer', async () => {
+    const { ciphertext } = await encrypt(Buffer.from('x'), { keyring: aesKeyring });
+    for (const maxBodySize of [0, -1, 1.5, Number.NaN, Infinity, '10' as unknown as number]) {
+      await assert.rejects(decrypt(ciphertext, { keyring: aesKeyring, maxBodySize }), { code: 'InvalidArgument' });
+      assert.throws(() => decryptStream({ keyring: aesKeyring, maxBodySize }), { code: 'InvalidArgument' });
+    }
+  });
+});
+
 describe('encryption context', () => {
   const context = { tenant: 'acme', purpose: 'backup', region: 'eu' };
 

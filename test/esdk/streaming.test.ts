@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
@@ -171,6 +171,48 @@ describe('streaming encrypt/decrypt', () => {
     for (const plaintextLength of [-1, 1.5, Number.NaN, '5' as unknown as number]) {
       for (const contentType of ['framed', 'non-framed'] as const) {
         await assert.rejects(collect(encryptStream({ keyring: aesKeyring, contentType, plaintextLength }), [Buffer.from('abc')]), { code: 'InvalidArgument' });
+      }
+    }
+  });
+
+  it('holds what a frame has so far, not a whole frame: a 4 GiB frame length costs a short input what it holds', async () => {
+    const input = pattern(200_000, 3);
+    const chunks = [0, 65_536, 131_072, 196_608].map((at) => input.subarray(at, at + 65_536));
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    let peak = 0;
+    const stream = encryptStream({ keyring: aesKeyring, frameLength: 2 ** 32 - 1, suiteId: 0x0478 });
+    const out: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => out.push(chunk));
+    for (const chunk of chunks) {
+      await new Promise<void>((resolve, reject) => stream.write(chunk, (error) => (error ? reject(error) : resolve())));
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers - before);
+    }
+    stream.end();
+    await finished(stream);
+    // Before: a 4 GiB buffer at the second chunk. Now at most twice what is held (doubling) plus the chunks.
+    assert.ok(peak < 16 * MB, `array buffers grew by ${peak} bytes`);
+    assert.deepEqual((await decrypt(Buffer.concat(out), { keyring: aesKeyring })).plaintext, input);
+  });
+
+  it('frames right whatever the chunking, frame length and declared length (the pending buffer grows in steps)', async () => {
+    const input = pattern(70_001, 5);
+    for (const frameLength of [1, 7, 4096, 65_536, 100_000, 2 ** 32 - 1]) {
+      for (const declared of [undefined, input.length]) {
+        for (let seed = 1; seed <= 3; seed++) {
+          const chunks: Buffer[] = [];
+          let x = seed * 7919;
+          for (let at = 0; at < input.length; ) {
+            x = (x * 1103515245 + 12345) >>> 0;
+            const size = 1 + (x % (seed === 1 ? 50 : 20_000));
+            chunks.push(input.subarray(at, at + size));
+            at += size;
+          }
+          if (frameLength === 1 && seed > 1) continue; // 70,001 frames once is enough
+          const options = { keyring: aesKeyring, frameLength, suiteId: 0x0478, ...(declared === undefined ? {} : { plaintextLength: declared }) };
+          const message = await collect(encryptStream(options), chunks);
+          assert.deepEqual((await decrypt(message, { keyring: aesKeyring })).plaintext, input, `frame ${frameLength}, seed ${seed}, declared ${declared}`);
+        }
       }
     }
   });
