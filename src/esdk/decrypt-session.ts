@@ -107,6 +107,8 @@ export async function beginDecryption(header: ParsedHeader, options: DecryptOpti
       encryptedDataKeys: [...header.encryptedDataKeys],
       contentType: header.contentType === CONTENT_TYPE_FRAMED ? 'framed' : 'non-framed',
       frameLength: header.frameLength,
+      commitmentKey: header.suiteData,
+      headerAuth: { iv: header.headerIv, tag: header.headerTag },
     },
     body: new BodyCrypto(header.suite, contentKey, header.messageId),
     contentKey,

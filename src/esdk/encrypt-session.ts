@@ -114,6 +114,8 @@ export async function beginEncryption(options: EncryptOptions, plaintextLength: 
       encryptedDataKeys: [...materials.encryptedDataKeys],
       contentType: framed ? 'framed' : 'non-framed',
       frameLength,
+      commitmentKey: commitment,
+      headerAuth: { iv: headerIv, tag },
     },
     framed,
     frameLength,

@@ -54,4 +54,8 @@ export interface MessageHeaderInfo {
   encryptedDataKeys: EncryptedDataKey[];
   contentType: 'framed' | 'non-framed';
   frameLength: number;
+  /** Committing suites (format version 2): the header's 32-byte commitment key (suite data); else undefined. */
+  commitmentKey: Uint8Array | undefined;
+  /** The header's authentication: its IV (version 1: as in the message; version 2: 12 zero bytes) and tag. */
+  headerAuth: { iv: Uint8Array; tag: Uint8Array };
 }

@@ -57,6 +57,23 @@ describe('ESDK round trips', () => {
     assert.deepEqual(decrypted, plaintext);
   });
 
+  it('the header info carries the commitment key and the header authentication, the same on both sides', async () => {
+    for (const suiteId of [0x0578, 0x0478, 0x0378, 0x0014]) {
+      const options = { keyring: aesKeyring, suiteId, commitmentPolicy: policyFor(suiteId) };
+      const { ciphertext, header } = await encrypt(Buffer.from('x'), options);
+      const { header: read } = await decrypt(ciphertext, options);
+      const version = suiteId >= 0x0478 ? 2 : 1;
+      assert.equal(header.commitmentKey?.length, version === 2 ? 32 : undefined);
+      assert.deepEqual(read.commitmentKey && Buffer.from(read.commitmentKey), header.commitmentKey && Buffer.from(header.commitmentKey));
+      assert.deepEqual(Buffer.from(read.headerAuth.tag), Buffer.from(header.headerAuth.tag));
+      assert.equal(header.headerAuth.tag.length, 16);
+      // Version 1 carries its header IV (zeros when written by us), version 2 uses 12 zero bytes.
+      assert.deepEqual(Buffer.from(read.headerAuth.iv), Buffer.alloc(12));
+      const tagAt = ciphertext.indexOf(Buffer.from(header.headerAuth.tag));
+      assert.ok(tagAt > 0 && tagAt < 400, 'the tag is the header tag of this message');
+    }
+  });
+
   it('refuses bad options with InvalidArgument', async () => {
     await assert.rejects(encrypt(Buffer.alloc(1), { keyring: aesKeyring, frameLength: 0 }), { code: 'InvalidArgument' });
     await assert.rejects(encrypt(Buffer.alloc(1), { keyring: aesKeyring, frameLength: 2 ** 32 }), { code: 'InvalidArgument' });
