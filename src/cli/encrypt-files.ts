@@ -2,11 +2,12 @@
  * Files for `strongroom encrypt` / `decrypt`: which inputs become which outputs (a file, a whole
  * tree with --recursive, or stdin/stdout), and outputs that appear only when complete — written to
  * a temporary file beside the target, flushed, then renamed over it; removed on any failure and on
- * SIGINT/SIGTERM/SIGHUP, so a half-written output is never left behind.
+ * SIGINT/SIGTERM/SIGHUP, so a half-written output is never left behind. An output that is not a
+ * regular file (a FIFO, a device, /dev/fd/N) cannot be replaced that way; it is written directly.
  */
 import { randomBytes } from 'node:crypto';
 import { unlinkSync, type WriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, readlink, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { UsageError, type Mode } from './encrypt-options.ts';
 
@@ -18,7 +19,7 @@ export interface Job {
   source: string;
   /** A path, or `-` for stdout. */
   target: string;
-  /** Bytes of the source when it is a file. */
+  /** Bytes of the source when it is a regular file (unknown for stdin, a FIFO, a device). */
   size: number | undefined;
 }
 
@@ -40,6 +41,8 @@ async function statOrUndefined(path: string) {
 /**
  * --input/--output to jobs. A usage error (exit 2) for combinations that cannot work: a directory
  * without --recursive, a tree into a file or stdout, stdin into a directory, output = input.
+ * A single input may be anything readable but a directory (`<(cmd)`, /dev/stdin, a FIFO): it is
+ * streamed like stdin.
  */
 export async function planJobs(options: { mode: Mode; input: string; output: string; recursive: boolean; suffix: string }): Promise<Plan> {
   const { input, output, suffix } = options;
@@ -59,12 +62,12 @@ export async function planJobs(options: { mode: Mode; input: string; output: str
     if (resolve(input) === resolve(output) && suffix === '') throw new UsageError('--output is the input directory and --suffix is empty: outputs would replace inputs');
     return walkTree(resolve(input), resolve(output), suffix);
   }
-  if (!source.isFile()) throw new UsageError(`--input ${input} is not a regular file`);
-  if (output === STDIO) return { jobs: [{ source: input, target: STDIO, size: source.size }], skipped: [] };
+  const size = source.isFile() ? source.size : undefined;
+  if (output === STDIO) return { jobs: [{ source: input, target: STDIO, size }], skipped: [] };
   const existing = await statOrUndefined(output);
   const target = existing?.isDirectory() ? join(output, basename(input) + suffix) : output;
   if (resolve(target) === resolve(input)) throw new UsageError('--output names the input file itself');
-  return { jobs: [{ source: input, target, size: source.size }], skipped: [] };
+  return { jobs: [{ source: input, target, size }], skipped: [] };
 }
 
 /** Every regular file under `root`, mapped to the same relative path under `outputRoot` plus the suffix. */
@@ -115,14 +118,83 @@ export function installInterruptCleanup(): void {
   }
 }
 
-export class AtomicOutput {
+/** Where a job's bytes go: `stream`, then `commit` once it has finished, or `abort` on failure. */
+export interface Output {
+  /** The path the user named. */
   readonly target: string;
+  readonly stream: WriteStream;
+  /** True when nothing written is visible before `commit` (a temporary file renamed into place). */
+  readonly atomic: boolean;
+  commit(overwrite: boolean): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/**
+ * The output for `target`. An existing FIFO, device or /dev/fd/N (after following links) is
+ * written directly: renaming a file over it would replace the device or pipe itself, and /dev or
+ * /proc/self/fd do not take our temporary file anyway. Anything else appears only on commit.
+ */
+export async function openOutput(target: string, mode: Mode): Promise<Output> {
+  const existing = await statOrUndefined(target);
+  if (existing && !existing.isFile() && !existing.isDirectory()) return DirectOutput.open(target);
+  return AtomicOutput.create(target, mode);
+}
+
+/**
+ * The path a write to `path` lands on: symbolic links followed (relative ones from their own
+ * directory), even a dangling last one, as a shell's `>` does. Up to 40 links, like the kernel.
+ */
+async function followLinks(path: string): Promise<string> {
+  let current = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    let info;
+    try {
+      info = await lstat(current);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return current;
+      throw error;
+    }
+    if (!info.isSymbolicLink()) return current;
+    current = resolve(dirname(current), await readlink(current));
+  }
+  throw Object.assign(new Error(`too many levels of symbolic links: ${path}`), { code: 'ELOOP', path });
+}
+
+/** A pipe or device: bytes reach the reader as they are written, there is nothing to rename or remove. */
+class DirectOutput implements Output {
+  readonly atomic = false;
+  readonly target: string;
+  readonly stream: WriteStream;
+
+  private constructor(target: string, handle: FileHandle) {
+    this.target = target;
+    // No flush: fsync fails (EINVAL) on a pipe and means nothing for a device.
+    this.stream = handle.createWriteStream();
+  }
+
+  static async open(target: string): Promise<DirectOutput> {
+    return new DirectOutput(target, await open(target, 'w'));
+  }
+
+  async commit(): Promise<void> {}
+
+  async abort(): Promise<void> {
+    this.stream.destroy();
+  }
+}
+
+export class AtomicOutput implements Output {
+  readonly atomic = true;
+  readonly target: string;
+  /** The target with symbolic links followed: the rename writes through a link, not over it. */
+  readonly #destination: string;
   readonly #temporary: string;
   readonly #handle: FileHandle;
   readonly stream: WriteStream;
 
-  private constructor(target: string, temporary: string, handle: FileHandle) {
+  private constructor(target: string, destination: string, temporary: string, handle: FileHandle) {
     this.target = target;
+    this.#destination = destination;
     this.#temporary = temporary;
     this.#handle = handle;
     // flush: fsync before the stream closes the file, so a rename never exposes unwritten data.
@@ -130,23 +202,25 @@ export class AtomicOutput {
   }
 
   /**
-   * A new temporary file beside `target` (same directory, so the rename is atomic), created
-   * exclusively. Decrypted output is plaintext: 0600. Encrypted output: 0666 less the umask.
+   * A new temporary file beside `target`, or beside the file a symbolic link `target` points to
+   * (same directory, so the rename is atomic), created exclusively. Decrypted output is
+   * plaintext: 0600. Encrypted output: 0666 less the umask.
    */
   static async create(target: string, mode: Mode): Promise<AtomicOutput> {
-    await mkdir(dirname(target), { recursive: true });
-    const temporary = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
+    const destination = await followLinks(target);
+    await mkdir(dirname(destination), { recursive: true });
+    const temporary = join(dirname(destination), `.${basename(destination)}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
     const handle = await open(temporary, 'wx', mode === 'decrypt' ? 0o600 : 0o666);
     partialFiles.add(temporary);
-    return new AtomicOutput(target, temporary, handle);
+    return new AtomicOutput(target, destination, temporary, handle);
   }
 
   /** After the stream has finished (flushed, closed): rename over the target, or (no overwrite) link, which fails if it exists. */
   async commit(overwrite: boolean): Promise<void> {
-    if (overwrite) await rename(this.#temporary, this.target);
+    if (overwrite) await rename(this.#temporary, this.#destination);
     else {
       try {
-        await link(this.#temporary, this.target);
+        await link(this.#temporary, this.#destination);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${this.target} exists (and --no-overwrite was given)`);
         throw error;

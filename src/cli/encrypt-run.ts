@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { decryptStream, encryptStream, type MessageHeaderInfo } from '../esdk/index.ts';
 import { EsdkError } from '../esdk/errors.ts';
-import { AtomicOutput, STDIO, installInterruptCleanup, planJobs, type Job } from './encrypt-files.ts';
+import { STDIO, installInterruptCleanup, openOutput, planJobs, type Job, type Output } from './encrypt-files.ts';
 import { kmsClientFor, materialsFor } from './encrypt-keyring.ts';
 import { openMetadataOutput, metadataRecord, type MetadataOutput } from './encrypt-metadata.ts';
 import { UsageError, type RunConfig } from './encrypt-options.ts';
@@ -63,10 +63,10 @@ function describeFailure(error: unknown): string {
 
 export async function runEsdkCommand(config: RunConfig): Promise<void> {
   if (config.metadataOutput === STDIO && config.output === STDIO) throw new UsageError('--metadata-output - and --output - cannot both use stdout');
-  if (config.frameLength === 0 && config.mode === 'encrypt' && config.input === STDIO) {
-    throw new UsageError('--frame-length 0 (non-framed) needs a file input: the length must be known before the first byte');
-  }
   const plan = await planJobs(config);
+  if (config.frameLength === 0 && config.mode === 'encrypt' && plan.jobs.some((job) => job.size === undefined)) {
+    throw new UsageError('--frame-length 0 (non-framed) needs a regular file as input: the length must be known before the first byte');
+  }
   for (const path of plan.skipped) process.stderr.write(`skipped (not a regular file): ${path}\n`);
   installInterruptCleanup();
   const client = kmsClientFor(config);
@@ -94,38 +94,47 @@ export async function runEsdkCommand(config: RunConfig): Promise<void> {
   }
 }
 
+type Materials = Awaited<ReturnType<typeof materialsFor>>;
+
 interface JobResult {
   header: MessageHeaderInfo;
   inputBytes: number;
   outputBytes: number;
 }
 
-async function runJob(config: RunConfig, job: Job, materials: Awaited<ReturnType<typeof materialsFor>>, bar: cliProgress.SingleBar | undefined): Promise<JobResult> {
+/** The SDK's stream for this job; `releaseUnverified`: decrypted frames may leave before the signature is checked. */
+function sdkStream(config: RunConfig, job: Job, materials: Materials, releaseUnverified: boolean): Duplex {
+  if (config.mode === 'encrypt') {
+    return encryptStream({
+      ...materials,
+      encryptionContext: config.context,
+      suiteId: config.suiteId,
+      ...(config.frameLength === 0 ? { contentType: 'non-framed' as const } : { frameLength: config.frameLength }),
+      commitmentPolicy: config.commitmentPolicy,
+      maxEncryptedDataKeys: config.maxEncryptedDataKeys,
+      plaintextLength: job.size,
+    });
+  }
+  return decryptStream({
+    ...materials,
+    commitmentPolicy: config.commitmentPolicy,
+    maxEncryptedDataKeys: config.maxEncryptedDataKeys,
+    allowUnsignedStreaming: releaseUnverified,
+  });
+}
+
+async function runJob(config: RunConfig, job: Job, materials: Materials, bar: cliProgress.SingleBar | undefined): Promise<JobResult> {
   const display = job.source === STDIO ? '<stdin>' : job.source;
   let header: MessageHeaderInfo | undefined;
-  let output: AtomicOutput | undefined;
+  let output: Output | undefined;
   try {
-    const sdk: Duplex =
-      config.mode === 'encrypt'
-        ? encryptStream({
-            ...materials,
-            encryptionContext: config.context,
-            suiteId: config.suiteId,
-            ...(config.frameLength === 0 ? { contentType: 'non-framed' as const } : { frameLength: config.frameLength }),
-            commitmentPolicy: config.commitmentPolicy,
-            maxEncryptedDataKeys: config.maxEncryptedDataKeys,
-            plaintextLength: job.size,
-          })
-        : decryptStream({
-            ...materials,
-            commitmentPolicy: config.commitmentPolicy,
-            maxEncryptedDataKeys: config.maxEncryptedDataKeys,
-            // To a file, plaintext goes to a temporary file that is removed unless the whole
-            // message (signature included) verifies, so frames may leave as their tags verify.
-            // To stdout, nothing is released before the signature is verified: the SDK withholds
-            // it in an encrypted spill file under TMPDIR (constant memory either way).
-            allowUnsignedStreaming: job.target !== STDIO,
-          });
+    output = job.target === STDIO ? undefined : await openOutput(job.target, config.mode);
+    // To a temporary file, plaintext may stream as frames verify: the file is removed unless the
+    // whole message (signature included) verifies. To stdout, a pipe or a device, nothing is
+    // released before the signature is verified: the SDK withholds it in an encrypted spill file
+    // under TMPDIR (constant memory either way).
+    // No await from here to the pipeline: a stream that errors before anyone listens would crash the process.
+    const sdk = sdkStream(config, job, materials, output?.atomic ?? false);
     sdk.once('header', (info: MessageHeaderInfo) => {
       header = info;
       if (config.mode === 'decrypt') {
@@ -138,23 +147,19 @@ async function runJob(config: RunConfig, job: Job, materials: Awaited<ReturnType
     });
     const input: Readable = job.source === STDIO ? process.stdin : createReadStream(job.source);
     const counter = new ByteCounter(bar ? (count) => bar.increment(count) : undefined);
-    let outputBytes = 0;
-    if (job.target === STDIO) {
-      await pipeline(input, counter, sdk, async (source: AsyncIterable<Buffer>) => {
+    const outputCounter = new ByteCounter();
+    if (output) {
+      await pipeline(input, counter, sdk, outputCounter, output.stream);
+      await output.commit(config.overwrite);
+    } else {
+      await pipeline(input, counter, sdk, outputCounter, async (source: AsyncIterable<Buffer>) => {
         for await (const chunk of source) {
-          outputBytes += chunk.length;
           if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
         }
       });
-    } else {
-      output = await AtomicOutput.create(job.target, config.mode);
-      const outputCounter = new ByteCounter();
-      await pipeline(input, counter, sdk, outputCounter, output.stream);
-      await output.commit(config.overwrite);
-      outputBytes = outputCounter.bytes;
     }
     if (!header) throw new JobError('the SDK reported no message header');
-    return { header, inputBytes: counter.bytes, outputBytes };
+    return { header, inputBytes: counter.bytes, outputBytes: outputCounter.bytes };
   } catch (error) {
     await output?.abort();
     throw new JobError(`${display}: ${describeFailure(error)}`);

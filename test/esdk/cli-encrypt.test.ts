@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -29,12 +29,16 @@ let accountId: string;
 let work: string;
 let baseEnv: Record<string, string>;
 
-/** Runs the CLI with only the AWS_* variables given (none leak in from the test's environment). */
-function strongroom(args: string[], options: { env?: Record<string, string>; input?: Buffer; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+/**
+ * Runs the CLI with only the AWS_* variables given (none leak in from the test's environment).
+ * `pipes`: its stdin and stdout are pipes, as in a shell (node gives a child socket pairs).
+ */
+function strongroom(args: string[], options: { env?: Record<string, string>; input?: Buffer; pipes?: boolean; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('AWS_') && value !== undefined) env[name] = value;
+  const command = options.pipes ? ['bash', '-o', 'pipefail', '-c', 'cat | "$@" | cat', 'bash', process.execPath] : [process.execPath];
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [STRONGROOM_BIN, ...args], { env: { ...env, ...(options.env ?? baseEnv) }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command[0], [...command.slice(1), STRONGROOM_BIN, ...args], { env: { ...env, ...(options.env ?? baseEnv) }, stdio: ['pipe', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -319,6 +323,95 @@ describe('strongroom encrypt / decrypt', () => {
     assert.match(transcript, /encrypt \|.*\| 100% \| 17825792\/17825792 bytes/);
     await rm(path('large.bin'));
     await rm(path('large.msg'));
+  });
+
+  describe('outputs and inputs that are not regular files', () => {
+    /** A FIFO with a reader (cat) already waiting on it; `read` resolves to what the reader got. */
+    async function fifoWithReader(name: string): Promise<{ fifo: string; read: () => Promise<Buffer> }> {
+      const fifo = path(name);
+      await new Promise<void>((done, fail) => spawn('mkfifo', [fifo]).once('close', (code) => (code === 0 ? done() : fail(new Error(`mkfifo: ${code}`)))));
+      const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const chunks: Buffer[] = [];
+      reader.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const closed = new Promise<void>((done) => reader.once('close', () => done()));
+      return {
+        fifo,
+        // A reader still blocked in open() means the CLI never wrote to this FIFO: stop it, report what arrived.
+        read: async () => {
+          const timer = setTimeout(() => reader.kill('SIGKILL'), 5_000);
+          await closed;
+          clearTimeout(timer);
+          return Buffer.concat(chunks);
+        },
+      };
+    }
+
+    it('writes into a FIFO named by -o, leaving the FIFO in place', async () => {
+      const plaintext = randomBytes(100_000);
+      await writeFile(path('to-fifo.bin'), plaintext);
+      const { fifo, read } = await fifoWithReader('out.fifo');
+      const run = await strongroom(['encrypt', '-i', path('to-fifo.bin'), '-o', fifo, '--key', keyArn]);
+      const message = await read();
+      assert.equal(run.code, 0, run.stderr);
+      assert.ok((await lstat(fifo)).isFIFO(), 'still a FIFO');
+      assert.equal(message.readUInt16BE(1), 0x0578);
+      const decrypted = await strongroom(['decrypt', '-i', '-', '-o', '-', '--key', keyArn], { input: message });
+      assert.ok(decrypted.stdout.equals(plaintext));
+      await rm(fifo);
+    });
+
+    it('releases nothing into a FIFO from a signed message whose signature does not verify', async () => {
+      const plaintext = randomBytes(200_000);
+      await writeFile(path('signed.bin'), plaintext);
+      assert.equal((await strongroom(['encrypt', '-i', path('signed.bin'), '-o', path('signed.msg'), '--key', keyArn])).code, 0);
+      const badSignature = await readFile(path('signed.msg'));
+      badSignature[badSignature.length - 5] ^= 0x01; // inside the footer's signature: every frame still verifies
+      await writeFile(path('bad-signature.msg'), badSignature);
+      const { fifo, read } = await fifoWithReader('plain.fifo');
+      const run = await strongroom(['decrypt', '-i', path('bad-signature.msg'), '-o', fifo, '--key', keyArn]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal((await read()).length, 0, 'no unverified plaintext reached the reader');
+      assert.ok((await lstat(fifo)).isFIFO());
+      await rm(fifo);
+    });
+
+    it('writes to /dev/fd/N (as for -o >(cmd))', async () => {
+      await writeFile(path('to-fd.bin'), 'through a file descriptor');
+      const encrypted = await strongroom(['encrypt', '-i', path('to-fd.bin'), '-o', '/dev/fd/1', '--key', keyArn], { pipes: true });
+      assert.equal(encrypted.code, 0, encrypted.stderr);
+      const decrypted = await strongroom(['decrypt', '-i', '-', '-o', '/dev/fd/1', '--key', keyArn], { input: encrypted.stdout, pipes: true });
+      assert.equal(decrypted.code, 0, decrypted.stderr);
+      assert.equal(decrypted.stdout.toString(), 'through a file descriptor');
+    });
+
+    it('reads /dev/stdin and a FIFO named by -i (as for -i <(cmd))', async () => {
+      const plaintext = randomBytes(50_000);
+      const encrypted = await strongroom(['encrypt', '-i', '/dev/stdin', '-o', path('from-stdin.msg'), '--key', keyArn], { input: plaintext, pipes: true });
+      assert.equal(encrypted.code, 0, encrypted.stderr);
+      const fifo = path('in.fifo');
+      await new Promise<void>((done) => spawn('mkfifo', [fifo]).once('close', () => done()));
+      const writer = spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', path('from-stdin.msg'), fifo], { stdio: 'ignore' });
+      const decrypted = await strongroom(['decrypt', '-i', fifo, '-o', '-', '--key', keyArn]);
+      writer.kill();
+      assert.equal(decrypted.code, 0, decrypted.stderr);
+      assert.ok(decrypted.stdout.equals(plaintext));
+      const nonFramed = await strongroom(['encrypt', '-i', '/dev/stdin', '-o', '-', '--key', keyArn, '--frame-length', '0'], { pipes: true });
+      assert.equal(nonFramed.code, 2, 'non-framed needs a known length');
+      await rm(fifo);
+    });
+
+    it('writes through a symbolic link named by -o, keeping the link', async () => {
+      await mkdir(path('linked'));
+      await writeFile(path('linked', 'real.msg'), 'old');
+      await symlink('linked/real.msg', path('link.msg'));
+      await writeFile(path('via-link.bin'), 'via the link');
+      const run = await strongroom(['encrypt', '-i', path('via-link.bin'), '-o', path('link.msg'), '--key', keyArn]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(await readlink(path('link.msg')), 'linked/real.msg');
+      const decrypted = await strongroom(['decrypt', '-i', path('linked', 'real.msg'), '-o', '-', '--key', keyArn]);
+      assert.equal(decrypted.stdout.toString(), 'via the link');
+      assert.deepEqual(await readdir(path('linked')), ['real.msg']);
+    });
   });
 
   describe('usage errors exit 2', () => {
