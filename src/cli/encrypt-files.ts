@@ -100,19 +100,29 @@ async function walkTree(root: string, outputRoot: string, suffix: string): Promi
 const partialFiles = new Set<string>();
 let cleanupInstalled = false;
 
-/** Removes every temporary output if the process is interrupted; then exits as the signal asks. */
-export function installInterruptCleanup(): void {
+function removePartialFiles(): void {
+  for (const path of partialFiles) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // Already gone.
+    }
+  }
+  partialFiles.clear();
+}
+
+/**
+ * Removes every temporary output when the process is interrupted (then exits as the signal asks)
+ * and whenever it exits with one still open — after an uncaught exception too, since 'exit' runs
+ * then as well. Synchronous: nothing asynchronous runs once 'exit' is emitted.
+ */
+export function installPartialFileCleanup(): void {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
+  process.once('exit', removePartialFiles);
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
     process.once(signal, () => {
-      for (const path of partialFiles) {
-        try {
-          unlinkSync(path);
-        } catch {
-          // Already gone.
-        }
-      }
+      removePartialFiles();
       process.exit(code);
     });
   }

@@ -3,7 +3,9 @@
  * before any file is touched: a bad value is a usage error (exit 2) naming the option.
  */
 import { InvalidArgumentError } from 'commander';
-import type { CommitmentPolicy } from '../esdk/types.ts';
+import { EsdkError } from '../esdk/errors.ts';
+import { assertEncryptAllowed, getAlgorithmSuite } from '../esdk/suites.ts';
+import type { AlgorithmSuiteId, CommitmentPolicy } from '../esdk/types.ts';
 
 /** A usage error found after commander's own parsing (exit code 2). */
 export class UsageError extends Error {
@@ -42,6 +44,22 @@ export function parseSuite(value: string): number {
     if (Object.values(SUITE_NAMES).includes(id)) return id;
   }
   throw new InvalidArgumentError(`unknown algorithm suite; use one of ${Object.values(SUITE_NAMES).map(hexSuiteId).join(', ')} or its name`);
+}
+
+/**
+ * --suite against --commitment-policy, by the SDK's own rule (assertEncryptAllowed), so that a
+ * suite the policy forbids is a usage error before any file is created or KMS is called.
+ */
+export function checkSuiteAllowed(suiteId: number | undefined, policy: CommitmentPolicy): void {
+  if (suiteId === undefined) return;
+  const suite = getAlgorithmSuite(suiteId as AlgorithmSuiteId);
+  try {
+    assertEncryptAllowed(policy, suite);
+  } catch (error) {
+    if (!(error instanceof EsdkError)) throw error;
+    const needed = suite.committing ? 'require-encrypt-require-decrypt or require-encrypt-allow-decrypt' : 'forbid-encrypt-allow-decrypt';
+    throw new UsageError(`--suite ${hexSuiteId(suiteId)} is ${suite.committing ? '' : 'not '}committing: it needs --commitment-policy ${needed}`);
+  }
 }
 
 const POLICIES: Readonly<Record<string, CommitmentPolicy>> = {

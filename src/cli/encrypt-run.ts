@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { decryptStream, encryptStream, type MessageHeaderInfo } from '../esdk/index.ts';
 import { EsdkError } from '../esdk/errors.ts';
-import { STDIO, installInterruptCleanup, openOutput, planJobs, type Job, type Output } from './encrypt-files.ts';
+import { STDIO, installPartialFileCleanup, openOutput, planJobs, type Job, type Output } from './encrypt-files.ts';
 import { kmsClientFor, materialsFor } from './encrypt-keyring.ts';
 import { openMetadataOutput, metadataRecord, type MetadataOutput } from './encrypt-metadata.ts';
 import { UsageError, type RunConfig } from './encrypt-options.ts';
@@ -68,7 +68,7 @@ export async function runEsdkCommand(config: RunConfig): Promise<void> {
     throw new UsageError('--frame-length 0 (non-framed) needs a regular file as input: the length must be known before the first byte');
   }
   for (const path of plan.skipped) process.stderr.write(`skipped (not a regular file): ${path}\n`);
-  installInterruptCleanup();
+  installPartialFileCleanup();
   const client = kmsClientFor(config);
   let metadata: MetadataOutput | undefined;
   let bar: cliProgress.SingleBar | undefined;

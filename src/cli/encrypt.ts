@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { checkKeyIdentifiers } from './encrypt-keyring.ts';
 import {
   UsageError,
+  checkSuiteAllowed,
   collect,
   collectContext,
   endpointFrom,
@@ -71,6 +72,7 @@ export function configFrom(mode: Mode, options: CommandOptions, env: NodeJS.Proc
   if (options.discoveryPartition !== undefined && !options.discoveryAccount) throw new UsageError('--discovery-partition needs --discovery-account');
   if (options.cacheMaxMessages !== undefined && options.cacheMaxAge === undefined) throw new UsageError('--cache-max-messages needs --cache-max-age');
   checkKeyIdentifiers(keys);
+  checkSuiteAllowed(options.suite, options.commitmentPolicy);
   return {
     mode,
     input: options.input,

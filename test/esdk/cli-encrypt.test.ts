@@ -414,6 +414,25 @@ describe('strongroom encrypt / decrypt', () => {
     });
   });
 
+  describe('a suite the commitment policy forbids: a usage error before any file or KMS call', () => {
+    const cases: [string, string[]][] = [
+      ['a non-committing suite under the default policy', ['--suite', '0x0014']],
+      ['a committing suite under forbid-encrypt-allow-decrypt', ['--suite', '0x0478', '--commitment-policy', 'forbid-encrypt-allow-decrypt']],
+    ];
+    for (const [title, flags] of cases) {
+      it(title, async () => {
+        await mkdir(path('policy'), { recursive: true });
+        await writeFile(path('policy', 'hi.txt'), 'hi');
+        // Nothing listens on port 1: a KMS call would fail with exit 1, not 2.
+        const run = await strongroom(['encrypt', '-i', path('policy', 'hi.txt'), '-o', path('policy', 's.msg'), '--key', keyArn, '--endpoint', 'http://127.0.0.1:1', ...flags]);
+        assert.equal(run.code, 2, run.stderr);
+        assert.match(run.stderr, /^strongroom encrypt: usage: --suite 0x0[04][17]\d+ is (not )?committing: it needs --commitment-policy /);
+        assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+        assert.deepEqual(await readdir(path('policy')), ['hi.txt']);
+      });
+    }
+  });
+
   describe('usage errors exit 2', () => {
     const cases: [string, string[]][] = [
       ['no --key at encrypt', ['encrypt', '-i', '-', '-o', '-']],

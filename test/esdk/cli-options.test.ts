@@ -4,6 +4,7 @@
  * inputs map to which outputs, and outputs that appear only on commit.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,5 +162,21 @@ describe('file planning and outputs', () => {
     await refused.abort();
     assert.equal(await readFile(target, 'utf8'), 'plain');
     assert.deepEqual(await readdir(join(dir, 'atomic')), ['out.bin']);
+  });
+
+  it('removes temporary outputs when the process dies of an uncaught exception', async () => {
+    await mkdir(join(dir, 'crash'));
+    const script = `
+      import { AtomicOutput, installPartialFileCleanup } from ${JSON.stringify(new URL('../../src/cli/encrypt-files.ts', import.meta.url).href)};
+      installPartialFileCleanup();
+      const output = await AtomicOutput.create(${JSON.stringify(join(dir, 'crash', 'out.bin'))}, 'decrypt');
+      output.stream.write('half', () => { throw new Error('unexpected'); });`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done) => child.once('close', done));
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /unexpected/, 'it died of the exception');
+    assert.deepEqual(await readdir(join(dir, 'crash')), []);
   });
 });
