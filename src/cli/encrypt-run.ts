@@ -3,7 +3,6 @@
  * constant memory (file → encryptStream/decryptStream → temporary file → rename), a progress bar on
  * a terminal for large inputs, and one metadata line per finished file.
  */
-import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +13,7 @@ import { STDIO, installPartialFileCleanup, openOutput, planJobs, type Job, type 
 import { kmsClientFor, materialsFor } from './encrypt-keyring.ts';
 import { openMetadataOutput, metadataRecord, type MetadataOutput } from './encrypt-metadata.ts';
 import { UsageError, type RunConfig } from './encrypt-options.ts';
+import { StdoutClosedError, stdoutFailureOr, writeStdout } from './encrypt-stdout.ts';
 
 /** Inputs at least this large (in total) get a progress bar, when stderr is a terminal. */
 export const PROGRESS_THRESHOLD_BYTES = 16 * 1024 * 1024;
@@ -53,7 +53,7 @@ function checkContext(expected: Record<string, string>, header: MessageHeaderInf
 }
 
 function describeFailure(error: unknown): string {
-  if (error instanceof EsdkError || error instanceof JobError) return error.message;
+  if (error instanceof EsdkError || error instanceof JobError || error instanceof StdoutClosedError) return error.message;
   const code = (error as NodeJS.ErrnoException)?.code;
   const path = (error as NodeJS.ErrnoException)?.path;
   if (code && path) return `${code}: ${path}`;
@@ -153,9 +153,9 @@ async function runJob(config: RunConfig, job: Job, materials: Materials, bar: cl
       await output.commit(config.overwrite);
     } else {
       await pipeline(input, counter, sdk, outputCounter, async (source: AsyncIterable<Buffer>) => {
-        for await (const chunk of source) {
-          if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
-        }
+        for await (const chunk of source) await writeStdout(chunk);
+      }).catch((error) => {
+        throw stdoutFailureOr(error);
       });
     }
     if (!header) throw new JobError('the SDK reported no message header');

@@ -32,11 +32,19 @@ let baseEnv: Record<string, string>;
 /**
  * Runs the CLI with only the AWS_* variables given (none leak in from the test's environment).
  * `pipes`: its stdin and stdout are pipes, as in a shell (node gives a child socket pairs).
+ * `stdoutTo`: a shell command its stdout is piped into (the exit code is still the CLI's).
  */
-function strongroom(args: string[], options: { env?: Record<string, string>; input?: Buffer; pipes?: boolean; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+function strongroom(
+  args: string[],
+  options: { env?: Record<string, string>; input?: Buffer; pipes?: boolean; stdoutTo?: string; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {},
+): Promise<Run> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('AWS_') && value !== undefined) env[name] = value;
-  const command = options.pipes ? ['bash', '-o', 'pipefail', '-c', 'cat | "$@" | cat', 'bash', process.execPath] : [process.execPath];
+  const command = options.pipes
+    ? ['bash', '-o', 'pipefail', '-c', 'cat | "$@" | cat', 'bash', process.execPath]
+    : options.stdoutTo
+      ? ['bash', '-c', `"$@" | ${options.stdoutTo}; exit \${PIPESTATUS[0]}`, 'bash', process.execPath]
+      : [process.execPath];
   return new Promise((done, fail) => {
     const child = spawn(command[0], [...command.slice(1), STRONGROOM_BIN, ...args], { env: { ...env, ...(options.env ?? baseEnv) }, stdio: ['pipe', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
@@ -411,6 +419,31 @@ describe('strongroom encrypt / decrypt', () => {
       const decrypted = await strongroom(['decrypt', '-i', path('linked', 'real.msg'), '-o', '-', '--key', keyArn]);
       assert.equal(decrypted.stdout.toString(), 'via the link');
       assert.deepEqual(await readdir(path('linked')), ['real.msg']);
+    });
+  });
+
+  describe('stdout closed by its reader (EPIPE): exit 1 and one clear message', () => {
+    const assertClosedOutput = (run: Run) => {
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /^strongroom encrypt: (\S+: )?output closed \(EPIPE\)/);
+      assert.doesNotMatch(run.stderr, /\n\s+at |AbortError|Unhandled/, 'no stack trace, no AbortError');
+    };
+
+    it('the data (--output -)', async () => {
+      await writeFile(path('epipe.bin'), randomBytes(4 * 1024 * 1024));
+      assertClosedOutput(await strongroom(['encrypt', '-i', path('epipe.bin'), '-o', '-', '--key', keyArn], { stdoutTo: 'head -c 10 >/dev/null' }));
+    });
+
+    it('the metadata (--metadata-output -)', async () => {
+      for (let n = 0; n < 100; n++) {
+        await mkdir(path('epipe-tree', 'in'), { recursive: true });
+        await writeFile(path('epipe-tree', 'in', `f${n}`), `file ${n}`);
+      }
+      const run = await strongroom(['encrypt', '-r', '-i', path('epipe-tree', 'in'), '-o', path('epipe-tree', 'out'), '--key', keyArn, '--metadata-output', '-'], {
+        stdoutTo: 'head -c 100 >/dev/null',
+      });
+      assertClosedOutput(run);
+      assert.deepEqual((await listTree(path('epipe-tree', 'out'))).filter((name) => name.endsWith('.strongroom-partial')), []);
     });
   });
 
