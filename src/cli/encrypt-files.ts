@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { unlinkSync, type WriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, readlink, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { UsageError, type Mode } from './encrypt-options.ts';
 
@@ -59,15 +59,55 @@ export async function planJobs(options: { mode: Mode; input: string; output: str
     if (output === STDIO) throw new UsageError('--output must be a directory when --input is a directory');
     const existing = await statOrUndefined(output);
     if (existing && !existing.isDirectory()) throw new UsageError(`--output ${output} is not a directory`);
-    if (resolve(input) === resolve(output) && suffix === '') throw new UsageError('--output is the input directory and --suffix is empty: outputs would replace inputs');
-    return walkTree(resolve(input), resolve(output), suffix);
+    const plan = await walkTree(resolve(input), resolve(output), suffix);
+    await refuseOverlaps(plan.jobs);
+    return plan;
   }
   const size = source.isFile() ? source.size : undefined;
   if (output === STDIO) return { jobs: [{ source: input, target: STDIO, size }], skipped: [] };
   const existing = await statOrUndefined(output);
   const target = existing?.isDirectory() ? join(output, basename(input) + suffix) : output;
-  if (resolve(target) === resolve(input)) throw new UsageError('--output names the input file itself');
-  return { jobs: [{ source: input, target, size }], skipped: [] };
+  const jobs = [{ source: input, target, size }];
+  await refuseOverlaps(jobs);
+  return { jobs, skipped: [] };
+}
+
+/**
+ * No job may write over a file that a job still has to read, nor two jobs write one file: with
+ * `decrypt -r -i q/data -o q --suffix ''`, q/data/data/x would be written to q/data/x before that
+ * input is read. Compared as real paths, so links and `..` cannot hide an overlap.
+ */
+async function refuseOverlaps(jobs: readonly Job[]): Promise<void> {
+  const sources = new Set<string>();
+  for (const job of jobs) sources.add(await realPath(job.source));
+  const targets = new Set<string>();
+  for (const job of jobs) {
+    const target = await realPath(job.target);
+    if (sources.has(target)) throw new UsageError(`--output would overwrite an input before it is read: ${job.target}`);
+    if (targets.has(target)) throw new UsageError(`two inputs would be written to the same output: ${job.target}`);
+    targets.add(target);
+  }
+}
+
+/**
+ * The real path of `path`, also when it and some of its directories do not exist yet (an
+ * output) or its last link names no file (/dev/stdin when stdin is a pipe).
+ */
+async function realPath(path: string): Promise<string> {
+  const destination = await followLinks(path);
+  const missing = [basename(destination)];
+  let dir = dirname(destination);
+  for (;;) {
+    try {
+      return join(await realpath(dir), ...missing);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // ENOTDIR: the write will fail and say so; it cannot overwrite an input.
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dir === dirname(dir)) throw error;
+      missing.unshift(basename(dir));
+      dir = dirname(dir);
+    }
+  }
 }
 
 /** Every regular file under `root`, mapped to the same relative path under `outputRoot` plus the suffix. */

@@ -422,6 +422,21 @@ describe('strongroom encrypt / decrypt', () => {
     });
   });
 
+  it('refuses an output tree that would overwrite inputs not yet read (exit 2, nothing touched)', async () => {
+    await mkdir(path('overlap', 'q', 'data', 'data'), { recursive: true });
+    await writeFile(path('overlap', 'a.pt'), 'alpha');
+    await writeFile(path('overlap', 'b.pt'), 'bravo');
+    for (const [source, target] of [['a.pt', 'q/data/x'], ['b.pt', 'q/data/data/x']]) {
+      assert.equal((await strongroom(['encrypt', '-i', path('overlap', source), '-o', path('overlap', target), '--key', keyArn])).code, 0);
+    }
+    const before = await readFile(path('overlap', 'q', 'data', 'x'));
+    const run = await strongroom(['decrypt', '-r', '-i', path('overlap', 'q', 'data'), '-o', path('overlap', 'q'), '--key', keyArn, '--suffix', '']);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /usage: --output would overwrite an input before it is read: .*q\/data\/x/);
+    assert.ok((await readFile(path('overlap', 'q', 'data', 'x'))).equals(before), 'the input is untouched');
+    assert.deepEqual(await listTree(path('overlap', 'q')), ['data/data/x', 'data/x']);
+  });
+
   describe('stdout closed by its reader (EPIPE): exit 1 and one clear message', () => {
     const assertClosedOutput = (run: Run) => {
       assert.equal(run.code, 1, run.stderr);

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -132,6 +132,18 @@ describe('file planning and outputs', () => {
     ['a tree onto itself without a suffix', () => plan(join(dir, 'in'), join(dir, 'in'), true, '')],
     ['a missing input', () => plan(join(dir, 'nope'), '-')],
   ];
+  it('refuses a plan whose outputs overlap its inputs or each other', async () => {
+    await mkdir(join(dir, 'overlap', 'in', 'one'), { recursive: true });
+    await mkdir(join(dir, 'overlap', 'in', 'two'));
+    await writeFile(join(dir, 'overlap', 'in', 'one', 'x'), '1');
+    await writeFile(join(dir, 'overlap', 'in', 'two', 'x'), '2');
+    await mkdir(join(dir, 'overlap', 'out', 'two'), { recursive: true });
+    await symlink('two', join(dir, 'overlap', 'out', 'one'));
+    await assert.rejects(plan(join(dir, 'overlap', 'in'), join(dir, 'overlap', 'out'), true, ''), /same output/);
+    await symlink(join(dir, 'in', 'a.txt'), join(dir, 'overlap', 'link-to-input'));
+    await assert.rejects(plan(join(dir, 'in', 'a.txt'), join(dir, 'overlap', 'link-to-input'), false), /overwrite an input/);
+  });
+
   for (const [title, run] of usage) {
     it(`refuses ${title}`, async () => {
       await assert.rejects(run(), UsageError);
