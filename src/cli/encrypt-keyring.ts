@@ -10,7 +10,7 @@ import { KmsKeyring, isKmsKeyIdentifier, parseKmsKeyArn } from '../esdk/kms-keyr
 import type { CryptographicMaterialsManager, Keyring } from '../esdk/types.ts';
 import { UsageError, type RunConfig } from './encrypt-options.ts';
 
-export function kmsClientFor(config: Pick<RunConfig, 'endpoint' | 'region' | 'profile'>): KMSClient {
+export function kmsClientFor(config: Pick<RunConfig, 'endpoint' | 'region' | 'profile' | 'kmsTimeoutSeconds'>): KMSClient {
   // The SDK's notice that its future releases will need Node 22 addresses whoever picks SDK
   // versions (package.json pins one), not someone encrypting a file; keep it off the CLI's stderr,
   // where scripts read our messages. Setting the variable yourself still wins.
@@ -19,6 +19,10 @@ export function kmsClientFor(config: Pick<RunConfig, 'endpoint' | 'region' | 'pr
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
     ...(config.region ? { region: config.region } : {}),
     ...(config.profile ? { profile: config.profile } : {}),
+    // The SDK waits forever on a KMS that accepted the connection and went silent. Give up as
+    // botocore (the aws-encryption-cli's client) does: connecting, and waiting for the next byte
+    // of an answer, each at most this long per attempt (the SDK retries, 3 attempts in all).
+    requestHandler: { connectionTimeout: config.kmsTimeoutSeconds * 1000, socketTimeout: config.kmsTimeoutSeconds * 1000 },
   });
 }
 

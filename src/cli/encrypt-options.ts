@@ -122,6 +122,7 @@ export interface RunConfig {
   endpoint: string | undefined;
   region: string | undefined;
   profile: string | undefined;
+  kmsTimeoutSeconds: number;
   metadataOutput: string | undefined;
   overwriteMetadata: boolean;
   progress: boolean;

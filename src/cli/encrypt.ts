@@ -50,6 +50,7 @@ interface CommandOptions {
   endpoint?: string;
   region?: string;
   profile?: string;
+  kmsTimeout?: number;
   metadataOutput?: string;
   overwriteMetadata?: boolean;
   progress: boolean;
@@ -93,6 +94,7 @@ export function configFrom(mode: Mode, options: CommandOptions, env: NodeJS.Proc
     endpoint: endpointFrom(options.endpoint, env),
     region: regionFrom(options.region, env, keys),
     profile: options.profile,
+    kmsTimeoutSeconds: options.kmsTimeout ?? 60,
     metadataOutput: options.metadataOutput,
     overwriteMetadata: Boolean(options.overwriteMetadata),
     progress: options.progress,
@@ -119,6 +121,7 @@ function addSharedOptions(command: Command, mode: Mode): Command {
     .option('--endpoint <url>', 'KMS endpoint (default: AWS_ENDPOINT_URL_KMS, else AWS_ENDPOINT_URL, else AWS)')
     .option('--region <region>', 'region (default: AWS_REGION, AWS_DEFAULT_REGION, the first key ARN, the AWS config file)')
     .option('--profile <name>', 'credentials profile (default: AWS_PROFILE, else "default")')
+    .addOption(new Option('--kms-timeout <seconds>', 'give up on a KMS that does not connect or answer within this long, per attempt (default 60)').argParser(integerFrom(1, 3600)))
     .option('--metadata-output <file|->', 'append one JSON line per file processed (- for stdout)')
     .option('--overwrite-metadata', 'truncate the metadata file instead of appending')
     .option('--no-progress', 'never show a progress bar (shown only on a terminal, for inputs of 16 MiB or more)')

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildClient, CommitmentPolicy, KmsKeyringNode } from '@aws-crypto/client-node';
@@ -437,6 +438,26 @@ describe('strongroom encrypt / decrypt', () => {
     assert.deepEqual(await listTree(path('overlap', 'q')), ['data/data/x', 'data/x']);
   });
 
+  it('gives up on a KMS that accepts connections and never answers (--kms-timeout)', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((done) => silent.listen(0, '127.0.0.1', done));
+    const { port } = silent.address() as { port: number };
+    try {
+      await mkdir(path('stalled'));
+      await writeFile(path('stalled', 'hi.txt'), 'hi');
+      const started = Date.now();
+      const run = await strongroom(['encrypt', '-i', path('stalled', 'hi.txt'), '-o', path('stalled', 'hi.msg'), '--key', keyArn, '--endpoint', `http://127.0.0.1:${port}`, '--kms-timeout', '1']);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /GenerateDataKey .*TimeoutError/);
+      assert.ok(Date.now() - started < 30_000, 'three 1-second attempts, not forever');
+      assert.deepEqual(await readdir(path('stalled')), ['hi.txt']);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
   describe('stdout closed by its reader (EPIPE): exit 1 and one clear message', () => {
     const assertClosedOutput = (run: Run) => {
       assert.equal(run.code, 1, run.stderr);
@@ -492,6 +513,7 @@ describe('strongroom encrypt / decrypt', () => {
       ['an unknown option', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--frobnicate']],
       ['a missing input file', ['encrypt', '-i', '/nonexistent/input', '-o', '-', '--key', 'alias/x']],
       ['non-framed from stdin', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--frame-length', '0']],
+      ['a KMS timeout of 0', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--kms-timeout', '0']],
     ];
     for (const [title, args] of cases) {
       it(title, async () => {

@@ -79,6 +79,7 @@ describe('configuration checks (usage errors)', () => {
     assert.equal(encrypt.frameLength, 4096);
     assert.deepEqual(encrypt.keys, ['alias/a', 'alias/b']);
     assert.equal(encrypt.region, 'us-east-1');
+    assert.equal(encrypt.kmsTimeoutSeconds, 60, 'as botocore');
     assert.equal(configFrom('decrypt', { ...base, discovery: true } as never, {}).suffix, '.decrypted');
   });
 });
