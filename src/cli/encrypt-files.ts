@@ -6,7 +6,7 @@
  * regular file (a FIFO, a device, /dev/fd/N) cannot be replaced that way; it is written directly.
  */
 import { randomBytes } from 'node:crypto';
-import { unlinkSync, type WriteStream } from 'node:fs';
+import { rmdirSync, unlinkSync, type WriteStream } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { UsageError, type Mode } from './encrypt-options.ts';
@@ -47,7 +47,7 @@ async function statOrUndefined(path: string) {
 export async function planJobs(options: { mode: Mode; input: string; output: string; recursive: boolean; suffix: string }): Promise<Plan> {
   const { input, output, suffix } = options;
   if (input === STDIO) {
-    if (output !== STDIO && (await statOrUndefined(output))?.isDirectory()) {
+    if (output !== STDIO && (output.endsWith('/') || (await statOrUndefined(output))?.isDirectory())) {
       throw new UsageError('--output must be a file or - when --input is - (stdin)');
     }
     return { jobs: [{ source: STDIO, target: output, size: undefined }], skipped: [] };
@@ -65,8 +65,11 @@ export async function planJobs(options: { mode: Mode; input: string; output: str
   }
   const size = source.isFile() ? source.size : undefined;
   if (output === STDIO) return { jobs: [{ source: input, target: STDIO, size }], skipped: [] };
-  const existing = await statOrUndefined(output);
-  const target = existing?.isDirectory() ? join(output, basename(input) + suffix) : output;
+  const existing = await statOrUndefined(resolve(output)); // resolve: "file/" would fail with ENOTDIR
+  // A trailing slash says "a directory", as for cp and mv: created when missing.
+  const intoDirectory = existing?.isDirectory() || output.endsWith('/');
+  if (intoDirectory && existing && !existing.isDirectory()) throw new UsageError(`--output ${output} ends in / but is not a directory`);
+  const target = intoDirectory ? join(output, basename(input) + suffix) : output;
   const jobs = [{ source: input, target, size }];
   await refuseOverlaps(jobs);
   return { jobs, skipped: [] };
@@ -137,18 +140,54 @@ async function walkTree(root: string, outputRoot: string, suffix: string): Promi
 // ---------------------------------------------------------------------------------------------
 // Outputs that appear only when complete
 
-const partialFiles = new Set<string>();
+/** Temporary outputs not yet committed, each with the directories created for it (outermost first). */
+const partialFiles = new Map<string, string[]>();
 let cleanupInstalled = false;
 
-function removePartialFiles(): void {
-  for (const path of partialFiles) {
+/** Synchronous, as it must be in an 'exit' listener; rmdir removes only directories left empty. */
+function removeDirectories(directories: readonly string[]): void {
+  for (const directory of [...directories].reverse()) {
     try {
-      unlinkSync(path);
+      rmdirSync(directory);
     } catch {
-      // Already gone.
+      return; // Not empty (another job's output is there) or already gone: keep the ones above.
     }
   }
-  partialFiles.clear();
+}
+
+function removePartialFile(temporary: string): void {
+  try {
+    unlinkSync(temporary);
+  } catch {
+    // Already gone.
+  }
+  removeDirectories(partialFiles.get(temporary) ?? []);
+  partialFiles.delete(temporary);
+}
+
+function removePartialFiles(): void {
+  for (const temporary of partialFiles.keys()) removePartialFile(temporary);
+}
+
+/**
+ * mkdir -p that returns the directories it created (outermost first), so that a failed output
+ * can remove them again.
+ */
+async function makeDirectories(directory: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let current = directory; !(await statOrUndefined(current)) && current !== dirname(current); current = dirname(current)) missing.unshift(current);
+  const created: string[] = [];
+  for (const path of missing) {
+    try {
+      await mkdir(path);
+      created.push(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue; // made meanwhile by someone else
+      removeDirectories(created);
+      throw error;
+    }
+  }
+  return created;
 }
 
 /**
@@ -258,10 +297,16 @@ export class AtomicOutput implements Output {
    */
   static async create(target: string, mode: Mode): Promise<AtomicOutput> {
     const destination = await followLinks(target);
-    await mkdir(dirname(destination), { recursive: true });
+    const directories = await makeDirectories(dirname(destination));
     const temporary = join(dirname(destination), `.${basename(destination)}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
-    const handle = await open(temporary, 'wx', mode === 'decrypt' ? 0o600 : 0o666);
-    partialFiles.add(temporary);
+    let handle: FileHandle;
+    try {
+      handle = await open(temporary, 'wx', mode === 'decrypt' ? 0o600 : 0o666);
+    } catch (error) {
+      removeDirectories(directories);
+      throw error;
+    }
+    partialFiles.set(temporary, directories);
     return new AtomicOutput(target, destination, temporary, handle);
   }
 
@@ -280,11 +325,11 @@ export class AtomicOutput implements Output {
     partialFiles.delete(this.#temporary);
   }
 
+  /** Removes the temporary file, and the directories made for it if nothing else is in them. */
   async abort(): Promise<void> {
     this.stream.destroy();
     await this.#handle.close().catch(() => undefined);
-    await unlink(this.#temporary).catch(() => undefined);
-    partialFiles.delete(this.#temporary);
+    removePartialFile(this.#temporary);
   }
 }
 

@@ -423,6 +423,31 @@ describe('strongroom encrypt / decrypt', () => {
     });
   });
 
+  describe('-o dir/ (a trailing slash): a directory, created when missing', () => {
+    it('writes dir/<name><suffix>, creating the directories', async () => {
+      await mkdir(path('slash'));
+      await writeFile(path('slash', 'hi.txt'), 'hi');
+      const run = await strongroom(['encrypt', '-i', path('slash', 'hi.txt'), '-o', `${path('slash', 'new', 'sub')}/`, '--key', keyArn]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(await listTree(path('slash', 'new')), ['sub/hi.txt.encrypted']);
+    });
+
+    it('removes the directories it created when the output fails', async () => {
+      await mkdir(path('slash-fail'));
+      await writeFile(path('slash-fail', 'hi.txt'), 'hi');
+      assert.equal((await strongroom(['encrypt', '-i', path('slash-fail', 'hi.txt'), '-o', path('slash-fail', 'hi.msg'), '--key', keyArn])).code, 0);
+      const run = await strongroom(['decrypt', '-i', path('slash-fail', 'hi.msg'), '-o', `${path('slash-fail', 'new', 'sub')}/`, '--key', otherKeyArn]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.deepEqual(await readdir(path('slash-fail')), ['hi.msg', 'hi.txt']);
+    });
+
+    it('refuses a trailing slash on a file (exit 2)', async () => {
+      const run = await strongroom(['encrypt', '-i', path('slash', 'hi.txt'), '-o', `${path('slash', 'hi.txt')}/`, '--key', keyArn]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, /ends in \/ but is not a directory/);
+    });
+  });
+
   it('refuses an output tree that would overwrite inputs not yet read (exit 2, nothing touched)', async () => {
     await mkdir(path('overlap', 'q', 'data', 'data'), { recursive: true });
     await writeFile(path('overlap', 'a.pt'), 'alpha');
