@@ -29,11 +29,20 @@ export interface Plan {
   skipped: string[];
 }
 
+/**
+ * Errors that mean nothing is at a path: ENOTDIR, a part of it is a file ("file/", "file/x");
+ * ENAMETOOLONG, no file can have that name. (Writing there then fails and says why.)
+ */
+function isAbsent(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG';
+}
+
 async function statOrUndefined(path: string) {
   try {
     return await stat(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (isAbsent(error)) return undefined;
     throw error;
   }
 }
@@ -104,9 +113,7 @@ async function realPath(path: string): Promise<string> {
     try {
       return join(await realpath(dir), ...missing);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      // ENOTDIR: the write will fail and say so; it cannot overwrite an input.
-      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dir === dirname(dir)) throw error;
+      if (!isAbsent(error) || dir === dirname(dir)) throw error;
       missing.unshift(basename(dir));
       dir = dirname(dir);
     }
@@ -240,7 +247,7 @@ async function followLinks(path: string): Promise<string> {
     try {
       info = await lstat(current);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return current;
+      if (isAbsent(error)) return current;
       throw error;
     }
     if (!info.isSymbolicLink()) return current;

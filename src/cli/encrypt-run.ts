@@ -5,6 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { Transform, type Duplex, type Readable } from 'node:stream';
+import { getSystemErrorMap } from 'node:util';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { decryptStream, encryptStream, type MessageHeaderInfo } from '../esdk/index.ts';
@@ -52,11 +53,24 @@ function checkContext(expected: Record<string, string>, header: MessageHeaderInf
   }
 }
 
-function describeFailure(error: unknown): string {
+/** `EROFS (read-only file system)`: the error's code and the system's short reason for it. */
+function errnoText(error: NodeJS.ErrnoException): string {
+  const reason = error.errno === undefined ? undefined : getSystemErrorMap().get(error.errno)?.[1];
+  return reason ? `${error.code} (${reason})` : `${error.code}`;
+}
+
+/**
+ * What went wrong with one job, for its line on stderr. A file-system error names the path the
+ * user gave (never our temporary file or the directory being made for it) and keeps the reason.
+ */
+function describeFailure(error: unknown, job: Job): string {
   if (error instanceof EsdkError || error instanceof JobError || error instanceof StdoutClosedError) return error.message;
-  const code = (error as NodeJS.ErrnoException)?.code;
-  const path = (error as NodeJS.ErrnoException)?.path;
-  if (code && path) return `${code}: ${path}`;
+  const errno = error as NodeJS.ErrnoException;
+  if (errno?.code && errno.syscall) {
+    // Reading fails on the input's own path, or (stdin, a pipe) in read() with no path at all.
+    const reading = errno.path === undefined ? errno.syscall === 'read' : errno.path === job.source;
+    return reading ? `cannot read: ${errnoText(errno)}` : `cannot write ${job.target === STDIO ? '<stdout>' : job.target}: ${errnoText(errno)}`;
+  }
   if (error instanceof Error) return `${error.name}: ${error.message.slice(0, 300)}`;
   return 'unknown error';
 }
@@ -162,6 +176,6 @@ async function runJob(config: RunConfig, job: Job, materials: Materials, bar: cl
     return { header, inputBytes: counter.bytes, outputBytes: outputCounter.bytes };
   } catch (error) {
     await output?.abort();
-    throw new JobError(`${display}: ${describeFailure(error)}`);
+    throw new JobError(`${display}: ${describeFailure(error, job)}`);
   }
 }

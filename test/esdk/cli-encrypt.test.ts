@@ -423,6 +423,27 @@ describe('strongroom encrypt / decrypt', () => {
     });
   });
 
+  describe('a file-system failure names the output given and the reason, never the temporary file', () => {
+    it('an output name too long for the file system', async () => {
+      await mkdir(path('fs-errors'), { recursive: true });
+      await writeFile(path('fs-errors', 'hi.txt'), 'hi');
+      const target = path('fs-errors', 'n'.repeat(300));
+      const run = await strongroom(['encrypt', '-i', path('fs-errors', 'hi.txt'), '-o', target, '--key', keyArn]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(run.stderr, `strongroom encrypt: ${path('fs-errors', 'hi.txt')}: cannot write ${target}: ENAMETOOLONG (name too long)\n`);
+    });
+
+    it('a file where the output tree needs a directory', async () => {
+      await mkdir(path('fs-errors', 'in', 'sub'), { recursive: true });
+      await writeFile(path('fs-errors', 'in', 'sub', 'b.txt'), 'b');
+      await mkdir(path('fs-errors', 'out'));
+      await writeFile(path('fs-errors', 'out', 'sub'), 'a file, not a directory');
+      const run = await strongroom(['encrypt', '-r', '-i', path('fs-errors', 'in'), '-o', path('fs-errors', 'out'), '--key', keyArn]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /: cannot write \S+\/out\/sub\/b\.txt\.encrypted: ENOTDIR \(not a directory\)\n$/);
+    });
+  });
+
   describe('-o dir/ (a trailing slash): a directory, created when missing', () => {
     it('writes dir/<name><suffix>, creating the directories', async () => {
       await mkdir(path('slash'));
