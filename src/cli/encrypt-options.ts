@@ -84,14 +84,22 @@ export function integerFrom(min: number, max: number) {
   };
 }
 
-/** `--context k=v`, repeatable; a key given twice is an error rather than a silent overwrite. */
-export function collectContext(value: string, previous: Record<string, string> = {}): Record<string, string> {
-  const equals = value.indexOf('=');
-  if (equals <= 0) throw new InvalidArgumentError('expected key=value');
-  const key = value.slice(0, equals);
-  if (Object.hasOwn(previous, key)) throw new InvalidArgumentError(`context key "${key}" given twice`);
-  if (key.startsWith('aws-crypto-')) throw new InvalidArgumentError('context keys starting with aws-crypto- are reserved');
-  return { ...previous, [key]: value.slice(equals + 1) };
+/**
+ * `--context k=v` pairs (collected as given, checked here rather than by commander, whose message
+ * would quote the whole argument, value included). A key given twice is an error rather than a
+ * silent overwrite. Messages name keys, never values.
+ */
+export function parseContext(pairs: readonly string[]): Record<string, string> {
+  const context: Record<string, string> = {};
+  for (const pair of pairs) {
+    const equals = pair.indexOf('=');
+    if (equals <= 0) throw new UsageError('--context expects key=value');
+    const key = pair.slice(0, equals);
+    if (Object.hasOwn(context, key)) throw new UsageError(`--context key ${JSON.stringify(key)} given twice`);
+    if (key.startsWith('aws-crypto-')) throw new UsageError(`--context key ${JSON.stringify(key)} is reserved (keys starting with aws-crypto- belong to the SDK)`);
+    context[key] = pair.slice(equals + 1);
+  }
+  return context;
 }
 
 export function collect(value: string, previous: string[] = []): string[] {

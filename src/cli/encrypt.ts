@@ -9,10 +9,10 @@ import {
   UsageError,
   checkSuiteAllowed,
   collect,
-  collectContext,
   endpointFrom,
   integerFrom,
   parseCommitmentPolicy,
+  parseContext,
   parseSuite,
   regionFrom,
   type Mode,
@@ -41,7 +41,7 @@ interface CommandOptions {
   suffix?: string;
   overwrite: boolean;
   key?: string[];
-  context?: Record<string, string>;
+  context?: string[];
   grantToken?: string[];
   suite?: number;
   frameLength?: number;
@@ -85,7 +85,7 @@ export function configFrom(mode: Mode, options: CommandOptions, env: NodeJS.Proc
     discovery,
     discoveryPartition: options.discoveryPartition,
     discoveryAccounts: options.discoveryAccount ?? [],
-    context: options.context ?? {},
+    context: parseContext(options.context ?? []),
     suiteId: options.suite,
     frameLength: options.frameLength ?? 4096,
     commitmentPolicy: options.commitmentPolicy,
@@ -110,7 +110,7 @@ function addSharedOptions(command: Command, mode: Mode): Command {
     .option('-r, --recursive', 'process every file under the input directory, keeping the tree')
     .option('--suffix <suffix>', `appended to output names in a directory (default: .${mode}ed)`)
     .option('--no-overwrite', 'fail instead of replacing an existing output file')
-    .addOption(new Option('-c, --context <key=value>', mode === 'encrypt' ? 'encryption context pair (repeatable)' : 'pair the message context must contain (repeatable)').argParser(collectContext))
+    .addOption(new Option('-c, --context <key=value>', mode === 'encrypt' ? 'encryption context pair (repeatable)' : 'pair the message context must contain (repeatable)').argParser(collect))
     .addOption(new Option('--grant-token <token>', 'KMS grant token (repeatable)').argParser(collect))
     .addOption(
       new Option('--commitment-policy <policy>', 'require-encrypt-require-decrypt, require-encrypt-allow-decrypt or forbid-encrypt-allow-decrypt')

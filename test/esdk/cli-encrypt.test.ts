@@ -548,6 +548,22 @@ describe('strongroom encrypt / decrypt', () => {
     }
   });
 
+  describe('a bad --context: exit 2, naming the key, never a value', () => {
+    const cases: [string, string[], RegExp][] = [
+      ['a key given twice', ['-c', 'dept=secretA', '-c', 'dept=secretB'], /--context key "dept" given twice/],
+      ['a reserved key', ['-c', 'aws-crypto-x=secretA'], /--context key "aws-crypto-x" is reserved/],
+      ['no key', ['-c', '=secretA'], /--context expects key=value/],
+    ];
+    for (const [title, flags, message] of cases) {
+      it(title, async () => {
+        const run = await strongroom(['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', ...flags]);
+        assert.equal(run.code, 2, run.stderr);
+        assert.match(run.stderr, message);
+        assert.doesNotMatch(run.stderr, /secret/);
+      });
+    }
+  });
+
   describe('usage errors exit 2', () => {
     const cases: [string, string[]][] = [
       ['no --key at encrypt', ['encrypt', '-i', '-', '-o', '-']],

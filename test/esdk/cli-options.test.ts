@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { configFrom } from '../../src/cli/encrypt.ts';
 import { AtomicOutput, planJobs } from '../../src/cli/encrypt-files.ts';
-import { UsageError, collectContext, endpointFrom, parseCommitmentPolicy, parseSuite, regionFrom } from '../../src/cli/encrypt-options.ts';
+import { UsageError, endpointFrom, parseContext, parseCommitmentPolicy, parseSuite, regionFrom } from '../../src/cli/encrypt-options.ts';
 
 describe('option values', () => {
   it('reads a suite by hex id or aws-encryption-cli name, and rejects unknown ones', () => {
@@ -27,12 +27,12 @@ describe('option values', () => {
     assert.throws(() => parseCommitmentPolicy('require'));
   });
 
-  it('collects context pairs, keeping "=" in values, refusing duplicates and reserved keys', () => {
-    assert.deepEqual(collectContext('b=x=y', collectContext('a=1')), { a: '1', b: 'x=y' });
-    assert.deepEqual(collectContext('empty='), { empty: '' });
-    assert.throws(() => collectContext('a=2', { a: '1' }), /given twice/);
-    assert.throws(() => collectContext('aws-crypto-public-key=x'), /reserved/);
-    assert.throws(() => collectContext('=v'), /key=value/);
+  it('reads context pairs, keeping "=" in values, refusing duplicates and reserved keys', () => {
+    assert.deepEqual(parseContext(['a=1', 'b=x=y']), { a: '1', b: 'x=y' });
+    assert.deepEqual(parseContext(['empty=']), { empty: '' });
+    assert.throws(() => parseContext(['a=1', 'a=2']), /given twice/);
+    assert.throws(() => parseContext(['aws-crypto-public-key=x']), /reserved/);
+    assert.throws(() => parseContext(['=v']), /key=value/);
   });
 
   it('takes the endpoint from the flag, then AWS_ENDPOINT_URL_KMS, then AWS_ENDPOINT_URL', () => {
