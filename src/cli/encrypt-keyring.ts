@@ -16,6 +16,11 @@ export function kmsClientFor(config: Pick<RunConfig, 'endpoint' | 'region' | 'pr
   // where scripts read our messages. Setting the variable yourself still wins.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new KMSClient({
+    // Likewise the credential chain's multi-line "Multiple credential sources detected" notice
+    // (--profile or AWS_PROFILE with AWS_ACCESS_KEY_ID set): the profile wins, as in the AWS CLI,
+    // and docs/esdk-cli.md says so. The chain prints it with console.warn unless the client has a
+    // logger other than the SDK's NoOpLogger; this one is silent, as the default logger is.
+    logger: silentLogger,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
     ...(config.region ? { region: config.region } : {}),
     ...(config.profile ? { profile: config.profile } : {}),
@@ -25,6 +30,8 @@ export function kmsClientFor(config: Pick<RunConfig, 'endpoint' | 'region' | 'pr
     requestHandler: { connectionTimeout: config.kmsTimeoutSeconds * 1000, socketTimeout: config.kmsTimeoutSeconds * 1000 },
   });
 }
+
+const silentLogger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 
 export function checkKeyIdentifiers(keys: readonly string[]): void {
   for (const key of keys) {

@@ -310,6 +310,24 @@ describe('strongroom encrypt / decrypt', () => {
     assert.equal(run.stdout.toString(), 'from the credentials file');
   });
 
+  it('prefers --profile over AWS_ACCESS_KEY_ID without the SDK warning about it on stderr', async () => {
+    await writeFile(path('profile.bin'), 'profile wins');
+    await writeFile(
+      path('profile-credentials'),
+      `[files]\naws_access_key_id = ${server.credentials.accessKeyId}\naws_secret_access_key = ${server.credentials.secretAccessKey}\n`,
+    );
+    const env = {
+      ...baseEnv,
+      AWS_ACCESS_KEY_ID: 'AKIAWRONGWRONGWRONG0',
+      AWS_SECRET_ACCESS_KEY: 'wrong',
+      AWS_SHARED_CREDENTIALS_FILE: path('profile-credentials'),
+      AWS_CONFIG_FILE: path('no-config'),
+    };
+    const run = await strongroom(['encrypt', '-i', path('profile.bin'), '-o', path('profile.msg'), '--key', keyArn, '--profile', 'files'], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, '');
+  });
+
   it('shows a progress bar for a large input on a terminal only', async () => {
     await writeFile(path('large.bin'), randomBytes(17 * 1024 * 1024));
     const args = ['encrypt', '-i', path('large.bin'), '-o', path('large.msg'), '--key', keyArn, '--suite', '0x0478', '--frame-length', '65536'];
