@@ -25,8 +25,12 @@ export interface Job {
 
 export interface Plan {
   jobs: Job[];
-  /** Symbolic links and other non-regular files met while walking a tree (not followed). */
-  skipped: string[];
+  /**
+   * Files met while walking a tree and not processed, each listed on stderr with the reason:
+   * symbolic links and other non-regular files (not followed), and temporary outputs of a run
+   * (ours or another's, maybe still being written).
+   */
+  skipped: { path: string; reason: string }[];
 }
 
 /**
@@ -123,7 +127,7 @@ async function realPath(path: string): Promise<string> {
 /** Every regular file under `root`, mapped to the same relative path under `outputRoot` plus the suffix. */
 async function walkTree(root: string, outputRoot: string, suffix: string): Promise<Plan> {
   const jobs: Job[] = [];
-  const skipped: string[] = [];
+  const skipped: Plan['skipped'] = [];
   const pending = [root];
   while (pending.length > 0) {
     const dir = pending.pop() as string;
@@ -133,11 +137,9 @@ async function walkTree(root: string, outputRoot: string, suffix: string): Promi
     for (const entry of entries) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) pending.push(path);
-      else if (entry.isFile()) {
-        if (entry.name.endsWith(PARTIAL_SUFFIX)) continue;
-        const target = join(outputRoot, relative(root, path)) + suffix;
-        jobs.push({ source: path, target, size: (await lstat(path)).size });
-      } else skipped.push(path);
+      else if (!entry.isFile()) skipped.push({ path, reason: 'not a regular file' });
+      else if (entry.name.endsWith(PARTIAL_SUFFIX)) skipped.push({ path, reason: 'a temporary output of strongroom' });
+      else jobs.push({ source: path, target: join(outputRoot, relative(root, path)) + suffix, size: (await lstat(path)).size });
     }
   }
   jobs.sort((a, b) => (a.source < b.source ? -1 : 1));

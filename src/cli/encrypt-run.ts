@@ -81,7 +81,7 @@ export async function runEsdkCommand(config: RunConfig): Promise<void> {
   if (config.frameLength === 0 && config.mode === 'encrypt' && plan.jobs.some((job) => job.size === undefined)) {
     throw new UsageError('--frame-length 0 (non-framed) needs a regular file as input: the length must be known before the first byte');
   }
-  for (const path of plan.skipped) process.stderr.write(`skipped (not a regular file): ${path}\n`);
+  for (const { path, reason } of plan.skipped) process.stderr.write(`skipped (${reason}): ${path}\n`);
   installPartialFileCleanup();
   const client = kmsClientFor(config);
   let metadata: MetadataOutput | undefined;

@@ -155,11 +155,17 @@ describe('strongroom encrypt / decrypt', () => {
     assert.equal(notRecursive.code, 2);
     assert.match(notRecursive.stderr, /--recursive/);
 
+    await writeFile(path('tree', 'in', 'sub', '.b.bin.0a1b2c.strongroom-partial'), 'left by an interrupted run');
+    await symlink('a.txt', path('tree', 'in', 'link'));
     const encrypted = await strongroom([
       'encrypt', '-r', '-i', path('tree', 'in'), '-o', path('tree', 'enc'), '--key', keyArn, '--key', otherKeyArn,
       '--metadata-output', path('tree', 'meta.jsonl'), '--cache-max-age', '60',
     ]);
     assert.equal(encrypted.code, 0, encrypted.stderr);
+    assert.equal(
+      encrypted.stderr,
+      `skipped (not a regular file): ${path('tree', 'in', 'link')}\nskipped (a temporary output of strongroom): ${path('tree', 'in', 'sub', '.b.bin.0a1b2c.strongroom-partial')}\n`,
+    );
     assert.deepEqual(await listTree(path('tree', 'enc')), ['a.txt.encrypted', 'sub/b.bin.encrypted', 'sub/deeper/empty.encrypted']);
     const lines = await metadataLines(path('tree', 'meta.jsonl'));
     assert.equal(lines.length, 3);

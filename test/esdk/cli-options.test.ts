@@ -97,8 +97,9 @@ describe('file planning and outputs', () => {
 
   const plan = (input: string, output: string, recursive = true, suffix = '.encrypted') => planJobs({ mode: 'encrypt', input, output, recursive, suffix });
 
-  it('maps a tree to the same tree under the output, with the suffix, skipping partial files', async () => {
-    const { jobs } = await plan(join(dir, 'in'), join(dir, 'out'));
+  it('maps a tree to the same tree under the output, with the suffix, listing partial files as skipped', async () => {
+    const { jobs, skipped } = await plan(join(dir, 'in'), join(dir, 'out'));
+    assert.deepEqual(skipped, [{ path: join(dir, 'in', 'sub', '.c.txt.0a1b.strongroom-partial'), reason: 'a temporary output of strongroom' }]);
     assert.deepEqual(
       jobs.map((job) => [job.source.slice(dir.length), job.target.slice(dir.length), job.size]),
       [
