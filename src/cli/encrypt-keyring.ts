@@ -10,17 +10,28 @@ import { KmsKeyring, isKmsKeyIdentifier, parseKmsKeyArn } from '../esdk/kms-keyr
 import type { CryptographicMaterialsManager, Keyring } from '../esdk/types.ts';
 import { UsageError, type RunConfig } from './encrypt-options.ts';
 
-export function kmsClientFor(config: Pick<RunConfig, 'endpoint' | 'region' | 'profile'>): KMSClient {
+export function kmsClientFor(config: Pick<RunConfig, 'endpoint' | 'region' | 'profile' | 'kmsTimeoutSeconds'>): KMSClient {
   // The SDK's notice that its future releases will need Node 22 addresses whoever picks SDK
   // versions (package.json pins one), not someone encrypting a file; keep it off the CLI's stderr,
   // where scripts read our messages. Setting the variable yourself still wins.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   return new KMSClient({
+    // Likewise the credential chain's multi-line "Multiple credential sources detected" notice
+    // (--profile or AWS_PROFILE with AWS_ACCESS_KEY_ID set): the profile wins, as in the AWS CLI,
+    // and docs/esdk-cli.md says so. The chain prints it with console.warn unless the client has a
+    // logger other than the SDK's NoOpLogger; this one is silent, as the default logger is.
+    logger: silentLogger,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
     ...(config.region ? { region: config.region } : {}),
     ...(config.profile ? { profile: config.profile } : {}),
+    // The SDK waits forever on a KMS that accepted the connection and went silent. Give up as
+    // botocore (the aws-encryption-cli's client) does: connecting, and waiting for the next byte
+    // of an answer, each at most this long per attempt (the SDK retries, 3 attempts in all).
+    requestHandler: { connectionTimeout: config.kmsTimeoutSeconds * 1000, socketTimeout: config.kmsTimeoutSeconds * 1000 },
   });
 }
+
+const silentLogger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 
 export function checkKeyIdentifiers(keys: readonly string[]): void {
   for (const key of keys) {

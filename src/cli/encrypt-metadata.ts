@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import type { MessageHeaderInfo } from '../esdk/index.ts';
 import { STDIO, type Job } from './encrypt-files.ts';
 import { hexSuiteId, suiteName, type Mode } from './encrypt-options.ts';
+import { writeStdout } from './encrypt-stdout.ts';
 
 export interface MetadataOutput {
   write(record: object): Promise<void>;
@@ -19,9 +20,7 @@ export interface MetadataOutput {
 export async function openMetadataOutput(destination: string, overwrite: boolean): Promise<MetadataOutput> {
   if (destination === STDIO) {
     return {
-      write: async (record) => {
-        process.stdout.write(`${JSON.stringify(record)}\n`);
-      },
+      write: (record) => writeStdout(`${JSON.stringify(record)}\n`),
       close: async () => undefined,
     };
   }

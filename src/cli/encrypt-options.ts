@@ -3,7 +3,9 @@
  * before any file is touched: a bad value is a usage error (exit 2) naming the option.
  */
 import { InvalidArgumentError } from 'commander';
-import type { CommitmentPolicy } from '../esdk/types.ts';
+import { EsdkError } from '../esdk/errors.ts';
+import { assertEncryptAllowed, getAlgorithmSuite } from '../esdk/suites.ts';
+import type { AlgorithmSuiteId, CommitmentPolicy } from '../esdk/types.ts';
 
 /** A usage error found after commander's own parsing (exit code 2). */
 export class UsageError extends Error {
@@ -44,6 +46,22 @@ export function parseSuite(value: string): number {
   throw new InvalidArgumentError(`unknown algorithm suite; use one of ${Object.values(SUITE_NAMES).map(hexSuiteId).join(', ')} or its name`);
 }
 
+/**
+ * --suite against --commitment-policy, by the SDK's own rule (assertEncryptAllowed), so that a
+ * suite the policy forbids is a usage error before any file is created or KMS is called.
+ */
+export function checkSuiteAllowed(suiteId: number | undefined, policy: CommitmentPolicy): void {
+  if (suiteId === undefined) return;
+  const suite = getAlgorithmSuite(suiteId as AlgorithmSuiteId);
+  try {
+    assertEncryptAllowed(policy, suite);
+  } catch (error) {
+    if (!(error instanceof EsdkError)) throw error;
+    const needed = suite.committing ? 'require-encrypt-require-decrypt or require-encrypt-allow-decrypt' : 'forbid-encrypt-allow-decrypt';
+    throw new UsageError(`--suite ${hexSuiteId(suiteId)} is ${suite.committing ? '' : 'not '}committing: it needs --commitment-policy ${needed}`);
+  }
+}
+
 const POLICIES: Readonly<Record<string, CommitmentPolicy>> = {
   'forbid-encrypt-allow-decrypt': 'FORBID_ENCRYPT_ALLOW_DECRYPT',
   'require-encrypt-allow-decrypt': 'REQUIRE_ENCRYPT_ALLOW_DECRYPT',
@@ -66,14 +84,22 @@ export function integerFrom(min: number, max: number) {
   };
 }
 
-/** `--context k=v`, repeatable; a key given twice is an error rather than a silent overwrite. */
-export function collectContext(value: string, previous: Record<string, string> = {}): Record<string, string> {
-  const equals = value.indexOf('=');
-  if (equals <= 0) throw new InvalidArgumentError('expected key=value');
-  const key = value.slice(0, equals);
-  if (Object.hasOwn(previous, key)) throw new InvalidArgumentError(`context key "${key}" given twice`);
-  if (key.startsWith('aws-crypto-')) throw new InvalidArgumentError('context keys starting with aws-crypto- are reserved');
-  return { ...previous, [key]: value.slice(equals + 1) };
+/**
+ * `--context k=v` pairs (collected as given, checked here rather than by commander, whose message
+ * would quote the whole argument, value included). A key given twice is an error rather than a
+ * silent overwrite. Messages name keys, never values.
+ */
+export function parseContext(pairs: readonly string[]): Record<string, string> {
+  const context: Record<string, string> = {};
+  for (const pair of pairs) {
+    const equals = pair.indexOf('=');
+    if (equals <= 0) throw new UsageError('--context expects key=value');
+    const key = pair.slice(0, equals);
+    if (Object.hasOwn(context, key)) throw new UsageError(`--context key ${JSON.stringify(key)} given twice`);
+    if (key.startsWith('aws-crypto-')) throw new UsageError(`--context key ${JSON.stringify(key)} is reserved (keys starting with aws-crypto- belong to the SDK)`);
+    context[key] = pair.slice(equals + 1);
+  }
+  return context;
 }
 
 export function collect(value: string, previous: string[] = []): string[] {
@@ -104,6 +130,7 @@ export interface RunConfig {
   endpoint: string | undefined;
   region: string | undefined;
   profile: string | undefined;
+  kmsTimeoutSeconds: number;
   metadataOutput: string | undefined;
   overwriteMetadata: boolean;
   progress: boolean;

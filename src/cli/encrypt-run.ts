@@ -3,17 +3,18 @@
  * constant memory (file → encryptStream/decryptStream → temporary file → rename), a progress bar on
  * a terminal for large inputs, and one metadata line per finished file.
  */
-import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { Transform, type Duplex, type Readable } from 'node:stream';
+import { getSystemErrorMap } from 'node:util';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { decryptStream, encryptStream, type MessageHeaderInfo } from '../esdk/index.ts';
 import { EsdkError } from '../esdk/errors.ts';
-import { AtomicOutput, STDIO, installInterruptCleanup, planJobs, type Job } from './encrypt-files.ts';
+import { STDIO, installPartialFileCleanup, openOutput, planJobs, type Job, type Output } from './encrypt-files.ts';
 import { kmsClientFor, materialsFor } from './encrypt-keyring.ts';
 import { openMetadataOutput, metadataRecord, type MetadataOutput } from './encrypt-metadata.ts';
 import { UsageError, type RunConfig } from './encrypt-options.ts';
+import { StdoutClosedError, stdoutFailureOr, writeStdout } from './encrypt-stdout.ts';
 
 /** Inputs at least this large (in total) get a progress bar, when stderr is a terminal. */
 export const PROGRESS_THRESHOLD_BYTES = 16 * 1024 * 1024;
@@ -52,23 +53,36 @@ function checkContext(expected: Record<string, string>, header: MessageHeaderInf
   }
 }
 
-function describeFailure(error: unknown): string {
-  if (error instanceof EsdkError || error instanceof JobError) return error.message;
-  const code = (error as NodeJS.ErrnoException)?.code;
-  const path = (error as NodeJS.ErrnoException)?.path;
-  if (code && path) return `${code}: ${path}`;
+/** `EROFS (read-only file system)`: the error's code and the system's short reason for it. */
+function errnoText(error: NodeJS.ErrnoException): string {
+  const reason = error.errno === undefined ? undefined : getSystemErrorMap().get(error.errno)?.[1];
+  return reason ? `${error.code} (${reason})` : `${error.code}`;
+}
+
+/**
+ * What went wrong with one job, for its line on stderr. A file-system error names the path the
+ * user gave (never our temporary file or the directory being made for it) and keeps the reason.
+ */
+function describeFailure(error: unknown, job: Job): string {
+  if (error instanceof EsdkError || error instanceof JobError || error instanceof StdoutClosedError) return error.message;
+  const errno = error as NodeJS.ErrnoException;
+  if (errno?.code && errno.syscall) {
+    // Reading fails on the input's own path, or (stdin, a pipe) in read() with no path at all.
+    const reading = errno.path === undefined ? errno.syscall === 'read' : errno.path === job.source;
+    return reading ? `cannot read: ${errnoText(errno)}` : `cannot write ${job.target === STDIO ? '<stdout>' : job.target}: ${errnoText(errno)}`;
+  }
   if (error instanceof Error) return `${error.name}: ${error.message.slice(0, 300)}`;
   return 'unknown error';
 }
 
 export async function runEsdkCommand(config: RunConfig): Promise<void> {
   if (config.metadataOutput === STDIO && config.output === STDIO) throw new UsageError('--metadata-output - and --output - cannot both use stdout');
-  if (config.frameLength === 0 && config.mode === 'encrypt' && config.input === STDIO) {
-    throw new UsageError('--frame-length 0 (non-framed) needs a file input: the length must be known before the first byte');
-  }
   const plan = await planJobs(config);
-  for (const path of plan.skipped) process.stderr.write(`skipped (not a regular file): ${path}\n`);
-  installInterruptCleanup();
+  if (config.frameLength === 0 && config.mode === 'encrypt' && plan.jobs.some((job) => job.size === undefined)) {
+    throw new UsageError('--frame-length 0 (non-framed) needs a regular file as input: the length must be known before the first byte');
+  }
+  for (const { path, reason } of plan.skipped) process.stderr.write(`skipped (${reason}): ${path}\n`);
+  installPartialFileCleanup();
   const client = kmsClientFor(config);
   let metadata: MetadataOutput | undefined;
   let bar: cliProgress.SingleBar | undefined;
@@ -94,38 +108,47 @@ export async function runEsdkCommand(config: RunConfig): Promise<void> {
   }
 }
 
+type Materials = Awaited<ReturnType<typeof materialsFor>>;
+
 interface JobResult {
   header: MessageHeaderInfo;
   inputBytes: number;
   outputBytes: number;
 }
 
-async function runJob(config: RunConfig, job: Job, materials: Awaited<ReturnType<typeof materialsFor>>, bar: cliProgress.SingleBar | undefined): Promise<JobResult> {
+/** The SDK's stream for this job; `releaseUnverified`: decrypted frames may leave before the signature is checked. */
+function sdkStream(config: RunConfig, job: Job, materials: Materials, releaseUnverified: boolean): Duplex {
+  if (config.mode === 'encrypt') {
+    return encryptStream({
+      ...materials,
+      encryptionContext: config.context,
+      suiteId: config.suiteId,
+      ...(config.frameLength === 0 ? { contentType: 'non-framed' as const } : { frameLength: config.frameLength }),
+      commitmentPolicy: config.commitmentPolicy,
+      maxEncryptedDataKeys: config.maxEncryptedDataKeys,
+      plaintextLength: job.size,
+    });
+  }
+  return decryptStream({
+    ...materials,
+    commitmentPolicy: config.commitmentPolicy,
+    maxEncryptedDataKeys: config.maxEncryptedDataKeys,
+    allowUnsignedStreaming: releaseUnverified,
+  });
+}
+
+async function runJob(config: RunConfig, job: Job, materials: Materials, bar: cliProgress.SingleBar | undefined): Promise<JobResult> {
   const display = job.source === STDIO ? '<stdin>' : job.source;
   let header: MessageHeaderInfo | undefined;
-  let output: AtomicOutput | undefined;
+  let output: Output | undefined;
   try {
-    const sdk: Duplex =
-      config.mode === 'encrypt'
-        ? encryptStream({
-            ...materials,
-            encryptionContext: config.context,
-            suiteId: config.suiteId,
-            ...(config.frameLength === 0 ? { contentType: 'non-framed' as const } : { frameLength: config.frameLength }),
-            commitmentPolicy: config.commitmentPolicy,
-            maxEncryptedDataKeys: config.maxEncryptedDataKeys,
-            plaintextLength: job.size,
-          })
-        : decryptStream({
-            ...materials,
-            commitmentPolicy: config.commitmentPolicy,
-            maxEncryptedDataKeys: config.maxEncryptedDataKeys,
-            // To a file, plaintext goes to a temporary file that is removed unless the whole
-            // message (signature included) verifies, so frames may leave as their tags verify.
-            // To stdout, nothing is released before the signature is verified: the SDK withholds
-            // it in an encrypted spill file under TMPDIR (constant memory either way).
-            allowUnsignedStreaming: job.target !== STDIO,
-          });
+    output = job.target === STDIO ? undefined : await openOutput(job.target, config.mode);
+    // To a temporary file, plaintext may stream as frames verify: the file is removed unless the
+    // whole message (signature included) verifies. To stdout, a pipe or a device, nothing is
+    // released before the signature is verified: the SDK withholds it in an encrypted spill file
+    // under TMPDIR (constant memory either way).
+    // No await from here to the pipeline: a stream that errors before anyone listens would crash the process.
+    const sdk = sdkStream(config, job, materials, output?.atomic ?? false);
     sdk.once('header', (info: MessageHeaderInfo) => {
       header = info;
       if (config.mode === 'decrypt') {
@@ -138,25 +161,21 @@ async function runJob(config: RunConfig, job: Job, materials: Awaited<ReturnType
     });
     const input: Readable = job.source === STDIO ? process.stdin : createReadStream(job.source);
     const counter = new ByteCounter(bar ? (count) => bar.increment(count) : undefined);
-    let outputBytes = 0;
-    if (job.target === STDIO) {
-      await pipeline(input, counter, sdk, async (source: AsyncIterable<Buffer>) => {
-        for await (const chunk of source) {
-          outputBytes += chunk.length;
-          if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
-        }
-      });
-    } else {
-      output = await AtomicOutput.create(job.target, config.mode);
-      const outputCounter = new ByteCounter();
+    const outputCounter = new ByteCounter();
+    if (output) {
       await pipeline(input, counter, sdk, outputCounter, output.stream);
       await output.commit(config.overwrite);
-      outputBytes = outputCounter.bytes;
+    } else {
+      await pipeline(input, counter, sdk, outputCounter, async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) await writeStdout(chunk);
+      }).catch((error) => {
+        throw stdoutFailureOr(error);
+      });
     }
     if (!header) throw new JobError('the SDK reported no message header');
-    return { header, inputBytes: counter.bytes, outputBytes };
+    return { header, inputBytes: counter.bytes, outputBytes: outputCounter.bytes };
   } catch (error) {
     await output?.abort();
-    throw new JobError(`${display}: ${describeFailure(error)}`);
+    throw new JobError(`${display}: ${describeFailure(error, job)}`);
   }
 }

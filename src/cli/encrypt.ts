@@ -7,11 +7,12 @@ import { Command, Option } from 'commander';
 import { checkKeyIdentifiers } from './encrypt-keyring.ts';
 import {
   UsageError,
+  checkSuiteAllowed,
   collect,
-  collectContext,
   endpointFrom,
   integerFrom,
   parseCommitmentPolicy,
+  parseContext,
   parseSuite,
   regionFrom,
   type Mode,
@@ -40,7 +41,7 @@ interface CommandOptions {
   suffix?: string;
   overwrite: boolean;
   key?: string[];
-  context?: Record<string, string>;
+  context?: string[];
   grantToken?: string[];
   suite?: number;
   frameLength?: number;
@@ -49,6 +50,7 @@ interface CommandOptions {
   endpoint?: string;
   region?: string;
   profile?: string;
+  kmsTimeout?: number;
   metadataOutput?: string;
   overwriteMetadata?: boolean;
   progress: boolean;
@@ -71,6 +73,7 @@ export function configFrom(mode: Mode, options: CommandOptions, env: NodeJS.Proc
   if (options.discoveryPartition !== undefined && !options.discoveryAccount) throw new UsageError('--discovery-partition needs --discovery-account');
   if (options.cacheMaxMessages !== undefined && options.cacheMaxAge === undefined) throw new UsageError('--cache-max-messages needs --cache-max-age');
   checkKeyIdentifiers(keys);
+  checkSuiteAllowed(options.suite, options.commitmentPolicy);
   return {
     mode,
     input: options.input,
@@ -82,7 +85,7 @@ export function configFrom(mode: Mode, options: CommandOptions, env: NodeJS.Proc
     discovery,
     discoveryPartition: options.discoveryPartition,
     discoveryAccounts: options.discoveryAccount ?? [],
-    context: options.context ?? {},
+    context: parseContext(options.context ?? []),
     suiteId: options.suite,
     frameLength: options.frameLength ?? 4096,
     commitmentPolicy: options.commitmentPolicy,
@@ -91,6 +94,7 @@ export function configFrom(mode: Mode, options: CommandOptions, env: NodeJS.Proc
     endpoint: endpointFrom(options.endpoint, env),
     region: regionFrom(options.region, env, keys),
     profile: options.profile,
+    kmsTimeoutSeconds: options.kmsTimeout ?? 60,
     metadataOutput: options.metadataOutput,
     overwriteMetadata: Boolean(options.overwriteMetadata),
     progress: options.progress,
@@ -106,7 +110,7 @@ function addSharedOptions(command: Command, mode: Mode): Command {
     .option('-r, --recursive', 'process every file under the input directory, keeping the tree')
     .option('--suffix <suffix>', `appended to output names in a directory (default: .${mode}ed)`)
     .option('--no-overwrite', 'fail instead of replacing an existing output file')
-    .addOption(new Option('-c, --context <key=value>', mode === 'encrypt' ? 'encryption context pair (repeatable)' : 'pair the message context must contain (repeatable)').argParser(collectContext))
+    .addOption(new Option('-c, --context <key=value>', mode === 'encrypt' ? 'encryption context pair (repeatable)' : 'pair the message context must contain (repeatable)').argParser(collect))
     .addOption(new Option('--grant-token <token>', 'KMS grant token (repeatable)').argParser(collect))
     .addOption(
       new Option('--commitment-policy <policy>', 'require-encrypt-require-decrypt, require-encrypt-allow-decrypt or forbid-encrypt-allow-decrypt')
@@ -117,6 +121,7 @@ function addSharedOptions(command: Command, mode: Mode): Command {
     .option('--endpoint <url>', 'KMS endpoint (default: AWS_ENDPOINT_URL_KMS, else AWS_ENDPOINT_URL, else AWS)')
     .option('--region <region>', 'region (default: AWS_REGION, AWS_DEFAULT_REGION, the first key ARN, the AWS config file)')
     .option('--profile <name>', 'credentials profile (default: AWS_PROFILE, else "default")')
+    .addOption(new Option('--kms-timeout <seconds>', 'give up on a KMS that does not connect or answer within this long, per attempt (default 60)').argParser(integerFrom(1, 3600)))
     .option('--metadata-output <file|->', 'append one JSON line per file processed (- for stdout)')
     .option('--overwrite-metadata', 'truncate the metadata file instead of appending')
     .option('--no-progress', 'never show a progress bar (shown only on a terminal, for inputs of 16 MiB or more)')

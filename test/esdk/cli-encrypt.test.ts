@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildClient, CommitmentPolicy, KmsKeyringNode } from '@aws-crypto/client-node';
@@ -29,12 +30,24 @@ let accountId: string;
 let work: string;
 let baseEnv: Record<string, string>;
 
-/** Runs the CLI with only the AWS_* variables given (none leak in from the test's environment). */
-function strongroom(args: string[], options: { env?: Record<string, string>; input?: Buffer; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+/**
+ * Runs the CLI with only the AWS_* variables given (none leak in from the test's environment).
+ * `pipes`: its stdin and stdout are pipes, as in a shell (node gives a child socket pairs).
+ * `stdoutTo`: a shell command its stdout is piped into (the exit code is still the CLI's).
+ */
+function strongroom(
+  args: string[],
+  options: { env?: Record<string, string>; input?: Buffer; pipes?: boolean; stdoutTo?: string; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {},
+): Promise<Run> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('AWS_') && value !== undefined) env[name] = value;
+  const command = options.pipes
+    ? ['bash', '-o', 'pipefail', '-c', 'cat | "$@" | cat', 'bash', process.execPath]
+    : options.stdoutTo
+      ? ['bash', '-c', `"$@" | ${options.stdoutTo}; exit \${PIPESTATUS[0]}`, 'bash', process.execPath]
+      : [process.execPath];
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [STRONGROOM_BIN, ...args], { env: { ...env, ...(options.env ?? baseEnv) }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command[0], [...command.slice(1), STRONGROOM_BIN, ...args], { env: { ...env, ...(options.env ?? baseEnv) }, stdio: ['pipe', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -142,11 +155,17 @@ describe('strongroom encrypt / decrypt', () => {
     assert.equal(notRecursive.code, 2);
     assert.match(notRecursive.stderr, /--recursive/);
 
+    await writeFile(path('tree', 'in', 'sub', '.b.bin.0a1b2c.strongroom-partial'), 'left by an interrupted run');
+    await symlink('a.txt', path('tree', 'in', 'link'));
     const encrypted = await strongroom([
       'encrypt', '-r', '-i', path('tree', 'in'), '-o', path('tree', 'enc'), '--key', keyArn, '--key', otherKeyArn,
       '--metadata-output', path('tree', 'meta.jsonl'), '--cache-max-age', '60',
     ]);
     assert.equal(encrypted.code, 0, encrypted.stderr);
+    assert.equal(
+      encrypted.stderr,
+      `skipped (not a regular file): ${path('tree', 'in', 'link')}\nskipped (a temporary output of strongroom): ${path('tree', 'in', 'sub', '.b.bin.0a1b2c.strongroom-partial')}\n`,
+    );
     assert.deepEqual(await listTree(path('tree', 'enc')), ['a.txt.encrypted', 'sub/b.bin.encrypted', 'sub/deeper/empty.encrypted']);
     const lines = await metadataLines(path('tree', 'meta.jsonl'));
     assert.equal(lines.length, 3);
@@ -297,6 +316,24 @@ describe('strongroom encrypt / decrypt', () => {
     assert.equal(run.stdout.toString(), 'from the credentials file');
   });
 
+  it('prefers --profile over AWS_ACCESS_KEY_ID without the SDK warning about it on stderr', async () => {
+    await writeFile(path('profile.bin'), 'profile wins');
+    await writeFile(
+      path('profile-credentials'),
+      `[files]\naws_access_key_id = ${server.credentials.accessKeyId}\naws_secret_access_key = ${server.credentials.secretAccessKey}\n`,
+    );
+    const env = {
+      ...baseEnv,
+      AWS_ACCESS_KEY_ID: 'AKIAWRONGWRONGWRONG0',
+      AWS_SECRET_ACCESS_KEY: 'wrong',
+      AWS_SHARED_CREDENTIALS_FILE: path('profile-credentials'),
+      AWS_CONFIG_FILE: path('no-config'),
+    };
+    const run = await strongroom(['encrypt', '-i', path('profile.bin'), '-o', path('profile.msg'), '--key', keyArn, '--profile', 'files'], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, '');
+  });
+
   it('shows a progress bar for a large input on a terminal only', async () => {
     await writeFile(path('large.bin'), randomBytes(17 * 1024 * 1024));
     const args = ['encrypt', '-i', path('large.bin'), '-o', path('large.msg'), '--key', keyArn, '--suite', '0x0478', '--frame-length', '65536'];
@@ -321,6 +358,236 @@ describe('strongroom encrypt / decrypt', () => {
     await rm(path('large.msg'));
   });
 
+  describe('outputs and inputs that are not regular files', () => {
+    /** A FIFO with a reader (cat) already waiting on it; `read` resolves to what the reader got. */
+    async function fifoWithReader(name: string): Promise<{ fifo: string; read: () => Promise<Buffer> }> {
+      const fifo = path(name);
+      await new Promise<void>((done, fail) => spawn('mkfifo', [fifo]).once('close', (code) => (code === 0 ? done() : fail(new Error(`mkfifo: ${code}`)))));
+      const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const chunks: Buffer[] = [];
+      reader.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+      const closed = new Promise<void>((done) => reader.once('close', () => done()));
+      return {
+        fifo,
+        // A reader still blocked in open() means the CLI never wrote to this FIFO: stop it, report what arrived.
+        read: async () => {
+          const timer = setTimeout(() => reader.kill('SIGKILL'), 5_000);
+          await closed;
+          clearTimeout(timer);
+          return Buffer.concat(chunks);
+        },
+      };
+    }
+
+    it('writes into a FIFO named by -o, leaving the FIFO in place', async () => {
+      const plaintext = randomBytes(100_000);
+      await writeFile(path('to-fifo.bin'), plaintext);
+      const { fifo, read } = await fifoWithReader('out.fifo');
+      const run = await strongroom(['encrypt', '-i', path('to-fifo.bin'), '-o', fifo, '--key', keyArn]);
+      const message = await read();
+      assert.equal(run.code, 0, run.stderr);
+      assert.ok((await lstat(fifo)).isFIFO(), 'still a FIFO');
+      assert.equal(message.readUInt16BE(1), 0x0578);
+      const decrypted = await strongroom(['decrypt', '-i', '-', '-o', '-', '--key', keyArn], { input: message });
+      assert.ok(decrypted.stdout.equals(plaintext));
+      await rm(fifo);
+    });
+
+    it('releases nothing into a FIFO from a signed message whose signature does not verify', async () => {
+      const plaintext = randomBytes(200_000);
+      await writeFile(path('signed.bin'), plaintext);
+      assert.equal((await strongroom(['encrypt', '-i', path('signed.bin'), '-o', path('signed.msg'), '--key', keyArn])).code, 0);
+      const badSignature = await readFile(path('signed.msg'));
+      badSignature[badSignature.length - 5] ^= 0x01; // inside the footer's signature: every frame still verifies
+      await writeFile(path('bad-signature.msg'), badSignature);
+      const { fifo, read } = await fifoWithReader('plain.fifo');
+      const run = await strongroom(['decrypt', '-i', path('bad-signature.msg'), '-o', fifo, '--key', keyArn]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal((await read()).length, 0, 'no unverified plaintext reached the reader');
+      assert.ok((await lstat(fifo)).isFIFO());
+      await rm(fifo);
+    });
+
+    it('writes to /dev/fd/N (as for -o >(cmd))', async () => {
+      await writeFile(path('to-fd.bin'), 'through a file descriptor');
+      const encrypted = await strongroom(['encrypt', '-i', path('to-fd.bin'), '-o', '/dev/fd/1', '--key', keyArn], { pipes: true });
+      assert.equal(encrypted.code, 0, encrypted.stderr);
+      const decrypted = await strongroom(['decrypt', '-i', '-', '-o', '/dev/fd/1', '--key', keyArn], { input: encrypted.stdout, pipes: true });
+      assert.equal(decrypted.code, 0, decrypted.stderr);
+      assert.equal(decrypted.stdout.toString(), 'through a file descriptor');
+    });
+
+    it('reads /dev/stdin and a FIFO named by -i (as for -i <(cmd))', async () => {
+      const plaintext = randomBytes(50_000);
+      const encrypted = await strongroom(['encrypt', '-i', '/dev/stdin', '-o', path('from-stdin.msg'), '--key', keyArn], { input: plaintext, pipes: true });
+      assert.equal(encrypted.code, 0, encrypted.stderr);
+      const fifo = path('in.fifo');
+      await new Promise<void>((done) => spawn('mkfifo', [fifo]).once('close', () => done()));
+      const writer = spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', path('from-stdin.msg'), fifo], { stdio: 'ignore' });
+      const decrypted = await strongroom(['decrypt', '-i', fifo, '-o', '-', '--key', keyArn]);
+      writer.kill();
+      assert.equal(decrypted.code, 0, decrypted.stderr);
+      assert.ok(decrypted.stdout.equals(plaintext));
+      const nonFramed = await strongroom(['encrypt', '-i', '/dev/stdin', '-o', '-', '--key', keyArn, '--frame-length', '0'], { pipes: true });
+      assert.equal(nonFramed.code, 2, 'non-framed needs a known length');
+      await rm(fifo);
+    });
+
+    it('writes through a symbolic link named by -o, keeping the link', async () => {
+      await mkdir(path('linked'));
+      await writeFile(path('linked', 'real.msg'), 'old');
+      await symlink('linked/real.msg', path('link.msg'));
+      await writeFile(path('via-link.bin'), 'via the link');
+      const run = await strongroom(['encrypt', '-i', path('via-link.bin'), '-o', path('link.msg'), '--key', keyArn]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(await readlink(path('link.msg')), 'linked/real.msg');
+      const decrypted = await strongroom(['decrypt', '-i', path('linked', 'real.msg'), '-o', '-', '--key', keyArn]);
+      assert.equal(decrypted.stdout.toString(), 'via the link');
+      assert.deepEqual(await readdir(path('linked')), ['real.msg']);
+    });
+  });
+
+  describe('a file-system failure names the output given and the reason, never the temporary file', () => {
+    it('an output name too long for the file system', async () => {
+      await mkdir(path('fs-errors'), { recursive: true });
+      await writeFile(path('fs-errors', 'hi.txt'), 'hi');
+      const target = path('fs-errors', 'n'.repeat(300));
+      const run = await strongroom(['encrypt', '-i', path('fs-errors', 'hi.txt'), '-o', target, '--key', keyArn]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(run.stderr, `strongroom encrypt: ${path('fs-errors', 'hi.txt')}: cannot write ${target}: ENAMETOOLONG (name too long)\n`);
+    });
+
+    it('a file where the output tree needs a directory', async () => {
+      await mkdir(path('fs-errors', 'in', 'sub'), { recursive: true });
+      await writeFile(path('fs-errors', 'in', 'sub', 'b.txt'), 'b');
+      await mkdir(path('fs-errors', 'out'));
+      await writeFile(path('fs-errors', 'out', 'sub'), 'a file, not a directory');
+      const run = await strongroom(['encrypt', '-r', '-i', path('fs-errors', 'in'), '-o', path('fs-errors', 'out'), '--key', keyArn]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /: cannot write \S+\/out\/sub\/b\.txt\.encrypted: ENOTDIR \(not a directory\)\n$/);
+    });
+  });
+
+  describe('-o dir/ (a trailing slash): a directory, created when missing', () => {
+    it('writes dir/<name><suffix>, creating the directories', async () => {
+      await mkdir(path('slash'));
+      await writeFile(path('slash', 'hi.txt'), 'hi');
+      const run = await strongroom(['encrypt', '-i', path('slash', 'hi.txt'), '-o', `${path('slash', 'new', 'sub')}/`, '--key', keyArn]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(await listTree(path('slash', 'new')), ['sub/hi.txt.encrypted']);
+    });
+
+    it('removes the directories it created when the output fails', async () => {
+      await mkdir(path('slash-fail'));
+      await writeFile(path('slash-fail', 'hi.txt'), 'hi');
+      assert.equal((await strongroom(['encrypt', '-i', path('slash-fail', 'hi.txt'), '-o', path('slash-fail', 'hi.msg'), '--key', keyArn])).code, 0);
+      const run = await strongroom(['decrypt', '-i', path('slash-fail', 'hi.msg'), '-o', `${path('slash-fail', 'new', 'sub')}/`, '--key', otherKeyArn]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.deepEqual(await readdir(path('slash-fail')), ['hi.msg', 'hi.txt']);
+    });
+
+    it('refuses a trailing slash on a file (exit 2)', async () => {
+      const run = await strongroom(['encrypt', '-i', path('slash', 'hi.txt'), '-o', `${path('slash', 'hi.txt')}/`, '--key', keyArn]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, /ends in \/ but is not a directory/);
+    });
+  });
+
+  it('refuses an output tree that would overwrite inputs not yet read (exit 2, nothing touched)', async () => {
+    await mkdir(path('overlap', 'q', 'data', 'data'), { recursive: true });
+    await writeFile(path('overlap', 'a.pt'), 'alpha');
+    await writeFile(path('overlap', 'b.pt'), 'bravo');
+    for (const [source, target] of [['a.pt', 'q/data/x'], ['b.pt', 'q/data/data/x']]) {
+      assert.equal((await strongroom(['encrypt', '-i', path('overlap', source), '-o', path('overlap', target), '--key', keyArn])).code, 0);
+    }
+    const before = await readFile(path('overlap', 'q', 'data', 'x'));
+    const run = await strongroom(['decrypt', '-r', '-i', path('overlap', 'q', 'data'), '-o', path('overlap', 'q'), '--key', keyArn, '--suffix', '']);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /usage: --output would overwrite an input before it is read: .*q\/data\/x/);
+    assert.ok((await readFile(path('overlap', 'q', 'data', 'x'))).equals(before), 'the input is untouched');
+    assert.deepEqual(await listTree(path('overlap', 'q')), ['data/data/x', 'data/x']);
+  });
+
+  it('gives up on a KMS that accepts connections and never answers (--kms-timeout)', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((done) => silent.listen(0, '127.0.0.1', done));
+    const { port } = silent.address() as { port: number };
+    try {
+      await mkdir(path('stalled'));
+      await writeFile(path('stalled', 'hi.txt'), 'hi');
+      const started = Date.now();
+      const run = await strongroom(['encrypt', '-i', path('stalled', 'hi.txt'), '-o', path('stalled', 'hi.msg'), '--key', keyArn, '--endpoint', `http://127.0.0.1:${port}`, '--kms-timeout', '1']);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /GenerateDataKey .*TimeoutError/);
+      assert.ok(Date.now() - started < 30_000, 'three 1-second attempts, not forever');
+      assert.deepEqual(await readdir(path('stalled')), ['hi.txt']);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
+  describe('stdout closed by its reader (EPIPE): exit 1 and one clear message', () => {
+    const assertClosedOutput = (run: Run) => {
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /^strongroom encrypt: (\S+: )?output closed \(EPIPE\)/);
+      assert.doesNotMatch(run.stderr, /\n\s+at |AbortError|Unhandled/, 'no stack trace, no AbortError');
+    };
+
+    it('the data (--output -)', async () => {
+      await writeFile(path('epipe.bin'), randomBytes(4 * 1024 * 1024));
+      assertClosedOutput(await strongroom(['encrypt', '-i', path('epipe.bin'), '-o', '-', '--key', keyArn], { stdoutTo: 'head -c 10 >/dev/null' }));
+    });
+
+    it('the metadata (--metadata-output -)', async () => {
+      for (let n = 0; n < 100; n++) {
+        await mkdir(path('epipe-tree', 'in'), { recursive: true });
+        await writeFile(path('epipe-tree', 'in', `f${n}`), `file ${n}`);
+      }
+      const run = await strongroom(['encrypt', '-r', '-i', path('epipe-tree', 'in'), '-o', path('epipe-tree', 'out'), '--key', keyArn, '--metadata-output', '-'], {
+        stdoutTo: 'head -c 100 >/dev/null',
+      });
+      assertClosedOutput(run);
+      assert.deepEqual((await listTree(path('epipe-tree', 'out'))).filter((name) => name.endsWith('.strongroom-partial')), []);
+    });
+  });
+
+  describe('a suite the commitment policy forbids: a usage error before any file or KMS call', () => {
+    const cases: [string, string[]][] = [
+      ['a non-committing suite under the default policy', ['--suite', '0x0014']],
+      ['a committing suite under forbid-encrypt-allow-decrypt', ['--suite', '0x0478', '--commitment-policy', 'forbid-encrypt-allow-decrypt']],
+    ];
+    for (const [title, flags] of cases) {
+      it(title, async () => {
+        await mkdir(path('policy'), { recursive: true });
+        await writeFile(path('policy', 'hi.txt'), 'hi');
+        // Nothing listens on port 1: a KMS call would fail with exit 1, not 2.
+        const run = await strongroom(['encrypt', '-i', path('policy', 'hi.txt'), '-o', path('policy', 's.msg'), '--key', keyArn, '--endpoint', 'http://127.0.0.1:1', ...flags]);
+        assert.equal(run.code, 2, run.stderr);
+        assert.match(run.stderr, /^strongroom encrypt: usage: --suite 0x0[04][17]\d+ is (not )?committing: it needs --commitment-policy /);
+        assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+        assert.deepEqual(await readdir(path('policy')), ['hi.txt']);
+      });
+    }
+  });
+
+  describe('a bad --context: exit 2, naming the key, never a value', () => {
+    const cases: [string, string[], RegExp][] = [
+      ['a key given twice', ['-c', 'dept=secretA', '-c', 'dept=secretB'], /--context key "dept" given twice/],
+      ['a reserved key', ['-c', 'aws-crypto-x=secretA'], /--context key "aws-crypto-x" is reserved/],
+      ['no key', ['-c', '=secretA'], /--context expects key=value/],
+    ];
+    for (const [title, flags, message] of cases) {
+      it(title, async () => {
+        const run = await strongroom(['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', ...flags]);
+        assert.equal(run.code, 2, run.stderr);
+        assert.match(run.stderr, message);
+        assert.doesNotMatch(run.stderr, /secret/);
+      });
+    }
+  });
+
   describe('usage errors exit 2', () => {
     const cases: [string, string[]][] = [
       ['no --key at encrypt', ['encrypt', '-i', '-', '-o', '-']],
@@ -332,6 +599,7 @@ describe('strongroom encrypt / decrypt', () => {
       ['an unknown option', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--frobnicate']],
       ['a missing input file', ['encrypt', '-i', '/nonexistent/input', '-o', '-', '--key', 'alias/x']],
       ['non-framed from stdin', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--frame-length', '0']],
+      ['a KMS timeout of 0', ['encrypt', '-i', '-', '-o', '-', '--key', 'alias/x', '--kms-timeout', '0']],
     ];
     for (const [title, args] of cases) {
       it(title, async () => {

@@ -4,13 +4,14 @@
  * inputs map to which outputs, and outputs that appear only on commit.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { configFrom } from '../../src/cli/encrypt.ts';
 import { AtomicOutput, planJobs } from '../../src/cli/encrypt-files.ts';
-import { UsageError, collectContext, endpointFrom, parseCommitmentPolicy, parseSuite, regionFrom } from '../../src/cli/encrypt-options.ts';
+import { UsageError, endpointFrom, parseContext, parseCommitmentPolicy, parseSuite, regionFrom } from '../../src/cli/encrypt-options.ts';
 
 describe('option values', () => {
   it('reads a suite by hex id or aws-encryption-cli name, and rejects unknown ones', () => {
@@ -26,12 +27,12 @@ describe('option values', () => {
     assert.throws(() => parseCommitmentPolicy('require'));
   });
 
-  it('collects context pairs, keeping "=" in values, refusing duplicates and reserved keys', () => {
-    assert.deepEqual(collectContext('b=x=y', collectContext('a=1')), { a: '1', b: 'x=y' });
-    assert.deepEqual(collectContext('empty='), { empty: '' });
-    assert.throws(() => collectContext('a=2', { a: '1' }), /given twice/);
-    assert.throws(() => collectContext('aws-crypto-public-key=x'), /reserved/);
-    assert.throws(() => collectContext('=v'), /key=value/);
+  it('reads context pairs, keeping "=" in values, refusing duplicates and reserved keys', () => {
+    assert.deepEqual(parseContext(['a=1', 'b=x=y']), { a: '1', b: 'x=y' });
+    assert.deepEqual(parseContext(['empty=']), { empty: '' });
+    assert.throws(() => parseContext(['a=1', 'a=2']), /given twice/);
+    assert.throws(() => parseContext(['aws-crypto-public-key=x']), /reserved/);
+    assert.throws(() => parseContext(['=v']), /key=value/);
   });
 
   it('takes the endpoint from the flag, then AWS_ENDPOINT_URL_KMS, then AWS_ENDPOINT_URL', () => {
@@ -78,6 +79,7 @@ describe('configuration checks (usage errors)', () => {
     assert.equal(encrypt.frameLength, 4096);
     assert.deepEqual(encrypt.keys, ['alias/a', 'alias/b']);
     assert.equal(encrypt.region, 'us-east-1');
+    assert.equal(encrypt.kmsTimeoutSeconds, 60, 'as botocore');
     assert.equal(configFrom('decrypt', { ...base, discovery: true } as never, {}).suffix, '.decrypted');
   });
 });
@@ -95,8 +97,9 @@ describe('file planning and outputs', () => {
 
   const plan = (input: string, output: string, recursive = true, suffix = '.encrypted') => planJobs({ mode: 'encrypt', input, output, recursive, suffix });
 
-  it('maps a tree to the same tree under the output, with the suffix, skipping partial files', async () => {
-    const { jobs } = await plan(join(dir, 'in'), join(dir, 'out'));
+  it('maps a tree to the same tree under the output, with the suffix, listing partial files as skipped', async () => {
+    const { jobs, skipped } = await plan(join(dir, 'in'), join(dir, 'out'));
+    assert.deepEqual(skipped, [{ path: join(dir, 'in', 'sub', '.c.txt.0a1b.strongroom-partial'), reason: 'a temporary output of strongroom' }]);
     assert.deepEqual(
       jobs.map((job) => [job.source.slice(dir.length), job.target.slice(dir.length), job.size]),
       [
@@ -131,6 +134,18 @@ describe('file planning and outputs', () => {
     ['a tree onto itself without a suffix', () => plan(join(dir, 'in'), join(dir, 'in'), true, '')],
     ['a missing input', () => plan(join(dir, 'nope'), '-')],
   ];
+  it('refuses a plan whose outputs overlap its inputs or each other', async () => {
+    await mkdir(join(dir, 'overlap', 'in', 'one'), { recursive: true });
+    await mkdir(join(dir, 'overlap', 'in', 'two'));
+    await writeFile(join(dir, 'overlap', 'in', 'one', 'x'), '1');
+    await writeFile(join(dir, 'overlap', 'in', 'two', 'x'), '2');
+    await mkdir(join(dir, 'overlap', 'out', 'two'), { recursive: true });
+    await symlink('two', join(dir, 'overlap', 'out', 'one'));
+    await assert.rejects(plan(join(dir, 'overlap', 'in'), join(dir, 'overlap', 'out'), true, ''), /same output/);
+    await symlink(join(dir, 'in', 'a.txt'), join(dir, 'overlap', 'link-to-input'));
+    await assert.rejects(plan(join(dir, 'in', 'a.txt'), join(dir, 'overlap', 'link-to-input'), false), /overwrite an input/);
+  });
+
   for (const [title, run] of usage) {
     it(`refuses ${title}`, async () => {
       await assert.rejects(run(), UsageError);
@@ -161,5 +176,21 @@ describe('file planning and outputs', () => {
     await refused.abort();
     assert.equal(await readFile(target, 'utf8'), 'plain');
     assert.deepEqual(await readdir(join(dir, 'atomic')), ['out.bin']);
+  });
+
+  it('removes temporary outputs when the process dies of an uncaught exception', async () => {
+    await mkdir(join(dir, 'crash'));
+    const script = `
+      import { AtomicOutput, installPartialFileCleanup } from ${JSON.stringify(new URL('../../src/cli/encrypt-files.ts', import.meta.url).href)};
+      installPartialFileCleanup();
+      const output = await AtomicOutput.create(${JSON.stringify(join(dir, 'crash', 'out.bin'))}, 'decrypt');
+      output.stream.write('half', () => { throw new Error('unexpected'); });`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done) => child.once('close', done));
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /unexpected/, 'it died of the exception');
+    assert.deepEqual(await readdir(join(dir, 'crash')), []);
   });
 });
