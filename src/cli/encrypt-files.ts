@@ -42,6 +42,11 @@ function isAbsent(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG';
 }
 
+/** A regular file is at `path` (links followed): what --no-overwrite keeps. */
+export async function isExistingFile(path: string): Promise<boolean> {
+  return (await statOrUndefined(path))?.isFile() === true;
+}
+
 async function statOrUndefined(path: string) {
   try {
     return await stat(path);

@@ -45,29 +45,62 @@ function keyInfoText(providerId: string, info: Uint8Array): { key_info: string; 
   }
 }
 
+const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+
+/**
+ * The header as aws-encryption-cli writes it (its `json_ready_header`): version "1.0"/"2.0",
+ * `type` 128 in version 1, content type as its number (2 framed, 1 non-framed), `header_iv_length`
+ * in version 1, the commitment key, and EDKs sorted by provider id and key info with both
+ * base64-encoded. Added here: `algorithm_id` and, for aws-kms keys, `key_arn` in clear.
+ */
 export function headerRecord(header: MessageHeaderInfo): object {
+  const v1 = header.version === 1;
+  const edks = header.encryptedDataKeys
+    .map((edk) => ({ edk, order: Buffer.concat([Buffer.from(edk.providerId, 'utf8'), edk.providerInfo]) }))
+    .sort((a, b) => Buffer.compare(a.order, b.order))
+    .map(({ edk }) => ({
+      key_provider: { provider_id: base64(Buffer.from(edk.providerId, 'utf8')), ...keyInfoText(edk.providerId, edk.providerInfo) },
+      encrypted_data_key: base64(edk.ciphertext),
+    }));
   return {
-    version: header.version,
+    version: `${header.version}.0`,
+    type: v1 ? 128 : null,
     algorithm: suiteName(header.suiteId),
     algorithm_id: hexSuiteId(header.suiteId),
-    message_id: Buffer.from(header.messageId).toString('base64'),
+    message_id: base64(header.messageId),
     encryption_context: header.encryptionContext,
-    encrypted_data_keys: header.encryptedDataKeys.map((edk) => ({
-      key_provider: { provider_id: edk.providerId, ...keyInfoText(edk.providerId, edk.providerInfo) },
-      encrypted_data_key: Buffer.from(edk.ciphertext).toString('base64'),
-    })),
-    content_type: header.contentType,
+    encrypted_data_keys: edks,
+    content_type: header.contentType === 'framed' ? 2 : 1,
+    header_iv_length: v1 ? 12 : null,
     frame_length: header.frameLength,
+    commitment_key: header.commitmentKey ? base64(header.commitmentKey) : null,
   };
 }
 
+/**
+ * One line of --metadata-output: aws-encryption-cli's fields (mode, input, output, header, and on
+ * decrypt header_auth), keys sorted at every level as its json.dumps(sort_keys=True) does, plus
+ * input_bytes and output_bytes.
+ */
 export function metadataRecord(mode: Mode, job: Job, result: { header: MessageHeaderInfo; inputBytes: number; outputBytes: number }): object {
-  return {
+  const { header } = result;
+  return sortKeys({
     mode,
     input: job.source === STDIO ? '<stdin>' : resolve(job.source),
     output: job.target === STDIO ? '<stdout>' : resolve(job.target),
     input_bytes: result.inputBytes,
     output_bytes: result.outputBytes,
-    header: headerRecord(result.header),
-  };
+    header: headerRecord(header),
+    ...(mode === 'decrypt' ? { header_auth: { iv: base64(header.headerAuth.iv), tag: base64(header.headerAuth.tag) } } : {}),
+  }) as object;
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, sortKeys((value as Record<string, unknown>)[key])]),
+  );
 }

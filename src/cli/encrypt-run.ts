@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { decryptStream, encryptStream, type MessageHeaderInfo } from '../esdk/index.ts';
 import { EsdkError } from '../esdk/errors.ts';
-import { STDIO, installPartialFileCleanup, openOutput, planJobs, type Job, type Output } from './encrypt-files.ts';
+import { STDIO, installPartialFileCleanup, isExistingFile, openOutput, planJobs, type Job, type Output } from './encrypt-files.ts';
 import { kmsClientFor, materialsFor } from './encrypt-keyring.ts';
 import { openMetadataOutput, metadataRecord, type MetadataOutput } from './encrypt-metadata.ts';
 import { UsageError, type RunConfig } from './encrypt-options.ts';
@@ -82,6 +82,13 @@ export async function runEsdkCommand(config: RunConfig): Promise<void> {
     throw new UsageError('--frame-length 0 (non-framed) needs a regular file as input: the length must be known before the first byte');
   }
   for (const { path, reason } of plan.skipped) process.stderr.write(`skipped (${reason}): ${path}\n`);
+  // --no-overwrite skips what exists, as aws-encryption-cli does, before any work (a file that
+  // appears during the run still fails that job when it is committed: see AtomicOutput).
+  const jobs: Job[] = [];
+  for (const job of plan.jobs) {
+    if (!config.overwrite && job.target !== STDIO && (await isExistingFile(job.target))) process.stderr.write(`skipped (exists, --no-overwrite): ${job.target}\n`);
+    else jobs.push(job);
+  }
   installPartialFileCleanup();
   const client = kmsClientFor(config);
   let metadata: MetadataOutput | undefined;
@@ -89,7 +96,7 @@ export async function runEsdkCommand(config: RunConfig): Promise<void> {
   try {
     const materials = await materialsFor(config, client);
     metadata = config.metadataOutput ? await openMetadataOutput(config.metadataOutput, config.overwriteMetadata) : undefined;
-    const total = plan.jobs.every((job) => job.size !== undefined) ? plan.jobs.reduce((sum, job) => sum + (job.size as number), 0) : undefined;
+    const total = jobs.every((job) => job.size !== undefined) ? jobs.reduce((sum, job) => sum + (job.size as number), 0) : undefined;
     if (config.progress && process.stderr.isTTY && total !== undefined && total >= PROGRESS_THRESHOLD_BYTES) {
       bar = new cliProgress.SingleBar(
         { stream: process.stderr, format: `${config.mode} |{bar}| {percentage}% | {value}/{total} bytes | ETA {eta_formatted}`, hideCursor: true },
@@ -97,7 +104,7 @@ export async function runEsdkCommand(config: RunConfig): Promise<void> {
       );
       bar.start(total, 0);
     }
-    for (const job of plan.jobs) {
+    for (const job of jobs) {
       const result = await runJob(config, job, materials, bar);
       await metadata?.write(metadataRecord(config.mode, job, result));
     }

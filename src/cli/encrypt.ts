@@ -109,7 +109,7 @@ function addSharedOptions(command: Command, mode: Mode): Command {
     .requiredOption('-o, --output <path|->', 'a file, a directory, or - for stdout')
     .option('-r, --recursive', 'process every file under the input directory, keeping the tree')
     .option('--suffix <suffix>', `appended to output names in a directory (default: .${mode}ed)`)
-    .option('--no-overwrite', 'fail instead of replacing an existing output file')
+    .option('--no-overwrite', 'skip inputs whose output file exists instead of replacing it')
     .addOption(new Option('-c, --context <key=value>', mode === 'encrypt' ? 'encryption context pair (repeatable)' : 'pair the message context must contain (repeatable)').argParser(collect))
     .addOption(new Option('--grant-token <token>', 'KMS grant token (repeatable)').argParser(collect))
     .addOption(

@@ -122,14 +122,22 @@ describe('strongroom encrypt / decrypt', () => {
     assert.equal((await stat(path('single', 'report.out'))).mode & 0o777, 0o600, 'decrypted output is 0600');
 
     const [encryptLine, decryptLine] = await metadataLines(path('single', 'meta.jsonl'));
-    assert.deepEqual(Object.keys(encryptLine).sort(), ['header', 'input', 'input_bytes', 'mode', 'output', 'output_bytes']);
+    // aws-encryption-cli's shape (keys sorted, as its json.dumps(sort_keys=True)), plus input_bytes/output_bytes.
+    assert.deepEqual(Object.keys(encryptLine), ['header', 'input', 'input_bytes', 'mode', 'output', 'output_bytes']);
     assert.equal(encryptLine.mode, 'encrypt');
     assert.equal(encryptLine.input, path('single', 'report.bin'));
     assert.equal(encryptLine.output, path('single', 'report.bin.encrypted'));
     assert.equal(encryptLine.input_bytes, plaintext.length);
     assert.equal(encryptLine.output_bytes, (await stat(path('single', 'report.bin.encrypted'))).size);
     const { header } = encryptLine;
-    assert.equal(header.version, 2);
+    assert.deepEqual(Object.keys(header), [
+      'algorithm', 'algorithm_id', 'commitment_key', 'content_type', 'encrypted_data_keys', 'encryption_context',
+      'frame_length', 'header_iv_length', 'message_id', 'type', 'version',
+    ]);
+    assert.equal(header.version, '2.0');
+    assert.equal(header.type, null);
+    assert.equal(header.header_iv_length, null);
+    assert.equal(Buffer.from(header.commitment_key, 'base64').length, 32);
     assert.equal(header.algorithm_id, '0x0578');
     assert.equal(header.algorithm, 'AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384');
     assert.equal(Buffer.from(header.message_id, 'base64').length, 32);
@@ -137,12 +145,17 @@ describe('strongroom encrypt / decrypt', () => {
     assert.equal(header.encryption_context.purpose, 'cli');
     assert.ok(header.encryption_context['aws-crypto-public-key']);
     assert.equal(header.encrypted_data_keys.length, 1);
-    assert.deepEqual(header.encrypted_data_keys[0].key_provider, { provider_id: 'aws-kms', key_info: Buffer.from(keyArn).toString('base64'), key_arn: keyArn });
-    assert.equal(header.content_type, 'framed');
+    assert.deepEqual(header.encrypted_data_keys[0].key_provider, { key_arn: keyArn, key_info: Buffer.from(keyArn).toString('base64'), provider_id: Buffer.from('aws-kms').toString('base64') });
+    assert.equal(header.content_type, 2);
     assert.equal(header.frame_length, 4096);
     assert.equal(decryptLine.mode, 'decrypt');
     assert.equal(decryptLine.output_bytes, plaintext.length);
-    assert.deepEqual(decryptLine.header.message_id, header.message_id);
+    assert.deepEqual(decryptLine.header, header, 'decrypt reads the header encrypt wrote');
+    // Decrypt also records the header's authentication (version 2: a zero IV), as aws-encryption-cli does.
+    assert.deepEqual(Object.keys(decryptLine), ['header', 'header_auth', 'input', 'input_bytes', 'mode', 'output', 'output_bytes']);
+    assert.equal(decryptLine.header_auth.iv, Buffer.alloc(12).toString('base64'));
+    const message = await readFile(path('single', 'report.bin.encrypted'));
+    assert.ok(message.indexOf(Buffer.from(decryptLine.header_auth.tag, 'base64')) > 0, 'header_auth.tag is the message\'s header tag');
   });
 
   it('encrypts a directory tree recursively, keeping the tree, and decrypts it back', async () => {
@@ -172,7 +185,8 @@ describe('strongroom encrypt / decrypt', () => {
     // --cache-max-age: one data key (so one GenerateDataKey and one Encrypt) for the whole tree.
     const edkSets = lines.map((line) => JSON.stringify(line.header.encrypted_data_keys));
     assert.equal(new Set(edkSets).size, 1);
-    assert.deepEqual(lines[0].header.encrypted_data_keys.map((edk: any) => edk.key_provider.key_arn), [keyArn, otherKeyArn]);
+    // Sorted by provider id, then key info (the ARN), as aws-encryption-cli sorts them.
+    assert.deepEqual(lines[0].header.encrypted_data_keys.map((edk: any) => edk.key_provider.key_arn), [keyArn, otherKeyArn].sort());
 
     const tooMany = await strongroom(['decrypt', '-r', '-i', path('tree', 'enc'), '-o', path('tree', 'dec'), '--key', keyArn, '--max-encrypted-data-keys', '1']);
     assert.equal(tooMany.code, 1, 'two EDKs exceed --max-encrypted-data-keys 1');
@@ -184,6 +198,15 @@ describe('strongroom encrypt / decrypt', () => {
     for (const [name, content] of Object.entries(files)) {
       assert.ok((await readFile(join(path('tree', 'dec'), `${name}.encrypted`))).equals(content), name);
     }
+
+    // A re-run with --no-overwrite encrypts only what is new, and says what it skipped.
+    await writeFile(path('tree', 'in', 'sub', 'new.txt'), 'new');
+    const before = await readFile(path('tree', 'enc', 'a.txt.encrypted'));
+    const rerun = await strongroom(['encrypt', '-r', '-i', path('tree', 'in'), '-o', path('tree', 'enc'), '--key', keyArn, '--no-overwrite']);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    for (const name of ['a.txt', 'sub/b.bin', 'sub/deeper/empty']) assert.match(rerun.stderr, new RegExp(`skipped \\(exists, --no-overwrite\\): .*${name}\\.encrypted\n`));
+    assert.ok((await readFile(path('tree', 'enc', 'a.txt.encrypted'))).equals(before), 'an existing output is kept');
+    assert.deepEqual(await listTree(path('tree', 'enc')), ['a.txt.encrypted', 'sub/b.bin.encrypted', 'sub/deeper/empty.encrypted', 'sub/new.txt.encrypted']);
   });
 
   it('streams stdin to stdout both ways', async () => {
@@ -260,12 +283,13 @@ describe('strongroom encrypt / decrypt', () => {
       assert.deepEqual(await leftovers(), []);
     });
 
-    it('an existing output with --no-overwrite (the existing file is kept)', async () => {
+    it('an existing output with --no-overwrite is skipped, as aws-encryption-cli does (the existing file is kept)', async () => {
       await writeFile(path('fail', 'out'), 'keep me');
       try {
-        const run = await strongroom(['decrypt', '-i', message, '-o', path('fail', 'out'), '--key', keyArn, '--no-overwrite']);
-        assert.equal(run.code, 1);
-        assert.match(run.stderr, /exists/);
+        const run = await strongroom(['decrypt', '-i', message, '-o', path('fail', 'out'), '--key', keyArn, '--no-overwrite', '--metadata-output', '-']);
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(run.stderr, `skipped (exists, --no-overwrite): ${path('fail', 'out')}\n`);
+        assert.equal(run.stdout.length, 0, 'no metadata line for a skipped input');
         assert.equal(await readFile(path('fail', 'out'), 'utf8'), 'keep me');
         assert.deepEqual(await leftovers(), ['out']);
       } finally {
