@@ -13,6 +13,19 @@ import { UsageError, type Mode } from './encrypt-options.ts';
 
 export const STDIO = '-';
 const PARTIAL_SUFFIX = '.strongroom-partial';
+/** The longest file name most file systems take, in bytes. */
+const NAME_MAX = 255;
+
+/**
+ * `.<name>.<random>.strongroom-partial`, the name cut (at a character boundary) so that the whole
+ * fits in NAME_MAX bytes: a valid output name must not fail for its temporary's 33 extra bytes.
+ */
+export function temporaryName(name: string): string {
+  const tail = `.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`;
+  let kept = name;
+  while (Buffer.byteLength(`.${kept}${tail}`) > NAME_MAX) kept = [...kept].slice(0, -1).join('');
+  return `.${kept}${tail}`;
+}
 
 export interface Job {
   /** A path, or `-` for stdin. */
@@ -312,7 +325,7 @@ export class AtomicOutput implements Output {
   static async create(target: string, mode: Mode): Promise<AtomicOutput> {
     const destination = await followLinks(target);
     const directories = await makeDirectories(dirname(destination));
-    const temporary = join(dirname(destination), `.${basename(destination)}.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`);
+    const temporary = join(dirname(destination), temporaryName(basename(destination)));
     let handle: FileHandle;
     try {
       handle = await open(temporary, 'wx', mode === 'decrypt' ? 0o600 : 0o666);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { configFrom } from '../../src/cli/encrypt.ts';
-import { AtomicOutput, planJobs } from '../../src/cli/encrypt-files.ts';
+import { AtomicOutput, planJobs, temporaryName } from '../../src/cli/encrypt-files.ts';
 import { UsageError, endpointFrom, parseContext, parseCommitmentPolicy, parseSuite, regionFrom } from '../../src/cli/encrypt-options.ts';
 
 describe('option values', () => {
@@ -176,6 +176,22 @@ describe('file planning and outputs', () => {
     await refused.abort();
     assert.equal(await readFile(target, 'utf8'), 'plain');
     assert.deepEqual(await readdir(join(dir, 'atomic')), ['out.bin']);
+  });
+
+  it('writes an output whose name is as long as the file system allows (the temporary name is cut to fit)', async () => {
+    for (const name of ['a'.repeat(255), `${'é'.repeat(127)}a`, `${'😀'.repeat(63)}abc`]) {
+      assert.equal(Buffer.byteLength(name), 255);
+      const temporary = temporaryName(name);
+      assert.ok(Buffer.byteLength(temporary) <= 255, temporary);
+      assert.match(temporary, /^\..+\.[0-9a-f]{12}\.strongroom-partial$/);
+      assert.ok(!temporary.includes('\uFFFD') && Buffer.from(temporary).toString() === temporary, 'cut at a character boundary');
+    }
+    const target = join(dir, 'long', `${'é'.repeat(127)}a`);
+    const output = await AtomicOutput.create(target, 'encrypt');
+    output.stream.end('long');
+    await new Promise<void>((done) => output.stream.once('close', () => done()));
+    await output.commit(true);
+    assert.equal(await readFile(target, 'utf8'), 'long');
   });
 
   it('removes temporary outputs when the process dies of an uncaught exception', async () => {
