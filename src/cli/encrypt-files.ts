@@ -6,7 +6,7 @@
  * regular file (a FIFO, a device, /dev/fd/N) cannot be replaced that way; it is written directly.
  */
 import { randomBytes } from 'node:crypto';
-import { rmdirSync, unlinkSync, type WriteStream } from 'node:fs';
+import { createWriteStream, rmdirSync, unlinkSync, type WriteStream } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { UsageError, type Mode } from './encrypt-options.ts';
@@ -55,9 +55,34 @@ function isAbsent(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG';
 }
 
-/** A regular file is at `path` (links followed): what --no-overwrite keeps. */
+/** A regular file is at `path` (links followed): what --no-overwrite keeps. Not a descriptor's file: see outputDescriptor. */
 export async function isExistingFile(path: string): Promise<boolean> {
-  return (await statOrUndefined(path))?.isFile() === true;
+  return (await outputDescriptor(path)) === undefined && (await statOrUndefined(path))?.isFile() === true;
+}
+
+/**
+ * The descriptor of this process that `path` names, through /dev/stdout, /dev/stderr, /dev/fd/N
+ * or /proc/self/fd/N (links followed up to there); undefined for any other path. Such a path must
+ * be written through the descriptor the shell opened (`>> log`, `3> file`), in its mode and at its
+ * offset: opened by name it would be truncated, and renamed over it would replace the shell's file
+ * with ours and leave the shell writing to the unlinked one.
+ */
+export async function outputDescriptor(path: string): Promise<number | undefined> {
+  const own = new RegExp(`^/(?:dev|proc/(?:self|thread-self|${process.pid}))/fd/(\\d+)$`);
+  let current = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    const match = own.exec(current);
+    if (match) return Number(match[1]);
+    let info;
+    try {
+      info = await lstat(current);
+    } catch {
+      return undefined;
+    }
+    if (!info.isSymbolicLink()) return undefined;
+    current = resolve(dirname(current), await readlink(current));
+  }
+  return undefined;
 }
 
 async function statOrUndefined(path: string) {
@@ -76,7 +101,9 @@ async function statOrUndefined(path: string) {
  * streamed like stdin.
  */
 export async function planJobs(options: { mode: Mode; input: string; output: string; recursive: boolean; suffix: string }): Promise<Plan> {
-  const { input, output, suffix } = options;
+  const { input, suffix } = options;
+  // /dev/stdout (or /dev/fd/1) is this process's stdout, wherever the shell pointed it: the same as -.
+  const output = options.output !== STDIO && (await outputDescriptor(options.output)) === 1 ? STDIO : options.output;
   if (input === STDIO) {
     if (output !== STDIO && (output.endsWith('/') || (await statOrUndefined(output))?.isDirectory())) {
       throw new UsageError('--output must be a file or - when --input is - (stdin)');
@@ -251,6 +278,8 @@ export interface Output {
  * /proc/self/fd do not take our temporary file anyway. Anything else appears only on commit.
  */
 export async function openOutput(target: string, mode: Mode): Promise<Output> {
+  const descriptor = await outputDescriptor(target);
+  if (descriptor !== undefined) return DirectOutput.onDescriptor(target, descriptor);
   const existing = await statOrUndefined(target);
   if (existing && !existing.isFile() && !existing.isDirectory()) return DirectOutput.open(target);
   return AtomicOutput.create(target, mode);
@@ -282,14 +311,19 @@ class DirectOutput implements Output {
   readonly target: string;
   readonly stream: WriteStream;
 
-  private constructor(target: string, handle: FileHandle) {
+  private constructor(target: string, stream: WriteStream) {
     this.target = target;
-    // No flush: fsync fails (EINVAL) on a pipe and means nothing for a device.
-    this.stream = handle.createWriteStream();
+    this.stream = stream;
   }
 
   static async open(target: string): Promise<DirectOutput> {
-    return new DirectOutput(target, await open(target, 'w'));
+    // No flush: fsync fails (EINVAL) on a pipe and means nothing for a device.
+    return new DirectOutput(target, (await open(target, 'w')).createWriteStream());
+  }
+
+  /** Writes to a descriptor the process already has, and leaves it open (it is not ours to close). */
+  static onDescriptor(target: string, descriptor: number): DirectOutput {
+    return new DirectOutput(target, createWriteStream('', { fd: descriptor, autoClose: false }));
   }
 
   async commit(): Promise<void> {}

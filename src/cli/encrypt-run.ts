@@ -3,7 +3,7 @@
  * constant memory (file → encryptStream/decryptStream → temporary file → rename), a progress bar on
  * a terminal for large inputs, and one metadata line per finished file.
  */
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import { getSystemErrorMap } from 'node:util';
 import { pipeline } from 'node:stream/promises';
@@ -76,8 +76,8 @@ function describeFailure(error: unknown, job: Job): string {
 }
 
 export async function runEsdkCommand(config: RunConfig): Promise<void> {
-  if (config.metadataOutput === STDIO && config.output === STDIO) throw new UsageError('--metadata-output - and --output - cannot both use stdout');
   const plan = await planJobs(config);
+  if (config.metadataOutput === STDIO && plan.jobs.some((job) => job.target === STDIO)) throw new UsageError('--metadata-output - and --output - cannot both use stdout');
   if (config.frameLength === 0 && config.mode === 'encrypt' && plan.jobs.some((job) => job.size === undefined)) {
     throw new UsageError('--frame-length 0 (non-framed) needs a regular file as input: the length must be known before the first byte');
   }
@@ -123,8 +123,11 @@ interface JobResult {
   outputBytes: number;
 }
 
-/** The SDK's stream for this job; `releaseUnverified`: decrypted frames may leave before the signature is checked. */
-function sdkStream(config: RunConfig, job: Job, materials: Materials, releaseUnverified: boolean): Duplex {
+/**
+ * The SDK's stream for this job; `releaseUnverified`: decrypted frames may leave before the
+ * signature is checked; `plaintextLength`: the input's length, when known and needed.
+ */
+function sdkStream(config: RunConfig, materials: Materials, releaseUnverified: boolean, plaintextLength: number | undefined): Duplex {
   if (config.mode === 'encrypt') {
     return encryptStream({
       ...materials,
@@ -133,7 +136,7 @@ function sdkStream(config: RunConfig, job: Job, materials: Materials, releaseUnv
       ...(config.frameLength === 0 ? { contentType: 'non-framed' as const } : { frameLength: config.frameLength }),
       commitmentPolicy: config.commitmentPolicy,
       maxEncryptedDataKeys: config.maxEncryptedDataKeys,
-      plaintextLength: job.size,
+      plaintextLength,
     });
   }
   return decryptStream({
@@ -148,14 +151,29 @@ async function runJob(config: RunConfig, job: Job, materials: Materials, bar: cl
   const display = job.source === STDIO ? '<stdin>' : job.source;
   let header: MessageHeaderInfo | undefined;
   let output: Output | undefined;
+  let input: Readable | undefined;
   try {
+    // The SDK holds an encrypt to plaintextLength, so it is given only where it is needed (a
+    // non-framed body, whose length comes first; the data-key cache, which counts bytes), and read
+    // from the open file, not from the plan: a file may have grown since, or report no true size (/proc).
+    let plaintextLength: number | undefined;
+    if (job.source === STDIO) input = process.stdin;
+    else {
+      const handle = await open(job.source, 'r');
+      const info = await handle.stat().catch(async (error) => {
+        await handle.close();
+        throw error;
+      });
+      if (config.mode === 'encrypt' && info.isFile() && (config.frameLength === 0 || config.cacheMaxAgeSeconds !== undefined)) plaintextLength = info.size;
+      input = handle.createReadStream();
+    }
     output = job.target === STDIO ? undefined : await openOutput(job.target, config.mode);
     // To a temporary file, plaintext may stream as frames verify: the file is removed unless the
     // whole message (signature included) verifies. To stdout, a pipe or a device, nothing is
     // released before the signature is verified: the SDK withholds it in an encrypted spill file
     // under TMPDIR (constant memory either way).
     // No await from here to the pipeline: a stream that errors before anyone listens would crash the process.
-    const sdk = sdkStream(config, job, materials, output?.atomic ?? false);
+    const sdk = sdkStream(config, materials, output?.atomic ?? false, plaintextLength);
     sdk.once('header', (info: MessageHeaderInfo) => {
       header = info;
       if (config.mode === 'decrypt') {
@@ -166,7 +184,6 @@ async function runJob(config: RunConfig, job: Job, materials: Materials, bar: cl
         }
       }
     });
-    const input: Readable = job.source === STDIO ? process.stdin : createReadStream(job.source);
     const counter = new ByteCounter(bar ? (count) => bar.increment(count) : undefined);
     const outputCounter = new ByteCounter();
     if (output) {
@@ -182,6 +199,7 @@ async function runJob(config: RunConfig, job: Job, materials: Materials, bar: cl
     if (!header) throw new JobError('the SDK reported no message header');
     return { header, inputBytes: counter.bytes, outputBytes: outputCounter.bytes };
   } catch (error) {
+    if (input !== process.stdin) input?.destroy();
     await output?.abort();
     throw new JobError(`${display}: ${describeFailure(error, job)}`);
   }

@@ -34,10 +34,11 @@ let baseEnv: Record<string, string>;
  * Runs the CLI with only the AWS_* variables given (none leak in from the test's environment).
  * `pipes`: its stdin and stdout are pipes, as in a shell (node gives a child socket pairs).
  * `stdoutTo`: a shell command its stdout is piped into (the exit code is still the CLI's).
+ * `redirect`: shell redirections for the command (`>> file`, `3> file`).
  */
 function strongroom(
   args: string[],
-  options: { env?: Record<string, string>; input?: Buffer; pipes?: boolean; stdoutTo?: string; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {},
+  options: { env?: Record<string, string>; input?: Buffer; pipes?: boolean; stdoutTo?: string; redirect?: string; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {},
 ): Promise<Run> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('AWS_') && value !== undefined) env[name] = value;
@@ -45,7 +46,9 @@ function strongroom(
     ? ['bash', '-o', 'pipefail', '-c', 'cat | "$@" | cat', 'bash', process.execPath]
     : options.stdoutTo
       ? ['bash', '-c', `"$@" | ${options.stdoutTo}; exit \${PIPESTATUS[0]}`, 'bash', process.execPath]
-      : [process.execPath];
+      : options.redirect
+        ? ['bash', '-c', `"$@" ${options.redirect}`, 'bash', process.execPath]
+        : [process.execPath];
   return new Promise((done, fail) => {
     const child = spawn(command[0], [...command.slice(1), STRONGROOM_BIN, ...args], { env: { ...env, ...(options.env ?? baseEnv) }, stdio: ['pipe', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
@@ -439,6 +442,33 @@ describe('strongroom encrypt / decrypt', () => {
       const decrypted = await strongroom(['decrypt', '-i', '-', '-o', '/dev/fd/1', '--key', keyArn], { input: encrypted.stdout, pipes: true });
       assert.equal(decrypted.code, 0, decrypted.stderr);
       assert.equal(decrypted.stdout.toString(), 'through a file descriptor');
+    });
+
+    it('writes /dev/stdout and /dev/fd/N through the descriptor the shell opened (>> appends, nothing is replaced)', async () => {
+      const plaintext = randomBytes(20_000);
+      await writeFile(path('fd-plain.bin'), plaintext);
+      for (const [name, output, redirect] of [['append-1.log', '/dev/stdout', '>>'], ['append-3.log', '/dev/fd/3', '3>>']] as const) {
+        await writeFile(path(name), 'PRECIOUS LOG LINE\n');
+        const inode = (await stat(path(name))).ino;
+        // --no-overwrite does not apply: the shell opened this file for us to write.
+        const run = await strongroom(['encrypt', '-i', path('fd-plain.bin'), '-o', output, '--key', keyArn, '--no-overwrite'], { redirect: `${redirect} '${path(name)}'` });
+        assert.equal(run.code, 0, run.stderr);
+        const log = await readFile(path(name));
+        assert.equal(log.subarray(0, 18).toString(), 'PRECIOUS LOG LINE\n', `${output}: the earlier content is kept`);
+        assert.equal((await stat(path(name))).ino, inode, `${output}: still the shell's file, not one renamed over it`);
+        await writeFile(path(`${name}.msg`), log.subarray(18));
+        const back = await strongroom(['decrypt', '-i', path(`${name}.msg`), '-o', '-', '--key', keyArn]);
+        assert.equal(back.code, 0, back.stderr);
+        assert.ok(back.stdout.equals(plaintext), output);
+      }
+      assert.deepEqual((await readdir(work)).filter((entry) => entry.endsWith('.strongroom-partial')), []);
+    });
+
+    it('encrypts a file whose size is not what stat says (/proc), framed; plaintextLength only where needed', async () => {
+      const run = await strongroom(['encrypt', '-i', '/proc/version', '-o', path('version.msg'), '--key', keyArn]);
+      assert.equal(run.code, 0, run.stderr);
+      const back = await strongroom(['decrypt', '-i', path('version.msg'), '-o', '-', '--key', keyArn]);
+      assert.equal(back.stdout.toString(), await readFile('/proc/version', 'utf8'));
     });
 
     it('reads /dev/stdin and a FIFO named by -i (as for -i <(cmd))', async () => {
