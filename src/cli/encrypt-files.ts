@@ -358,7 +358,9 @@ export class AtomicOutput implements Output {
    */
   static async create(target: string, mode: Mode): Promise<AtomicOutput> {
     const destination = await followLinks(target);
-    const directories = await makeDirectories(dirname(destination));
+    // Directories are made for the path the user named, never where a (dangling) link points:
+    // the shell's `>` fails there too, and the user named no such directory.
+    const directories = destination === resolve(target) ? await makeDirectories(dirname(destination)) : [];
     const temporary = join(dirname(destination), temporaryName(basename(destination)));
     let handle: FileHandle;
     try {

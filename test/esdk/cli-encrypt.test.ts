@@ -498,6 +498,12 @@ describe('strongroom encrypt / decrypt', () => {
       const decrypted = await strongroom(['decrypt', '-i', path('linked', 'real.msg'), '-o', '-', '--key', keyArn]);
       assert.equal(decrypted.stdout.toString(), 'via the link');
       assert.deepEqual(await readdir(path('linked')), ['real.msg']);
+      // A dangling link into directories that do not exist fails, as the shell's > does: none is made there.
+      await symlink('nowhere/deep/file.msg', path('dangling.msg'));
+      const dangling = await strongroom(['encrypt', '-i', path('via-link.bin'), '-o', path('dangling.msg'), '--key', keyArn]);
+      assert.equal(dangling.code, 1);
+      assert.match(dangling.stderr, /ENOENT/);
+      await assert.rejects(stat(path('nowhere')), { code: 'ENOENT' });
     });
   });
 
