@@ -90,7 +90,7 @@ describe('multi-keyring (framework/multi-keyring.md)', () => {
     const down: Keyring = { onEncrypt: (m) => Promise.resolve(m), onDecrypt: () => Promise.reject(new TypeError('socket hang up')) };
     await assert.rejects(decrypt(ciphertext, { keyring: new MultiKeyring({ children: [denied, otherAesKeyring, down] }) }), (error: EsdkError) => {
       assert.equal(error.code, 'KeyringFailure');
-      assert.match(error.message, /2 of 3 failed: #1 KeyringFailure: AccessDeniedException: not authorized; #2 TypeError: socket hang up$/);
+      assert.match(error.message, /2 of 3 failed \(counted from 1\): keyring 1: KeyringFailure: AccessDeniedException: not authorized; keyring 3: TypeError: socket hang up$/);
       assert.ok(error.cause instanceof AggregateError);
       assert.equal((error.cause as AggregateError).errors.length, 2);
       return true;
@@ -101,8 +101,16 @@ describe('multi-keyring (framework/multi-keyring.md)', () => {
 
   it('on decrypt, a child yielding a data key of the wrong length is skipped for the next one', async () => {
     const { ciphertext } = await encrypt(Buffer.from('x'), { keyring: aesKeyring });
-    const wrongLength: Keyring = { onEncrypt: (m) => Promise.resolve(m), onDecrypt: (m) => Promise.resolve({ ...m, plaintextDataKey: Buffer.alloc(16) }) };
+    const yielded: Buffer[] = [];
+    const wrongLength: Keyring = {
+      onEncrypt: (m) => Promise.resolve(m),
+      onDecrypt: (m) => {
+        yielded.push(Buffer.alloc(16, 7));
+        return Promise.resolve({ ...m, plaintextDataKey: yielded[yielded.length - 1] });
+      },
+    };
     assert.equal((await decrypt(ciphertext, { keyring: new MultiKeyring({ children: [wrongLength, aesKeyring] }) })).plaintext.toString(), 'x');
+    assert.deepEqual(yielded[0], Buffer.alloc(16), 'the refused key is wiped');
     await assert.rejects(decrypt(ciphertext, { keyring: new MultiKeyring({ children: [wrongLength] }) }), { code: 'KeyringFailure', message: /wrong length/ });
   });
 

@@ -41,23 +41,26 @@ export class MultiKeyring implements Keyring {
   async onDecrypt(materials: DecryptionMaterials, encryptedDataKeys: readonly EncryptedDataKey[]): Promise<DecryptionMaterials> {
     if (materials.plaintextDataKey) return materials;
     const keyrings = this.generator ? [this.generator, ...this.children] : this.children;
-    const errors: unknown[] = [];
-    for (const keyring of keyrings) {
+    // multi-keyring.md: a failing keyring's error is collected, and the next keyring tried.
+    const failures: { position: number; error: unknown }[] = [];
+    for (const [index, keyring] of keyrings.entries()) {
       try {
         const result = await keyring.onDecrypt(materials, encryptedDataKeys);
         if (!result.plaintextDataKey) continue;
         if (result.plaintextDataKey.length === materials.suite.keyLength) return result;
-        errors.push(new EsdkError('KeyringFailure', 'the keyring returned a data key of the wrong length'));
+        result.plaintextDataKey.fill(0);
+        failures.push({ position: index + 1, error: new EsdkError('KeyringFailure', 'the keyring returned a data key of the wrong length') });
       } catch (error) {
-        errors.push(error); // multi-keyring.md: collect, and try the next keyring
+        failures.push({ position: index + 1, error });
       }
     }
-    if (errors.length === 0) return materials; // nothing failed, nothing matched: NoDecryptableKey, from the caller
+    if (failures.length === 0) return materials; // nothing failed, nothing matched: NoDecryptableKey, from the caller
     throw new EsdkError(
       'KeyringFailure',
-      `no keyring could decrypt any of the encrypted data keys; ${errors.length} of ${keyrings.length} failed: ` +
-        errors.map((error, index) => `#${index + 1} ${describe(error)}`).join('; '),
-      { cause: new AggregateError(errors, 'child keyring errors') },
+      `no keyring could decrypt any of the encrypted data keys; ${failures.length} of ${keyrings.length} failed ` +
+        `(counted from 1${this.generator ? ', the generator first' : ''}): ` +
+        failures.map(({ position, error }) => `keyring ${position}: ${describe(error)}`).join('; '),
+      { cause: new AggregateError(failures.map(({ error }) => error), 'child keyring errors') },
     );
   }
 }
