@@ -3,7 +3,10 @@
  * credentials from the options and the SDK's default chain: environment, shared credentials and
  * config files, SSO, process credentials, instance roles) and the keyring or materials manager.
  */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { loadSharedConfigFiles } from '@smithy/core/config';
 import { CachingCryptographicMaterialsManager } from '../esdk/caching-cmm.ts';
 import { KmsDiscoveryKeyring } from '../esdk/kms-discovery-keyring.ts';
 import { KmsKeyring, isKmsKeyIdentifier, parseKmsKeyArn } from '../esdk/kms-keyring.ts';
@@ -32,6 +35,22 @@ export function kmsClientFor(config: Pick<RunConfig, 'endpoint' | 'region' | 'pr
 }
 
 const silentLogger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+
+/**
+ * A profile named by --profile or AWS_PROFILE must be in the shared config or credentials file
+ * (read by the SDK's own loader): otherwise the SDK's credential chain only says it "could not
+ * load credentials from any providers", at the first KMS call. Not checked for the implicit
+ * "default", which the chain may never need (environment variables, instance roles).
+ */
+export async function checkProfile(config: Pick<RunConfig, 'profile'>): Promise<void> {
+  const named = config.profile ?? process.env.AWS_PROFILE;
+  if (!named) return;
+  const { configFile, credentialsFile } = await loadSharedConfigFiles({ ignoreCache: true });
+  if (Object.hasOwn(configFile, named) || Object.hasOwn(credentialsFile, named)) return;
+  const configPath = process.env.AWS_CONFIG_FILE ?? join(homedir(), '.aws', 'config');
+  const credentialsPath = process.env.AWS_SHARED_CREDENTIALS_FILE ?? join(homedir(), '.aws', 'credentials');
+  throw new UsageError(`the profile ${JSON.stringify(named)} (${config.profile ? '--profile' : 'AWS_PROFILE'}) is in neither ${configPath} nor ${credentialsPath}`);
+}
 
 export function checkKeyIdentifiers(keys: readonly string[]): void {
   for (const key of keys) {

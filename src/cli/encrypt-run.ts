@@ -11,7 +11,7 @@ import cliProgress from 'cli-progress';
 import { decryptStream, encryptStream, type MessageHeaderInfo } from '../esdk/index.ts';
 import { EsdkError } from '../esdk/errors.ts';
 import { STDIO, installPartialFileCleanup, isExistingFile, openOutput, planJobs, type Job, type Output } from './encrypt-files.ts';
-import { kmsClientFor, materialsFor } from './encrypt-keyring.ts';
+import { checkProfile, kmsClientFor, materialsFor } from './encrypt-keyring.ts';
 import { openMetadataOutput, metadataRecord, type MetadataOutput } from './encrypt-metadata.ts';
 import { UsageError, type RunConfig } from './encrypt-options.ts';
 import { StdoutClosedError, stdoutFailureOr, writeStdout } from './encrypt-stdout.ts';
@@ -90,6 +90,7 @@ export async function runEsdkCommand(config: RunConfig): Promise<void> {
     else jobs.push(job);
   }
   installPartialFileCleanup();
+  await checkProfile(config);
   const client = kmsClientFor(config);
   let metadata: MetadataOutput | undefined;
   let bar: cliProgress.SingleBar | undefined;

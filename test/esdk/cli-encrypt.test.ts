@@ -359,6 +359,13 @@ describe('strongroom encrypt / decrypt', () => {
     const run = await strongroom(['encrypt', '-i', path('profile.bin'), '-o', path('profile.msg'), '--key', keyArn, '--profile', 'files'], { env });
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stderr, '');
+    // A profile in neither file is named as such, before any KMS call (a usage error, exit 2).
+    for (const [args, extra, via] of [[['--profile', 'nonexist'], {}, '--profile'], [[], { AWS_PROFILE: 'nonexist' }, 'AWS_PROFILE']] as const) {
+      const missing = await strongroom(['encrypt', '-i', path('profile.bin'), '-o', path('profile-missing.msg'), '--key', keyArn, ...args], { env: { ...env, ...extra } });
+      assert.equal(missing.code, 2, missing.stderr);
+      assert.match(missing.stderr, new RegExp(`the profile "nonexist" \\(${via}\\) is in neither .*no-config nor .*profile-credentials`));
+      await assert.rejects(stat(path('profile-missing.msg')), { code: 'ENOENT' });
+    }
   });
 
   it('shows a progress bar for a large input on a terminal only', async () => {
