@@ -6,8 +6,10 @@
  * regular file (a FIFO, a device, /dev/fd/N) cannot be replaced that way; it is written directly.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, rmdirSync, unlinkSync, type WriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { rmdirSync, unlinkSync, write, type WriteStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { UsageError, type Mode } from './encrypt-options.ts';
 
@@ -22,6 +24,8 @@ const NAME_MAX = 255;
  */
 export function temporaryName(name: string): string {
   const tail = `.${randomBytes(6).toString('hex')}${PARTIAL_SUFFIX}`;
+  // A name that is itself too long stays so: its temporary fails at once (ENAMETOOLONG), before any work.
+  if (Buffer.byteLength(name) > NAME_MAX) return `.${name}${tail}`;
   let kept = name;
   while (Buffer.byteLength(`.${kept}${tail}`) > NAME_MAX) kept = [...kept].slice(0, -1).join('');
   return `.${kept}${tail}`;
@@ -72,7 +76,7 @@ export async function outputDescriptor(path: string): Promise<number | undefined
   let current = resolve(path);
   for (let hops = 0; hops < 40; hops++) {
     const match = own.exec(current);
-    if (match) return Number(match[1]);
+    if (match) return givenDescriptor(Number(match[1]), path);
     let info;
     try {
       info = await lstat(current);
@@ -265,7 +269,7 @@ export function installPartialFileCleanup(): void {
 export interface Output {
   /** The path the user named. */
   readonly target: string;
-  readonly stream: WriteStream;
+  readonly stream: Writable;
   /** True when nothing written is visible before `commit` (a temporary file renamed into place). */
   readonly atomic: boolean;
   commit(overwrite: boolean): Promise<void>;
@@ -305,13 +309,79 @@ async function followLinks(path: string): Promise<string> {
   throw Object.assign(new Error(`too many levels of symbolic links: ${path}`), { code: 'ELOOP', path });
 }
 
+/**
+ * `descriptor`, if it is one the user can mean: 1 or 2, or another open for writing that is not
+ * Node's own. Node marks inherited descriptors close-on-exec as well, so what tells them apart is
+ * what they are: libuv's event loop holds anonymous inodes (epoll, eventfd) and pipes whose read
+ * end it also holds, where the shell's `3> file` or `>(cmd)` gives a file or a pipe's write end.
+ * Checked before this run opens files of its own.
+ */
+async function givenDescriptor(descriptor: number, path: string): Promise<number> {
+  if (descriptor === 1 || descriptor === 2) return descriptor;
+  const refuse = (why: string): never => {
+    throw new UsageError(`${path}: descriptor ${descriptor} ${why}`);
+  };
+  if (descriptor === 0) refuse('is standard input');
+  let target: string;
+  try {
+    target = await readlink(`/proc/self/fd/${descriptor}`);
+  } catch {
+    return refuse('is not open');
+  }
+  if (target.startsWith('anon_inode:')) refuse('belongs to Node itself, not to this command');
+  if (!(await writable(descriptor))) refuse('is not open for writing');
+  if (target.startsWith('pipe:')) {
+    for (const other of await readdir('/proc/self/fd')) {
+      if (Number(other) === descriptor) continue;
+      const same = await readlink(`/proc/self/fd/${other}`).catch(() => undefined);
+      if (same === target && !(await writable(Number(other)))) refuse('belongs to Node itself (a pipe it also reads), not to this command');
+    }
+  }
+  return descriptor;
+}
+
+/** The descriptor's access mode allows writing (O_WRONLY or O_RDWR, from /proc/self/fdinfo). */
+async function writable(descriptor: number): Promise<boolean> {
+  const info = await readFile(`/proc/self/fdinfo/${descriptor}`, 'utf8').catch(() => '');
+  const flags = Number.parseInt(/^flags:\s*([0-7]+)$/m.exec(info)?.[1] ?? '0', 8);
+  return (flags & 3) !== 0;
+}
+
+/**
+ * Writes to a descriptor the process was given, with backpressure, and leaves it open (it is not
+ * ours to close). A pipe Node made non-blocking (stdout's or stderr's, and their copies) answers
+ * EAGAIN while full: wait a moment and write the rest.
+ */
+export class DescriptorWriter extends Writable {
+  readonly #descriptor: number;
+  constructor(descriptor: number) {
+    super();
+    this.#descriptor = descriptor;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    writeFully(this.#descriptor, chunk).then(() => callback(), callback);
+  }
+}
+
+export async function writeFully(descriptor: number, chunk: Buffer): Promise<void> {
+  for (let offset = 0; offset < chunk.length; ) {
+    try {
+      offset += await new Promise<number>((done, fail) => write(descriptor, chunk, offset, chunk.length - offset, null, (error, written) => (error ? fail(error) : done(written))));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      await sleep(5);
+    }
+  }
+}
+
 /** A pipe or device: bytes reach the reader as they are written, there is nothing to rename or remove. */
 class DirectOutput implements Output {
   readonly atomic = false;
   readonly target: string;
-  readonly stream: WriteStream;
+  readonly stream: Writable;
 
-  private constructor(target: string, stream: WriteStream) {
+  private constructor(target: string, stream: Writable) {
     this.target = target;
     this.stream = stream;
   }
@@ -323,7 +393,7 @@ class DirectOutput implements Output {
 
   /** Writes to a descriptor the process already has, and leaves it open (it is not ours to close). */
   static onDescriptor(target: string, descriptor: number): DirectOutput {
-    return new DirectOutput(target, createWriteStream('', { fd: descriptor, autoClose: false }));
+    return new DirectOutput(target, new DescriptorWriter(descriptor));
   }
 
   async commit(): Promise<void> {}

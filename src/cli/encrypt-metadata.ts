@@ -7,7 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { MessageHeaderInfo } from '../esdk/index.ts';
-import { STDIO, type Job } from './encrypt-files.ts';
+import { STDIO, outputDescriptor, writeFully, type Job } from './encrypt-files.ts';
 import { hexSuiteId, suiteName, type Mode } from './encrypt-options.ts';
 import { writeStdout } from './encrypt-stdout.ts';
 
@@ -16,9 +16,16 @@ export interface MetadataOutput {
   close(): Promise<void>;
 }
 
-/** Appends to FILE (0600) unless `overwrite`; `-` writes to stdout. */
+/**
+ * Appends to FILE (0600) unless `overwrite`; `-` (or /dev/stdout) writes to stdout, another
+ * descriptor of the process (/dev/stderr, /dev/fd/N) is written as the shell opened it.
+ */
 export async function openMetadataOutput(destination: string, overwrite: boolean): Promise<MetadataOutput> {
-  if (destination === STDIO) {
+  const descriptor = destination === STDIO ? 1 : await outputDescriptor(destination);
+  if (descriptor !== undefined && descriptor !== 1) {
+    return { write: (record) => writeFully(descriptor, Buffer.from(`${JSON.stringify(record)}\n`)), close: async () => undefined };
+  }
+  if (descriptor === 1) {
     return {
       write: (record) => writeStdout(`${JSON.stringify(record)}\n`),
       close: async () => undefined,
@@ -79,7 +86,8 @@ export function headerRecord(header: MessageHeaderInfo): object {
 
 /**
  * One line of --metadata-output: aws-encryption-cli's fields (mode, input, output, header, and on
- * decrypt header_auth), keys sorted at every level as its json.dumps(sort_keys=True) does, plus
+ * decrypt header_auth), keys sorted at every level as its json.dumps(sort_keys=True) does (but for
+ * integer-like keys, which JavaScript objects always put first), plus
  * input_bytes and output_bytes.
  */
 export function metadataRecord(mode: Mode, job: Job, result: { header: MessageHeaderInfo; inputBytes: number; outputBytes: number }): object {

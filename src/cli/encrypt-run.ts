@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { decryptStream, encryptStream, type MessageHeaderInfo } from '../esdk/index.ts';
 import { EsdkError } from '../esdk/errors.ts';
-import { STDIO, installPartialFileCleanup, isExistingFile, openOutput, planJobs, type Job, type Output } from './encrypt-files.ts';
+import { STDIO, installPartialFileCleanup, isExistingFile, openOutput, outputDescriptor, planJobs, type Job, type Output } from './encrypt-files.ts';
 import { checkProfile, kmsClientFor, materialsFor } from './encrypt-keyring.ts';
 import { openMetadataOutput, metadataRecord, type MetadataOutput } from './encrypt-metadata.ts';
 import { UsageError, type RunConfig } from './encrypt-options.ts';
@@ -77,7 +77,8 @@ function describeFailure(error: unknown, job: Job): string {
 
 export async function runEsdkCommand(config: RunConfig): Promise<void> {
   const plan = await planJobs(config);
-  if (config.metadataOutput === STDIO && plan.jobs.some((job) => job.target === STDIO)) throw new UsageError('--metadata-output - and --output - cannot both use stdout');
+  const metadataToStdout = config.metadataOutput === STDIO || (config.metadataOutput !== undefined && (await outputDescriptor(config.metadataOutput)) === 1);
+  if (metadataToStdout && plan.jobs.some((job) => job.target === STDIO)) throw new UsageError('--metadata-output and --output cannot both use stdout');
   if (config.frameLength === 0 && config.mode === 'encrypt' && plan.jobs.some((job) => job.size === undefined)) {
     throw new UsageError('--frame-length 0 (non-framed) needs a regular file as input: the length must be known before the first byte');
   }

@@ -469,6 +469,38 @@ describe('strongroom encrypt / decrypt', () => {
         assert.ok(back.stdout.equals(plaintext), output);
       }
       assert.deepEqual((await readdir(work)).filter((entry) => entry.endsWith('.strongroom-partial')), []);
+
+      // stderr on a pipe that Node made non-blocking, read slowly: every byte still arrives (EAGAIN is waited out).
+      const big = randomBytes(3 * 1024 * 1024);
+      await writeFile(path('fd-big.bin'), big);
+      const slow = await strongroom(['encrypt', '-i', path('fd-big.bin'), '-o', '/dev/stderr', '--key', keyArn], {
+        redirect: `2>&1 >/dev/null | (sleep 1; cat) > '${path('fd-slow.msg')}'`,
+      });
+      assert.equal(slow.code, 0, slow.stderr);
+      const slowBack = await strongroom(['decrypt', '-i', path('fd-slow.msg'), '-o', '-', '--key', keyArn]);
+      assert.equal(slowBack.code, 0, slowBack.stderr);
+      assert.ok(slowBack.stdout.equals(big));
+
+      // Metadata to /dev/stdout is stdout: it cannot share it with the data. A descriptor not given to the command is refused.
+      const both = await strongroom(['encrypt', '-i', path('fd-plain.bin'), '-o', '-', '--key', keyArn, '--metadata-output', '/dev/stdout']);
+      assert.equal(both.code, 2, both.stderr);
+      assert.match(both.stderr, /cannot both use stdout/);
+      // Descriptors 3-12 with no redirection are closed or Node's own (its event loop's): never written.
+      for (let descriptor = 3; descriptor <= 12; descriptor++) {
+        const notGiven = await strongroom(['encrypt', '-i', path('fd-plain.bin'), '-o', `/dev/fd/${descriptor}`, '--key', keyArn, '--metadata-output', path('fd-not-given.jsonl')]);
+        assert.equal(notGiven.code, 2, `/dev/fd/${descriptor}: ${notGiven.stderr}`);
+        assert.match(notGiven.stderr, new RegExp(`descriptor ${descriptor} (is not open|belongs to Node itself)`));
+      }
+      await assert.rejects(stat(path('fd-not-given.jsonl')), { code: 'ENOENT' });
+      // Metadata through a given descriptor is appended where the shell pointed it.
+      await writeFile(path('fd-meta.log'), 'FIRST\n');
+      const meta = await strongroom(['encrypt', '-i', path('fd-plain.bin'), '-o', path('fd-meta.msg'), '--key', keyArn, '--metadata-output', '/dev/fd/3', '--overwrite-metadata'], {
+        redirect: `3>> '${path('fd-meta.log')}'`,
+      });
+      assert.equal(meta.code, 0, meta.stderr);
+      const metaLines = (await readFile(path('fd-meta.log'), 'utf8')).split('\n');
+      assert.equal(metaLines[0], 'FIRST');
+      assert.equal(JSON.parse(metaLines[1]).mode, 'encrypt');
     });
 
     it('encrypts a file whose size is not what stat says (/proc), framed; plaintextLength only where needed', async () => {

@@ -186,6 +186,8 @@ describe('file planning and outputs', () => {
       assert.match(temporary, /^\..+\.[0-9a-f]{12}\.strongroom-partial$/);
       assert.ok(!temporary.includes('\uFFFD') && Buffer.from(temporary).toString() === temporary, 'cut at a character boundary');
     }
+    // A name that is itself too long is not cut: its temporary fails at once, before any work.
+    assert.ok(temporaryName('x'.repeat(256)).startsWith(`.${'x'.repeat(256)}.`));
     const target = join(dir, 'long', `${'é'.repeat(127)}a`);
     const output = await AtomicOutput.create(target, 'encrypt');
     output.stream.end('long');
