@@ -7,7 +7,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { MessageHeaderInfo } from '../esdk/index.ts';
-import { STDIO, outputDescriptor, writeFully, type Job } from './encrypt-files.ts';
+import { outputDescriptor, writeFully } from './encrypt-descriptors.ts';
+import { STDIO, type Job } from './encrypt-files.ts';
 import { hexSuiteId, suiteName, type Mode } from './encrypt-options.ts';
 import { writeStdout } from './encrypt-stdout.ts';
 
