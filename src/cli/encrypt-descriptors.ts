@@ -1,7 +1,8 @@
 /**
- * The command's own descriptors as outputs (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, so the
- * shell's `3> file` and `>(cmd)`): which path names one, whether the user may mean it, and writing
- * to it as the shell opened it.
+ * Where a write to a path lands: symbolic links followed (walkLinks), and the command's own
+ * descriptors as outputs (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, so the shell's `3> file` and
+ * `>(cmd)`): which path names one, whether the user may mean it, and writing to it as the shell
+ * opened it.
  */
 import { write } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
@@ -19,20 +20,41 @@ import { UsageError } from './encrypt-options.ts';
  */
 export async function outputDescriptor(path: string): Promise<number | undefined> {
   const own = new RegExp(`^/(?:dev|proc/(?:self|thread-self|${process.pid}))/fd/(\\d+)$`);
+  const landing = await walkLinks(path, (current) => own.test(current)).catch(() => undefined);
+  const match = landing === undefined ? null : own.exec(landing);
+  return match ? givenDescriptor(Number(match[1]), path) : undefined;
+}
+
+/**
+ * Errors that mean nothing is at a path: ENOTDIR, a part of it is a file ("file/", "file/x");
+ * ENAMETOOLONG, no file can have that name. (Writing there then fails and says why.)
+ */
+export function isAbsent(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG';
+}
+
+/**
+ * The path a write to `path` lands on: symbolic links followed (relative ones from their own
+ * directory), even a dangling last one, as a shell's `>` does, up to 40 like the kernel; or the
+ * first path on the way for which `stopAt` is true (a /proc/self/fd link is a descriptor, not a
+ * link to follow).
+ */
+export async function walkLinks(path: string, stopAt?: (current: string) => boolean): Promise<string> {
   let current = resolve(path);
   for (let hops = 0; hops < 40; hops++) {
-    const match = own.exec(current);
-    if (match) return givenDescriptor(Number(match[1]), path);
+    if (stopAt?.(current)) return current;
     let info;
     try {
       info = await lstat(current);
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (isAbsent(error)) return current;
+      throw error;
     }
-    if (!info.isSymbolicLink()) return undefined;
+    if (!info.isSymbolicLink()) return current;
     current = resolve(dirname(current), await readlink(current));
   }
-  return undefined;
+  throw Object.assign(new Error(`too many levels of symbolic links: ${path}`), { code: 'ELOOP', path });
 }
 
 /**

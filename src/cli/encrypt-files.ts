@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { rmdirSync, unlinkSync, type WriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { link, lstat, mkdir, open, readdir, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { DescriptorWriter, outputDescriptor } from './encrypt-descriptors.ts';
+import { DescriptorWriter, isAbsent, outputDescriptor, walkLinks } from './encrypt-descriptors.ts';
 import { UsageError, type Mode } from './encrypt-options.ts';
 
 export const STDIO = '-';
@@ -48,15 +48,6 @@ export interface Plan {
    * (ours or another's, maybe still being written).
    */
   skipped: { path: string; reason: string }[];
-}
-
-/**
- * Errors that mean nothing is at a path: ENOTDIR, a part of it is a file ("file/", "file/x");
- * ENAMETOOLONG, no file can have that name. (Writing there then fails and says why.)
- */
-function isAbsent(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG';
 }
 
 /** A regular file is at `path` (links followed): what --no-overwrite keeps. Not a descriptor's file: see outputDescriptor. */
@@ -134,7 +125,7 @@ async function refuseOverlaps(jobs: readonly Job[]): Promise<void> {
  * output) or its last link names no file (/dev/stdin when stdin is a pipe).
  */
 async function realPath(path: string): Promise<string> {
-  const destination = await followLinks(path);
+  const destination = await walkLinks(path);
   const missing = [basename(destination)];
   let dir = dirname(destination);
   for (;;) {
@@ -264,26 +255,6 @@ export async function openOutput(target: string, mode: Mode): Promise<Output> {
   return AtomicOutput.create(target, mode);
 }
 
-/**
- * The path a write to `path` lands on: symbolic links followed (relative ones from their own
- * directory), even a dangling last one, as a shell's `>` does. Up to 40 links, like the kernel.
- */
-async function followLinks(path: string): Promise<string> {
-  let current = resolve(path);
-  for (let hops = 0; hops < 40; hops++) {
-    let info;
-    try {
-      info = await lstat(current);
-    } catch (error) {
-      if (isAbsent(error)) return current;
-      throw error;
-    }
-    if (!info.isSymbolicLink()) return current;
-    current = resolve(dirname(current), await readlink(current));
-  }
-  throw Object.assign(new Error(`too many levels of symbolic links: ${path}`), { code: 'ELOOP', path });
-}
-
 /** A pipe or device: bytes reach the reader as they are written, there is nothing to rename or remove. */
 class DirectOutput implements Output {
   readonly atomic = false;
@@ -336,7 +307,7 @@ export class AtomicOutput implements Output {
    * plaintext: 0600. Encrypted output: 0666 less the umask.
    */
   static async create(target: string, mode: Mode): Promise<AtomicOutput> {
-    const destination = await followLinks(target);
+    const destination = await walkLinks(target);
     // Directories are made for the path the user named, never where a (dangling) link points:
     // the shell's `>` fails there too, and the user named no such directory.
     const directories = destination === resolve(target) ? await makeDirectories(dirname(destination)) : [];
